@@ -1,0 +1,210 @@
+"""One registry of every downloadable file in the project, and ``fetch`` to get one safely.
+
+Each file is a :class:`RemoteFile`: where it lives under the data root, its sha256, and the mirrors
+that serve it, tried in order. ``fetch`` returns the local path of a file that matches its sha256,
+downloading it through pooch (temporary file, hash check, atomic move, progress bar) when absent.
+
+A file whose bytes do not match is never used: a bad local copy or a bad download raises
+:class:`ChecksumError` naming the file, both hashes and the fix; when no mirror answers,
+:class:`DownloadError` lists the URLs tried and says where to put the file by hand.
+
+Other datasets add their files with :func:`register` (see the MNIST block at the bottom).
+"""
+
+from __future__ import annotations
+
+import ftplib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
+    "fetch", "local_path", "register", "sha256_of",
+]
+
+
+class DatasetFormatError(ValueError):
+    """A data file is not in the format it claims (bad magic, truncated, trailing bytes...)."""
+
+
+class ChecksumError(ValueError):
+    """A file's sha256 differs from the registered one (corrupt, truncated or wrong file)."""
+
+
+class DownloadError(OSError):
+    """No mirror could deliver a file."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file the project can download: ``<root>/<subdir>/<filename>``, served by ``mirrors``.
+
+    Each mirror is a base URL; the file's URL is the base followed by ``filename``.
+    """
+
+    dataset: str
+    filename: str
+    sha256: str
+    mirrors: tuple[str, ...]
+    subdir: str
+    size: int | None = None  # bytes, for messages only
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.filename}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [m.rstrip("/") + "/" + self.filename for m in self.mirrors]
+
+
+REGISTRY: dict[str, RemoteFile] = {}
+
+# What a failing mirror can raise through pooch: requests' errors are OSErrors, a hash mismatch is a
+# ValueError, FTP adds its own. Anything else is a bug and propagates.
+_TRANSFER_ERRORS = (OSError, ValueError) + ftplib.all_errors
+
+
+def register(dataset: str, filename: str, sha256: str, mirrors, subdir: str,
+             size: int | None = None) -> RemoteFile:
+    """Add a file to :data:`REGISTRY` under the key ``"<dataset>/<filename>"`` and return it."""
+    sha256 = sha256.lower()
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"{dataset}/{filename}: sha256 must be 64 hex digits, got {sha256!r}")
+    entry = RemoteFile(dataset, filename, sha256, tuple(mirrors), subdir, size)
+    REGISTRY[entry.key] = entry
+    return entry
+
+
+def _entry(name: str) -> RemoteFile:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise KeyError(f"no file {name!r} in the data registry; known: {known}") from None
+
+
+def local_path(name: str, root: str | Path = "data") -> Path:
+    """Where registry file ``name`` lives (or will live) under the data root."""
+    entry = _entry(name)
+    return Path(root) / entry.subdir / entry.filename
+
+
+def sha256_of(path: str | Path) -> str:
+    """sha256 hex digest of a file, read in chunks so large files need little memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(name: str, root: str | Path = "data", progress: bool = True, *, retries: int = 1) -> Path:
+    """Return the local path of registry file ``name``, downloading it first if it is absent.
+
+    A file already on disk is checked against its sha256 and raises :class:`ChecksumError` on a
+    mismatch rather than being silently replaced: it may be a copy placed by hand, and a corrupt
+    one should be noticed. Mirrors are tried in order, each ``1 + retries`` times.
+    """
+    entry = _entry(name)
+    path = local_path(name, root)
+    if path.exists():
+        actual = sha256_of(path)
+        if actual != entry.sha256:
+            raise ChecksumError(_bad_local_message(entry, path, actual))
+        return path
+    return _download(entry, path, progress, retries)
+
+
+def _download(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Path:
+    import pooch  # imported here so that reading local data never needs it
+
+    failures: list[str] = []
+    mismatches: list[tuple[str, str]] = []
+    for url in entry.urls:
+        downloader = None
+        try:
+            downloader = _HashingDownloader(url, progress)
+            fetcher = pooch.create(path=path.parent, base_url="", urls={entry.filename: url},
+                                   registry={entry.filename: "sha256:" + entry.sha256},
+                                   retry_if_failed=retries)
+            return Path(fetcher.fetch(entry.filename, downloader=downloader, progressbar=progress))
+        except _TRANSFER_ERRORS as err:  # HTTP 403/404, refused connection, bad hash...
+            got = downloader.last_sha256 if downloader else None
+            if isinstance(err, ValueError) and got and got != entry.sha256:
+                # pooch's hash check failed: the mirror served other (or cut-short) bytes
+                mismatches.append((url, got))
+                failures.append(f"{url}: sha256 mismatch, got {got}")
+            else:
+                failures.append(f"{url}: {type(err).__name__}: {err}")
+    if mismatches:
+        raise ChecksumError(_bad_download_message(entry, path, mismatches, failures))
+    raise DownloadError(_no_mirror_message(entry, path, failures))
+
+
+class _HashingDownloader:
+    """pooch's own downloader for the URL, also recording the sha256 of what it received.
+
+    pooch deletes a download whose hash is wrong, so this is how the error can report the
+    actual hash next to the expected one.
+    """
+
+    def __init__(self, url: str, progress: bool):
+        from pooch.downloaders import choose_downloader
+
+        self.inner = choose_downloader(url, progressbar=progress)
+        self.last_sha256: str | None = None
+
+    def __call__(self, url, output_file, pooch_obj, check_only=False):
+        result = self.inner(url, output_file, pooch_obj, check_only=check_only)
+        if not check_only and isinstance(output_file, (str, Path)):
+            self.last_sha256 = sha256_of(output_file)
+        return result
+
+
+def _hand_placement(entry: RemoteFile, path: Path) -> str:
+    size = f" ({entry.size:,} bytes)" if entry.size else ""
+    return (f"To place it by hand, download {entry.filename}{size} from any of those URLs on a "
+            f"machine with internet access and copy it to {path} "
+            f"(its sha256 must be {entry.sha256}).")
+
+
+def _bad_local_message(entry: RemoteFile, path: Path, actual: str) -> str:
+    return (f"{path}: sha256 checksum mismatch for {entry.key}: expected {entry.sha256}, "
+            f"found {actual}. The file is corrupt, truncated or a different file (an offline "
+            f"stand-in, perhaps). Fix: delete {path} and rerun to download it again, or replace it "
+            f"with a good copy from {entry.urls[0]}.")
+
+
+def _bad_download_message(entry, path, mismatches, failures) -> str:
+    got = "; ".join(f"{url} gave sha256 {sha}" for url, sha in mismatches)
+    return (f"{entry.filename}: sha256 checksum mismatch on download: expected {entry.sha256}; "
+            f"{got}. Nothing was written to {path}. Fix: rerun (the transfer may have been cut "
+            f"short); if it persists the mirror serves a different file, so check the mirror or "
+            f"the registered hash in drnet_lib/data/registry.py.\nAll attempts:\n  "
+            + "\n  ".join(failures) + "\n" + _hand_placement(entry, path))
+
+
+def _no_mirror_message(entry, path, failures) -> str:
+    return (f"could not download {entry.filename}: every mirror failed.\nURLs tried, in order:\n  "
+            + "\n  ".join(failures) + "\n" + _hand_placement(entry, path))
+
+
+# --- MNIST (reference/datasets.md §1.1): sha256 of the .gz files as published by tfds ------------
+
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",  # the original; often answers HTTP 403 now, so last
+)
+MNIST_SUBDIR = "MNIST/raw"  # torchvision's layout, so its MNIST(root, download=False) reads ours
+
+for _name, _sha, _size in [
+    ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9_912_422),
+    ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28_881),
+    ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1_648_877),
+    ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4_542),
+]:
+    register("mnist", _name, _sha, MNIST_MIRRORS, MNIST_SUBDIR, _size)
+del _name, _sha, _size

@@ -1,0 +1,117 @@
+"""Future-frame prediction: a pose LSTM on frozen DrNet encoders, and rollouts of any length.
+
+Training (teacher forcing, as both official codes): for a clip of ``n_past + n_future`` frames,
+the LSTM sees the true pose code of frame t and the clip's content code and predicts the pose of
+frame t+1; the loss is the per-step MSE summed over *all* transitions, conditioning steps included
+(drnet-py). The content code comes from the last observed frame (frame ``n_past - 1``).
+
+Rollout: the observed frames are fed in with their true poses; from then on each predicted pose
+is fed back. Every frame is decoded from the fixed content code (and skips) of the last observed
+frame and the predicted pose, so identity can only drift if the pose drifts out of distribution.
+
+Departures from the authors (listed in the deviations table): the frozen encoders run BatchNorm
+in eval mode by default (the authors leave them in train mode: ``lstm.bn_mode="train"``
+reproduces that), and the LSTM's ``(B, pose_dim)`` output is reshaped to the encoder's
+``(B, pose_dim, 1, 1)`` before any loss or decoding, which drnet-py's MSE silently broadcast to
+``(B, P, B, P)`` on PyTorch >= 0.4.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .config import ExperimentConfig
+from .data.moving_mnist import MovingMNIST
+from .loop import ResumableLoop
+from .models import DrNet, PoseLSTM, init_weights
+
+
+def set_frozen_mode(model: DrNet, bn_mode: str) -> None:
+    """Freeze DrNet's weights; BatchNorm uses running stats ("eval") or batch stats ("train")."""
+    if bn_mode not in ("eval", "train"):
+        raise ValueError(f"lstm.bn_mode must be 'eval' or 'train', got {bn_mode!r}")
+    model.requires_grad_(False)
+    model.train(bn_mode == "train")
+
+
+@torch.no_grad()
+def encode_sequence(model: DrNet, frames: torch.Tensor, content_index: int):
+    """frames ``(B, T, C, H, W)`` -> poses ``(B, T, dp)``, content ``(B, dc, 1, 1)`` and its skips
+    from frame ``content_index``."""
+    B, T = frames.shape[:2]
+    poses = model.encode_pose(frames.flatten(0, 1)).view(B, T, -1)
+    content, skips = model.encode_content(frames[:, content_index])
+    return poses, content, skips
+
+
+class LSTMTrainer(ResumableLoop):
+    """Trains a :class:`PoseLSTM` on pose codes of a frozen DrNet."""
+
+    name = "pose LSTM"
+    log_names = ("pose_mse",)
+
+    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST):
+        c = cfg.lstm
+        self.cfg, self.model, self.bank = cfg, model, bank
+        self.device = next(model.parameters()).device
+        torch.manual_seed(cfg.seed + 1)
+        self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers).to(self.device)
+        self.lstm.embed.apply(init_weights)   # the authors init the Linear layers only
+        self.lstm.out.apply(init_weights)
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.modules = {"lstm": self.lstm}
+        self.optimizers = {"lstm": torch.optim.Adam(self.lstm.parameters(), lr=c.lr, betas=(c.beta1, 0.999))}
+        self.iterations, self.log_every, self.checkpoint_every = c.iterations, c.log_every, c.checkpoint_every
+        self.iteration, self.wall_s, self.history = 0, 0.0, []
+        self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train", "lstm")
+
+    def step(self) -> torch.Tensor:
+        c = self.cfg.lstm
+        set_frozen_mode(self.model, c.bn_mode)
+        frames, _ = self.bank.sample_clips(c.batch_size, self.generator, c.n_past + c.n_future)
+        poses, content, _ = encode_sequence(self.model, frames, c.n_past - 1)
+        self.lstm.train()
+        predicted, _ = self.lstm(poses[:, :-1], content.flatten(1))
+        # Sum over transitions of the per-step mean squared error (drnet-py's loss, unbroadcast).
+        loss = F.mse_loss(predicted, poses[:, 1:], reduction="none").mean(dim=(0, 2)).sum()
+        opt = self.optimizers["lstm"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return (loss.detach() / (poses.shape[1] - 1)).unsqueeze(0)  # logged: mean per-step MSE
+
+
+def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, checkpoint_path=None,
+               resume: bool = True, progress: bool = True) -> LSTMTrainer:
+    """Train (or finish training) the pose LSTM; returns the trainer holding ``.lstm``."""
+    return LSTMTrainer(cfg, model, bank).run(checkpoint_path, resume, progress)
+
+
+@torch.no_grad()
+def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
+            bn_mode: str = "eval") -> torch.Tensor:
+    """Generate ``steps`` frames after the observed ones.
+
+    Args:
+        observed: ``(B, n_past, C, H, W)`` real frames.
+    Returns:
+        ``(B, steps, C, H, W)`` generated frames; frame i is the prediction for time n_past + i.
+    """
+    if bn_mode not in ("eval", "train"):
+        raise ValueError(f"bn_mode must be 'eval' or 'train', got {bn_mode!r}")
+    was_training = model.training, lstm.training
+    model.train(bn_mode == "train")
+    lstm.eval()
+    n_past = observed.shape[1]
+    poses, content, skips = encode_sequence(model, observed, n_past - 1)
+    content_vec = content.flatten(1)
+    predicted, state = lstm(poses, content_vec)       # teacher-forced through the observed frames
+    pose = predicted[:, -1:]                          # prediction for frame n_past
+    frames = []
+    for _ in range(steps):
+        frames.append(model.decode(content, skips, pose.reshape(*pose.shape[:1], -1, 1, 1)))
+        pose, state = lstm(pose, content_vec, state)
+    model.train(was_training[0])
+    lstm.train(was_training[1])
+    return torch.stack(frames, dim=1)

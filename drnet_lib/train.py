@@ -1,0 +1,153 @@
+"""DrNet training: one scene-discriminator step, then one joint encoder/decoder step, per batch.
+
+Each iteration draws one batch of clips and renders only the frames it uses (per clip):
+
+    column 0  x_c   content frame (frame 0 of the clip)
+    column 1  x_c'  similarity target (content code of another frame, no gradient)
+    column 2  x_p   reconstruction target; its pose code gets the adversarial gradient
+    column 3  x_p'  partner pose for the adversarial term (same clip, no gradient)
+    column 4  x_d   second frame of the discriminator's pair (first one is column 0)
+
+``pair_sampling="random"`` draws columns 1-4 independently and uniformly from frames
+``1 .. clip_length-1`` (the paper's random offsets, as the Lua code and early drnet-py do);
+``"fixed"`` uses frames 0, 1, 2, 3 and a discriminator pair (0, 1), as drnet-py HEAD does.
+
+Training resumes from the last checkpoint with no lost work: the checkpoint holds the networks,
+the four optimisers, the data generator's RNG state and the loss history, so on the CPU an
+interrupted run and an uninterrupted one end with identical weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import losses
+from .config import ExperimentConfig
+from .data.moving_mnist import MovingMNIST
+from .data.mnist import load_digits
+from .loop import ResumableLoop
+from .models import DrNet
+
+LOSS_NAMES = ("reconstruction", "similarity", "pose_adversarial", "discriminator_bce", "discriminator_accuracy")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> cuda if available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST:
+    images, labels = load_digits(cfg.data.source, "train", cfg.data.root)
+    return MovingMNIST(images, labels, cfg.data, cfg.model, device)
+
+
+def sample_frame_times(batch: int, clip_length: int, mode: str, generator: torch.Generator,
+                       device) -> torch.Tensor:
+    """``(B, 5)`` frame indices for the columns described in the module docstring."""
+    if mode == "random":
+        times = torch.randint(1, clip_length, (batch, 5), generator=generator, device=device)
+        times[:, 0] = 0
+        return times
+    if mode == "fixed":
+        return torch.tensor([0, 1, 2, 3, 1], device=device).expand(batch, 5)
+    raise ValueError(f"pair_sampling must be 'random' or 'fixed', got {mode!r}")
+
+
+class DrNetTrainer(ResumableLoop):
+    """Owns the networks, optimisers, data generator and history of one DrNet run."""
+
+    name = "DrNet"
+    log_names = LOSS_NAMES
+
+    def __init__(self, cfg: ExperimentConfig, device="auto", bank: MovingMNIST | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(device)
+        torch.manual_seed(cfg.seed)  # weight init
+        self.model = DrNet(cfg.model).to(self.device)
+        self.bank = bank or make_train_bank(cfg, self.device)
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
+        t = cfg.train
+        adam = lambda params: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, 0.999))
+        m = self.model
+        self.optimizers = {
+            "content_encoder": adam(m.content_encoder.parameters()),
+            "pose_encoder": adam(m.pose_encoder.parameters()),
+            "decoder": adam(m.decoder.parameters()),
+            "scene_discriminator": adam(m.scene_discriminator.parameters()),
+        }
+        self.modules = {"drnet": self.model}
+        self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
+        self.iteration, self.wall_s, self.history = 0, 0.0, []
+        self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train")
+
+    # -- one iteration -------------------------------------------------------------------------
+    def discriminator_step(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train C on detached pose codes of frames (0, d): first half same clip, second half a
+        derangement of the partners (different clips). Returns its BCE and accuracy (tensors)."""
+        m, B = self.model, frames.shape[0]
+        with torch.no_grad():
+            pose_a = m.encode_pose(frames[:, 0])
+            pose_b = m.encode_pose(frames[:, 4])
+        half = B // 2
+        shuffled = half + losses.derangement(B - half, self.generator, self.device)
+        pose_b = torch.cat([pose_b[:half], pose_b[shuffled]])
+        is_same = torch.cat([torch.ones(half, device=self.device), torch.zeros(B - half, device=self.device)])
+        prob = m.scene_discriminator(pose_a, pose_b)
+        bce = losses.discriminator_loss(prob, is_same)
+        opt = self.optimizers["scene_discriminator"]
+        opt.zero_grad(set_to_none=True)
+        bce.backward()
+        opt.step()
+        accuracy = ((prob.detach() > 0.5).float() == is_same).float().mean()
+        return bce.detach(), accuracy
+
+    def main_step(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One joint step of E_c, E_p and D on rec + alpha*sim + beta*adv; C is held fixed."""
+        m, t = self.model, self.cfg.train
+        content, skips = m.encode_content(frames[:, 0])
+        with torch.no_grad():  # targets: no graph is built for them (same values as .detach())
+            content_target = m.encode_content(frames[:, 1])[0]
+            pose_partner = m.encode_pose(frames[:, 3])
+        pose = m.encode_pose(frames[:, 2])
+        rec = losses.reconstruction_loss(m.decode(content, skips, pose), frames[:, 2])
+        sim = losses.similarity_loss(content, content_target)
+        loss = rec + t.similarity_weight * sim
+        if t.adversarial_weight > 0:
+            m.scene_discriminator.requires_grad_(False)  # C is not trained by this term
+            adv = losses.pose_adversarial_loss(m.scene_discriminator(pose, pose_partner))
+            m.scene_discriminator.requires_grad_(True)
+            loss = loss + t.adversarial_weight * adv
+        else:  # beta = 0: the ablation without the adversarial loss; still log C's view
+            with torch.no_grad():
+                adv = losses.pose_adversarial_loss(m.scene_discriminator(pose, pose_partner))
+        names = ("content_encoder", "pose_encoder", "decoder")
+        for n in names:
+            self.optimizers[n].zero_grad(set_to_none=True)
+        loss.backward()
+        for n in names:
+            self.optimizers[n].step()
+        return rec.detach(), sim.detach(), adv.detach()
+
+    def step(self) -> torch.Tensor:
+        """One iteration; returns the 5 logged quantities as one device tensor (no host sync)."""
+        B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
+        factors = self.bank.sample_factors(B, self.generator, T)
+        times = sample_frame_times(B, T, self.cfg.train.pair_sampling, self.generator, self.device)
+        frames = self.bank.render(factors, times)                      # (B, 5, C, H, W)
+        self.model.train()
+        d_bce, d_acc = self.discriminator_step(frames)                 # C first, as the authors do
+        rec, sim, adv = self.main_step(frames)
+        return torch.stack([rec, sim, adv, d_bce, d_acc])
+
+def train_drnet(cfg: ExperimentConfig, device="auto", checkpoint_path: str | Path | None = None,
+                resume: bool = True, progress: bool = True) -> DrNetTrainer:
+    """Train (or finish training) DrNet for ``cfg``; returns the trainer with the final weights.
+
+    With ``resume=True`` and an existing checkpoint, training continues where it stopped; a run
+    whose checkpoint is already complete returns at once.
+    """
+    return DrNetTrainer(cfg, device).run(checkpoint_path, resume, progress)
