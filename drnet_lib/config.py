@@ -190,3 +190,18 @@ def config_from_dict(d: dict) -> ExperimentConfig:
                 values[f.name] = tuple(values[f.name])
         parts[name] = cls(**values)
     return ExperimentConfig(**top, **parts)
+
+
+def differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> list[tuple[str, object, object]]:
+    """Settings where ``cfg`` differs from ``reference``: ``[(dotted key, cfg value, reference value)]``.
+
+    The MNIST chapter prints this for the cpu profile against the paper profile, so the list of
+    differences in the book is generated from the configuration itself.
+    """
+    a, b = cfg.to_dict(), reference.to_dict()
+    rows = []
+    for section in ("model", "data", "train", "lstm", "eval"):
+        for key, value in a[section].items():
+            if value != b[section][key]:
+                rows.append((f"{section}.{key}", value, b[section][key]))
+    return rows

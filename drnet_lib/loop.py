@@ -22,7 +22,8 @@ class ResumableLoop:
     generator, modules (dict of nn.Module), optimizers (dict)`` and implement ``step()``."""
 
     iteration: int = 0
-    wall_s: float = 0.0
+    wall_s: float = 0.0          # training time of this run, summed over every resumed session
+    resumed_wall_s: float = 0.0  # the part of wall_s spent before this process resumed
     name = "train"
 
     def step(self) -> torch.Tensor:  # pragma: no cover - abstract
@@ -94,6 +95,7 @@ class ResumableLoop:
         if not path.exists():
             return False
         self.load_state_dict(load_checkpoint(path, self.fingerprint))
+        self.resumed_wall_s = self.wall_s
         return True
 
     def run(self, checkpoint_path=None, resume: bool = True, progress: bool = True):

@@ -40,9 +40,18 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST:
-    images, labels = load_digits(cfg.data.source, "train", cfg.data.root)
+def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST:
+    """Moving MNIST over the ``split`` ("train" or "test") digits of the configured source."""
+    images, labels = load_digits(cfg.data.source, split, cfg.data.root)
     return MovingMNIST(images, labels, cfg.data, cfg.model, device)
+
+
+def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST:
+    return make_bank(cfg, "train", device)
+
+
+def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST:
+    return make_bank(cfg, "test", device)
 
 
 def sample_frame_times(batch: int, clip_length: int, mode: str, generator: torch.Generator,
@@ -83,6 +92,9 @@ class DrNetTrainer(ResumableLoop):
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
         self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train")
+
+    def extra_state(self) -> dict:
+        return {"config": self.cfg.to_dict()}
 
     # -- one iteration -------------------------------------------------------------------------
     def discriminator_step(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,3 +163,9 @@ def train_drnet(cfg: ExperimentConfig, device="auto", checkpoint_path: str | Pat
     whose checkpoint is already complete returns at once.
     """
     return DrNetTrainer(cfg, device).run(checkpoint_path, resume, progress)
+
+
+def checkpoint_paths(cfg: ExperimentConfig, checkpoint_dir="checkpoints") -> tuple[Path, Path]:
+    """Where a run keeps its DrNet and LSTM checkpoints: ``<dir>/<profile>/<experiment>_seed<k>/``."""
+    run = Path(checkpoint_dir) / cfg.profile / f"{cfg.experiment}_seed{cfg.seed}"
+    return run / "drnet.pt", run / "lstm.pt"

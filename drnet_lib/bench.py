@@ -1,0 +1,104 @@
+"""``drnet bench``: seconds per training iteration and data throughput, as JSON.
+
+For each (experiment, profile) it times one full DrNet iteration (one scene-discriminator step
+plus one encoder/decoder step, data generation included) as the median of several after warm-up,
+one pose-LSTM iteration, and Moving MNIST batches per second; it counts the FLOPs of one
+iteration with ``torch.utils.flop_counter`` and measures the same device's fp32 matmul rate in
+the same run, so achieved/peak is a ratio measured together, not a guess. Timings are synced
+(``torch.cuda.synchronize``) on GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import PROFILES, get_config
+from .predict import LSTMTrainer
+from .train import DrNetTrainer, resolve_device
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(fn, device, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_flops_per_s(device, n: int = 2048, repeats: int = 5) -> float:
+    """fp32 dense matmul rate of this device (FLOP/s), the practical peak we compare against."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    return 2 * n**3 / _median_seconds(lambda: a @ b, device, repeats, warmup=2)
+
+
+def peak_memory_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmup: int = 3,
+                 peak_flops: float | None = None) -> dict:
+    cfg = get_config(experiment, profile)
+    trainer = DrNetTrainer(cfg, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    step_s = _median_seconds(trainer.step, device, repeats, warmup)
+    with FlopCounterMode(display=False) as counter:
+        trainer.step()
+    flops = counter.get_total_flops()
+    bank, g, B = trainer.bank, trainer.generator, cfg.train.batch_size
+    data_s = _median_seconds(lambda: bank.sample_clips(B, g), device, repeats, warmup)
+    lstm = LSTMTrainer(cfg, trainer.model, bank)
+    lstm_s = _median_seconds(lstm.step, device, max(3, repeats // 2), 1)
+    return {
+        "experiment": experiment, "profile": profile,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "batch_size": B, "image_size": cfg.model.image_size, "content_model": cfg.model.content_model,
+        "train_step_s": round(step_s, 5),
+        "lstm_step_s": round(lstm_s, 5),
+        "data_batches_per_s": round(1 / data_s, 2),
+        "data_clip_length": cfg.data.clip_length,
+        "flops_per_step": flops,
+        "achieved_tflops": round(flops / step_s / 1e12, 4),
+        "matmul_peak_tflops": round(peak_flops / 1e12, 4) if peak_flops else None,
+        "fraction_of_matmul_peak": round(flops / step_s / peak_flops, 4) if peak_flops else None,
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+    }
+
+
+def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10, as_json: bool = True,
+              stream=sys.stdout) -> list[dict]:
+    device = resolve_device(device)
+    experiments = experiments or sorted(PROFILES)
+    rows = []
+    peak = matmul_flops_per_s(device)
+    for e in experiments:
+        for p in profiles or ("paper", "cpu"):
+            row = bench_config(e, p, device, repeats=repeats, peak_flops=peak)
+            rows.append(row)
+            if as_json:
+                print(json.dumps(row), file=stream, flush=True)
+            else:
+                print(f"{e:<8}{p:<7}{row['device']:<10} {row['train_step_s']*1000:9.1f} ms/iter "
+                      f"{row['data_batches_per_s']:8.1f} batches/s  {row['achieved_tflops']:.3f} TFLOP/s "
+                      f"({row['fraction_of_matmul_peak']:.1%} of matmul)", file=stream, flush=True)
+    return rows

@@ -1,0 +1,55 @@
+"""The paper's claims this study tests, each tied to a metric and the goal we set for it.
+
+Goals are the study's own pass marks (from the project's issue for each experiment), not numbers
+from the paper: the paper reports no figures for these measurements. A verdict is computed from
+a results JSON, never typed by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str            # metric key in the results JSON (``a.b`` addresses a per-step dict entry)
+    claim: str          # what the paper says, in our words
+    goal: float
+    higher_is_better: bool = True
+
+    def met(self, value: float) -> bool:
+        return value >= self.goal if self.higher_is_better else value <= self.goal
+
+    def describe(self, value: float) -> str:
+        sign = ">=" if self.higher_is_better else "<="
+        verdict = "supported" if self.met(value) else "NOT supported"
+        return f"{verdict:>13}: {self.claim} ({self.key} = {value:.3f}, goal {sign} {self.goal})"
+
+
+MNIST_CLAIMS = (
+    Claim("probe.content_to_identity", "the content code carries the digits' identity", 0.90),
+    Claim("probe.pose_to_identity", "the pose code carries no digit identity (chance 0.1)", 0.25, False),
+    Claim("probe.pose_to_position_r2", "the pose code carries the digits' positions", 0.80),
+    Claim("swap.identity_accuracy", "decoding content of clip a with pose of clip b shows a's digits", 0.85),
+    Claim("rollout.identity_accuracy.500", "500 predicted frames later the digits are still recognisable", 0.70),
+)
+
+CLAIMS = {"mnist": MNIST_CLAIMS}
+
+
+def lookup(metrics: dict, key: str):
+    """``metrics[key]``, or ``metrics[head][tail]`` for per-step keys like ``rollout.identity_accuracy.500``."""
+    if key in metrics:
+        return metrics[key]
+    head, _, tail = key.rpartition(".")
+    table = metrics[head]
+    return table[tail] if tail in table else table[int(tail)]
+
+
+def verdicts(experiment: str, metrics: dict) -> list[tuple[Claim, float, bool]]:
+    """``[(claim, value, met)]`` for every claim of ``experiment`` found in ``metrics``."""
+    rows = []
+    for c in CLAIMS.get(experiment, ()):
+        value = float(lookup(metrics, c.key))
+        rows.append((c, value, c.met(value)))
+    return rows

@@ -1,0 +1,131 @@
+"""The ``drnet`` command: train, reproduce, bench, data prepare.
+
+    drnet train --experiment mnist --profile cpu --seed 0 [--resume|--no-resume] [--set train.iterations=500]
+    drnet reproduce --profile cpu --experiments mnist --seeds 0 1 2 [--force]
+    drnet bench [--device cpu|cuda] [--profiles paper cpu] [--json]
+    drnet data prepare mnist --source embedded|real [--root data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .results import REPO_ROOT
+
+
+def _parse_set(items: list[str]) -> dict:
+    """``key=value`` pairs; values are parsed as JSON where possible (numbers, lists, booleans)."""
+    out = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value (e.g. train.iterations=500), got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def cmd_train(args) -> int:
+    from .config import get_config
+    from .predict import train_lstm
+    from .train import checkpoint_paths, train_drnet
+
+    cfg = get_config(args.experiment, args.profile, args.seed, _parse_set(args.set), data_source=args.data_source)
+    drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir)
+    print(f"DrNet checkpoint: {drnet_ckpt}")
+    trainer = train_drnet(cfg, args.device, drnet_ckpt, resume=args.resume)
+    print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
+    if not args.skip_lstm:
+        print(f"LSTM checkpoint: {lstm_ckpt}")
+        lstm = train_lstm(cfg, trainer.model, trainer.bank, lstm_ckpt, resume=args.resume)
+        print(f"pose LSTM: {lstm.iteration} iterations, {lstm.wall_s / 60:.1f} min")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    outcomes = reproduce(args.experiments, args.seeds, args.profile, args.results_dir, args.device,
+                         args.data_source, force=args.force)
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    run_bench(args.experiments, args.profiles, args.device, args.repeats, as_json=args.json)
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data import mnist
+
+    if args.dataset != "mnist":
+        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist")
+    print(json.dumps(mnist.prepare(args.source, args.root), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="drnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train DrNet and its pose LSTM (resumable)")
+    t.add_argument("--experiment", default="mnist")
+    t.add_argument("--profile", default="cpu")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--data-source", default="embedded", choices=["embedded", "real"])
+    t.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints")
+    t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from the last checkpoint (default); --no-resume starts over")
+    t.add_argument("--skip-lstm", action="store_true")
+    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override settings, e.g. train.iterations=500")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("reproduce", help="run experiment notebooks through papermill into results/")
+    r.add_argument("--profile", default="cpu")
+    r.add_argument("--experiments", nargs="+", default=["mnist"])
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--device", default="auto")
+    r.add_argument("--data-source", default="embedded", choices=["embedded", "real"])
+    r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--force", action="store_true", help="rerun even where results exist")
+    g.add_argument("--skip-existing", action="store_true", help="skip runs whose results exist (default)")
+    r.set_defaults(func=cmd_reproduce)
+
+    b = sub.add_parser("bench", help="time training iterations and data generation (JSON lines)")
+    b.add_argument("--device", default="auto")
+    b.add_argument("--experiments", nargs="+")
+    b.add_argument("--profiles", nargs="+")
+    b.add_argument("--repeats", type=int, default=10)
+    b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True)
+    b.set_defaults(func=cmd_bench)
+
+    d = sub.add_parser("data", help="dataset utilities")
+    dsub = d.add_subparsers(dest="action", required=True)
+    prep = dsub.add_parser("prepare", help="download (real) or check (embedded) a dataset")
+    prep.add_argument("dataset")
+    prep.add_argument("--source", default="embedded", choices=["embedded", "real"])
+    prep.add_argument("--root", default="data")
+    prep.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        print(f"drnet {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

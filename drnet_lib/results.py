@@ -1,0 +1,112 @@
+"""The results contract: ``results/<profile>/<experiment>_seed<k>.json``, written atomically.
+
+Each file holds the experiment, profile, seed, data source, every setting, the metrics and the
+provenance of the run (git commit and whether the tree was dirty, library versions, device, wall
+time, finish time). The book and the tests read only these files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import atomic_write
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def device_name(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(device, wall_s: float) -> dict:
+    from . import __version__
+
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+        "drnet_lib": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "device": device_name(device),
+        "wall_s": round(float(wall_s), 1),
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _plain(value):
+    """JSON-safe copy: numpy/torch scalars to floats, tuples to lists, int dict keys to str."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def results_path(results_dir, profile: str, experiment: str, seed: int) -> Path:
+    return Path(results_dir) / profile / f"{experiment}_seed{seed}.json"
+
+
+def write_results(results_dir, cfg, metrics: dict, device, wall_s: float, extra: dict | None = None) -> Path:
+    """Write the results JSON of one run; returns its path."""
+    record = {
+        "experiment": cfg.experiment, "profile": cfg.profile, "seed": cfg.seed,
+        "data_source": cfg.data.source, "config": cfg.to_dict(), "metrics": metrics,
+        "provenance": provenance(device, wall_s), **(extra or {}),
+    }
+    text = json.dumps(_plain(record), indent=2, sort_keys=False) + "\n"
+    path = results_path(results_dir, cfg.profile, cfg.experiment, cfg.seed)
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def read_results(path) -> dict:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no results at {path}: run `drnet reproduce` for this experiment") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"results file {path} is not valid JSON ({err}); rerun the experiment with --force") from err
+
+
+def load_runs(results_dir, profile: str, experiment: str) -> list[dict]:
+    """All seeds' results of one experiment and profile, sorted by seed."""
+    paths = sorted(Path(results_dir, profile).glob(f"{experiment}_seed*.json"))
+    return sorted((read_results(p) for p in paths), key=lambda r: r["seed"])
+
+
+def summarize(values) -> dict:
+    """Mean, sample std and a 95% t-interval of per-seed values (n = number of seeds)."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    n = len(x)
+    mean = float(x.mean()) if n else float("nan")
+    std = float(x.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "std": std, "ci95": (mean - half, mean + half)}
+

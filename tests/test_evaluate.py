@@ -1,0 +1,254 @@
+"""Tests of drnet_lib.evaluate: probes, judge, swaps, rollouts, PSNR/SSIM (smoke profile, seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+from torch import nn
+
+from drnet_lib.config import get_config
+from drnet_lib.data.mnist import load_digits
+from drnet_lib.data.moving_mnist import ClipFactors, MovingMNIST, frozen_test_factors
+from drnet_lib.evaluate import (
+    PSNR_CAP_DB, channel_centroids, encode_clips, fit_probes, frame_metrics, judge_accuracy,
+    judge_predict, rollout_identity, sample_swap_pairs, swap_scores, train_judge,
+)
+
+JUDGE_ITERATIONS, JUDGE_BATCH = 150, 16  # ~3-4 s on one busy core; about 0.75 on test frames
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The machine is shared with training runs; two intra-op threads competing with them were
+    # measured ~4x slower than one.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return get_config("mnist", "smoke")
+
+
+@pytest.fixture(scope="module")
+def banks(cfg):
+    train = MovingMNIST(*load_digits("embedded", "train"), cfg.data, cfg.model)
+    test = MovingMNIST(*load_digits("embedded", "test"), cfg.data, cfg.model)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def test_factors(banks):
+    return frozen_test_factors(banks[1], 32, seed=1234)
+
+
+@pytest.fixture(scope="module")
+def model(cfg):
+    from drnet_lib.models import DrNet
+    torch.manual_seed(0)
+    return DrNet(cfg.model)
+
+
+@pytest.fixture(scope="module")
+def judge(banks):
+    return train_judge(banks[0], JUDGE_ITERATIONS, JUDGE_BATCH, torch.Generator().manual_seed(0))
+
+
+# -- (a) encode_clips -----------------------------------------------------------------------------
+def test_encode_clips_shapes_eval_mode_and_restore(model, banks, test_factors, cfg):
+    bank, factors = banks[1], test_factors.subset(slice(0, 8))
+    times = torch.tensor([0, 5, 10])
+    model.train()
+    bn = model.content_encoder.stages[0][1]
+    running = bn.running_mean.clone()
+    out = encode_clips(model, bank, factors, times, batch_size=3)  # batches not dividing N
+    assert model.training, "encode_clips must restore train mode"
+    assert torch.equal(bn.running_mean, running), "BatchNorm statistics moved: not in eval mode"
+    dc, dp, D = cfg.model.content_dim, cfg.model.pose_dim, cfg.data.num_digits
+    skip_widths = sum(s.shape[1] for s in model.encode_content(bank.render(factors, times[:1])[:, 0])[1])
+    assert out["content"].shape == (24, dc) and out["pose"].shape == (24, dp)
+    assert out["content_pooled_skips"].shape == (24, dc + skip_widths)
+    np.testing.assert_array_equal(out["content_pooled_skips"][:, :dc], out["content"])
+    np.testing.assert_array_equal(out["labels"], factors.labels.repeat_interleave(3, 0).numpy())
+    assert out["centers"].shape == (24, D * 2)
+    # Row i*K + k is clip i at times[k]: check clip 2, time 10 against a direct computation.
+    row = 2 * 3 + 2
+    np.testing.assert_allclose(out["centers"][row], bank.centers(factors, times)[2, 2].flatten().numpy())
+    model.eval()
+    with torch.no_grad():
+        frame = bank.render(factors.subset(slice(2, 3)), times[2:])[:, 0]
+        np.testing.assert_allclose(out["pose"][row], model.encode_pose(frame).flatten().numpy(), atol=1e-5)
+    encode_clips(model, bank, factors, times)
+    assert not model.training, "encode_clips must leave an eval-mode model in eval mode"
+
+
+def test_encode_then_probe_runs_end_to_end(model, banks, test_factors):
+    train_f = banks[0].sample_factors(48, torch.Generator().manual_seed(3))
+    times = torch.tensor([0, 7])
+    res = fit_probes(encode_clips(model, banks[0], train_f, times),
+                     encode_clips(model, banks[1], test_factors, times))
+    assert len(res) == 7 and all(np.isfinite(v) for v in res.values())
+    assert all(0 <= res[f"probe.{r}_to_identity"] <= 1 for r in ("content", "pose", "content_skips"))
+
+
+# -- (b) probes on synthetic codes -----------------------------------------------------------------
+def synthetic_codes(n: int, rng: np.random.Generator) -> dict:
+    """'content' carries the labels (one-hot + noise), 'pose' only the centres (+ noise)."""
+    labels = rng.integers(0, 10, size=(n, 2))
+    centers = rng.uniform(7.5, 23.5, size=(n, 4))
+    onehot = np.concatenate([np.eye(10)[labels[:, d]] for d in range(2)], axis=1)
+    content = onehot + 0.2 * rng.standard_normal((n, 20))
+    pose = np.concatenate([centers / 8 + 0.05 * rng.standard_normal((n, 4)),
+                           rng.standard_normal((n, 4))], axis=1)
+    skips = np.concatenate([content, rng.standard_normal((n, 12))], axis=1)
+    return {"content": content, "pose": pose, "content_pooled_skips": skips,
+            "labels": labels, "centers": centers}
+
+
+def test_fit_probes_reads_the_right_block():
+    rng = np.random.default_rng(0)
+    res = fit_probes(synthetic_codes(800, rng), synthetic_codes(400, rng))
+    assert res["probe.content_to_identity"] > 0.9
+    assert res["probe.content_skips_to_identity"] > 0.9
+    assert res["probe.pose_to_identity"] < 0.25          # chance 0.1
+    assert abs(res["probe.identity_chance"] - 0.1) < 0.08
+    assert res["probe.pose_to_position_r2"] > 0.9
+    assert res["probe.content_to_position_r2"] < 0.1
+    assert res["probe.content_skips_to_position_r2"] < 0.1
+
+
+# -- (c) the judge ---------------------------------------------------------------------------------
+def test_judge_beats_chance_on_test_digits(judge, banks, test_factors):
+    assert not judge.training
+    acc = judge_accuracy(judge, banks[1], test_factors, torch.arange(0, 20, 4))
+    assert acc >= 0.6, f"judge accuracy {acc:.3f} on held-out digits (chance 0.1)"
+
+
+def test_judge_predict_shape_and_any_size(judge):
+    out = judge_predict(judge, torch.rand(5, 3, 64, 64), num_digits=2)
+    assert out.shape == (5, 2) and out.dtype == torch.int64
+    assert judge_predict(judge, torch.rand(2, 3, 16, 16), num_digits=2).shape == (2, 2)
+
+
+# -- (d) swaps ---------------------------------------------------------------------------------------
+class FakeSwapModel(nn.Module):
+    """Recognises its input among the frames of the test clips and passes (clip, time) through the
+    codes; decode renders the digits of the content clip (``"ideal"``) or of the pose clip
+    (``"leaky"``) at the pose clip's positions, or the content clip at its own pose (``"frozen"``)."""
+
+    def __init__(self, bank: MovingMNIST, factors: ClipFactors, mode: str):
+        super().__init__()
+        self.bank, self.factors, self.mode = bank, factors, mode
+        self.T = factors.positions.shape[1]
+        table = bank.render(factors, torch.arange(self.T)).flatten(0, 1).flatten(1).double()
+        self.w = torch.randn(table.shape[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        self.keys, self.table = table @ self.w, table
+        self.modes_seen = []
+
+    def _index(self, x):
+        self.modes_seen.append(self.training)
+        idx = (x.flatten(1).double() @ self.w)[:, None].sub(self.keys).abs().argmin(1)
+        assert torch.equal(self.table[idx].float(), x.flatten(1)), "fake: frame not found"
+        return idx.double().view(-1, 1, 1, 1)
+
+    def encode_content(self, x):
+        return self._index(x), []
+
+    def encode_pose(self, x):
+        return self._index(x)
+
+    def decode(self, content, skips, pose):
+        a, b = content.flatten().long(), pose.flatten().long()
+        digits = b // self.T if self.mode == "leaky" else a // self.T
+        where = a if self.mode == "frozen" else b
+        f = self.factors
+        mixed = ClipFactors(f.digit_index[digits], f.labels[digits], f.positions[where // self.T],
+                            f.front[digits])
+        return self.bank.render(mixed, (where % self.T)[:, None])[:, 0]
+
+
+def test_swap_scores_on_identity_preserving_fake(judge, banks, test_factors):
+    bank = banks[1]
+    fake = FakeSwapModel(bank, test_factors, "ideal").train()
+    res = swap_scores(fake, bank, test_factors, judge, pairs=64, generator=torch.Generator().manual_seed(5))
+    assert fake.training and fake.modes_seen and not any(fake.modes_seen)
+    # Recompute the composite frames from the same pairs: the score is the judge's accuracy on them.
+    a, b, t_a, t_b = sample_swap_pairs(len(test_factors), 64, 20, torch.Generator().manual_seed(5))
+    assert torch.all(a != b)
+    f = test_factors
+    mixed = ClipFactors(f.digit_index[a], f.labels[a], f.positions[b], f.front[a])
+    comp = bank.render(mixed, t_b[:, None])[:, 0]
+    expected = (judge_predict(judge, comp, 2) == f.labels[a]).float().mean().item()
+    assert res["swap.identity_accuracy"] == pytest.approx(expected)
+    assert res["swap.identity_accuracy"] >= 0.6
+    assert res["swap.identity_follows_b"] < 0.35
+    assert res["swap.position_error_px"] < 4.0 and res["swap.empty_channel_fraction"] == 0.0
+    assert res["swap.position_error_px_real"] < 4.0
+
+
+def test_swap_scores_detect_leaky_and_frozen_fakes(judge, banks, test_factors):
+    bank, g = banks[1], (lambda: torch.Generator().manual_seed(5))
+    ideal = swap_scores(FakeSwapModel(bank, test_factors, "ideal"), bank, test_factors, judge, 64, g())
+    leaky = swap_scores(FakeSwapModel(bank, test_factors, "leaky"), bank, test_factors, judge, 64, g())
+    frozen = swap_scores(FakeSwapModel(bank, test_factors, "frozen"), bank, test_factors, judge, 64, g())
+    assert leaky["swap.identity_follows_b"] > 0.6 and leaky["swap.identity_accuracy"] < 0.35
+    assert frozen["swap.position_error_px"] > ideal["swap.position_error_px"] + 3.0
+
+
+def test_channel_centroids():
+    x = torch.zeros(1, 3, 8, 8)
+    x[0, 0, 3, 5] = 1.0
+    cent, empty = channel_centroids(x, 2)
+    assert cent[0, 0].tolist() == [3.0, 5.0] and cent[0, 1].tolist() == [3.5, 3.5]
+    assert empty.tolist() == [[False, True]]
+    hazy = x + 0.2  # a uniform haze is removed by the median subtraction
+    assert channel_centroids(hazy, 1)[0][0, 0].tolist() == [3.0, 5.0]
+
+
+# -- (e) frame metrics -----------------------------------------------------------------------------
+def test_frame_metrics_identical_noisy_and_exact(banks, test_factors):
+    truth = banks[1].render(test_factors.subset(slice(0, 3)), torch.arange(4))   # (3, 4, 3, 32, 32)
+    same = frame_metrics(truth, truth.clone())
+    assert same["psnr"].shape == (4,) and same["ssim"].shape == (4,)
+    np.testing.assert_array_equal(same["psnr"], PSNR_CAP_DB)
+    np.testing.assert_allclose(same["ssim"], 1.0, atol=1e-9)
+    g = torch.Generator().manual_seed(0)
+    sigma = torch.tensor([0.02, 0.05, 0.1, 0.2]).view(1, 4, 1, 1, 1)  # noise grows with the step
+    noisy = frame_metrics(truth + sigma * torch.randn(truth.shape, generator=g), truth)
+    assert np.all(np.diff(noisy["psnr"]) < 0) and np.all(np.diff(noisy["ssim"]) < 0)
+    assert noisy["psnr"].max() < 40 and noisy["ssim"].max() < 1
+    shifted = frame_metrics(truth + 0.1, truth)  # MSE exactly 0.01 -> 20 dB
+    np.testing.assert_allclose(shifted["psnr"], 20.0, atol=1e-4)
+    # The pinned SSIM: skimage, data_range=1, channels first, averaged over clips per step.
+    pred = (truth + 0.1 * torch.randn(truth.shape, generator=g)).double().numpy()
+    direct = np.mean([structural_similarity(truth[i, 2].double().numpy(), pred[i, 2], channel_axis=0,
+                                            data_range=1) for i in range(3)])
+    assert frame_metrics(torch.from_numpy(pred), truth)["ssim"][2] == pytest.approx(direct)
+
+
+def test_frame_metrics_small_frames_and_bad_shapes():
+    x = torch.rand(2, 3, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    assert frame_metrics(x, x)["ssim"] == pytest.approx([1.0] * 3)
+    with pytest.raises(ValueError):
+        frame_metrics(x[0], x[0])
+
+
+# -- (f) rollouts ----------------------------------------------------------------------------------
+def test_rollout_identity_matches_judge_accuracy_on_real_frames(judge, banks, test_factors):
+    bank, steps = banks[1], [1, 10, 20]
+    # Every frame shows other clips' digits except the checked steps, so reading the wrong frame
+    # (an off-by-one in the 1-indexing) drops the accuracy towards chance.
+    other = test_factors.subset(torch.roll(torch.arange(len(test_factors)), 1))
+    frames = bank.render(other, torch.arange(20))
+    idx = torch.tensor(steps) - 1
+    frames[:, idx] = bank.render(test_factors, idx)
+    res = rollout_identity(judge, frames, test_factors.labels, steps)
+    assert list(res) == steps
+    for step, acc in res.items():
+        assert acc == pytest.approx(judge_accuracy(judge, bank, test_factors, torch.tensor([step - 1])))
+    with pytest.raises(ValueError):
+        rollout_identity(judge, frames, test_factors.labels, [0])

@@ -1,0 +1,191 @@
+"""Figures of drnet_lib.viz: structure of each figure, model modes, animation size, annotations."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from drnet_lib import viz  # noqa: E402
+from drnet_lib.config import get_config  # noqa: E402
+from drnet_lib.data.mnist import load_digits  # noqa: E402
+from drnet_lib.data.moving_mnist import MovingMNIST, frozen_test_factors  # noqa: E402
+from drnet_lib.models import DrNet  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return get_config("mnist", "smoke")
+
+
+@pytest.fixture(scope="module")
+def clips(cfg):
+    """(4, 20, 3, 32, 32) frames from the smoke bank's frozen test factors."""
+    images, labels = load_digits("embedded", "test")
+    bank = MovingMNIST(images, labels, cfg.data, cfg.model)
+    factors = frozen_test_factors(bank, 4, seed=0)
+    return bank.render(factors, torch.arange(cfg.data.clip_length))
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def image_axes(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def by_label(fig):
+    return {ax.get_label(): ax for ax in fig.axes}
+
+
+def test_frame_to_rgb_channels():
+    f = torch.rand(3, 8, 6)
+    rgb = viz.frame_to_rgb(f)
+    assert rgb.shape == (8, 6, 3)
+    np.testing.assert_allclose(rgb[..., 1], f[1].numpy())
+    assert viz.frame_to_rgb(np.ones((1, 4, 4)) * 2).max() == 1.0  # grey, clipped
+    assert viz.frame_to_rgb(np.ones((2, 4, 4)))[..., 2].max() == 0.0  # empty blue
+    with pytest.raises(ValueError):
+        viz.frame_to_rgb(np.zeros((4, 4)))
+
+
+def test_show_clips_grid(clips, tmp_path):
+    fig = viz.show_clips(clips, max_clips=3, max_frames=5, title="clips")
+    assert len(fig.axes) == 15 and len(image_axes(fig)) == 15
+    tile = by_label(fig)["clip 1 t=3"]
+    np.testing.assert_allclose(tile.images[0].get_array(), clips[1, 2].permute(1, 2, 0).numpy())
+    assert [ax.get_title() for ax in fig.axes[:5]] == [f"t={k}" for k in range(1, 6)]
+    assert all(not ax.get_xticks().size and not ax.get_yticks().size for ax in fig.axes)
+    fig.savefig(tmp_path / "clips.png", dpi=40)
+    # a single clip (T, C, H, W) is one row; fewer clips/frames than the maxima are all shown
+    assert len(viz.show_clips(clips[0, :3]).axes) == 3
+
+
+def _history(n=20):
+    return [dict(iteration=50 * i, reconstruction=0.05 / (i + 1), similarity=0.01 / (i + 1),
+                 pose_adversarial=0.69 + 0.01 * math.sin(i), discriminator_bce=0.68,
+                 discriminator_accuracy=0.5 + 0.01 * i) for i in range(n)]
+
+
+def test_plot_training_curves(tmp_path):
+    rcparams = dict(matplotlib.rcParams)
+    fig = viz.plot_training_curves(_history())
+    assert len(fig.axes) == 3
+    a, b, c = fig.axes
+    assert a.get_yscale() == "log" and len(a.lines) == 2
+    dashed = [ln for ln in b.lines if ln.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(math.log(2))
+    assert len(b.lines) == 3
+    assert any(ln.get_linestyle() == "--" and ln.get_ydata()[0] == 0.5 for ln in c.lines)
+    fig.savefig(tmp_path / "train.png", dpi=40)
+    assert dict(matplotlib.rcParams) == rcparams  # seaborn theme did not leak
+    # rows with missing keys or NaN are skipped, not fatal
+    fig = viz.plot_training_curves([{"iteration": 0, "reconstruction": float("nan")},
+                                    {"iteration": 1, "reconstruction": 0.1}])
+    assert len(fig.axes[0].lines[0].get_xdata()) == 1
+
+
+def test_plot_lstm_curve():
+    fig = viz.plot_lstm_curve([dict(iteration=i, pose_mse=1.0 / (i + 1)) for i in range(10)])
+    assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "log"
+    assert len(fig.axes[0].lines[0].get_xdata()) == 10
+
+
+def test_factorization_grid(cfg, clips, tmp_path):
+    torch.manual_seed(0)
+    model = DrNet(cfg.model)
+    model.train()
+    model.scene_discriminator.eval()  # each submodule's own mode must be restored
+    before = {name: m.training for name, m in model.named_modules()}
+    content, pose = clips[:3, 0], clips[:4, 5]
+    fig = viz.factorization_grid(model, content, pose)
+    assert {name: m.training for name, m in model.named_modules()} == before
+
+    assert len(fig.axes) == 4 * 5 and len(image_axes(fig)) == 4 * 5 - 1
+    tiles = by_label(fig)
+    assert not tiles["corner"].images and "content ↓" in tiles["corner"].texts[0].get_text()
+    np.testing.assert_allclose(tiles["pose 2"].images[0].get_array(), pose[2].permute(1, 2, 0).numpy())
+    np.testing.assert_allclose(tiles["content 1"].images[0].get_array(), content[1].permute(1, 2, 0).numpy())
+    model.eval()
+    with torch.no_grad():  # cell (i, j) = decode(content of row i with its skips, pose of column j)
+        c, skips = model.encode_content(content[1:2])
+        expected = model.decode(c, skips, model.encode_pose(pose[2:3]))[0]
+    np.testing.assert_allclose(tiles["decoded 1,2"].images[0].get_array(),
+                               expected.permute(1, 2, 0).numpy(), atol=1e-5)
+    fig.savefig(tmp_path / "grid.png", dpi=40)
+
+
+def test_rollout_strip(clips, tmp_path):
+    gen, truth = clips[:2], clips[:2, :10]
+    steps = [1, 2, 3, 5, 10, 20, 50]  # 50 is beyond the 20 generated frames: dropped
+    fig = viz.rollout_strip(gen, truth, steps, n_observed=5)
+    assert len(fig.axes) == 2 * 2 * 6
+    assert len(image_axes(fig)) == 2 * (6 + 5)  # truth stops after 10 frames: step 20 is blank
+    tiles = by_label(fig)
+    assert not tiles["blank truth 1 t=20"].images and not tiles["blank truth 1 t=20"].axison
+    np.testing.assert_allclose(tiles["generated 1 t=5"].images[0].get_array(),
+                               gen[1, 4].permute(1, 2, 0).numpy())
+    assert [ax.get_title() for ax in fig.axes[:6]] == ["t=1", "t=2", "t=3", "t=5", "t=10", "t=20"]
+    assert "5 observed" in fig.texts[0].get_text()
+    fig.savefig(tmp_path / "strip.png", dpi=40)
+
+    fig = viz.rollout_strip(gen, None, [1, 4], n_observed=3)
+    assert len(fig.axes) == 2 * 2 and len(image_axes(fig)) == 4
+    with pytest.raises(ValueError):
+        viz.rollout_strip(gen, None, [0, 1], n_observed=3)
+
+
+def test_rollout_animation(clips):
+    frames = clips[:3].reshape(-1, *clips.shape[2:])[:50]  # 50 frames
+    open_before = plt.get_fignums()
+    html = viz.rollout_animation(frames, frames[:30], fps=10)
+    assert isinstance(html, str) and "<script" in html
+    assert len(html.encode()) < 2 * 1024 * 1024
+    assert html.count("data:image/png;base64") == 50
+    assert plt.get_fignums() == open_before  # its own figure is closed
+    short = viz.rollout_animation(frames, None, max_frames=7)
+    assert short.count("data:image/png;base64") == 7
+
+
+def test_probe_heatmap():
+    metrics = {"probe.content_to_identity": 0.9345, "probe.pose_to_identity": 0.1234,
+               "probe.content_to_position_r2": -0.051, "probe.pose_to_position_r2": 0.876}
+    fig = viz.probe_heatmap(metrics, chance={"identity": 0.1})
+    ax = fig.axes[0]
+    cells = {(round(t.get_position()[1] - 0.5), round(t.get_position()[0] - 0.5)): t.get_text()
+             for t in ax.texts}
+    assert cells == {(0, 0): "0.93", (0, 1): "-0.05", (1, 0): "0.12", (1, 1): "0.88"}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["content", "pose"]
+    xlabels = [t.get_text() for t in ax.get_xticklabels()]
+    assert xlabels == ["digit identity (acc)\nchance 0.10", "digit position (R²)"]
+    mesh = ax.collections[0]
+    assert mesh.norm.vmin == 0.0 and mesh.norm.vmax == 1.0
+    # nested metrics are accepted too
+    fig = viz.probe_heatmap({"probe": {k.split(".")[1]: v for k, v in metrics.items()}})
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["-0.05", "0.12", "0.88", "0.93"]
+
+
+def test_plot_frame_metrics():
+    psnr, ssim = np.linspace(30, 20, 12), np.linspace(0.9, 0.5, 12)
+    fig = viz.plot_frame_metrics(psnr, ssim)
+    assert len(fig.axes) == 2 and all(len(ax.lines) == 1 for ax in fig.axes)
+    np.testing.assert_array_equal(fig.axes[0].lines[0].get_xdata(), np.arange(1, 13))
+    fig = viz.plot_frame_metrics(torch.tensor(psnr), ssim, psnr - 3, ssim - 0.1)
+    assert [ln.get_linestyle() for ln in fig.axes[1].lines] == ["-", "--"]
+
+
+def test_plot_rollout_identity():
+    fig = viz.plot_rollout_identity({"1": 0.9, "10": 0.8, "100": 0.5}, chance=0.1, reference=0.97)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 10, 100])
+    assert {ln.get_ydata()[0] for ln in ax.lines[1:]} == {0.97, 0.1}
+    assert len(viz.plot_rollout_identity({5: 0.5}, chance=None).axes[0].lines) == 1
