@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from .checkpoint import CheckpointError
 from .results import REPO_ROOT
 
 
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError) as err:
+    except (KeyError, ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"drnet {args.command}: error: {err}", file=sys.stderr)
         return 2
 

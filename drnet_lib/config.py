@@ -72,6 +72,7 @@ class EvalConfig:
     probe_train_clips: int = 2000   # clips from the training digits used to fit the probes
     judge_iterations: int = 3000
     judge_batch_size: int = 128
+    judge_width: int = 32
     swap_pairs: int = 1000
     rollout_clips: int = 100
     rollout_steps: int = 500
@@ -125,7 +126,8 @@ def _mnist_profiles() -> dict[str, dict]:
             "train.log_every": 5,
             "lstm.iterations": 20, "lstm.batch_size": 16, "lstm.hidden": 32, "lstm.lr": 0.002,
             "lstm.checkpoint_every": 10, "lstm.log_every": 5,
-            "eval.probe_train_clips": 128, "eval.judge_iterations": 60, "eval.judge_batch_size": 64,
+            "eval.probe_train_clips": 128, "eval.judge_iterations": 40, "eval.judge_batch_size": 32,
+            "eval.judge_width": 8,
             "eval.swap_pairs": 64, "eval.rollout_clips": 8, "eval.metric_steps": 20,
         },
     }

@@ -24,6 +24,7 @@ class ResumableLoop:
     iteration: int = 0
     wall_s: float = 0.0          # training time of this run, summed over every resumed session
     resumed_wall_s: float = 0.0  # the part of wall_s spent before this process resumed
+    _window, _n_window = None, 0  # running sum of the current log window (saved in checkpoints)
     name = "train"
 
     def step(self) -> torch.Tensor:  # pragma: no cover - abstract
@@ -37,7 +38,7 @@ class ResumableLoop:
 
     def fit(self, checkpoint_path: str | Path | None = None, progress: bool = True) -> list[dict]:
         """Run until ``self.iterations``; a finished run returns at once."""
-        window, n_window = None, 0
+        window, n_window = self._window, self._n_window  # a log window cut by a resume continues
         bar = tqdm(total=self.iterations, initial=self.iteration, desc=self.name, disable=not progress,
                    dynamic_ncols=True)
         start = time.perf_counter()
@@ -55,6 +56,7 @@ class ResumableLoop:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[1:3]})
                     window, n_window = None, 0
                 if checkpoint_path and (self.iteration % self.checkpoint_every == 0 or last):
+                    self._window, self._n_window = window, n_window
                     now = time.perf_counter()
                     self.wall_s, start = self.wall_s + now - start, now
                     self.save(checkpoint_path)
@@ -72,6 +74,7 @@ class ResumableLoop:
             "generator": self.generator.get_state(),
             "history": self.history,
             "wall_s": self.wall_s,
+            "log_window": (self._window, self._n_window),
             **self.extra_state(),
         }
 
@@ -84,6 +87,7 @@ class ResumableLoop:
         self.iteration = state["iteration"]
         self.history = list(state["history"])
         self.wall_s = state["wall_s"]
+        self._window, self._n_window = state["log_window"]
         self.load_extra_state(state)
 
     def save(self, path: str | Path) -> Path:

@@ -61,9 +61,9 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, (np.generic, torch.Tensor)):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return None  # JSON has no NaN/Infinity
     return value
 
 

@@ -1,0 +1,75 @@
+"""Shared fixtures for the unit tests: the smoke configuration, small Moving MNIST banks, and a
+DrNet trained for the smoke profile's 30 iterations.
+
+Everything runs on the CPU with one thread: the machine is shared, and with one thread the CPU
+kernels are deterministic, which the resume-exactness tests rely on.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+from drnet_lib.config import get_config  # noqa: E402
+from drnet_lib.train import DrNetTrainer, make_test_bank, make_train_bank  # noqa: E402
+
+
+def pytest_configure(config):
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg():
+    """The smoke profile (32 px, base width 8, 30 iterations, checkpoint every 10)."""
+    return get_config("mnist", "smoke")
+
+
+@pytest.fixture(scope="session")
+def train_bank(smoke_cfg):
+    """Moving MNIST over the embedded training digits, smoke geometry (32 px frames, 16 px digits)."""
+    return make_train_bank(smoke_cfg, "cpu")
+
+
+@pytest.fixture(scope="session")
+def test_bank(smoke_cfg):
+    return make_test_bank(smoke_cfg, "cpu")
+
+
+@pytest.fixture(scope="session")
+def _trained_smoke(smoke_cfg, train_bank):
+    trainer = DrNetTrainer(smoke_cfg, "cpu", bank=train_bank)
+    trainer.fit(progress=False)
+    return trainer
+
+
+@pytest.fixture
+def trained_model(_trained_smoke):
+    """A private copy of a DrNet trained on the smoke profile (tests may mutate it freely)."""
+    return copy.deepcopy(_trained_smoke.model)
+
+
+def assert_same_state(a, b, path="state"):
+    """Recursively assert two (nested) states are identical: tensors bit for bit, the rest by ==."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), f"{path}: tensor vs {type(b).__name__}"
+        assert a.shape == b.shape and a.dtype == b.dtype, f"{path}: {a.shape}/{a.dtype} vs {b.shape}/{b.dtype}"
+        assert torch.equal(a, b), f"{path}: tensors differ (max |diff| {(a.double() - b.double()).abs().max()})"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(map(str, a))} vs {sorted(map(str, b))}"
+        for k in a:
+            assert_same_state(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{path}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+@pytest.fixture(scope="session")
+def same_state():
+    return assert_same_state

@@ -1,0 +1,105 @@
+"""Build the book as a reader gets it and check the HTML: numbers equal their JSON, no errors
+on any page, every image and internal link resolves, Colab links point at real notebooks."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+bs4 = pytest.importorskip("bs4")
+
+from drnet_lib.claims import lookup  # noqa: E402
+from drnet_lib.results import REPO_ROOT, load_runs, summarize  # noqa: E402
+
+JB = Path(sys.executable).with_name("jupyter-book")
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory) -> Path:
+    if not load_runs(REPO_ROOT / "results", "cpu", "mnist"):
+        pytest.fail("results/cpu/mnist_seed*.json are missing: the book needs committed cpu results")
+    out = tmp_path_factory.mktemp("book")
+    proc = subprocess.run([str(JB), "build", "--all", "-W", "--keep-going", "--path-output", str(out), "."],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
+    return out / "_build" / "html"
+
+
+def pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html") if "_static" not in p.parts and p.name not in ("genindex.html", "search.html"))
+
+
+def soup(path: Path):
+    return bs4.BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+
+
+def test_every_toc_page_is_built(html):
+    for page in ("book/intro", "book/method", "results/cpu/mnist_seed0", "book/results", "book/deviations", "book/reproduce"):
+        assert (html / f"{page}.html").exists(), page
+
+
+def test_no_page_shows_an_error(html):
+    for page in pages(html):
+        text = soup(page).get_text()
+        assert "Traceback (most recent call last)" not in text, page
+        for out in soup(page).select("div.output.stderr, div.output.error, div.output.traceback"):
+            assert not re.search(r"\b\w*(Error|Exception)\b", out.get_text()), (page, out.get_text()[:300])
+
+
+def test_images_and_internal_links_resolve(html):
+    for page in pages(html):
+        doc = soup(page)
+        for img in doc.find_all("img"):
+            src = img.get("src", "")
+            if src.startswith("data:") or urlparse(src).scheme:
+                continue
+            assert (page.parent / unquote(src)).resolve().exists(), (page, src)
+        for a in doc.find_all("a", href=True):
+            href = a["href"]
+            parsed = urlparse(href)
+            if parsed.scheme or href.startswith(("#", "mailto:")) or not parsed.path:
+                continue
+            assert (page.parent / unquote(parsed.path)).resolve().exists(), (page, href)
+
+
+def test_colab_links_open_committed_notebooks(html):
+    found = 0
+    for page in pages(html):
+        for a in soup(page).find_all("a", href=True):
+            m = re.match(r"https://colab\.research\.google\.com/github/[^/]+/[^/]+/blob/[^/]+/(.+\.ipynb)$", a["href"])
+            if m:
+                found += 1
+                assert "/./" not in a["href"]
+                assert (REPO_ROOT / m.group(1)).exists(), a["href"]
+    assert found, "no Colab launch link anywhere in the book"
+
+
+def test_results_page_numbers_equal_the_json(html):
+    """The results table shows, for each metric, the mean over seeds computed from the JSON."""
+    runs = load_runs(REPO_ROOT / "results", "cpu", "mnist")
+    doc = soup(html / "book" / "results.html")
+    rows = {tr.find("th").get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+            for tr in doc.select("table tbody tr") if tr.find("th")}
+    checked = 0
+    for key in ("probe.content_to_identity", "probe.pose_to_identity", "probe.pose_to_position_r2",
+                "swap.identity_accuracy", "rollout.identity_accuracy.500"):
+        assert key in rows, f"{key} missing from the results table"
+        mean = summarize([lookup(r["metrics"], key) for r in runs])["mean"]
+        assert rows[key][0] == f"{mean:.3f}", (key, rows[key][0], mean)
+        checked += 1
+    assert checked == 5
+
+
+def test_glued_prose_numbers_equal_the_json(html):
+    runs = load_runs(REPO_ROOT / "results", "cpu", "mnist")
+    text = soup(html / "book" / "results.html").get_text(" ")
+    assert f"{len(runs)} seeds" in text
+    mean_min = summarize([r["provenance"]["wall_s"] / 60 for r in runs])["mean"]
+    assert f"{mean_min:.1f} minutes on average" in text

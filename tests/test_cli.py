@@ -1,0 +1,110 @@
+"""The ``drnet`` command line: train (resumable), error exits, bench output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drnet_lib import cli
+from drnet_lib.checkpoint import CheckpointError, load_checkpoint
+from drnet_lib.predict import LSTMTrainer
+from drnet_lib.train import DrNetTrainer
+
+TRAIN = ["train", "--profile", "smoke", "--device", "cpu"]
+SMALL = ["--set", "train.iterations=4", "lstm.iterations=2"]
+
+
+def test_train_writes_both_checkpoints_then_resumes(tmp_path, capsys, monkeypatch):
+    argv = TRAIN + ["--checkpoint-dir", str(tmp_path)] + SMALL
+    assert cli.main(argv) == 0
+    run = tmp_path / "smoke" / "mnist_seed0"
+    drnet, lstm = run / "drnet.pt", run / "lstm.pt"
+    assert load_checkpoint(drnet)["iteration"] == 4
+    assert load_checkpoint(lstm)["iteration"] == 2
+    out = capsys.readouterr().out
+    assert "DrNet: 4 iterations" in out and "pose LSTM: 2 iterations" in out
+    stamps = {p: p.read_bytes() for p in (drnet, lstm)}
+
+    # a second run finds both runs complete: it trains nothing and rewrites nothing
+    def no_training(self):
+        raise AssertionError("resumed run trained again")
+
+    monkeypatch.setattr(DrNetTrainer, "step", no_training)
+    monkeypatch.setattr(LSTMTrainer, "step", no_training)
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "DrNet: 4 iterations" in out and "pose LSTM: 2 iterations" in out
+    assert all(p.read_bytes() == data for p, data in stamps.items())
+
+
+def test_train_reuses_the_drnet_checkpoint_when_only_lstm_settings_change(tmp_path, capsys, monkeypatch):
+    """--skip-lstm, then a run with the same DrNet settings reuses the DrNet checkpoint."""
+    where = TRAIN + ["--checkpoint-dir", str(tmp_path)]
+    assert cli.main(where + ["--skip-lstm", "--set", "train.iterations=4"]) == 0
+    lstm = tmp_path / "smoke" / "mnist_seed0" / "lstm.pt"
+    assert not lstm.exists()
+    capsys.readouterr()
+
+    def no_training(self):
+        raise AssertionError("the finished DrNet run trained again")
+
+    monkeypatch.setattr(DrNetTrainer, "step", no_training)
+    assert cli.main(where + ["--set", "train.iterations=4", "lstm.iterations=2"]) == 0
+    # lstm.* settings are not part of the DrNet fingerprint: the DrNet run is reused
+    assert "DrNet: 4 iterations" in capsys.readouterr().out
+    assert load_checkpoint(lstm)["iteration"] == 2
+
+
+def test_train_refuses_a_checkpoint_of_other_settings(tmp_path, capsys):
+    where = TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=2"]
+    assert cli.main(where) == 0
+    drnet = tmp_path / "smoke" / "mnist_seed0" / "drnet.pt"
+    before = drnet.read_bytes()
+    assert cli.main(where + ["train.lr=0.01"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+    assert drnet.read_bytes() == before   # the old run's checkpoint is kept
+
+
+def test_train_with_a_stale_checkpoint_exits_2(tmp_path, capsys):
+    where = TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=2"]
+    assert cli.main(where) == 0
+    capsys.readouterr()
+    assert cli.main(where + ["train.lr=0.01"]) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
+def test_unknown_profile_exits_2_with_the_choices(tmp_path, capsys):
+    assert cli.main(["train", "--profile", "laptop", "--checkpoint-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "laptop" in err and "paper" in err and "cpu" in err and "smoke" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_set_key_exits_2(tmp_path, capsys):
+    assert cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--set", "train.iters=4"]) == 2
+    err = capsys.readouterr().err
+    assert "train.iters" in err and "train.iterations" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_set_without_equals_sign_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="key=value"):
+        cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--set", "train.iterations"])
+
+
+def test_set_values_are_parsed_as_json():
+    assert cli._parse_set(["a.b=4", "c.d=0.5", "e.f=[1, 2]", "g.h=true", "i.j=dcgan"]) == {
+        "a.b": 4, "c.d": 0.5, "e.f": [1, 2], "g.h": True, "i.j": "dcgan"}
+
+
+def test_bench_prints_one_json_line_per_configuration(capsys):
+    assert cli.main(["bench", "--profiles", "smoke", "--repeats", "2", "--device", "cpu"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
+    assert len(lines) == 1
+    row = json.loads(lines[0])
+    assert row["experiment"] == "mnist" and row["profile"] == "smoke" and row["device"] == "cpu"
+    assert isinstance(row["train_step_s"], float) and row["train_step_s"] > 0
+    assert row["lstm_step_s"] > 0 and row["data_batches_per_s"] > 0
+    assert row["batch_size"] == 16 and row["image_size"] == 32 and row["content_model"] == "dcgan_unet"
+    assert row["flops_per_step"] > 0 and 0 < row["matmul_peak_tflops"]

@@ -1,0 +1,117 @@
+"""Configurations: profiles, overrides, round trips, and the paper profile against drnet-py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drnet_lib.config import (PROFILES, ExperimentConfig, apply_overrides, config_from_dict, differences,
+                              get_config)
+from drnet_lib.models import DrNet
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES["mnist"]))
+def test_every_profile_builds(profile):
+    cfg = get_config("mnist", profile, seed=2)
+    assert isinstance(cfg, ExperimentConfig)
+    assert (cfg.experiment, cfg.profile, cfg.seed) == ("mnist", profile, 2)
+    assert cfg.data.digit_size < cfg.model.image_size
+    assert cfg.model.channels >= cfg.data.num_digits
+
+
+def test_smoke_profile_builds_a_model():
+    cfg = get_config("mnist", "smoke")
+    m = DrNet(cfg.model)
+    assert m.decoder.use_skips and cfg.model.image_size == 32
+
+
+def test_profiles_are_the_expected_ones():
+    assert set(PROFILES["mnist"]) == {"paper", "cpu", "smoke"}
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError) as err:
+        get_config("mnist", "laptop")
+    msg = str(err.value)
+    assert "laptop" in msg and all(p in msg for p in ("paper", "cpu", "smoke"))
+
+
+def test_unknown_experiment_names_the_choices():
+    with pytest.raises(ValueError) as err:
+        get_config("kth", "cpu")
+    assert "kth" in str(err.value) and "mnist" in str(err.value)
+
+
+@pytest.mark.parametrize("key", ["train.iteration", "model", "optimizer.lr", "lstm.hidden.size", "seed"])
+def test_unknown_override_key_lists_valid_keys(key):
+    with pytest.raises(KeyError) as err:
+        get_config("mnist", "smoke", overrides={key: 1})
+    msg = str(err.value)
+    assert repr(key) in msg
+    for valid in ("train.iterations", "model.image_size", "lstm.hidden", "eval.swap_pairs", "data.max_velocity"):
+        assert valid in msg
+
+
+def test_overrides_apply_to_a_copy():
+    base = get_config("mnist", "smoke")
+    changed = apply_overrides(base, {"train.iterations": 7, "eval.rollout_checkpoints": [1, 2]})
+    assert changed.train.iterations == 7 and base.train.iterations == 30
+    assert changed.eval.rollout_checkpoints == (1, 2)   # lists become tuples where a tuple is expected
+    assert apply_overrides(base, {"train.iterations": None}).train.iterations == 30  # None: not set
+
+
+def test_data_source_argument():
+    assert get_config("mnist", "smoke", data_source="real", data_root="/tmp/x").data.source == "real"
+    with pytest.raises(KeyError, match="colour"):
+        get_config("mnist", "smoke", colour=True)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES["mnist"]))
+def test_config_round_trips_through_a_dict_and_json(profile):
+    cfg = get_config("mnist", profile, seed=5, overrides={"train.lr": 0.01})
+    assert config_from_dict(cfg.to_dict()) == cfg
+    through_json = config_from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert through_json == cfg
+    assert isinstance(through_json.eval.rollout_checkpoints, tuple)
+    assert through_json.fingerprint() == cfg.fingerprint()
+
+
+def test_fingerprint_sections():
+    a = get_config("mnist", "smoke")
+    b = get_config("mnist", "smoke", overrides={"eval.swap_pairs": 3})
+    assert a.fingerprint("model", "train") == b.fingerprint("model", "train")
+    assert a.fingerprint() != b.fingerprint()
+    assert a.fingerprint("train") != get_config("mnist", "smoke", overrides={"train.lr": 1.0}).fingerprint("train")
+    assert len(a.fingerprint()) == 16
+
+
+def test_differences_cpu_vs_paper():
+    cpu, paper = get_config("mnist", "cpu"), get_config("mnist", "paper")
+    rows = differences(cpu, paper)
+    assert rows
+    table = {k: (a, b) for k, a, b in rows}
+    assert table["model.image_size"] == (32, 64)
+    assert table["train.iterations"] == (6000, 120_000)
+    assert "train.lr" not in table          # the same optimiser settings
+    assert all(a != b for a, b in table.values())
+    assert differences(paper, paper) == []
+
+
+def test_paper_profile_matches_drnet_py_defaults():
+    """drnet-py train_drnet.py defaults (reference/drnet.md §3.1) and its MNIST generator (§1.3)."""
+    c = get_config("mnist", "paper")
+    assert c.train.lr == 0.002
+    assert c.train.beta1 == 0.5
+    assert c.train.batch_size == 100
+    assert c.train.iterations == 200 * 600 == 120_000
+    assert c.train.similarity_weight == 1.0
+    assert c.model.content_dim == 128 and c.model.pose_dim == 10
+    assert c.model.image_size == 64
+    assert c.model.content_model == "dcgan_unet" and c.model.pose_model == "dcgan"
+    assert c.model.channels == 3
+    assert c.model.base_width == 64
+    assert c.model.discriminator_width == 100
+    assert c.data.clip_length == 20            # max_step
+    assert c.data.num_digits == 2 and c.data.digit_size == 32 and c.data.max_velocity == 4
+    assert c.lstm.lr == 0.0002 and c.lstm.beta1 == 0.9 and c.lstm.hidden == 256 and c.lstm.layers == 2

@@ -1,0 +1,216 @@
+"""DrNet networks against the authors' architectures (reference/drnet.md §2)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from drnet_lib.config import ModelConfig
+from drnet_lib.models import (DCGANEncoder, Decoder, DrNet, PoseLSTM, SceneDiscriminator, init_weights,
+                              stage_widths)
+
+# The authors' encoder stage widths for nf = 64 (drnet.md §2.1, §2.2); 32 px is our CPU variant.
+AUTHOR_WIDTHS = {32: [64, 128, 256], 64: [64, 128, 256, 512], 128: [64, 128, 256, 512, 512]}
+
+
+def _convs(module, kind=nn.Conv2d):
+    return [m for m in module.modules() if type(m) is kind]
+
+
+# -- encoders ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_encoder_stage_widths_match_the_authors(size):
+    enc = DCGANEncoder(channels=3, dim=10, image_size=size, base_width=64)
+    convs = _convs(enc)
+    stage_convs, head = convs[:-1], convs[-1]
+    assert [c.out_channels for c in stage_convs] == AUTHOR_WIDTHS[size]
+    assert [c.in_channels for c in stage_convs] == [3] + AUTHOR_WIDTHS[size][:-1]
+    for c in stage_convs:  # dcgan_conv: 4x4, stride 2, pad 1
+        assert (c.kernel_size, c.stride, c.padding) == ((4, 4), (2, 2), (1, 1))
+    # head: Conv(last, d, 4, 1, 0) -> BN -> Tanh
+    assert (head.in_channels, head.out_channels) == (AUTHOR_WIDTHS[size][-1], 10)
+    assert (head.kernel_size, head.stride, head.padding) == ((4, 4), (1, 1), (0, 0))
+    assert isinstance(enc.head[1], nn.BatchNorm2d) and isinstance(enc.head[2], nn.Tanh)
+    assert stage_widths(size, 64) == AUTHOR_WIDTHS[size]
+
+
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_encoder_code_shape_range_and_skips(size):
+    torch.manual_seed(0)
+    enc = DCGANEncoder(channels=3, dim=7, image_size=size, base_width=4)
+    x = torch.rand(5, 3, size, size)
+    code, skips = enc(x)
+    assert code.shape == (5, 7, 1, 1)
+    assert code.abs().max() < 1  # tanh: open interval
+    widths = stage_widths(size, 4)
+    assert [tuple(s.shape) for s in skips] == [(5, w, size // 2 ** (i + 1), size // 2 ** (i + 1))
+                                               for i, w in enumerate(widths)]
+
+
+@pytest.mark.parametrize("size", [4, 48, 100])
+def test_stage_widths_rejects_bad_sizes(size):
+    with pytest.raises(ValueError, match="power of two"):
+        stage_widths(size, 8)
+
+
+# -- decoders ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("content_model", ["dcgan", "dcgan_unet"])
+@pytest.mark.parametrize("size", [32, 64])
+def test_decoder_output_shape_and_range(content_model, size):
+    torch.manual_seed(1)
+    cfg = ModelConfig(image_size=size, channels=3, content_model=content_model, content_dim=6,
+                      pose_dim=3, base_width=4, discriminator_width=8)
+    m = DrNet(cfg)
+    x = torch.rand(4, 3, size, size)
+    content, skips = m.encode_content(x)
+    pose = m.encode_pose(x)
+    out = m.decode(content, skips, pose)
+    assert out.shape == (4, 3, size, size)
+    assert out.min() >= 0 and out.max() <= 1
+    assert isinstance(m.decoder.to_image[-1], nn.Sigmoid)
+    assert m.decoder.use_skips == (content_model == "dcgan_unet")
+
+
+def test_unet_decoder_uses_the_content_skips():
+    """With skips, the decoded image depends on the content frame's skip features."""
+    torch.manual_seed(2)
+    cfg = ModelConfig(image_size=32, content_model="dcgan_unet", content_dim=6, pose_dim=3, base_width=4)
+    m = DrNet(cfg).eval()
+    x = torch.rand(2, 3, 32, 32)
+    content, skips = m.encode_content(x)
+    pose = m.encode_pose(x)
+    a = m.decode(content, skips, pose)
+    b = m.decode(content, [s * 0 for s in skips], pose)
+    assert not torch.allclose(a, b)
+
+
+@pytest.mark.parametrize("size,ins,outs", [
+    (64, [1024, 512, 256], [256, 128, 64]),            # drnet.md §2.3, 64 px
+    (128, [1024, 1024, 512, 256], [512, 256, 128, 64]),  # drnet.md §2.3, 128 px
+])
+def test_unet_decoder_stage_widths_are_doubled(size, ins, outs):
+    dec = Decoder(channels=3, content_dim=128, pose_dim=10, image_size=size, base_width=64, skips=True)
+    assert dec.project[0].in_channels == 138 and dec.project[0].out_channels == 512
+    ups = [s[0] for s in dec.stages]
+    assert [u.in_channels for u in ups] == ins
+    assert [u.out_channels for u in ups] == outs
+    final = dec.to_image[0]
+    assert (final.in_channels, final.out_channels) == (128, 3)
+    assert (final.kernel_size, final.stride, final.padding) == ((4, 4), (2, 2), (1, 1))
+
+
+@pytest.mark.parametrize("size,ins,outs", [
+    (64, [512, 256, 128], [256, 128, 64]),             # drnet.md §2.1
+    (128, [512, 512, 256, 128], [512, 256, 128, 64]),  # drnet.md §2.2
+])
+def test_plain_decoder_stage_widths(size, ins, outs):
+    dec = Decoder(channels=3, content_dim=128, pose_dim=10, image_size=size, base_width=64, skips=False)
+    ups = [s[0] for s in dec.stages]
+    assert [u.in_channels for u in ups] == ins
+    assert [u.out_channels for u in ups] == outs
+    assert (dec.to_image[0].in_channels, dec.to_image[0].out_channels) == (64, 3)
+
+
+def test_unet_decoder_without_skips_raises_a_clear_error():
+    dec = Decoder(channels=3, content_dim=6, pose_dim=3, image_size=32, base_width=4, skips=True)
+    with pytest.raises(ValueError, match="skip"):
+        dec(torch.rand(2, 6, 1, 1), torch.rand(2, 3, 1, 1))
+
+
+# -- scene discriminator ----------------------------------------------------------------------
+
+def test_scene_discriminator_layers_and_output():
+    torch.manual_seed(3)
+    c = SceneDiscriminator(pose_dim=10, width=100)
+    linears = _convs(c, nn.Linear)
+    assert [(l.in_features, l.out_features) for l in linears] == [(20, 100), (100, 100), (100, 1)]
+    assert isinstance(c.net[-1], nn.Sigmoid)
+    a, b = torch.randn(6, 10, 1, 1) * 5, torch.randn(6, 10, 1, 1) * 5
+    p = c(a, b)
+    assert p.shape == (6,)
+    assert ((p > 0) & (p < 1)).all()
+    # the pair is ordered: (a, b) is the concatenation [a, b]
+    assert torch.equal(p, c.net(torch.cat([a.flatten(1), b.flatten(1)], 1)).squeeze(1))
+
+
+def test_drnet_discriminator_width_comes_from_config():
+    m = DrNet(ModelConfig(image_size=32, base_width=4, content_dim=6, pose_dim=5, discriminator_width=17))
+    assert [l.out_features for l in _convs(m.scene_discriminator, nn.Linear)] == [17, 17, 1]
+    assert m.scene_discriminator.net[0].in_features == 10
+
+
+# -- initialisation ---------------------------------------------------------------------------
+
+def test_init_matches_the_authors():
+    """Conv/Linear ~ N(0, 0.02) with zero bias; BatchNorm gamma ~ N(1, 0.02), beta 0 (drnet.md §2.8)."""
+    torch.manual_seed(4)
+    m = DrNet(ModelConfig())  # paper size: 64 px, nf 64, dcgan_unet
+    checked_w, checked_bn = 0, 0
+    for name, mod in m.named_modules():
+        if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if mod.bias is not None:
+                assert torch.count_nonzero(mod.bias) == 0, name
+            w = mod.weight.detach()
+            if w.numel() >= 50_000:  # statistics of large layers only
+                assert abs(w.std().item() - 0.02) < 0.0005, (name, w.std().item())
+                assert abs(w.mean().item()) < 0.0005, (name, w.mean().item())
+                checked_w += 1
+        elif isinstance(mod, nn.BatchNorm2d):
+            assert torch.count_nonzero(mod.bias) == 0, name
+            if mod.weight.numel() >= 256:
+                assert abs(mod.weight.mean().item() - 1) < 0.005, name
+                assert 0.015 < mod.weight.std().item() < 0.025, name
+                checked_bn += 1
+    assert checked_w >= 10 and checked_bn >= 6
+
+
+def test_init_weights_ignores_other_modules():
+    lstm = nn.LSTM(4, 4)
+    before = [p.clone() for p in lstm.parameters()]
+    init_weights(lstm)
+    assert all(torch.equal(a, b) for a, b in zip(before, lstm.parameters()))
+
+
+# -- pose LSTM --------------------------------------------------------------------------------
+
+def test_pose_lstm_shapes_range_and_state():
+    torch.manual_seed(5)
+    lstm = PoseLSTM(pose_dim=5, content_dim=16, hidden=32, layers=2)
+    poses, content = torch.randn(3, 7, 5) * 3, torch.randn(3, 16) * 3
+    out, (h, c) = lstm(poses, content)
+    assert out.shape == (3, 7, 5)
+    assert out.abs().max() < 1
+    assert h.shape == (2, 3, 32) and c.shape == (2, 3, 32)
+    # Stepping one frame at a time with the carried state gives the same predictions (rollout relies on it).
+    state, steps = None, []
+    for t in range(7):
+        o, state = lstm(poses[:, t:t + 1], content, state)
+        steps.append(o)
+    assert torch.allclose(torch.cat(steps, 1), out, atol=1e-6)
+
+
+def test_pose_lstm_input_is_pose_then_content():
+    lstm = PoseLSTM(pose_dim=5, content_dim=16, hidden=8, layers=1)
+    assert lstm.embed.in_features == 21
+    with torch.no_grad():
+        lstm.embed.weight.zero_()
+        lstm.embed.weight[:, :5] = 1  # only the pose part matters now
+    poses = torch.randn(2, 3, 5)
+    a, _ = lstm(poses, torch.randn(2, 16))
+    b, _ = lstm(poses, torch.randn(2, 16))
+    assert torch.equal(a, b)
+
+
+# -- configuration errors ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [("content_model", "vgg_unet"), ("content_model", "resnet"),
+                                         ("pose_model", "resnet")])
+def test_unknown_models_raise(field, value):
+    cfg = dataclasses.replace(ModelConfig(image_size=32, base_width=4), **{field: value})
+    with pytest.raises(ValueError, match=value):
+        DrNet(cfg)

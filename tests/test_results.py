@@ -1,0 +1,165 @@
+"""The results contract (results.py) and the claims' verdicts (claims.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from drnet_lib import __version__, claims
+from drnet_lib.config import config_from_dict, get_config
+from drnet_lib.results import load_runs, read_results, results_path, summarize, write_results
+
+
+def _strict_json(text: str):
+    """Parse as standard JSON: NaN / Infinity are not JSON and are refused."""
+    def refuse(token):
+        raise ValueError(f"non-standard JSON constant {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def cfg():
+    return get_config("mnist", "smoke", seed=3)
+
+
+def test_write_results_layout_and_keys(cfg, tmp_path):
+    metrics = {"probe.content_to_identity": 0.93, "rollout.identity_accuracy": {10: 0.9, 500: 0.8}}
+    path = write_results(tmp_path, cfg, metrics, "cpu", wall_s=12.34)
+    assert path == tmp_path / "smoke" / "mnist_seed3.json" == results_path(tmp_path, "smoke", "mnist", 3)
+    record = _strict_json(path.read_text())
+    assert {"experiment", "profile", "seed", "data_source", "config", "metrics", "provenance"} <= set(record)
+    assert (record["experiment"], record["profile"], record["seed"]) == ("mnist", "smoke", 3)
+    assert record["data_source"] == "embedded"
+    assert config_from_dict(record["config"]) == cfg
+    prov = record["provenance"]
+    assert {"git_commit", "dirty", "drnet_lib", "torch", "device", "wall_s", "finished"} <= set(prov)
+    assert prov["drnet_lib"] == __version__ and prov["torch"] == torch.__version__
+    assert prov["wall_s"] == 12.3
+    assert prov["device"].startswith("cpu")
+    assert prov["dirty"] in (True, False, None)
+    assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
+    assert "T" in prov["finished"]
+    # int keys of per-step tables become strings
+    assert record["metrics"]["rollout.identity_accuracy"] == {"10": 0.9, "500": 0.8}
+    assert read_results(path) == record
+
+
+def test_write_results_extra_fields_and_plain_values(cfg, tmp_path):
+    metrics = {"a": np.float32(0.5), "b": torch.tensor(2.0), "c": (1, 2), "d": np.int64(7)}
+    path = write_results(tmp_path, cfg, metrics, "cpu", 1.0, extra={"notes": "x"})
+    record = _strict_json(path.read_text())
+    assert record["metrics"] == {"a": 0.5, "b": 2.0, "c": [1, 2], "d": 7}
+    assert record["notes"] == "x"
+
+
+def test_nan_becomes_null(cfg, tmp_path):
+    metrics = {"nan": float("nan"), "inf": float("inf"), "table": {5: float("-inf"), 6: 1.0}}
+    record = _strict_json(write_results(tmp_path, cfg, metrics, "cpu", 0.0).read_text())
+    assert record["metrics"] == {"nan": None, "inf": None, "table": {"5": None, "6": 1.0}}
+
+
+@pytest.mark.parametrize("value", [np.float64("nan"), np.float32("inf"), torch.tensor(float("nan"))],
+                         ids=["np.float64-nan", "np.float32-inf", "torch-nan"])
+def test_nan_numpy_and_torch_scalars_become_null(cfg, tmp_path, value):
+    record = _strict_json(write_results(tmp_path, cfg, {"m": value}, "cpu", 0.0).read_text())
+    assert record["metrics"]["m"] is None
+
+
+def test_write_results_is_atomic_and_overwrites(cfg, tmp_path):
+    write_results(tmp_path, cfg, {"m": 1.0}, "cpu", 0.0)
+    path = write_results(tmp_path, cfg, {"m": 2.0}, "cpu", 0.0)
+    assert read_results(path)["metrics"] == {"m": 2.0}
+    assert [p.name for p in path.parent.iterdir()] == ["mnist_seed3.json"]   # no temp file left
+
+
+def test_write_results_failure_leaves_no_partial_file(cfg, tmp_path):
+    path = write_results(tmp_path, cfg, {"m": 1.0}, "cpu", 0.0)
+    before = path.read_text()
+    with pytest.raises(TypeError):
+        write_results(tmp_path, cfg, {"m": object()}, "cpu", 0.0)   # not serialisable
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir()] == ["mnist_seed3.json"]
+
+
+def test_read_results_errors_name_the_file(tmp_path):
+    bad = tmp_path / "mnist_seed0.json"
+    bad.write_text('{"experiment": "mnist", "metrics": {')
+    with pytest.raises(ValueError, match="mnist_seed0.json"):
+        read_results(bad)
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        read_results(tmp_path / "missing.json")
+
+
+def test_load_runs_sorted_by_seed(tmp_path):
+    for seed in (10, 2, 0):
+        write_results(tmp_path, get_config("mnist", "smoke", seed=seed), {"m": float(seed)}, "cpu", 0.0)
+    write_results(tmp_path, get_config("mnist", "cpu", seed=1), {"m": 1.0}, "cpu", 0.0)
+    runs = load_runs(tmp_path, "smoke", "mnist")
+    assert [r["seed"] for r in runs] == [0, 2, 10]
+    assert load_runs(tmp_path, "paper", "mnist") == []
+
+
+def test_summarize_matches_numpy_and_scipy():
+    x = [0.91, 0.87, 0.95, 0.89]
+    s = summarize(x + [None])   # None (a missing value) is dropped
+    arr = np.array(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=arr.mean(), scale=stats.sem(arr))
+    assert s["n"] == 4
+    assert s["mean"] == pytest.approx(arr.mean(), rel=1e-12)
+    assert s["std"] == pytest.approx(arr.std(ddof=1), rel=1e-12)
+    assert s["ci95"][0] == pytest.approx(lo, rel=1e-10) and s["ci95"][1] == pytest.approx(hi, rel=1e-10)
+    # by hand: 1, 2, 3 -> mean 2, sd 1, half-width t_{0.975, 2} / sqrt(3) = 4.302653 / 1.732051
+    s3 = summarize([1, 2, 3])
+    assert s3["mean"] == 2 and s3["std"] == pytest.approx(1.0)
+    assert s3["ci95"][1] - 2 == pytest.approx(4.302652729749464 / math.sqrt(3), rel=1e-9)
+
+
+def test_summarize_small_samples():
+    one = summarize([0.5])
+    assert one["n"] == 1 and one["mean"] == 0.5 and math.isnan(one["std"]) and all(map(math.isnan, one["ci95"]))
+    none = summarize([None])
+    assert none["n"] == 0 and math.isnan(none["mean"])
+
+
+# -- claims -----------------------------------------------------------------------------------
+
+def _metrics(step_table):
+    return {
+        "probe.content_to_identity": 0.95,
+        "probe.pose_to_identity": 0.4,           # goal <= 0.25: not met
+        "probe.pose_to_position_r2": 0.85,
+        "swap.identity_accuracy": 0.85,          # exactly the goal: met
+        "rollout.identity_accuracy": step_table,
+    }
+
+
+@pytest.mark.parametrize("table", [{"10": 0.9, "100": 0.8, "500": 0.75}, {10: 0.9, 100: 0.8, 500: 0.75}],
+                         ids=["str-keys", "int-keys"])
+def test_verdicts_with_per_step_tables(table):
+    rows = claims.verdicts("mnist", _metrics(table))
+    got = {c.key: (value, met) for c, value, met in rows}
+    assert got == {
+        "probe.content_to_identity": (0.95, True),
+        "probe.pose_to_identity": (0.4, False),
+        "probe.pose_to_position_r2": (0.85, True),
+        "swap.identity_accuracy": (0.85, True),
+        "rollout.identity_accuracy.500": (0.75, True),
+    }
+
+
+def test_verdicts_read_back_from_a_results_file(cfg, tmp_path):
+    path = write_results(tmp_path, cfg, _metrics({10: 0.9, 100: 0.8, 500: 0.6}), "cpu", 0.0)
+    rows = claims.verdicts("mnist", read_results(path)["metrics"])
+    assert [met for _, _, met in rows] == [True, False, True, True, False]
+
+
+def test_claim_describe_and_lower_is_better():
+    c = claims.Claim("x", "a claim", 0.25, higher_is_better=False)
+    assert c.met(0.25) and c.met(0.1) and not c.met(0.3)
+    assert "NOT supported" in c.describe(0.3) and "<= 0.25" in c.describe(0.3)
+    assert claims.verdicts("unknown", {}) == []

@@ -1,0 +1,414 @@
+"""DrNet training (train.py), the resumable loop (loop.py), checkpoints (checkpoint.py) and the pose
+LSTM (predict.py): what each step updates, and that an interrupted run resumes exactly."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from drnet_lib import checkpoint as ckpt
+from drnet_lib import losses
+from drnet_lib.checkpoint import CheckpointError, load_checkpoint
+from drnet_lib.config import get_config
+from drnet_lib.predict import LSTMTrainer, encode_sequence, rollout, train_lstm
+from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times
+
+from conftest import assert_same_state
+
+
+def _cfg(**overrides):
+    return get_config("mnist", "smoke", overrides=overrides)
+
+
+def _trainer(cfg, bank):
+    return DrNetTrainer(cfg, "cpu", bank=bank)
+
+
+def _frames(trainer, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    B, T = trainer.cfg.train.batch_size, trainer.cfg.data.clip_length
+    factors = trainer.bank.sample_factors(B, g, T)
+    return trainer.bank.render(factors, sample_frame_times(B, T, "random", g, "cpu"))
+
+
+def _weights(module):
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def _final_state(trainer):
+    state = trainer.state_dict()
+    state.pop("wall_s")
+    return state
+
+
+def _interrupt_at(trainer, k):
+    """Make ``trainer.step`` raise KeyboardInterrupt once ``k`` iterations are done (a kill)."""
+    original = trainer.step
+
+    def step():
+        if trainer.iteration == k:
+            raise KeyboardInterrupt
+        return original()
+
+    trainer.step = step
+
+
+def _killed_then_resumed(make, path, k):
+    """Train with ``make()`` until killed after ``k`` iterations, then resume in a new trainer."""
+    first = make()
+    _interrupt_at(first, k)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(path, progress=False)
+    assert first.iteration == k
+    second = make()
+    assert second.resume(path)
+    resumed_from = second.iteration
+    second.fit(path, progress=False)
+    return second, resumed_from
+
+
+# -- frame sampling ---------------------------------------------------------------------------
+
+def test_random_frame_times():
+    g = torch.Generator().manual_seed(0)
+    t = sample_frame_times(500, 20, "random", g, "cpu")
+    assert t.shape == (500, 5) and t.dtype == torch.int64
+    assert (t[:, 0] == 0).all()
+    assert t[:, 1:].min() == 1 and t[:, 1:].max() == 19    # the whole range 1..T-1 is used
+    assert len({tuple(r) for r in t.tolist()}) > 400         # drawn per clip, not one row for all
+    for i in range(1, 5):
+        for j in range(i + 1, 5):
+            assert not torch.equal(t[:, i], t[:, j])          # columns drawn independently
+    again = sample_frame_times(500, 20, "random", torch.Generator().manual_seed(0), "cpu")
+    assert torch.equal(t, again)
+
+
+def test_fixed_frame_times():
+    t = sample_frame_times(7, 20, "fixed", torch.Generator().manual_seed(0), "cpu")
+    assert t.shape == (7, 5)
+    assert t.tolist() == [[0, 1, 2, 3, 1]] * 7
+
+
+def test_bad_pair_sampling_raises():
+    with pytest.raises(ValueError, match="pair_sampling"):
+        sample_frame_times(4, 20, "consecutive", torch.Generator(), "cpu")
+
+
+# -- what one iteration updates ---------------------------------------------------------------
+
+PARTS = ("content_encoder", "pose_encoder", "decoder", "scene_discriminator")
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.0])
+def test_one_step_updates_all_four_networks(train_bank, beta):
+    trainer = _trainer(_cfg(**{"train.adversarial_weight": beta}), train_bank)
+    before = {p: _weights(getattr(trainer.model, p)) for p in PARTS}
+    values = trainer.step()
+    assert values.shape == (len(LOSS_NAMES),) and torch.isfinite(values).all()
+    assert 0 <= values[4] <= 1   # discriminator accuracy
+    for part in PARTS:
+        after = _weights(getattr(trainer.model, part))
+        for name, w in before[part].items():
+            if w.dim() >= 2:  # every weight matrix / kernel moves (C too, by its own step, even at beta = 0)
+                assert not torch.equal(w, after[name]), f"{part}.{name} did not change"
+
+
+def test_main_step_does_not_update_the_scene_discriminator(train_bank):
+    trainer = _trainer(_cfg(), train_bank)
+    trainer.model.train()
+    frames = _frames(trainer)
+    c_before = _weights(trainer.model.scene_discriminator)
+    others = _weights(trainer.model.pose_encoder)
+    trainer.main_step(frames)
+    c_after = _weights(trainer.model.scene_discriminator)
+    for k in c_before:
+        assert torch.equal(c_before[k], c_after[k]), k
+    assert all(p.grad is None for p in trainer.model.scene_discriminator.parameters())
+    assert all(p.requires_grad for p in trainer.model.scene_discriminator.parameters())
+    assert any(not torch.equal(others[k], w) for k, w in _weights(trainer.model.pose_encoder).items())
+
+
+def test_adversarial_gradient_reaches_only_the_pose_encoder(train_bank):
+    """beta changes E_p's update and nothing else: E_c and D see only rec + alpha * sim."""
+    with_adv = _trainer(_cfg(**{"train.adversarial_weight": 0.1}), train_bank)
+    without = _trainer(_cfg(**{"train.adversarial_weight": 0.0}), train_bank)
+    assert_same_state(with_adv.model.state_dict(), without.model.state_dict())  # same init
+    frames = _frames(with_adv)
+    for t in (with_adv, without):
+        t.model.train()
+        t.main_step(frames)
+    assert_same_state(with_adv.model.content_encoder.state_dict(), without.model.content_encoder.state_dict())
+    assert_same_state(with_adv.model.decoder.state_dict(), without.model.decoder.state_dict())
+    wa, wo = _weights(with_adv.model.pose_encoder), _weights(without.model.pose_encoder)
+    assert any(not torch.equal(wa[k], wo[k]) for k in wa)
+
+
+def test_discriminator_step_pairs_and_labels(train_bank, monkeypatch):
+    """C sees (pose(frame 0), pose(frame d)): same clip in the first half (label 1), a
+    derangement of the second half's partners (label 0) -- never a clip with itself."""
+    trainer = _trainer(_cfg(), train_bank)
+    trainer.model.train()
+    frames = _frames(trainer, seed=3)
+    B, half = frames.shape[0], frames.shape[0] // 2
+    with torch.no_grad():
+        expected_a = trainer.model.encode_pose(frames[:, 0]).flatten(1)
+        expected_b = trainer.model.encode_pose(frames[:, 4]).flatten(1)
+    seen = {}
+    hook = trainer.model.scene_discriminator.register_forward_hook(
+        lambda mod, inp, out: seen.update(a=inp[0].flatten(1), b=inp[1].flatten(1)))
+    real_loss = losses.discriminator_loss
+    monkeypatch.setattr(losses, "discriminator_loss",
+                        lambda p, y: seen.update(labels=y.clone()) or real_loss(p, y))
+    trainer.discriminator_step(frames)
+    hook.remove()
+    assert seen["labels"].tolist() == [1.0] * half + [0.0] * (B - half)
+    assert torch.allclose(seen["a"], expected_a, atol=1e-6)
+    assert torch.allclose(seen["b"][:half], expected_b[:half], atol=1e-6)
+    partners = torch.cdist(seen["b"][half:], expected_b).argmin(dim=1)
+    assert torch.allclose(seen["b"][half:], expected_b[partners], atol=1e-6)
+    assert sorted(partners.tolist()) == list(range(half, B))        # a permutation of the second half
+    assert not (partners == torch.arange(half, B)).any()             # with no clip paired with itself
+
+
+def test_fit_history_rows(train_bank):
+    trainer = _trainer(_cfg(**{"train.iterations": 12, "train.log_every": 5}), train_bank)
+    history = trainer.fit(progress=False)
+    assert [r["iteration"] for r in history] == [5, 10, 12]   # the last, partial window is logged too
+    assert all(set(r) == {"iteration", *LOSS_NAMES} for r in history)
+    assert all(math.isfinite(v) for r in history for v in r.values())
+    assert trainer.iteration == 12
+
+
+# -- resuming ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, smoke_cfg, train_bank):
+    """The smoke run (30 iterations, checkpoint every 10) trained in one go."""
+    path = tmp_path_factory.mktemp("straight") / "drnet.pt"
+    trainer = _trainer(smoke_cfg, train_bank)
+    trainer.fit(path, progress=False)
+    return trainer, path
+
+
+@pytest.mark.parametrize("k,resumed_from", [(20, 20), (15, 10)],
+                         ids=["at-a-checkpoint", "between-checkpoints"])
+def test_resume_is_exact(uninterrupted, smoke_cfg, train_bank, tmp_path, k, resumed_from):
+    straight, straight_path = uninterrupted
+    path = tmp_path / "drnet.pt"
+    resumed, start = _killed_then_resumed(lambda: _trainer(smoke_cfg, train_bank), path, k)
+    assert start == resumed_from   # work after the last checkpoint is redone
+    assert resumed.iteration == straight.iteration == 30
+    assert_same_state(_final_state(resumed), _final_state(straight))
+    assert resumed.history == straight.history
+    on_disk, reference = load_checkpoint(path), load_checkpoint(straight_path)
+    on_disk.pop("wall_s"), reference.pop("wall_s")
+    assert_same_state(on_disk, reference)
+
+
+def test_resume_history_is_exact_when_logging_and_checkpoints_are_not_aligned(train_bank, tmp_path):
+    cfg = _cfg(**{"train.iterations": 20, "train.log_every": 4, "train.checkpoint_every": 10})
+    straight = _trainer(cfg, train_bank)
+    straight.fit(tmp_path / "straight.pt", progress=False)
+    resumed, start = _killed_then_resumed(lambda: _trainer(cfg, train_bank), tmp_path / "killed.pt", 15)
+    assert start == 10
+    # the weights do come out identical ...
+    assert_same_state(resumed.model.state_dict(), straight.model.state_dict())
+    # ... but the history row at iteration 12 (window 9..12) is averaged over 11..12 only
+    assert resumed.history == straight.history
+
+
+def test_resume_of_a_finished_run_does_no_work(uninterrupted, smoke_cfg, train_bank):
+    straight, path = uninterrupted
+    again = _trainer(smoke_cfg, train_bank)
+
+    def no_step():
+        raise AssertionError("a finished run must not train again")
+
+    again.step = no_step
+    again.run(path, resume=True, progress=False)
+    assert again.iteration == 30
+    assert_same_state(again.model.state_dict(), straight.model.state_dict())
+
+
+def test_run_without_resume_starts_over(train_bank, tmp_path):
+    cfg = _cfg(**{"train.iterations": 4, "train.checkpoint_every": 2})
+    path = tmp_path / "drnet.pt"
+    _trainer(cfg, train_bank).run(path, progress=False)
+    fresh = _trainer(cfg, train_bank)
+    calls = []
+    original = fresh.step
+    fresh.step = lambda: calls.append(1) or original()
+    fresh.run(path, resume=False, progress=False)
+    assert len(calls) == 4 and load_checkpoint(path)["iteration"] == 4
+
+
+def test_resume_without_a_checkpoint_returns_false(smoke_cfg, train_bank, tmp_path):
+    t = _trainer(smoke_cfg, train_bank)
+    assert t.resume(tmp_path / "missing.pt") is False
+    assert t.iteration == 0
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides", [{"train.lr": 0.001}, {"model.pose_dim": 4}, {"data.max_velocity": 3}])
+def test_checkpoint_of_another_configuration_is_refused(uninterrupted, train_bank, overrides):
+    _, path = uninterrupted
+    other = _trainer(_cfg(**overrides), train_bank)
+    with pytest.raises(CheckpointError, match="another configuration"):
+        other.resume(path)
+
+
+def test_checkpoint_of_another_seed_is_refused(uninterrupted, train_bank):
+    _, path = uninterrupted
+    other = DrNetTrainer(get_config("mnist", "smoke", seed=1), "cpu", bank=train_bank)
+    with pytest.raises(CheckpointError, match="another configuration"):
+        other.resume(path)
+
+
+def test_evaluation_and_lstm_settings_do_not_invalidate_a_drnet_checkpoint(uninterrupted, train_bank):
+    _, path = uninterrupted
+    t = _trainer(_cfg(**{"eval.swap_pairs": 7, "lstm.hidden": 8}), train_bank)
+    assert t.resume(path) and t.iteration == 30
+
+
+def test_truncated_checkpoint_names_the_file(uninterrupted, smoke_cfg, train_bank, tmp_path):
+    _, path = uninterrupted
+    data = path.read_bytes()
+    bad = tmp_path / "drnet.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=str(bad).replace(".", r"\.")):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="drnet.pt"):
+        _trainer(smoke_cfg, train_bank).resume(bad)
+
+
+def test_checkpoint_writes_are_atomic(smoke_cfg, train_bank, tmp_path, monkeypatch):
+    trainer = _trainer(smoke_cfg, train_bank)
+    path = tmp_path / "drnet.pt"
+    trainer.save(path)
+    good = path.read_bytes()
+    trainer.step()
+    trainer.iteration += 1
+    real_save = torch.save
+
+    def save_then_crash(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", save_then_crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        trainer.save(path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert path.read_bytes() == good
+    assert load_checkpoint(path, trainer.fingerprint)["iteration"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drnet.pt"]   # no *.tmp left behind
+
+
+def test_atomic_write_cleans_up_on_interrupt(tmp_path):
+    target = tmp_path / "sub" / "file.bin"
+
+    def write(f):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.atomic_write(target, write)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+def test_checkpoint_paths(smoke_cfg):
+    d, l = checkpoint_paths(get_config("mnist", "smoke", seed=3), "ck")
+    assert d == Path("ck/smoke/mnist_seed3/drnet.pt") and l == Path("ck/smoke/mnist_seed3/lstm.pt")
+
+
+# -- the pose LSTM ----------------------------------------------------------------------------
+
+def test_train_lstm_runs_and_leaves_drnet_unchanged(smoke_cfg, trained_model, train_bank, tmp_path):
+    before = copy.deepcopy(trained_model.state_dict())
+    path = tmp_path / "lstm.pt"
+    trainer = train_lstm(smoke_cfg, trained_model, train_bank, path, progress=False)
+    assert trainer.iteration == smoke_cfg.lstm.iterations == 20
+    assert [r["iteration"] for r in trainer.history] == [5, 10, 15, 20]
+    assert all(math.isfinite(r["pose_mse"]) and r["pose_mse"] >= 0 for r in trainer.history)
+    assert_same_state(trained_model.state_dict(), before)   # weights and BatchNorm statistics
+    assert load_checkpoint(path, trainer.fingerprint)["iteration"] == 20
+
+
+def test_lstm_loss_decreases_on_a_fixed_model(smoke_cfg, trained_model, train_bank):
+    cfg = _cfg(**{"lstm.iterations": 60})
+    trainer = LSTMTrainer(cfg, trained_model, train_bank)
+    trainer.log_every = 20
+    history = trainer.fit(progress=False)
+    assert history[-1]["pose_mse"] < history[0]["pose_mse"]
+
+
+def test_lstm_resume_is_exact(smoke_cfg, _trained_smoke, train_bank, tmp_path):
+    def make():
+        return LSTMTrainer(smoke_cfg, copy.deepcopy(_trained_smoke.model), train_bank)
+
+    straight = make()
+    straight.fit(tmp_path / "straight.pt", progress=False)
+    resumed, start = _killed_then_resumed(make, tmp_path / "killed.pt", 15)
+    assert start == 10
+    assert_same_state(_final_state(resumed), _final_state(straight))
+    assert resumed.history == straight.history
+
+
+def test_lstm_checkpoint_refuses_other_lstm_settings(smoke_cfg, trained_model, train_bank, tmp_path):
+    path = tmp_path / "lstm.pt"
+    LSTMTrainer(_cfg(**{"lstm.iterations": 2}), trained_model, train_bank).fit(path, progress=False)
+    other = LSTMTrainer(_cfg(**{"lstm.iterations": 2, "lstm.hidden": 16}), trained_model, train_bank)
+    with pytest.raises(CheckpointError, match="another configuration"):
+        other.resume(path)
+
+
+@pytest.fixture
+def lstm_and_clips(smoke_cfg, trained_model, train_bank):
+    trainer = LSTMTrainer(_cfg(**{"lstm.iterations": 3}), trained_model, train_bank)
+    trainer.fit(progress=False)
+    clips, _ = train_bank.sample_clips(4, torch.Generator().manual_seed(0), 8)
+    return trained_model, trainer.lstm, clips
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_rollout_shape_range_and_modes(lstm_and_clips, training):
+    model, lstm, clips = lstm_and_clips
+    model.train(training)
+    lstm.train(training)
+    state = copy.deepcopy(model.state_dict())
+    out = rollout(model, lstm, clips[:, :5], steps=7)
+    assert out.shape == (4, 7, 3, 32, 32)
+    assert out.min() >= 0 and out.max() <= 1
+    assert model.training is training and lstm.training is training
+    assert all(m.training is training for m in model.modules())
+    assert_same_state(model.state_dict(), state)   # eval-mode BatchNorm: statistics untouched
+
+
+def test_rollout_is_deterministic_and_prefix_consistent(lstm_and_clips):
+    model, lstm, clips = lstm_and_clips
+    long = rollout(model, lstm, clips[:, :5], steps=6)
+    short = rollout(model, lstm, clips[:, :5], steps=3)
+    assert torch.allclose(long[:, :3], short, atol=1e-6)
+
+
+def test_rollout_first_frame_decodes_the_lstm_prediction(lstm_and_clips):
+    model, lstm, clips = lstm_and_clips
+    model.eval()
+    lstm.eval()
+    observed = clips[:, :5]
+    with torch.no_grad():
+        poses, content, skips = encode_sequence(model, observed, 4)
+        predicted, _ = lstm(poses, content.flatten(1))
+        expected = model.decode(content, skips, predicted[:, -1].reshape(4, -1, 1, 1))
+    out = rollout(model, lstm, observed, steps=1)
+    assert torch.allclose(out[:, 0], expected, atol=1e-6)
+
+
+def test_rollout_rejects_a_bad_bn_mode(lstm_and_clips):
+    model, lstm, clips = lstm_and_clips
+    with pytest.raises(ValueError, match="bn_mode"):
+        rollout(model, lstm, clips[:, :5], steps=1, bn_mode="frozen")
