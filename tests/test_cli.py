@@ -7,7 +7,7 @@ import json
 import pytest
 
 from drnet_lib import cli
-from drnet_lib.checkpoint import CheckpointError, load_checkpoint
+from drnet_lib.checkpoint import load_checkpoint
 from drnet_lib.predict import LSTMTrainer
 from drnet_lib.train import DrNetTrainer
 
