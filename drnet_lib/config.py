@@ -97,6 +97,7 @@ class ExperimentConfig:
     def fingerprint(self, *sections: str) -> str:
         """Short hash of the named sections (all if none): a checkpoint refuses another config."""
         d = self.to_dict()
+        d["data"].pop("root")  # where the data sits does not change the run
         chosen = {k: d[k] for k in (sections or d.keys())}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -108,10 +109,11 @@ def _mnist_profiles() -> dict[str, dict]:
         # Small enough for a 2-core laptop in well under 45 minutes per seed, with the meaning
         # kept: two coloured digits bouncing, the same losses, sampling, optimiser and LSTM.
         "cpu": {
-            "model.image_size": 32, "model.content_model": "dcgan",
+            "model.image_size": 32, "model.channels": 1, "model.content_model": "dcgan",
             "model.base_width": 32, "model.content_dim": 64, "model.pose_dim": 5,
-            "data.digit_size": 16, "data.max_velocity": 2, "data.test_clips": 1000,
-            "train.iterations": 6000, "train.batch_size": 64, "train.checkpoint_every": 500,
+            "data.num_digits": 1, "data.digit_size": 16, "data.max_velocity": 2, "data.clip_length": 12,
+            "data.test_clips": 1000,
+            "train.iterations": 8000, "train.batch_size": 64, "train.checkpoint_every": 500,
             "lstm.iterations": 3000, "lstm.batch_size": 64, "lstm.lr": 0.002, "lstm.hidden": 128,
             "lstm.checkpoint_every": 500,
             "eval.probe_train_clips": 2000, "eval.judge_iterations": 1500, "eval.swap_pairs": 1000,

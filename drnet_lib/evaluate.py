@@ -35,30 +35,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data.moving_mnist import ClipFactors, MovingMNIST
+from .models import evaluating
 
 PSNR_CAP_DB = 100.0  # PSNR of identical frames is infinite; report this instead
 
 
 # -- helpers --------------------------------------------------------------------------------------
-class _EvalMode:
-    """Context: module in eval mode under no_grad, its previous train/eval mode restored after."""
-
-    def __init__(self, module: nn.Module):
-        self.module = module
-
-    def __enter__(self):
-        self.was_training = self.module.training
-        self.no_grad = torch.no_grad()
-        self.no_grad.__enter__()
-        self.module.eval()
-        return self.module
-
-    def __exit__(self, *exc):
-        self.module.train(self.was_training)
-        self.no_grad.__exit__(*exc)
-        return False
-
-
 def _device_of(module: nn.Module, default) -> torch.device:
     """The device of a module's first parameter (or ``default`` for parameter-free modules)."""
     p = next(module.parameters(), None)
@@ -85,7 +67,7 @@ def encode_clips(model: nn.Module, bank: MovingMNIST, factors: ClipFactors, time
     times = _as_times(times, bank.device)
     device = _device_of(model, bank.device)
     parts: dict[str, list] = {k: [] for k in ("content", "content_pooled_skips", "pose")}
-    with _EvalMode(model):
+    with evaluating(model):
         for start in range(0, len(factors), batch_size):
             chunk = factors.subset(slice(start, start + batch_size))
             x = bank.render(chunk, times).flatten(0, 1).to(device)       # (b*K, C, S, S)
@@ -214,7 +196,7 @@ def judge_predict(judge: nn.Module, frames: torch.Tensor, num_digits: int,
     N, S = frames.shape[0], frames.shape[-1]
     singles = frames[:, :num_digits].reshape(N * num_digits, 1, S, S)
     preds = []
-    with _EvalMode(judge):
+    with evaluating(judge):
         for start in range(0, len(singles), batch_size):
             preds.append(judge(singles[start:start + batch_size].to(device)).argmax(1).cpu())
     return torch.cat(preds).view(N, num_digits)
@@ -298,7 +280,7 @@ def swap_scores(model: nn.Module, bank: MovingMNIST, factors: ClipFactors, judge
     a, b, t_a, t_b = (v.to(bank.device) for v in sample_swap_pairs(len(factors), pairs, T, generator))
     device = _device_of(model, bank.device)
     swaps, real_a, real_b = [], [], []
-    with _EvalMode(model):
+    with evaluating(model):
         for s in range(0, pairs, batch_size):
             sl = slice(s, s + batch_size)
             x_a = bank.render(factors.subset(a[sl]), t_a[sl, None])[:, 0]

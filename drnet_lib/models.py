@@ -14,6 +14,7 @@ Images are in [0, 1]; the decoder ends with a sigmoid. Codes have shape ``(B, di
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -186,3 +187,17 @@ class DrNet(nn.Module):
     def decode(self, content, skips, pose) -> torch.Tensor:
         """Content code (+ skips of the content frame) and a pose code -> image ``(B, C, S, S)``."""
         return self.decoder(content, pose, skips if self.decoder.use_skips else None)
+
+
+@contextlib.contextmanager
+def evaluating(module: nn.Module):
+    """Run ``module`` in eval mode under ``no_grad``; every submodule's own train/eval flag is
+    restored afterwards (a caller may keep, say, a discriminator in eval mode on purpose)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        for m, mode in modes:
+            m.training = mode

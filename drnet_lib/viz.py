@@ -28,6 +28,8 @@ import seaborn as sns
 import torch
 from matplotlib.animation import FuncAnimation
 
+from .models import evaluating
+
 __all__ = [
     "show_clips", "plot_training_curves", "plot_lstm_curve", "factorization_grid",
     "rollout_strip", "rollout_animation", "probe_heatmap", "plot_frame_metrics",
@@ -263,23 +265,6 @@ def plot_lstm_curve(history):
 
 
 # -- 4. factorisation grid ---------------------------------------------------------------------
-class _EvalMode:
-    """Put every submodule in eval mode; restore each one's own mode afterwards."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc):
-        for m, mode in self.modes:
-            m.training = mode
-        return False
-
-
 def factorization_grid(model, content_frames, pose_frames):
     """The paper's Figure 3 (left): every content frame decoded with every pose frame's pose.
 
@@ -299,7 +284,7 @@ def factorization_grid(model, content_frames, pose_frames):
     pf = torch.as_tensor(_frames(pose_frames, 4, "pose_frames"))
     n, m = cf.shape[0], pf.shape[0]
     device = next(model.parameters()).device
-    with _EvalMode(model), torch.no_grad():
+    with evaluating(model):
         content, skips = model.encode_content(cf.to(device))
         pose = model.encode_pose(pf.to(device))
         content = content.repeat_interleave(m, dim=0)
