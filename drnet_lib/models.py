@@ -53,12 +53,13 @@ class DCGANEncoder(nn.Module):
     The pose encoder simply ignores them.
     """
 
-    def __init__(self, channels: int, dim: int, image_size: int, base_width: int):
+    def __init__(self, channels: int, dim: int, image_size: int, base_width: int, code_bn_affine: bool = True):
         super().__init__()
         widths = stage_widths(image_size, base_width)
         ins = [channels] + widths[:-1]
         self.stages = nn.ModuleList(down_block(i, o) for i, o in zip(ins, widths))
-        self.head = nn.Sequential(nn.Conv2d(widths[-1], dim, 4, 1, 0), nn.BatchNorm2d(dim), nn.Tanh())
+        self.head = nn.Sequential(nn.Conv2d(widths[-1], dim, 4, 1, 0),
+                                  nn.BatchNorm2d(dim, affine=code_bn_affine), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
@@ -154,7 +155,7 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -169,7 +170,11 @@ class DrNet(nn.Module):
         if cfg.pose_model != "dcgan":
             raise ValueError(f"pose_model must be 'dcgan', got {cfg.pose_model!r}")
         self.cfg = cfg
-        self.content_encoder = DCGANEncoder(cfg.channels, cfg.content_dim, cfg.image_size, cfg.base_width)
+        # content_bn_affine=False fixes the content code's BatchNorm scale at 1 (a deviation used by
+        # the cpu profile): otherwise Adam can satisfy the similarity loss by shrinking that scale
+        # towards 0 within ~1,000 steps, long before the code has learned what stays constant.
+        self.content_encoder = DCGANEncoder(cfg.channels, cfg.content_dim, cfg.image_size, cfg.base_width,
+                                            code_bn_affine=cfg.content_bn_affine)
         self.pose_encoder = DCGANEncoder(cfg.channels, cfg.pose_dim, cfg.image_size, cfg.base_width)
         self.decoder = Decoder(cfg.channels, cfg.content_dim, cfg.pose_dim, cfg.image_size,
                                cfg.base_width, skips=cfg.content_model == "dcgan_unet")

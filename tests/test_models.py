@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from drnet_lib.config import ModelConfig
+from drnet_lib.config import ModelConfig, get_config
 from drnet_lib.models import (DCGANEncoder, Decoder, DrNet, PoseLSTM, SceneDiscriminator, init_weights,
                               stage_widths)
 
@@ -214,3 +214,16 @@ def test_unknown_models_raise(field, value):
     cfg = dataclasses.replace(ModelConfig(image_size=32, base_width=4), **{field: value})
     with pytest.raises(ValueError, match=value):
         DrNet(cfg)
+
+
+def test_content_code_without_learned_batchnorm_scale():
+    """content_bn_affine=False: the content code's BatchNorm has no scale to shrink."""
+    cfg = get_config("mnist", "smoke", overrides={"model.content_bn_affine": False})
+    model = DrNet(cfg.model)
+    bn = model.content_encoder.head[1]
+    assert not bn.affine and bn.weight is None
+    assert model.pose_encoder.head[1].affine  # only the content code is affected
+    model.train()
+    code, _ = model.encode_content(torch.rand(8, cfg.model.channels, 32, 32))
+    pre_tanh = torch.atanh(code.clamp(-0.999999, 0.999999)).flatten(1)
+    assert torch.allclose(pre_tanh.var(0, unbiased=False), torch.ones(cfg.model.content_dim), atol=0.05)

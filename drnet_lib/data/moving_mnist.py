@@ -101,7 +101,7 @@ class MovingMNIST:
         times = times.to(self.device)
         if times.dim() == 1:
             times = times.unsqueeze(0).expand(B, -1)
-        K, S, s = times.shape[1], self.image_size, self.digit_size
+        K, S = times.shape[1], self.image_size
         pos = torch.gather(factors.positions, 1, times[:, :, None, None].expand(-1, -1, self.num_digits, 2))
         canvas = torch.zeros(B * K, self.channels, S, S, device=self.device)
         n = torch.arange(B * K, device=self.device)[:, None, None]
