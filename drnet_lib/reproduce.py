@@ -9,6 +9,7 @@ with its notebook path and does not stop the others.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +44,17 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     if out_json.exists() and not force:
         return RunOutcome(experiment, seed, "skipped", out_nb)
     out_nb.parent.mkdir(parents=True, exist_ok=True)
+    notebooks = REPO_ROOT / "notebooks"
+    # paths as seen from the notebook's working directory (relative, so executed notebooks
+    # committed to the book do not show this machine's folders)
     params = dict(profile=profile, seed=seed, device=device, data_source=data_source,
-                  results_dir=str(Path(results_dir).resolve()),
-                  checkpoint_dir=str((REPO_ROOT / "checkpoints").resolve()))
+                  data_root=os.path.relpath(REPO_ROOT / "data", notebooks),
+                  results_dir=os.path.relpath(Path(results_dir).resolve(), notebooks),
+                  checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks))
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(source_notebook(experiment)), str(out_nb), parameters=params,
-                            cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3",
+                            cwd=str(notebooks), kernel_name="python3",
                             progress_bar=False, request_save_on_cell_execute=True)
     except Exception as err:  # keep going: one failing run must not stop the batch
         return RunOutcome(experiment, seed, "failed", out_nb, time.perf_counter() - start,

@@ -1,0 +1,59 @@
+"""drnet reproduce: papermill runs land in results/<profile>/, existing results are skipped unless
+forced, and a failing notebook is reported with its path without stopping the batch."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from drnet_lib import reproduce
+
+
+def tiny_notebook(path, body: str):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "smoke"\nseed = 0\nresults_dir = "."')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def fake_experiments(tmp_path, monkeypatch):
+    """Two notebooks in a fake repository: 'ok' writes its JSON, 'broken' raises."""
+    (tmp_path / "notebooks").mkdir()
+    writes = ("import json, pathlib\n"
+              "p = pathlib.Path(results_dir, profile, f'ok_seed{seed}.json')\n"
+              "p.parent.mkdir(parents=True, exist_ok=True)\n"
+              "p.write_text(json.dumps({'seed': seed, 'profile': profile}))")
+    tiny_notebook(tmp_path / "notebooks" / "ok.ipynb", writes)
+    tiny_notebook(tmp_path / "notebooks" / "broken.ipynb", "raise RuntimeError('deliberately broken')")
+    monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "NOTEBOOKS", {"ok": "ok.ipynb", "broken": "broken.ipynb"})
+    return tmp_path
+
+
+def test_runs_skip_and_failures(fake_experiments, capsys):
+    results = fake_experiments / "results"
+    outcomes = reproduce.reproduce(["broken", "ok"], [0, 1], profile="smoke", results_dir=results, progress=False)
+    status = {(o.experiment, o.seed): o.status for o in outcomes}
+    assert status == {("broken", 0): "failed", ("broken", 1): "failed", ("ok", 0): "done", ("ok", 1): "done"}
+    assert json.loads((results / "smoke" / "ok_seed1.json").read_text()) == {"seed": 1, "profile": "smoke"}
+    assert (results / "smoke" / "ok_seed1.ipynb").exists()           # the executed notebook
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert all("deliberately broken" in o.error and o.notebook.name.startswith("broken_seed") for o in failed)
+    summary = capsys.readouterr().out
+    assert "failed" in summary and "broken_seed0.ipynb" in summary
+
+    again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    assert again[0].status == "skipped"
+    forced = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)
+    assert forced[0].status == "done"
+
+
+def test_unknown_experiment_fails_before_any_run(fake_experiments):
+    with pytest.raises(ValueError, match="unknown experiment 'nope'"):
+        reproduce.reproduce(["ok", "nope"], [0], results_dir=fake_experiments / "results", progress=False)
+    assert not (fake_experiments / "results").exists()
