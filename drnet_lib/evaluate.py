@@ -107,18 +107,24 @@ def probe_position(x_train, centers_train, x_test, centers_test) -> float:
     return float(r2_score(centers_test, reg.predict(x_test), multioutput="uniform_average"))
 
 
-def fit_probes(train: dict, test: dict) -> dict[str, float]:
+def fit_probes(train: dict, test: dict, content_has_skips: bool) -> dict[str, float]:
     """Linear probes fitted on ``train`` codes, scored on ``test`` codes (dicts as encode_clips).
 
     Identity: logistic regression per digit slot, accuracy averaged over slots (chance about 0.1;
     ``probe.identity_chance`` is the test accuracy of always naming the most frequent training
     class). Position: ridge regression on all centre coordinates, R² (0 = no better than the mean).
-    Representations: ``content``, ``pose``, and ``content_skips`` (content code + pooled skips).
+
+    What counts as the *content code* depends on the decoder: with skip connections
+    (``content_has_skips``) the decoder receives the content frame's feature maps as well as the
+    vector, so ``probe.content_*`` probes the vector concatenated with the globally pooled skip
+    features; without skips it is the vector alone. ``probe.content_vector_*`` always probes the
+    vector alone, ``probe.pose_*`` the pose code.
     BLAS runs single-threaded: the problems are small (10k x 300 takes seconds), and threaded
     BLAS competing with a training run on the same cores was measured ~3x slower.
     """
     out = {}
-    reps = {"content": "content", "pose": "pose", "content_skips": "content_pooled_skips"}
+    reps = {"content": "content_pooled_skips" if content_has_skips else "content",
+            "content_vector": "content", "pose": "pose"}
     with threadpool_limits(limits=1):
         for name, key in reps.items():
             out[f"probe.{name}_to_identity"] = probe_identity(

@@ -90,9 +90,9 @@ def test_encode_then_probe_runs_end_to_end(model, banks, test_factors):
     train_f = banks[0].sample_factors(48, torch.Generator().manual_seed(3))
     times = torch.tensor([0, 7])
     res = fit_probes(encode_clips(model, banks[0], train_f, times),
-                     encode_clips(model, banks[1], test_factors, times))
+                     encode_clips(model, banks[1], test_factors, times), content_has_skips=True)
     assert len(res) == 7 and all(np.isfinite(v) for v in res.values())
-    assert all(0 <= res[f"probe.{r}_to_identity"] <= 1 for r in ("content", "pose", "content_skips"))
+    assert all(0 <= res[f"probe.{r}_to_identity"] <= 1 for r in ("content", "pose", "content_vector"))
 
 
 # -- (b) probes on synthetic codes -----------------------------------------------------------------
@@ -104,21 +104,28 @@ def synthetic_codes(n: int, rng: np.random.Generator) -> dict:
     content = onehot + 0.2 * rng.standard_normal((n, 20))
     pose = np.concatenate([centers / 8 + 0.05 * rng.standard_normal((n, 4)),
                            rng.standard_normal((n, 4))], axis=1)
-    skips = np.concatenate([content, rng.standard_normal((n, 12))], axis=1)
+    # the pooled skip features add what the vector lacks: the digits' positions
+    skips = np.concatenate([content, centers / 8 + 0.05 * rng.standard_normal((n, 4))], axis=1)
     return {"content": content, "pose": pose, "content_pooled_skips": skips,
             "labels": labels, "centers": centers}
 
 
 def test_fit_probes_reads_the_right_block():
     rng = np.random.default_rng(0)
-    res = fit_probes(synthetic_codes(800, rng), synthetic_codes(400, rng))
+    train, test = synthetic_codes(800, rng), synthetic_codes(400, rng)
+    res = fit_probes(train, test, content_has_skips=False)
     assert res["probe.content_to_identity"] > 0.9
-    assert res["probe.content_skips_to_identity"] > 0.9
+    assert res["probe.content_vector_to_identity"] > 0.9
     assert res["probe.pose_to_identity"] < 0.25          # chance 0.1
     assert abs(res["probe.identity_chance"] - 0.1) < 0.08
     assert res["probe.pose_to_position_r2"] > 0.9
     assert res["probe.content_to_position_r2"] < 0.1
-    assert res["probe.content_skips_to_position_r2"] < 0.1
+    assert res["probe.content_vector_to_position_r2"] < 0.1
+    # with skips the content code is the vector plus pooled skips, which here also carry position
+    with_skips = fit_probes(train, test, content_has_skips=True)
+    assert with_skips["probe.content_to_position_r2"] > 0.9
+    assert with_skips["probe.content_vector_to_position_r2"] < 0.1
+    assert with_skips["probe.content_to_identity"] > 0.9
 
 
 # -- (c) the judge ---------------------------------------------------------------------------------
