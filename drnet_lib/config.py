@@ -116,7 +116,7 @@ def _mnist_profiles() -> dict[str, dict]:
             "train.iterations": 8000, "train.batch_size": 64, "train.checkpoint_every": 500,
             "lstm.iterations": 3000, "lstm.batch_size": 64, "lstm.lr": 0.002, "lstm.hidden": 128,
             "lstm.checkpoint_every": 500,
-            "eval.probe_train_clips": 2000, "eval.judge_iterations": 1000, "eval.judge_width": 16,
+            "eval.probe_train_clips": 2000, "eval.judge_iterations": 1000, "eval.judge_width": 16, "eval.judge_batch_size": 64,
             "eval.swap_pairs": 1000, "eval.rollout_clips": 100,
         },
         # Seconds on a CPU, for tests and `pytest --nbval`: tiny nets, deterministic.
