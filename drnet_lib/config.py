@@ -15,6 +15,11 @@ import json
 from dataclasses import dataclass, field
 
 
+# Settings that say where things are, not what is run: a checkpoint written with one value resumes
+# with another, and the book's list of differences between profiles leaves them out.
+LOCATION_SETTINGS = frozenset({"data.root"})
+
+
 @dataclass
 class ModelConfig:
     image_size: int = 64            # frame side in pixels (32, 64 or 128)
@@ -98,7 +103,9 @@ class ExperimentConfig:
     def fingerprint(self, *sections: str) -> str:
         """Short hash of the named sections (all if none): a checkpoint refuses another config."""
         d = self.to_dict()
-        d["data"].pop("root")  # where the data sits does not change the run
+        for key in LOCATION_SETTINGS:
+            section, name = key.split(".")
+            d[section].pop(name)
         chosen = {k: d[k] for k in (sections or d.keys())}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -206,6 +213,6 @@ def differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> list[tupl
     rows = []
     for section in ("model", "data", "train", "lstm", "eval"):
         for key, value in a[section].items():
-            if value != b[section][key]:
+            if value != b[section][key] and f"{section}.{key}" not in LOCATION_SETTINGS:
                 rows.append((f"{section}.{key}", value, b[section][key]))
     return rows

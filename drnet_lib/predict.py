@@ -27,11 +27,10 @@ from .loop import ResumableLoop
 from .models import DrNet, PoseLSTM, init_weights
 
 
-def set_frozen_mode(model: DrNet, bn_mode: str) -> None:
-    """Freeze DrNet's weights; BatchNorm uses running stats ("eval") or batch stats ("train")."""
+def set_bn_mode(model: DrNet, bn_mode: str) -> None:
+    """BatchNorm of the frozen DrNet uses running stats ("eval") or batch stats ("train")."""
     if bn_mode not in ("eval", "train"):
         raise ValueError(f"lstm.bn_mode must be 'eval' or 'train', got {bn_mode!r}")
-    model.requires_grad_(False)
     model.train(bn_mode == "train")
 
 
@@ -54,6 +53,8 @@ class LSTMTrainer(ResumableLoop):
     def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST):
         c = cfg.lstm
         self.cfg, self.model, self.bank = cfg, model, bank
+        set_bn_mode(model, c.bn_mode)   # fail fast on a bad setting
+        model.requires_grad_(False)     # DrNet is frozen while the LSTM trains
         self.device = next(model.parameters()).device
         torch.manual_seed(cfg.seed + 1)
         self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers).to(self.device)
@@ -68,7 +69,7 @@ class LSTMTrainer(ResumableLoop):
 
     def step(self) -> torch.Tensor:
         c = self.cfg.lstm
-        set_frozen_mode(self.model, c.bn_mode)
+        set_bn_mode(self.model, c.bn_mode)  # callers may have switched modes between steps
         frames, _ = self.bank.sample_clips(c.batch_size, self.generator, c.n_past + c.n_future)
         poses, content, _ = encode_sequence(self.model, frames, c.n_past - 1)
         self.lstm.train()
@@ -98,10 +99,8 @@ def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
     Returns:
         ``(B, steps, C, H, W)`` generated frames; frame i is the prediction for time n_past + i.
     """
-    if bn_mode not in ("eval", "train"):
-        raise ValueError(f"bn_mode must be 'eval' or 'train', got {bn_mode!r}")
     was_training = model.training, lstm.training
-    model.train(bn_mode == "train")
+    set_bn_mode(model, bn_mode)
     lstm.eval()
     n_past = observed.shape[1]
     poses, content, skips = encode_sequence(model, observed, n_past - 1)

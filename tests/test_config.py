@@ -123,3 +123,8 @@ def test_fingerprint_ignores_where_the_data_sits_but_not_what_it_is():
     c = get_config("mnist", "smoke", data_source="real")
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != c.fingerprint()
+
+
+def test_differences_leave_out_where_the_data_sits():
+    a = get_config("mnist", "smoke", data_root="../data")
+    assert all(key != "data.root" for key, _, _ in differences(a, get_config("mnist", "paper")))
