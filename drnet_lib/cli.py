@@ -1,9 +1,10 @@
 """The ``drnet`` command: train, reproduce, bench, data prepare.
 
     drnet train --experiment mnist --profile cpu --seed 0 [--resume|--no-resume] [--set train.iterations=500]
-    drnet reproduce --profile cpu --experiments mnist --seeds 0 1 2 [--force]
+    drnet reproduce --profile cpu --experiments mnist norb --seeds 0 1 2 [--force]
+    drnet reproduce --experiments norb_grid --seeds 0 --grid adversarial_weight=0,0.1 pose_dim=2,10
     drnet bench [--device cpu|cuda] [--profiles paper cpu] [--json]
-    drnet data prepare mnist --source embedded|real [--root data]
+    drnet data prepare mnist|norb --source embedded|real [--root data] [--size ci|cpu]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
+from .data.registry import DownloadError
 from .results import REPO_ROOT
 
 
@@ -36,23 +38,42 @@ def cmd_train(args) -> int:
     from .predict import train_lstm
     from .train import checkpoint_paths, train_drnet
 
-    cfg = get_config(args.experiment, args.profile, args.seed, _parse_set(args.set), data_source=args.data_source)
-    drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir)
+    cfg = get_config(args.experiment, args.profile, args.seed, _parse_set(args.set),
+                     data_source=args.data_source, data_root=str(args.data_root))
+    drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir, args.record)
     print(f"DrNet checkpoint: {drnet_ckpt}")
     trainer = train_drnet(cfg, args.device, drnet_ckpt, resume=args.resume)
     print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
+    metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
+               "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
+    histories = {"drnet": trainer.history}
     if not args.skip_lstm:
         print(f"LSTM checkpoint: {lstm_ckpt}")
         lstm = train_lstm(cfg, trainer.model, trainer.bank, lstm_ckpt, resume=args.resume)
         print(f"pose LSTM: {lstm.iteration} iterations, {lstm.wall_s / 60:.1f} min")
+        metrics["lstm.seconds_per_iteration"] = lstm.wall_s / max(lstm.iteration, 1)
+        histories["lstm"] = lstm.history
+    if args.record:
+        from .results import write_results
+
+        wall_s = trainer.wall_s + (0.0 if args.skip_lstm else lstm.wall_s)
+        path = write_results(args.results_dir, cfg, metrics, trainer.device, wall_s, tag=args.record,
+                             extra={"history": histories, "note": "training-only run recorded by drnet train --record"})
+        print(f"recorded: {path}")
     return 0
 
 
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
 
+    grid = {}
+    for item in args.grid or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not raw:
+            raise SystemExit(f"--grid expects name=v1,v2,... (e.g. pose_dim=2,5,10), got {item!r}")
+        grid[key] = [json.loads(v) if v.strip() else v for v in raw.split(",")]
     outcomes = reproduce(args.experiments, args.seeds, args.profile, args.results_dir, args.device,
-                         args.data_source, force=args.force)
+                         args.data_source, force=args.force, grid=grid)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
@@ -64,11 +85,19 @@ def cmd_bench(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import mnist
+    if args.dataset == "mnist":
+        from .data import mnist
 
-    if args.dataset != "mnist":
-        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist")
-    print(json.dumps(mnist.prepare(args.source, args.root), indent=2, default=str))
+        print(json.dumps(mnist.prepare(args.source, args.root), indent=2, default=str))
+    elif args.dataset == "norb":
+        from .data import norb
+
+        folder = norb.prepare(args.source, args.root, size=args.size)
+        counts = {split: len(norb.read_matrix(folder / norb.file_name(split, "cat")))
+                  for split in norb.SPLITS}
+        print(json.dumps({"source": args.source, "folder": str(folder), "counts": counts}, indent=2))
+    else:
+        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist, norb")
     return 0
 
 
@@ -86,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last checkpoint (default); --no-resume starts over")
     t.add_argument("--skip-lstm", action="store_true")
+    t.add_argument("--data-root", type=Path, default=REPO_ROOT / "data")
+    t.add_argument("--record", metavar="TAG",
+                   help="write losses and timings to <results-dir>/<profile>/<experiment>_<TAG>_seed<k>.json")
+    t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
     t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override settings, e.g. train.iterations=500")
     t.set_defaults(func=cmd_train)
 
@@ -96,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--data-source", default="embedded", choices=["embedded", "real"])
     r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    r.add_argument("--grid", nargs="*", metavar="NAME=V1,V2",
+                   help="notebook parameters to sweep, e.g. adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--force", action="store_true", help="rerun even where results exist")
     g.add_argument("--skip-existing", action="store_true", help="skip runs whose results exist (default)")
@@ -115,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("dataset")
     prep.add_argument("--source", default="embedded", choices=["embedded", "real"])
     prep.add_argument("--root", default="data")
+    prep.add_argument("--size", default="cpu", choices=["ci", "cpu"],
+                      help="NORB stand-in size (embedded source only)")
     prep.set_defaults(func=cmd_data)
     return p
 
@@ -123,7 +160,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, CheckpointError) as err:
+    except (KeyError, ValueError, FileNotFoundError, CheckpointError, DownloadError) as err:
         print(f"drnet {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -9,14 +9,15 @@ with its notebook path and does not stop the others.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .results import REPO_ROOT, results_path
+from .results import REPO_ROOT, grid_tag, results_path
 
-NOTEBOOKS = {"mnist": "01_mnist.ipynb"}
+NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "02b_norb_grid.ipynb"}
 
 
 @dataclass
@@ -27,6 +28,7 @@ class RunOutcome:
     notebook: Path
     seconds: float = 0.0
     error: str = ""
+    tag: str | None = None
 
 
 def source_notebook(experiment: str) -> Path:
@@ -35,14 +37,24 @@ def source_notebook(experiment: str) -> Path:
     return REPO_ROOT / "notebooks" / NOTEBOOKS[experiment]
 
 
+def grid_points(grid: dict[str, list] | None) -> list[dict]:
+    """Every combination of a parameter grid: ``{"a": [1, 2], "b": [3]}`` -> ``[{a:1,b:3}, {a:2,b:3}]``."""
+    if not grid:
+        return [{}]
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+
+
 def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device: str = "auto",
-            data_source: str = "embedded", force: bool = False) -> RunOutcome:
+            data_source: str = "embedded", force: bool = False, extra: dict | None = None) -> RunOutcome:
+    """Execute one notebook run; ``extra`` are further papermill parameters (a grid point)."""
     import papermill as pm
 
-    out_json = results_path(results_dir, profile, experiment, seed)
+    tag = grid_tag(extra) if extra else None
+    out_json = results_path(results_dir, profile, experiment, seed, tag)
     out_nb = out_json.with_suffix(".ipynb")
     if out_json.exists() and not force:
-        return RunOutcome(experiment, seed, "skipped", out_nb)
+        return RunOutcome(experiment, seed, "skipped", out_nb, tag=tag)
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     notebooks = REPO_ROOT / "notebooks"
     # paths as seen from the notebook's working directory (relative, so executed notebooks
@@ -50,7 +62,7 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     params = dict(profile=profile, seed=seed, device=device, data_source=data_source,
                   data_root=os.path.relpath(REPO_ROOT / "data", notebooks),
                   results_dir=os.path.relpath(Path(results_dir).resolve(), notebooks),
-                  checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks))
+                  checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks), **(extra or {}))
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(source_notebook(experiment)), str(out_nb), parameters=params,
@@ -58,22 +70,28 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
                             progress_bar=False, request_save_on_cell_execute=True)
     except Exception as err:  # keep going: one failing run must not stop the batch
         return RunOutcome(experiment, seed, "failed", out_nb, time.perf_counter() - start,
-                          f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}")
-    return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start)
+                          f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}",
+                          tag)
+    return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
 
 
 def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device: str = "auto",
-              data_source: str = "embedded", force: bool = False, progress: bool = True) -> list[RunOutcome]:
-    """Run every (experiment, seed), one after another, and print a summary table."""
+              data_source: str = "embedded", force: bool = False, progress: bool = True,
+              grid: dict[str, list] | None = None) -> list[RunOutcome]:
+    """Run every (experiment, seed, grid point), one after another, and print a summary table.
+
+    ``grid`` maps notebook parameters to lists of values (e.g. ``{"adversarial_weight": [0, 0.1],
+    "pose_dim": [2, 10]}``); each combination is one run, its results tagged by :func:`grid_tag`.
+    """
     from tqdm.auto import tqdm
 
     results_dir = Path(results_dir or REPO_ROOT / "results")
     for e in experiments:
         source_notebook(e)  # fail fast on an unknown name, before any run starts
-    jobs = [(e, s) for e in experiments for s in seeds]
+    jobs = [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
     outcomes = []
-    for e, s in tqdm(jobs, desc=f"reproduce ({profile})", disable=not progress):
-        outcomes.append(run_one(e, profile, s, results_dir, device, data_source, force))
+    for e, s, p in tqdm(jobs, desc=f"reproduce ({profile})", disable=not progress):
+        outcomes.append(run_one(e, profile, s, results_dir, device, data_source, force, p))
     print(format_summary(outcomes))
     return outcomes
 
@@ -82,6 +100,8 @@ def format_summary(outcomes: list[RunOutcome]) -> str:
     lines = [f"{'experiment':<12}{'seed':>5}  {'status':<8}{'minutes':>8}  notebook"]
     for o in outcomes:
         lines.append(f"{o.experiment:<12}{o.seed:>5}  {o.status:<8}{o.seconds / 60:>8.1f}  {o.notebook}")
+        if o.tag:
+            lines[-1] = lines[-1].replace(f"{o.experiment:<12}", f"{o.experiment + ' ' + o.tag:<12}", 1)
         if o.error:
             lines.append(f"{'':<17}error: {o.error}")
     return "\n".join(lines)

@@ -67,19 +67,38 @@ def _plain(value):
     return value
 
 
-def results_path(results_dir, profile: str, experiment: str, seed: int) -> Path:
-    return Path(results_dir) / profile / f"{experiment}_seed{seed}.json"
+def run_name(experiment: str, seed: int, tag: str | None = None) -> str:
+    """``<experiment>[_<tag>]_seed<k>``: how results and checkpoints of one run are named.
+
+    ``tag`` tells apart runs of one experiment that differ in a grid setting (``beta0.1_pose10``).
+    """
+    return f"{experiment}_{tag}_seed{seed}" if tag else f"{experiment}_seed{seed}"
 
 
-def write_results(results_dir, cfg, metrics: dict, device, wall_s: float, extra: dict | None = None) -> Path:
+def grid_tag(params: dict) -> str:
+    """A file-name-safe tag for one grid point: ``{"adversarial_weight": 0.01, "pose_dim": 5}`` ->
+    ``"adversarial_weight0.01_pose_dim5"`` (keys in the given order, numbers in ``%g`` form)."""
+    parts = []
+    for key, value in params.items():
+        text = f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+        parts.append(f"{key}{text}")
+    return "_".join(parts)
+
+
+def results_path(results_dir, profile: str, experiment: str, seed: int, tag: str | None = None) -> Path:
+    return Path(results_dir) / profile / f"{run_name(experiment, seed, tag)}.json"
+
+
+def write_results(results_dir, cfg, metrics: dict, device, wall_s: float, extra: dict | None = None,
+                  tag: str | None = None) -> Path:
     """Write the results JSON of one run; returns its path."""
     record = {
-        "experiment": cfg.experiment, "profile": cfg.profile, "seed": cfg.seed,
+        "experiment": cfg.experiment, "profile": cfg.profile, "seed": cfg.seed, "tag": tag,
         "data_source": cfg.data.source, "config": cfg.to_dict(), "metrics": metrics,
         "provenance": provenance(device, wall_s), **(extra or {}),
     }
     text = json.dumps(_plain(record), indent=2, sort_keys=False) + "\n"
-    path = results_path(results_dir, cfg.profile, cfg.experiment, cfg.seed)
+    path = results_path(results_dir, cfg.profile, cfg.experiment, cfg.seed, tag)
     return atomic_write(path, lambda f: f.write(text.encode()))
 
 

