@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -41,8 +42,10 @@ def provenance(device, wall_s: float) -> dict:
     from . import __version__
 
     status = _git("status", "--porcelain", "--untracked-files=no")
+    # a copy of the tree without .git (e.g. shipped to a GPU machine) may name its commit instead
+    commit = _git("rev-parse", "HEAD") or os.environ.get("DRNET_GIT_COMMIT")
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": commit,
         "dirty": bool(status) if status is not None else None,
         "drnet_lib": __version__,
         "torch": torch.__version__,
@@ -116,6 +119,21 @@ def load_runs(results_dir, profile: str, experiment: str) -> list[dict]:
     """All seeds' results of one experiment and profile, sorted by seed."""
     paths = sorted(Path(results_dir, profile).glob(f"{experiment}_seed*.json"))
     return sorted((read_results(p) for p in paths), key=lambda r: r["seed"])
+
+
+def load_grid(results_dir, profile: str, experiment: str):
+    """One row per grid run of ``experiment`` (``<experiment>_<cell>_seed<k>.json``): its grid
+    parameters, iterations, flat numeric metrics, seed, wall time and device, as a DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(results_dir, profile).glob(f"{experiment}_*_seed*.json")):
+        r = read_results(path)
+        metrics = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
+        rows.append({**r.get("grid", {}), **metrics, "seed": r["seed"],
+                     "iterations": r["config"]["train"]["iterations"],
+                     "wall_s": r["provenance"]["wall_s"], "device": r["provenance"]["device"]})
+    return pd.DataFrame(rows)
 
 
 def summarize(values) -> dict:
