@@ -2,7 +2,7 @@
 #
 #   make book        set up, produce any missing cpu-profile results, build the HTML book
 #   make test        set up, run the unit tests and `pytest --nbval` on the source notebooks
-#   make reproduce   rerun experiments (always): PROFILE=cpu|paper EXPERIMENTS="mnist" SEEDS="0 1 2"
+#   make reproduce   rerun experiments (always): PROFILE=cpu|paper EXPERIMENTS="mnist norb" SEEDS="0 1 2"
 #   make lab         JupyterLab in the project's environment
 #   make clean-book  remove _build/
 
@@ -25,8 +25,10 @@ SEEDS ?= 0 1 2
 
 # What `make book` produces when its results are missing (existing results are kept).
 BOOK_PROFILE := cpu
-BOOK_EXPERIMENTS := mnist
+BOOK_EXPERIMENTS := mnist norb
 BOOK_SEEDS := 0 1 2
+# The NORB ablation grid (one seed, a shorter schedule per cell; see notebooks/02b_norb_grid.ipynb)
+BOOK_GRID := adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10
 
 .PHONY: help setup book test reproduce lab clean-book
 
@@ -54,6 +56,8 @@ $(STAMP): pyproject.toml
 book: setup
 	$(BIN)/drnet reproduce --profile $(BOOK_PROFILE) --experiments $(BOOK_EXPERIMENTS) \
 	  --seeds $(BOOK_SEEDS) --skip-existing
+	$(BIN)/drnet reproduce --profile $(BOOK_PROFILE) --experiments norb_grid --seeds 0 \
+	  --grid $(BOOK_GRID) --skip-existing
 	$(BIN)/jupyter-book build --all -W --keep-going .
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 

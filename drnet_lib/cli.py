@@ -47,6 +47,13 @@ def cmd_train(args) -> int:
     metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
                "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
     histories = {"drnet": trainer.history}
+    if cfg.experiment == "norb" and args.record:  # NORB's result is the classification table
+        from .norb_experiment import flat_metrics, score_variant
+        from .train import make_test_bank
+
+        scores = score_variant(cfg, trainer.model.eval(), trainer.bank, make_test_bank(cfg, trainer.device))
+        metrics.update(flat_metrics(scores), **{"classification.chance": scores["chance"]})
+        print(json.dumps(flat_metrics(scores), indent=1))
     if not args.skip_lstm:
         print(f"LSTM checkpoint: {lstm_ckpt}")
         lstm = train_lstm(cfg, trainer.model, trainer.bank, lstm_ckpt, resume=args.resume)

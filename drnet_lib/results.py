@@ -41,11 +41,12 @@ def device_name(device) -> str:
 def provenance(device, wall_s: float) -> dict:
     from . import __version__
 
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    # a copy of the tree without .git (e.g. shipped to a GPU machine) may name its commit instead
-    commit = _git("rev-parse", "HEAD") or os.environ.get("DRNET_GIT_COMMIT")
+    # A copy of the tree shipped to another machine (a GPU box) may carry a stale .git or none:
+    # there the caller names the commit the copy was made from, and cleanliness is unknown.
+    named = os.environ.get("DRNET_GIT_COMMIT")
+    status = None if named else _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": commit,
+        "git_commit": named or _git("rev-parse", "HEAD"),
         "dirty": bool(status) if status is not None else None,
         "drnet_lib": __version__,
         "torch": torch.__version__,
