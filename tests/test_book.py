@@ -22,8 +22,9 @@ JB = Path(sys.executable).with_name("jupyter-book")
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
-    if not load_runs(REPO_ROOT / "results", "cpu", "mnist"):
-        pytest.fail("results/cpu/mnist_seed*.json are missing: the book needs committed cpu results")
+    for experiment in ("mnist", "norb"):
+        if not load_runs(REPO_ROOT / "results", "cpu", experiment):
+            pytest.fail(f"results/cpu/{experiment}_seed*.json are missing: the book needs committed cpu results")
     out = tmp_path_factory.mktemp("book")
     proc = subprocess.run([str(JB), "build", "--all", "-W", "--keep-going", "--path-output", str(out), "."],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
@@ -41,7 +42,8 @@ def soup(path: Path):
 
 
 def test_every_toc_page_is_built(html):
-    for page in ("book/intro", "book/method", "results/cpu/mnist_seed0", "book/results", "book/deviations", "book/reproduce"):
+    for page in ("book/intro", "book/method", "results/cpu/mnist_seed0", "book/results", "results/cpu/norb_seed0",
+                 "book/norb_results", "book/deviations", "book/reproduce"):
         assert (html / f"{page}.html").exists(), page
 
 
@@ -103,3 +105,14 @@ def test_glued_prose_numbers_equal_the_json(html):
     assert f"over {len(runs)} seeds" in text
     mean_min = summarize([r["provenance"]["wall_s"] / 60 for r in runs])["mean"]
     assert f"in {mean_min:.1f} minutes on average" in text
+
+
+def test_norb_page_numbers_equal_the_json(html):
+    """The paper-vs-ours table shows mean ± std over seeds of each headline key, from the JSON."""
+    runs = load_runs(REPO_ROOT / "results", "cpu", "norb")
+    text = re.sub(r"\s+", " ", soup(html / "book" / "norb_results.html").get_text(" "))
+    for variant in ("adv", "noadv"):
+        for code in ("content", "pose"):
+            s = summarize([lookup(r["metrics"], f"classification.{variant}.{code}") for r in runs])
+            assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text, (variant, code)
+    assert "recalled" in text  # the paper's values never appear unlabelled
