@@ -45,6 +45,21 @@ def grid_points(grid: dict[str, list] | None) -> list[dict]:
     return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
 
 
+def check_grid(experiment: str, grid: dict | None) -> None:
+    """Refuse grid names that are not parameters of the experiment's notebook (papermill would
+    inject them anyway, and the notebook would silently ignore them)."""
+    path = source_notebook(experiment)
+    if not grid:
+        return
+    import papermill as pm
+
+    known = set(pm.inspect_notebook(str(path)))
+    unknown = sorted(set(grid) - known)
+    if unknown:
+        raise ValueError(f"{path.name} has no parameter {', '.join(map(repr, unknown))}; "
+                         f"its parameters are: {', '.join(sorted(known))}")
+
+
 def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device: str = "auto",
             data_source: str = "embedded", force: bool = False, extra: dict | None = None) -> RunOutcome:
     """Execute one notebook run; ``extra`` are further papermill parameters (a grid point)."""
@@ -86,8 +101,8 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     from tqdm.auto import tqdm
 
     results_dir = Path(results_dir or REPO_ROOT / "results")
-    for e in experiments:
-        source_notebook(e)  # fail fast on an unknown name, before any run starts
+    for e in experiments:  # fail fast on an unknown name or grid parameter, before any run starts
+        check_grid(e, grid)
     jobs = [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
     outcomes = []
     for e, s, p in tqdm(jobs, desc=f"reproduce ({profile})", disable=not progress):

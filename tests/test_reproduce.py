@@ -57,3 +57,30 @@ def test_unknown_experiment_fails_before_any_run(fake_experiments):
     with pytest.raises(ValueError, match="unknown experiment 'nope'"):
         reproduce.reproduce(["ok", "nope"], [0], results_dir=fake_experiments / "results", progress=False)
     assert not (fake_experiments / "results").exists()
+
+
+def test_grid_runs_every_cell_and_names_results_after_it(fake_experiments):
+    nb = fake_experiments / "notebooks" / "cell.ipynb"
+    tiny_notebook(nb, "import json, pathlib\n"
+                      "p = pathlib.Path(results_dir, profile, f'cell_width{width}_seed{seed}.json')\n"
+                      "p.parent.mkdir(parents=True, exist_ok=True)\n"
+                      "p.write_text(json.dumps({'width': width}))")
+    source = nbformat.read(nb, as_version=4)
+    source.cells[0].source += "\nwidth = 1"
+    nbformat.write(source, nb)
+    reproduce.NOTEBOOKS["cell"] = "cell.ipynb"
+    results = fake_experiments / "results"
+    outcomes = reproduce.reproduce(["cell"], [0], profile="smoke", results_dir=results, progress=False,
+                                   grid={"width": [2, 3]})
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert json.loads((results / "smoke" / "cell_width3_seed0.json").read_text()) == {"width": 3}
+    again = reproduce.reproduce(["cell"], [0], profile="smoke", results_dir=results, progress=False,
+                                grid={"width": [2, 3, 4]})
+    assert [o.status for o in again] == ["skipped", "skipped", "done"]   # resumes at the missing cell
+
+
+def test_unknown_grid_parameter_fails_before_any_run(fake_experiments):
+    with pytest.raises(ValueError, match="no parameter 'colour'.*profile, results_dir, seed"):
+        reproduce.reproduce(["ok"], [0], results_dir=fake_experiments / "results", progress=False,
+                            grid={"colour": ["red"]})
+    assert not (fake_experiments / "results").exists()
