@@ -8,6 +8,9 @@ kernels are deterministic, which the resume-exactness tests rely on.
 from __future__ import annotations
 
 import copy
+import functools
+import http.server
+import threading
 
 import pytest
 import torch
@@ -50,6 +53,28 @@ def _trained_smoke(smoke_cfg, train_bank):
 def trained_model(_trained_smoke):
     """A private copy of a DrNet trained on the smoke profile (tests may mutate it freely)."""
     return copy.deepcopy(_trained_smoke.model)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """(folder, base URL): files put in the folder are served over HTTP on 127.0.0.1."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
 
 
 def assert_same_state(a, b, path="state"):

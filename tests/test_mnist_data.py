@@ -7,13 +7,10 @@ written here, so the pooch path (hash check, mirrors in order, error messages) r
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gzip
 import hashlib
-import http.server
 import importlib.util
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -34,28 +31,6 @@ def _fresh_cache():
     mnist.clear_cache()
     yield
     mnist.clear_cache()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    """(folder, base URL): files put in the folder are served over HTTP on 127.0.0.1."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    served = tmp_path / "served"
-    served.mkdir()
-    handler = functools.partial(_QuietHandler, directory=str(served))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _flip_byte(path, at=-20):

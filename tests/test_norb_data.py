@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import struct
 
@@ -147,6 +148,22 @@ def test_a_bad_local_copy_fails_its_checksum(tmp_path):
     with pytest.raises(ChecksumError, match=f"{name}.*sha256 checksum mismatch.*delete"):
         registry.fetch(f"norb/{name}", tmp_path, progress=False)
     assert path.read_bytes() == b"not the real file"  # nothing is deleted behind the user's back
+
+
+def test_real_source_downloads_checks_and_loads(tmp_path, server, monkeypatch):
+    """The "real" path end to end, against files served over HTTP in place of cs.nyu.edu."""
+    served, url = server
+    for split in norb.SPLITS:
+        write_independent_split(served, split)
+    for split in norb.SPLITS:
+        for kind in ("dat", "cat", "info"):
+            key = f"norb/{norb.file_name(split, kind)}"
+            sha = registry.sha256_of(served / norb.file_name(split, kind))
+            monkeypatch.setitem(registry.REGISTRY, key,
+                                dataclasses.replace(registry.REGISTRY[key], sha256=sha, mirrors=(url,)))
+    test = norb.load_norb("real", "test", tmp_path / "data", progress=False)
+    assert len(test) == 5 * 1 * 2 * 18 * 2 and set(test.instance) == {0}
+    assert (norb.norb_dir(tmp_path / "data") / norb.file_name("training", "dat")).exists()
 
 
 # -- azimuth sweeps --------------------------------------------------------------------------------
