@@ -108,7 +108,7 @@ def test_truncated_data_and_header_and_trailing_bytes(tmp_path):
         norb.read_matrix(_bad(tmp_path, good[:-22]))
     with pytest.raises(DatasetFormatError, match="truncated.*header"):
         norb.read_matrix(_bad(tmp_path, good[:12], gz=False))
-    with pytest.raises(DatasetFormatError, match="5 bytes after"):
+    with pytest.raises(DatasetFormatError, match="5 bytes of trailing garbage"):
         norb.read_matrix(_bad(tmp_path, good + b"extra"))
 
 

@@ -79,17 +79,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DatasetFormatError(f"{path}: truncated IDX file: the header needs {header} bytes "
                                  f"for {ndim} dimensions, found {len(data)}")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(data) - header
-    if found < expected:
-        raise DatasetFormatError(f"{path}: truncated IDX file: shape {shape} of {dtype.name} "
-                                 f"needs {expected} data bytes, found {found}")
-    if found > expected:
-        raise DatasetFormatError(f"{path}: {found - expected} bytes of trailing garbage after the "
-                                 f"{expected} data bytes of shape {shape}")
-    # astype copies, so the result is writable and does not pin the file's bytes
-    return np.frombuffer(data, dtype, offset=header).astype(dtype.newbyteorder("=")).reshape(shape)
+    return registry.array_after_header(path, data, header, shape, IDX_DTYPES[code], "IDX")
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:

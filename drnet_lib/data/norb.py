@@ -102,16 +102,8 @@ def read_matrix(path: str | Path) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(data, "<i4", count=ndim, offset=8))
     if any(d < 0 for d in shape):
         raise DatasetFormatError(f"{path}: negative dimension in header shape {shape}; {refetch}")
-    dtype = MAGIC_DTYPES[magic]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(data) - header
-    if found < expected:
-        raise DatasetFormatError(f"{path}: truncated smallNORB file: shape {shape} of {dtype.name} "
-                                 f"needs {expected} data bytes, found {found}; {refetch}")
-    if found > expected:
-        raise DatasetFormatError(f"{path}: {found - expected} bytes after the {expected} data bytes "
-                                 f"of shape {shape}; {refetch}")
-    return np.frombuffer(data, dtype, offset=header).astype(dtype.newbyteorder("=")).reshape(shape)
+    return registry.array_after_header(path, data, header, shape, MAGIC_DTYPES[magic], "smallNORB",
+                                       f"; {refetch}")
 
 
 def write_matrix(path: str | Path, array: np.ndarray) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 __all__ = [
     "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
-    "fetch", "local_path", "read_maybe_gzipped", "register", "sha256_of",
+    "array_after_header", "fetch", "local_path", "read_maybe_gzipped", "register", "sha256_of",
 ]
 
 
@@ -119,6 +119,26 @@ def read_maybe_gzipped(path: str | Path) -> bytes:
     except (OSError, zlib.error) as err:
         raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); delete it and fetch it "
                                  f"again") from None
+
+
+def array_after_header(path: Path, data: bytes, header: int, shape: tuple, dtype, kind: str,
+                       fix: str = ""):
+    """The array of ``shape`` and ``dtype`` that follows a ``header``-byte header in ``data``,
+    in native byte order; a file shorter or longer than that raises :class:`DatasetFormatError`
+    naming ``path``, the ``kind`` of file and the ``fix``."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = len(data) - header
+    if found < expected:
+        raise DatasetFormatError(f"{path}: truncated {kind} file: shape {shape} of {dtype.name} "
+                                 f"needs {expected} data bytes, found {found}{fix}")
+    if found > expected:
+        raise DatasetFormatError(f"{path}: {found - expected} bytes of trailing garbage after the "
+                                 f"{expected} data bytes of shape {shape}{fix}")
+    # astype copies, so the result is writable and does not pin the file's bytes
+    return np.frombuffer(data, dtype, offset=header).astype(dtype.newbyteorder("=")).reshape(shape)
 
 
 def fetch(name: str, root: str | Path = "data", progress: bool = True, *, retries: int = 1) -> Path:
