@@ -23,17 +23,17 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .data.norb_videos import NorbVideos
+from .data.sweeps import SweepVideos
 from .models import evaluating
 
 CLASSIFIERS = ("mlp", "linear")
 
 
-def encode_sweeps(model, bank: NorbVideos, batch_size: int = 64) -> dict[str, np.ndarray]:
+def encode_sweeps(model, bank: SweepVideos, batch_size: int = 64) -> dict[str, np.ndarray]:
     """Content and pose codes of every frame of every sequence in ``bank``, as numpy arrays.
 
     Returns (N = sequences x azimuths rows, sequence-major): ``content`` (N, dc), ``pose`` (N, dp),
-    and the factors ``category``, ``instance``, ``elevation``, ``lighting``, ``azimuth`` (N,).
+    each of the bank's factors (e.g. ``category``, ``instance``, ...) and ``azimuth``, all (N,).
     """
     device = next(model.parameters()).device
     factors = bank.all_sweeps()
@@ -47,7 +47,7 @@ def encode_sweeps(model, bank: NorbVideos, batch_size: int = 64) -> dict[str, np
             pose.append(model.encode_pose(x).flatten(1).cpu())
     A = bank.num_azimuths
     out = {"content": torch.cat(content).numpy(), "pose": torch.cat(pose).numpy()}
-    for name in ("category", "instance", "elevation", "lighting"):
+    for name in bank.factor_names:
         out[name] = getattr(bank, name).cpu().repeat_interleave(A).numpy()
     out["azimuth"] = np.tile(np.arange(A), len(bank))
     return out

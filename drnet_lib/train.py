@@ -28,7 +28,7 @@ from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
 from .data.norb import load_norb
-from .data.norb_videos import NorbVideos
+from .data.sweeps import SweepVideos, norb_sweeps
 from .loop import ResumableLoop
 from .models import DrNet
 from .results import run_name
@@ -43,22 +43,22 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | NorbVideos:
+def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepVideos:
     """The clip source of ``split`` ("train" or "test") for the configured experiment and data:
     Moving MNIST over that split's digits, or NORB azimuth sweeps of that split's instances."""
     if cfg.experiment == "norb":
         norb_split = load_norb(cfg.data.source, split, cfg.data.root, size=cfg.data.standin_size,
                                progress=False)  # files are made once, by norb.prepare
-        return NorbVideos(norb_split, cfg.model.image_size, device)
+        return norb_sweeps(norb_split, cfg.model.image_size, device)
     images, labels = load_digits(cfg.data.source, split, cfg.data.root)
     return MovingMNIST(images, labels, cfg.data, cfg.model, device)
 
 
-def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST | NorbVideos:
+def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos:
     return make_bank(cfg, "train", device)
 
 
-def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST | NorbVideos:
+def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos:
     return make_bank(cfg, "test", device)
 
 

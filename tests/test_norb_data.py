@@ -13,7 +13,7 @@ import torch
 from drnet_lib.classification import category_scores, chance_accuracy, encode_sweeps
 from drnet_lib.config import get_config
 from drnet_lib.data import norb, registry
-from drnet_lib.data.norb_videos import NorbVideos
+from drnet_lib.data.sweeps import norb_sweeps
 from drnet_lib.data.registry import ChecksumError, DatasetFormatError
 from drnet_lib.models import DrNet
 from drnet_lib.reproduce import grid_points
@@ -174,7 +174,7 @@ def tiny_split(tmp_path):
 
 
 def test_sweeps_hold_one_object_at_every_azimuth_in_order(tiny_split):
-    bank = NorbVideos(tiny_split, image_size=8)
+    bank = norb_sweeps(tiny_split, image_size=8)
     assert len(bank) == 5 * 2 * 2 and bank.frames.shape == (20, 18, 1, 8, 8)
     s = 7
     rows = np.nonzero((tiny_split.category == int(bank.category[s])) & (tiny_split.instance == int(bank.instance[s]))
@@ -184,7 +184,7 @@ def test_sweeps_hold_one_object_at_every_azimuth_in_order(tiny_split):
 
 
 def test_clips_wrap_round_the_azimuth_circle(tiny_split):
-    bank = NorbVideos(tiny_split, image_size=4)        # resized 8 -> 4 by area averaging
+    bank = norb_sweeps(tiny_split, image_size=4)        # resized 8 -> 4 by area averaging
     factors = bank.all_sweeps().subset([3])
     factors.start[:] = 16
     clip = bank.render(factors, torch.arange(4))
@@ -202,13 +202,13 @@ def test_a_sweep_with_a_missing_azimuth_is_refused(tiny_split):
     broken = norb.NorbSplit(*(getattr(tiny_split, n)[keep] for n in
                               ("images", "category", "instance", "elevation", "azimuth", "lighting")))
     with pytest.raises(ValueError, match="all 18 azimuths"):
-        NorbVideos(broken, image_size=8)
+        norb_sweeps(broken, image_size=8)
 
 
 # -- classifiers on frozen codes --------------------------------------------------------------------
 def test_codes_of_every_frame_with_their_factors(tiny_split):
     cfg = get_config("norb", "smoke")
-    bank = NorbVideos(tiny_split, image_size=32)
+    bank = norb_sweeps(tiny_split, image_size=32)
     torch.manual_seed(0)
     codes = encode_sweeps(DrNet(cfg.model), bank, batch_size=7)
     n = len(bank) * 18

@@ -1,7 +1,7 @@
 """A procedural stand-in for smallNORB, written in the real on-disk format (reference/datasets.md §6.2).
 
 Fifty toys, 5 categories x 10 instances, are unions of analytic shapes (capsules, ellipsoids,
-rounded boxes, wheels) rendered by numpy sphere tracing, then written with :func:`.norb.write_matrix`
+rounded boxes, wheels) rendered by numpy sphere tracing (:mod:`.sdf_render`), then written with :func:`.norb.write_matrix`
 under the real file names, so the real reader (:func:`.norb.read_split`) loads them unchanged.
 
 * **Categories** (the NORB codes 0..4): a four-legged animal (body, 4 legs, neck, head, tail), a
@@ -32,7 +32,6 @@ in about 2 s.
 from __future__ import annotations
 
 import json
-import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -43,6 +42,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import atomic_write
 from .norb import (AZIMUTHS_DEG, CATEGORIES, ELEVATIONS_DEG, KINDS, SPLITS, TEST_INSTANCES,
                    TRAIN_INSTANCES, file_name, norb_dir, write_matrix)
+from .sdf_render import camera as _camera, smooth_union, trace
 
 __all__ = ["FORMAT_VERSION", "LIGHTS", "SIZES", "instance_params", "render_views", "write_standin"]
 
@@ -63,53 +63,11 @@ SIZES = {
             "lightings": tuple(range(6))},
 }
 
-# --- signed distances; a point set is a tuple (x, y, z) of 1-D float32 arrays ---------------------
-
-def _len3(x, y, z):
-    return np.sqrt(x * x + y * y + z * z)
-
-
-def _sdf_part(part, p):
-    """Signed distance from the points ``p`` to one primitive (negative inside)."""
-    kind, a = part[0], part[1:]
-    x, y, z = p
-    if kind == "capsule":                     # segment (a0 -> a1), radius r
-        (ax, ay, az), (bx, by, bz), r = a
-        px, py, pz, ux, uy, uz = x - ax, y - ay, z - az, bx - ax, by - ay, bz - az
-        h = np.clip((px * ux + py * uy + pz * uz) / (ux * ux + uy * uy + uz * uz), 0, 1)
-        return _len3(px - ux * h, py - uy * h, pz - uz * h) - r
-    if kind == "ellipsoid":                   # centre, radii; the usual bound k0 (k0 - 1) / k1
-        (cx, cy, cz), (rx, ry, rz) = a
-        qx, qy, qz = (x - cx) / rx, (y - cy) / ry, (z - cz) / rz
-        k0 = _len3(qx, qy, qz)
-        return k0 * (k0 - 1) / (_len3(qx / rx, qy / ry, qz / rz) + 1e-6)
-    if kind == "box":                         # centre, half sizes, rounding, sweep (x shift per |y|)
-        (cx, cy, cz), (hx, hy, hz), rnd, sweep = a
-        qy = np.abs(y - cy) - hy + rnd
-        qx = np.abs(x - cx + sweep * np.abs(y - cy)) - hx + rnd
-        qz = np.abs(z - cz) - hz + rnd
-        out = _len3(np.maximum(qx, 0), np.maximum(qy, 0), np.maximum(qz, 0))
-        # the shear is not an isometry: dividing by its stretch keeps the distance a lower bound
-        d = out + np.minimum(np.maximum(qx, np.maximum(qy, qz)), 0) - rnd
-        return d / math.sqrt(1 + sweep * sweep)
-    if kind == "wheel":                       # centre, radius, half width; axis along y
-        (cx, cy, cz), r, hw = a
-        rnd = 0.3 * hw
-        qr = np.sqrt((x - cx) ** 2 + (z - cz) ** 2) - r + rnd
-        qw = np.abs(y - cy) - hw + rnd
-        out = np.sqrt(np.maximum(qr, 0) ** 2 + np.maximum(qw, 0) ** 2)
-        return out + np.minimum(np.maximum(qr, qw), 0) - rnd
-    raise ValueError(kind)
-
+# --- signed distances (the primitives live in .sdf_render, shared with the chairs stand-in) ------
 
 def _sdf(parts, p, k=0.04):
     """The toy: a smooth union (blend radius ``k``) of its parts, so joints look moulded."""
-    d = _sdf_part(parts[0], p)
-    for part in parts[1:]:
-        e = _sdf_part(part, p)
-        h = np.maximum(k - np.abs(d - e), 0) / k
-        d = np.minimum(d, e) - h * h * (k / 4)
-    return d
+    return smooth_union(parts, p, k)
 
 
 # --- the five categories ------------------------------------------------------------------------
@@ -200,69 +158,13 @@ def _parts(category: int, j: dict) -> list:
 
 # --- rendering --------------------------------------------------------------------------------
 
-def _camera(elev_deg: float, az_deg: float):
-    """Unit vectors (towards the camera, right, up) for a camera at this elevation/azimuth."""
-    e, a = math.radians(elev_deg), math.radians(az_deg)
-    c = (math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e))
-    r = (-math.sin(a), math.cos(a), 0.0)           # (-c) x z, normalised
-    u = (c[1] * r[2] - c[2] * r[1], c[2] * r[0] - c[0] * r[2], c[0] * r[1] - c[1] * r[0])  # c x r
-    return c, r, u
-
-
 def _geometry(parts, views, size: int):
     """Trace one batch of views. ``views`` is a list of (elevation, camera azimuth) in degrees.
 
     Returns ``coverage`` (V, S, S) float in [0, 1] and ``normals`` (3, V, S, S) (zero off the toy).
     """
-    V, S, R = len(views), size, HALF_WIDTH
-    pix = 2 * R / S
-    grid = (np.arange(S, dtype=np.float64) + 0.5) * pix - R
-    sx, sy = np.meshgrid(grid, -grid)                  # image x to the right, row 0 at the top
-    inside = sx * sx + sy * sy < R * R                 # rays outside the bounding sphere cannot hit
-    xs, ys = sx[inside], sy[inside]
-    half_chord = np.sqrt(R * R - xs * xs - ys * ys)    # the ray's run inside the bounding sphere
-    org, dirs = [], []
-    for elev, az in views:                             # ray origins on the bounding sphere
-        c, r, u = _camera(elev, az)
-        org.append(np.stack([c[i] * half_chord + r[i] * xs + u[i] * ys for i in range(3)]))
-        dirs.append(np.broadcast_to(np.array([-v for v in c])[:, None], (3, xs.size)))
-    org = np.concatenate(org, 1).astype(np.float32)
-    dirs = np.concatenate(dirs, 1).astype(np.float32)
-    tmax = np.tile(2 * half_chord, V).astype(np.float32)
-    M = org.shape[1]
-    t = np.zeros(M, np.float32)
-    dmin, tbest = np.full(M, np.inf, np.float32), np.zeros(M, np.float32)
-    hit = np.zeros(M, bool)
-    live = np.arange(M)
-    for _ in range(STEPS):                             # sphere tracing over the live rays only
-        tl = t[live]
-        d = _sdf(parts, tuple(org[i, live] + tl * dirs[i, live] for i in range(3)))
-        closer = d < dmin[live]
-        dmin[live[closer]], tbest[live[closer]] = d[closer], tl[closer]
-        done = d < HIT_EPS
-        hit[live[done]] = True
-        t[live] = tl + d
-        live = live[~done & (tl + d < tmax[live])]
-        if live.size == 0:
-            break
-    # coverage: 1 on a hit, else falls off over half a pixel from the nearest pass
-    cov = np.where(hit, 1.0, np.clip(0.5 - dmin / pix, 0, 1))
-    on = np.flatnonzero(cov > 0)
-    p = [(org[i, on] + tbest[on] * dirs[i, on]).astype(np.float64) for i in range(3)]
-    grad, h = [], 1e-3                                 # central differences, in float64
-    for i in range(3):
-        plus, minus = list(p), list(p)
-        plus[i], minus[i] = p[i] + h, p[i] - h
-        grad.append(_sdf(parts, tuple(plus)) - _sdf(parts, tuple(minus)))
-    norm = _len3(*grad) + 1e-12
-    normals = np.zeros((3, M))
-    for i in range(3):
-        normals[i, on] = grad[i] / norm
-    full_cov = np.zeros((V, S, S))
-    full_cov[:, inside] = cov.reshape(V, -1)
-    full_n = np.zeros((3, V, S, S))
-    full_n[:, :, inside] = normals.reshape(3, V, -1)
-    return full_cov, full_n
+    found = trace(lambda p: _sdf(parts, p), views, size, HALF_WIDTH, STEPS, HIT_EPS)
+    return found.coverage, found.normals
 
 
 def _shade(cov, normals, albedo: float, light_dirs, ambients) -> np.ndarray:
