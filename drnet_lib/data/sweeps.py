@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .chairs import ChairsTree, split_objects
 from .norb import NorbSplit
 
 
@@ -126,3 +127,25 @@ def norb_sweeps(split: NorbSplit, image_size: int, device="cpu") -> SweepVideos:
     frames = left[torch.from_numpy(index)]                                     # (S, A, 1, s, s)
     names = ("category", "instance", "elevation", "lighting")
     return SweepVideos(frames, {n: seq_keys[:, j] for j, n in enumerate(names)}, device)
+
+
+def chair_sweeps(tree: ChairsTree, split: str, image_size: int, device="cpu") -> SweepVideos:
+    """The ``split`` ("train" or "test") chairs of ``tree`` as turntable sweeps: one sequence per
+    (chair, elevation), its azimuths in order, resized to ``image_size`` (RGB, C = 3).
+
+    The split is :func:`.chairs.split_objects` (85/15 over sorted ids). Factors: ``chair`` (the
+    chair's index among all of the tree's sorted ids, so train and test chairs never share one)
+    and ``elevation`` (index into ``tree.elevation_names``).
+    """
+    train_ids, test_ids = split_objects(tree.object_ids)
+    ids = {"train": train_ids, "test": test_ids}.get(split)
+    if ids is None:
+        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    sub = tree.select(ids)
+    O, E, A, H, W, C = sub.images.shape
+    images = torch.from_numpy(sub.images).permute(0, 1, 2, 5, 3, 4).reshape(O * E * A, C, H, W)
+    frames = resize_frames(images, image_size).reshape(O * E, A, C, image_size, image_size)
+    index = {o: k for k, o in enumerate(tree.object_ids)}
+    chair = np.repeat([index[o] for o in ids], E)
+    elevation = np.tile(np.arange(E), O)
+    return SweepVideos(frames, {"chair": chair, "elevation": elevation}, device)
