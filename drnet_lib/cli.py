@@ -4,7 +4,7 @@
     drnet reproduce --profile cpu --experiments mnist norb --seeds 0 1 2 [--force]
     drnet reproduce --experiments norb_grid --seeds 0 --grid adversarial_weight=0,0.1 pose_dim=2,10
     drnet bench [--device cpu|cuda] [--profiles paper cpu] [--json]
-    drnet data prepare mnist|norb --source embedded|real [--root data] [--size ci|cpu]
+    drnet data prepare mnist|norb|suncg --source embedded|real [--root data] [--size ci|cpu]
 """
 
 from __future__ import annotations
@@ -103,8 +103,15 @@ def cmd_data(args) -> int:
         counts = {split: len(norb.read_matrix(folder / norb.file_name(split, "cat")))
                   for split in norb.SPLITS}
         print(json.dumps({"source": args.source, "folder": str(folder), "counts": counts}, indent=2))
+    elif args.dataset in ("suncg", "chairs"):
+        from .data import chairs
+
+        root = chairs.prepare_chairs(args.source, args.root, size=args.size)
+        tree = chairs.load_chairs_tree(root, progress=True)
+        print(json.dumps({"source": args.source, "root": str(root), "chairs": len(tree),
+                          "elevations": list(tree.elevation_names), "azimuths": tree.num_azimuths}, indent=2))
     else:
-        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist, norb")
+        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist, norb, suncg")
     return 0
 
 
@@ -155,10 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="action", required=True)
     prep = dsub.add_parser("prepare", help="download (real) or check (embedded) a dataset")
     prep.add_argument("dataset")
-    prep.add_argument("--source", default="embedded", choices=["embedded", "real"])
+    prep.add_argument("--source", default="embedded", choices=["embedded", "real", "authors"],
+                      help="authors: the authors' chairs tree, extracted by hand (suncg only)")
     prep.add_argument("--root", default="data")
     prep.add_argument("--size", default="cpu", choices=["ci", "cpu"],
-                      help="NORB stand-in size (embedded source only)")
+                      help="stand-in size for NORB and the chairs (embedded source only)")
     prep.set_defaults(func=cmd_data)
     return p
 
