@@ -25,7 +25,7 @@ SEEDS ?= 0 1 2
 
 # What `make book` produces when its results are missing (existing results are kept).
 BOOK_PROFILE := cpu
-BOOK_EXPERIMENTS := mnist norb
+BOOK_EXPERIMENTS := mnist norb suncg
 BOOK_SEEDS := 0 1 2
 # The NORB ablation grid (one seed, a shorter schedule per cell; see notebooks/02b_norb_grid.ipynb)
 BOOK_GRID := adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10

@@ -44,30 +44,55 @@ def cmd_train(args) -> int:
     print(f"DrNet checkpoint: {drnet_ckpt}")
     trainer = train_drnet(cfg, args.device, drnet_ckpt, resume=args.resume)
     print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
-    metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
-               "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
-    histories = {"drnet": trainer.history}
-    if cfg.experiment == "norb" and args.record:  # NORB's result is the classification table
-        from .norb_experiment import flat_metrics, score_variant
-        from .train import make_test_bank
-
-        scores = score_variant(cfg, trainer.model.eval(), trainer.bank, make_test_bank(cfg, trainer.device))
-        metrics.update(flat_metrics(scores), **{"classification.chance": scores["chance"]})
-        print(json.dumps(flat_metrics(scores), indent=1))
+    lstm = None
     if not args.skip_lstm:
         print(f"LSTM checkpoint: {lstm_ckpt}")
         lstm = train_lstm(cfg, trainer.model, trainer.bank, lstm_ckpt, resume=args.resume)
         print(f"pose LSTM: {lstm.iteration} iterations, {lstm.wall_s / 60:.1f} min")
-        metrics["lstm.seconds_per_iteration"] = lstm.wall_s / max(lstm.iteration, 1)
-        histories["lstm"] = lstm.history
     if args.record:
         from .results import write_results
 
-        wall_s = trainer.wall_s + (0.0 if args.skip_lstm else lstm.wall_s)
+        metrics = _recorded_metrics(cfg, trainer, lstm)
+        histories = {"drnet": trainer.history, **({"lstm": lstm.history} if lstm else {})}
+        wall_s = trainer.wall_s + (lstm.wall_s if lstm else 0.0)
         path = write_results(args.results_dir, cfg, metrics, trainer.device, wall_s, tag=args.record,
-                             extra={"history": histories, "note": "training-only run recorded by drnet train --record"})
+                             extra={"history": histories, "note": "run recorded by drnet train --record"})
         print(f"recorded: {path}")
     return 0
+
+
+def _recorded_metrics(cfg, trainer, lstm) -> dict:
+    """Timings and final losses of a ``drnet train --record`` run, and for NORB and the chairs the
+    experiment's own measurements of the frozen codes (classification; probes and rollouts)."""
+    metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
+               "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
+    if lstm is not None:
+        metrics["lstm.seconds_per_iteration"] = lstm.wall_s / max(lstm.iteration, 1)
+    if cfg.experiment not in ("norb", "suncg"):
+        return metrics
+    from .train import make_test_bank
+
+    model, test_bank = trainer.model.eval(), make_test_bank(cfg, trainer.device)
+    if cfg.experiment == "norb":
+        from .norb_experiment import flat_metrics, score_variant
+
+        scores = score_variant(cfg, model, trainer.bank, test_bank)
+        metrics.update(flat_metrics(scores), **{"classification.chance": scores["chance"]})
+    else:
+        import torch
+
+        from .chairs_experiment import chair_probes, rollout_turning
+
+        metrics.update(chair_probes(model, trainer.bank, test_bank))
+        if lstm is not None:
+            clips = test_bank.all_sweeps()
+            pick = torch.randperm(len(clips), generator=torch.Generator().manual_seed(cfg.data.test_seed))
+            rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank,
+                                          clips.subset(pick[:cfg.eval.rollout_clips]), cfg, cfg.eval.rollout_steps)
+            metrics.update(rollouts)
+    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("probe", "class", "rollout.azimuth"))},
+                     indent=1))
+    return metrics
 
 
 def cmd_reproduce(args) -> int:
@@ -124,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="cpu")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
-    t.add_argument("--data-source", default="embedded", choices=["embedded", "real"])
+    t.add_argument("--data-source", default="embedded", choices=["embedded", "real", "authors"])
     t.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints")
     t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last checkpoint (default); --no-resume starts over")
