@@ -7,6 +7,7 @@ import json
 import pytest
 
 from drnet_lib import cli
+from drnet_lib.config import PROFILES
 from drnet_lib.checkpoint import load_checkpoint
 from drnet_lib.predict import LSTMTrainer
 from drnet_lib.train import DrNetTrainer
@@ -101,9 +102,11 @@ def test_set_values_are_parsed_as_json():
 def test_bench_prints_one_json_line_per_configuration(capsys):
     assert cli.main(["bench", "--profiles", "smoke", "--repeats", "2", "--device", "cpu"]) == 0
     lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]
-    assert len(lines) == 1
-    row = json.loads(lines[0])
-    assert row["experiment"] == "mnist" and row["profile"] == "smoke" and row["device"] == "cpu"
+    rows = [json.loads(line) for line in lines]
+    assert [r["experiment"] for r in rows] == sorted(PROFILES)  # one line per experiment
+    assert all(r["profile"] == "smoke" and r["device"] == "cpu" and r["train_step_s"] > 0 for r in rows)
+    row = rows[0]
+    assert row["experiment"] == "mnist"
     assert isinstance(row["train_step_s"], float) and row["train_step_s"] > 0
     assert row["lstm_step_s"] > 0 and row["data_batches_per_s"] > 0
     assert row["batch_size"] == 16 and row["image_size"] == 32 and row["content_model"] == "dcgan_unet"
