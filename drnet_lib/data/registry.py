@@ -16,6 +16,10 @@ download, through pooch with ``known_hash=None``, or a copy placed by hand), pri
 sha256 and records it beside the file as ``<file>.sha256`` (the ``sha256sum`` format); every later
 ``fetch`` checks the file, or a new download, against that record like a registered hash. Once the
 hash is known it belongs in the ``register`` call, which makes the entry an ordinary one.
+
+**Files published with a SHA1 only** (the KTH action zips) are registered with ``sha256=None`` and
+``sha1=<hex>``; they are checked against that SHA1 (pooch's ``"sha1:<hex>"``) exactly as the others
+are against their sha256, and no hash is recorded for them.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from pathlib import Path
 
 __all__ = [
     "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
-    "array_after_header", "fetch", "local_path", "read_maybe_gzipped", "recorded_sha256_path",
-    "register", "sha256_of",
+    "array_after_header", "digest_of", "fetch", "local_path", "read_maybe_gzipped",
+    "recorded_sha256_path", "register", "sha256_of",
 ]
 
 
@@ -41,7 +45,7 @@ class DatasetFormatError(ValueError):
 
 
 class ChecksumError(ValueError):
-    """A file's sha256 differs from the registered one (corrupt, truncated or wrong file)."""
+    """A file's sha256 (or SHA1) differs from the registered one (corrupt, truncated or wrong file)."""
 
 
 class DownloadError(OSError):
@@ -61,6 +65,7 @@ class RemoteFile:
     mirrors: tuple[str, ...]
     subdir: str
     size: int | None = None  # bytes, for messages only
+    sha1: str | None = None  # checked instead when only a SHA1 is published (sha256 is then None)
 
     @property
     def key(self) -> str:
@@ -69,6 +74,15 @@ class RemoteFile:
     @property
     def urls(self) -> list[str]:
         return [m.rstrip("/") + "/" + self.filename for m in self.mirrors]
+
+    @property
+    def pinned(self) -> tuple[str, str] | None:
+        """``(algorithm, hex digest)`` the file is checked against, or None when none is known."""
+        if self.sha256 is not None:
+            return "sha256", self.sha256
+        if self.sha1 is not None:
+            return "sha1", self.sha1
+        return None
 
 
 REGISTRY: dict[str, RemoteFile] = {}
@@ -79,22 +93,29 @@ _TRANSFER_ERRORS = (OSError, ValueError) + ftplib.all_errors
 
 
 def register(dataset: str, filename: str, sha256: str | None, mirrors, subdir: str,
-             size: int | None = None) -> RemoteFile:
+             size: int | None = None, *, sha1: str | None = None) -> RemoteFile:
     """Add a file to :data:`REGISTRY` under the key ``"<dataset>/<filename>"`` and return it.
 
-    ``sha256=None`` registers a file whose hash is not published (see the module docstring).
+    ``sha256=None`` registers a file whose hash is not published (see the module docstring),
+    unless ``sha1`` gives the SHA1 its publisher lists instead.
     """
     if sha256 is not None:
         sha256 = _check_hex(sha256, f"{dataset}/{filename}")
-    entry = RemoteFile(dataset, filename, sha256, tuple(mirrors), subdir, size)
+    if sha1 is not None:
+        sha1 = _check_hex(sha1, f"{dataset}/{filename}", "sha1")
+    entry = RemoteFile(dataset, filename, sha256, tuple(mirrors), subdir, size, sha1)
     REGISTRY[entry.key] = entry
     return entry
 
 
-def _check_hex(sha256: str, what) -> str:
+_HEX_DIGITS = {"sha256": 64, "sha1": 40}
+
+
+def _check_hex(sha256: str, what, algorithm: str = "sha256") -> str:
     sha256 = sha256.lower()
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise ValueError(f"{what}: sha256 must be 64 hex digits, got {sha256!r}")
+    digits = _HEX_DIGITS[algorithm]
+    if len(sha256) != digits or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"{what}: {algorithm} must be {digits} hex digits, got {sha256!r}")
     return sha256
 
 
@@ -114,7 +135,12 @@ def local_path(name: str, root: str | Path = "data") -> Path:
 
 def sha256_of(path: str | Path) -> str:
     """sha256 hex digest of a file, read in chunks so large files need little memory."""
-    digest = hashlib.sha256()
+    return digest_of(path, "sha256")
+
+
+def digest_of(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file by ``algorithm`` ("sha256" or "sha1"), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
@@ -166,11 +192,12 @@ def fetch(name: str, root: str | Path = "data", progress: bool = True, *, retrie
     A file already on disk is checked against its sha256 and raises :class:`ChecksumError` on a
     mismatch rather than being silently replaced: it may be a copy placed by hand, and a corrupt
     one should be noticed. Mirrors are tried in order, each ``1 + retries`` times. An entry
-    registered with ``sha256=None`` is checked against the hash recorded at its first fetch.
+    registered with ``sha256=None`` is checked against its ``sha1`` if it has one, otherwise
+    against the hash recorded at its first fetch.
     """
     entry = _entry(name)
     path = local_path(name, root)
-    if entry.sha256 is None:
+    if entry.pinned is None:
         return _fetch_unpublished(entry, path, progress, retries)
     return _fetch_pinned(entry, path, progress, retries)
 
@@ -211,10 +238,11 @@ def _fetch_unpublished(entry: RemoteFile, path: Path, progress: bool, retries: i
 
 
 def _fetch_pinned(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Path:
-    """``fetch`` for an entry with a known sha256."""
+    """``fetch`` for an entry with a known sha256 (or SHA1)."""
     if path.exists():
-        actual = sha256_of(path)
-        if actual != entry.sha256:
+        algorithm, expected = entry.pinned
+        actual = digest_of(path, algorithm)
+        if actual != expected:
             raise ChecksumError(_bad_local_message(entry, path, actual))
         return path
     return _download(entry, path, progress, retries)
@@ -225,21 +253,22 @@ def _download(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Pa
 
     failures: list[str] = []
     mismatches: list[tuple[str, str]] = []
+    algorithm, expected = entry.pinned or ("sha256", None)
     for url in entry.urls:
         downloader = None
         try:
-            downloader = _HashingDownloader(url, progress)
-            known = "sha256:" + entry.sha256 if entry.sha256 else None  # None: no check
+            downloader = _HashingDownloader(url, progress, algorithm)
+            known = f"{algorithm}:{expected}" if expected else None  # None: no check
             fetcher = pooch.create(path=path.parent, base_url="", urls={entry.filename: url},
                                    registry={entry.filename: known},
                                    retry_if_failed=retries)
             return Path(fetcher.fetch(entry.filename, downloader=downloader, progressbar=progress))
         except _TRANSFER_ERRORS as err:  # HTTP 403/404, refused connection, bad hash...
-            got = downloader.last_sha256 if downloader else None
-            if isinstance(err, ValueError) and got and entry.sha256 and got != entry.sha256:
+            got = downloader.last_digest if downloader else None
+            if isinstance(err, ValueError) and got and expected and got != expected:
                 # pooch's hash check failed: the mirror served other (or cut-short) bytes
                 mismatches.append((url, got))
-                failures.append(f"{url}: sha256 mismatch, got {got}")
+                failures.append(f"{url}: {algorithm} mismatch, got {got}")
             else:
                 failures.append(f"{url}: {type(err).__name__}: {err}")
     if mismatches:
@@ -248,22 +277,24 @@ def _download(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Pa
 
 
 class _HashingDownloader:
-    """pooch's own downloader for the URL, also recording the sha256 of what it received.
+    """pooch's own downloader for the URL, also recording the digest (by ``algorithm``) of what it
+    received.
 
     pooch deletes a download whose hash is wrong, so this is how the error can report the
     actual hash next to the expected one.
     """
 
-    def __init__(self, url: str, progress: bool):
+    def __init__(self, url: str, progress: bool, algorithm: str = "sha256"):
         from pooch.downloaders import choose_downloader
 
         self.inner = choose_downloader(url, progressbar=progress)
-        self.last_sha256: str | None = None
+        self.algorithm = algorithm
+        self.last_digest: str | None = None
 
     def __call__(self, url, output_file, pooch_obj, check_only=False):
         result = self.inner(url, output_file, pooch_obj, check_only=check_only)
         if not check_only and isinstance(output_file, (str, Path)):
-            self.last_sha256 = sha256_of(output_file)
+            self.last_digest = digest_of(output_file, self.algorithm)
         return result
 
 
@@ -271,20 +302,22 @@ def _hand_placement(entry: RemoteFile, path: Path) -> str:
     size = f" ({entry.size:,} bytes)" if entry.size else ""
     return (f"To place it by hand, download {entry.filename}{size} from any of those URLs on a "
             f"machine with internet access and copy it to {path} "
-            + (f"(its sha256 must be {entry.sha256})." if entry.sha256 else
+            + (f"(its {entry.pinned[0]} must be {entry.pinned[1]})." if entry.pinned else
                "(no sha256 is published for it; its hash is recorded on first use)."))
 
 
 def _bad_local_message(entry: RemoteFile, path: Path, actual: str) -> str:
-    return (f"{path}: sha256 checksum mismatch for {entry.key}: expected {entry.sha256}, "
+    algorithm, expected = entry.pinned
+    return (f"{path}: {algorithm} checksum mismatch for {entry.key}: expected {expected}, "
             f"found {actual}. The file is corrupt, truncated or a different file (an offline "
             f"stand-in, perhaps). Fix: delete {path} and rerun to download it again, or replace it "
             f"with a good copy from {entry.urls[0]}.")
 
 
 def _bad_download_message(entry, path, mismatches, failures) -> str:
-    got = "; ".join(f"{url} gave sha256 {sha}" for url, sha in mismatches)
-    return (f"{entry.filename}: sha256 checksum mismatch on download: expected {entry.sha256}; "
+    algorithm, expected = entry.pinned
+    got = "; ".join(f"{url} gave {algorithm} {sha}" for url, sha in mismatches)
+    return (f"{entry.filename}: {algorithm} checksum mismatch on download: expected {expected}; "
             f"{got}. Nothing was written to {path}. Fix: rerun (the transfer may have been cut "
             f"short); if it persists the mirror serves a different file, so check the mirror or "
             f"the registered hash in drnet_lib/data/registry.py.\nAll attempts:\n  "
