@@ -4,7 +4,7 @@
     drnet reproduce --profile cpu --experiments mnist norb --seeds 0 1 2 [--force]
     drnet reproduce --experiments norb_grid --seeds 0 --grid adversarial_weight=0,0.1 pose_dim=2,10
     drnet bench [--device cpu|cuda] [--profiles paper cpu] [--json]
-    drnet data prepare mnist|norb|suncg --source embedded|real [--root data] [--size ci|cpu]
+    drnet data prepare mnist|norb|suncg|kth --source embedded|real [--root data] [--size ci|cpu]
 """
 
 from __future__ import annotations
@@ -135,8 +135,16 @@ def cmd_data(args) -> int:
         tree = chairs.load_chairs_tree(root, progress=True)
         print(json.dumps({"source": args.source, "root": str(root), "chairs": len(tree),
                           "elevations": list(tree.elevation_names), "azimuths": tree.num_azimuths}, indent=2))
+    elif args.dataset == "kth":
+        from .data import kth
+
+        root = kth.prepare(args.source, args.root, size=args.size, image_size=args.image_size,
+                           skip_corrupt=args.skip_corrupt)
+        counts = {split: len(kth.load_split(root, split, args.image_size)) for split in ("train", "test")}
+        print(json.dumps({"source": args.source, "root": str(root), "image_size": args.image_size,
+                          "sequences": counts}, indent=2))
     else:
-        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist, norb, suncg")
+        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist, norb, suncg, kth")
     return 0
 
 
@@ -191,7 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="authors: the authors' chairs tree, extracted by hand (suncg only)")
     prep.add_argument("--root", default="data")
     prep.add_argument("--size", default="cpu", choices=["ci", "cpu"],
-                      help="stand-in size for NORB and the chairs (embedded source only)")
+                      help="stand-in size for NORB, the chairs and KTH (embedded source only)")
+    prep.add_argument("--image-size", type=int, default=64, choices=[32, 64, 128],
+                      help="KTH: frames are squashed to this square size when converted")
+    prep.add_argument("--skip-corrupt", action="store_true",
+                      help="KTH: skip (and report) videos that cannot be decoded instead of stopping")
     prep.set_defaults(func=cmd_data)
     return p
 

@@ -29,6 +29,7 @@ from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
 from .data.norb import load_norb
 from .data.chairs import load_chairs
+from .data.kth import KTHClips, load_kth
 from .data.sweeps import SweepVideos, chair_sweeps, norb_sweeps
 from .loop import ResumableLoop
 from .models import DrNet
@@ -44,9 +45,14 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepVideos:
+def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepVideos | KTHClips:
     """The clip source of ``split`` ("train" or "test") for the configured experiment and data:
-    Moving MNIST over that split's digits, or turntable sweeps of that split's NORB toys or chairs."""
+    Moving MNIST over that split's digits, turntable sweeps of that split's NORB toys or chairs,
+    or the annotated action ranges of that split's KTH persons."""
+    if cfg.experiment == "kth":
+        return load_kth(cfg.data.source, split, cfg.data.root, size=cfg.data.standin_size,
+                        image_size=cfg.model.image_size, scheme=cfg.data.split_scheme,
+                        clip_length=cfg.data.clip_length, device=device, progress=False)
     if cfg.experiment == "suncg":
         tree = load_chairs(cfg.data.source, cfg.data.root, size=cfg.data.standin_size, progress=False)
         return chair_sweeps(tree, split, cfg.model.image_size, device)
@@ -58,11 +64,11 @@ def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepV
     return MovingMNIST(images, labels, cfg.data, cfg.model, device)
 
 
-def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos:
+def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos | KTHClips:
     return make_bank(cfg, "train", device)
 
 
-def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos:
+def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos | KTHClips:
     return make_bank(cfg, "test", device)
 
 
