@@ -106,11 +106,19 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     def fingerprint(self, *sections: str) -> str:
-        """Short hash of the named sections (all if none): a checkpoint refuses another config."""
+        """Short hash of the named sections (all if none): a checkpoint refuses another config.
+
+        Settings at their dataclass default are left out of the hash, so adding a new setting
+        (with a default) does not orphan every checkpoint written before it existed.
+        """
         d = self.to_dict()
+        defaults = ExperimentConfig(experiment=self.experiment, profile=self.profile, seed=self.seed).to_dict()
         for key in LOCATION_SETTINGS:
             section, name = key.split(".")
             d[section].pop(name)
+        for section, values in d.items():
+            if isinstance(values, dict):
+                d[section] = {k: v for k, v in values.items() if v != defaults[section].get(k, object())}
         chosen = {k: d[k] for k in (sections or d.keys())}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

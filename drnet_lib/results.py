@@ -44,7 +44,9 @@ def provenance(device, wall_s: float) -> dict:
     # A copy of the tree shipped to another machine (a GPU box) may carry a stale .git or none:
     # there the caller names the commit the copy was made from, and cleanliness is unknown.
     named = os.environ.get("DRNET_GIT_COMMIT")
-    status = None if named else _git("status", "--porcelain", "--untracked-files=no")
+    # results/ is left out: a rerun's own notebook, being written by papermill, is not a code change
+    status = None if named else _git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":(exclude)results")
     return {
         "git_commit": named or _git("rev-parse", "HEAD"),
         "dirty": bool(status) if status is not None else None,

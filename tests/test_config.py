@@ -128,3 +128,15 @@ def test_fingerprint_ignores_where_the_data_sits_but_not_what_it_is():
 def test_differences_leave_out_where_the_data_sits():
     a = get_config("mnist", "smoke", data_root="../data")
     assert all(key != "data.root" for key, _, _ in differences(a, get_config("mnist", "paper")))
+
+
+def test_settings_at_their_default_do_not_enter_the_fingerprint():
+    """So a setting added later (with a default) leaves the fingerprints of older runs unchanged."""
+    import hashlib
+    import json
+
+    paper = get_config("mnist", "paper")                   # every eval.* setting at its default
+    empty = hashlib.sha256(json.dumps({"eval": {}}, sort_keys=True).encode()).hexdigest()[:16]
+    assert paper.fingerprint("eval") == empty
+    changed = get_config("mnist", "paper", overrides={"eval.swap_pairs": 7})
+    assert changed.fingerprint("eval") != empty
