@@ -29,8 +29,8 @@ from sklearn.preprocessing import StandardScaler
 
 from .classification import encode_sweeps
 from .config import ExperimentConfig
-from .data.sweeps import SweepFactors, SweepVideos
-from .evaluate import frame_metrics
+from .data.sweeps import ClipStarts, SweepVideos
+from .evaluate import mean_over_chunks, prediction_metrics
 from .models import evaluating
 from .predict import rollout
 
@@ -95,7 +95,15 @@ def nearest_azimuth(generated: torch.Tensor, sweeps: torch.Tensor) -> torch.Tens
     return diff.pow(2).flatten(3).mean(-1).argmin(-1)
 
 
-def rollout_turning(model, lstm, bank: SweepVideos, factors: SweepFactors, cfg: ExperimentConfig,
+def rollout_clips(bank: SweepVideos, cfg: ExperimentConfig) -> ClipStarts:
+    """The ``eval.rollout_clips`` test sequences rolled out, drawn from a fixed seed
+    (``data.test_seed``) so every run and machine rolls out the same ones, each from azimuth 0."""
+    clips = bank.all_sweeps()
+    pick = torch.randperm(len(clips), generator=torch.Generator().manual_seed(cfg.data.test_seed))
+    return clips.subset(pick[:cfg.eval.rollout_clips].to(bank.device))
+
+
+def rollout_turning(model, lstm, bank: SweepVideos, factors: ClipStarts, cfg: ExperimentConfig,
                     steps: int, keep: int = 4, chunk: int = 16) -> tuple[dict, dict]:
     """Roll out ``steps`` frames after ``lstm.n_past`` observed ones for each clip of ``factors``.
 
@@ -108,17 +116,14 @@ def rollout_turning(model, lstm, bank: SweepVideos, factors: SweepFactors, cfg: 
     n_past, A = cfg.lstm.n_past, bank.num_azimuths
     horizon = min(cfg.eval.metric_steps, steps)
     all_az = torch.arange(A, device=bank.device)
-    psnr, ssim, base_psnr, base_ssim, matches, samples = [], [], [], [], [], {}
+    frame_scores, matches, samples = [], [], {}
     for start in range(0, len(factors), chunk):
         part = factors.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past, device=bank.device))
         generated = rollout(model, lstm, observed, steps, cfg.lstm.bn_mode).to(bank.device)
         truth = bank.render(part, torch.arange(n_past, n_past + steps, device=bank.device))
-        m = frame_metrics(generated[:, :horizon], truth[:, :horizon])
-        b = frame_metrics(observed[:, -1:].expand_as(truth[:, :horizon]), truth[:, :horizon])
-        for store, val in ((psnr, m["psnr"]), (ssim, m["ssim"]), (base_psnr, b["psnr"]), (base_ssim, b["ssim"])):
-            store.append(val * len(part))
-        sweep = bank.render(SweepFactors(part.sequence, torch.zeros_like(part.start)), all_az)
+        frame_scores.append((len(part), prediction_metrics(observed, generated[:, :horizon], truth[:, :horizon])))
+        sweep = bank.render(ClipStarts(part.sequence, torch.zeros_like(part.start)), all_az)
         found = nearest_azimuth(generated, sweep)
         expected = (part.start.unsqueeze(1) + torch.arange(n_past, n_past + steps, device=bank.device)) % A
         off = (found - expected).remainder(A)
@@ -126,12 +131,9 @@ def rollout_turning(model, lstm, bank: SweepVideos, factors: SweepFactors, cfg: 
         if not samples:
             samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
                        "truth": truth[:keep].cpu()}
-    n = len(factors)
-    mean = lambda rows: [round(float(v), 4) for v in sum(rows) / n]
     match = torch.cat(matches).mean(0)
     checkpoints = [s for s in cfg.eval.rollout_checkpoints if s <= steps]
-    metrics = {"rollout.psnr": mean(psnr), "rollout.ssim": mean(ssim),
-               "rollout.copy_last_psnr": mean(base_psnr), "rollout.copy_last_ssim": mean(base_ssim),
+    metrics = {**mean_over_chunks(frame_scores, "rollout."),
                "rollout.azimuth_match": {s: float(match[s - 1]) for s in checkpoints},
                "rollout.azimuth_match_mean": float(match.mean())}
     return metrics, samples

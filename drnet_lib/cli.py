@@ -79,16 +79,12 @@ def _recorded_metrics(cfg, trainer, lstm) -> dict:
         scores = score_variant(cfg, model, trainer.bank, test_bank)
         metrics.update(flat_metrics(scores), **{"classification.chance": scores["chance"]})
     else:
-        import torch
-
-        from .chairs_experiment import chair_probes, rollout_turning
+        from .chairs_experiment import chair_probes, rollout_clips, rollout_turning
 
         metrics.update(chair_probes(model, trainer.bank, test_bank))
         if lstm is not None:
-            clips = test_bank.all_sweeps()
-            pick = torch.randperm(len(clips), generator=torch.Generator().manual_seed(cfg.data.test_seed))
-            rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank,
-                                          clips.subset(pick[:cfg.eval.rollout_clips]), cfg, cfg.eval.rollout_steps)
+            rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank, rollout_clips(test_bank, cfg),
+                                          cfg, cfg.eval.rollout_steps)
             metrics.update(rollouts)
     print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("probe", "class", "rollout.azimuth"))},
                      indent=1))

@@ -123,6 +123,19 @@ class ExperimentConfig:
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# Every experiment's smoke profile starts from these: tiny networks, a few dozen steps.
+_SMOKE_DRNET = {"model.image_size": 32, "model.base_width": 8, "model.content_dim": 16, "model.pose_dim": 5,
+                "model.discriminator_width": 16, "train.iterations": 30, "train.batch_size": 16,
+                "train.checkpoint_every": 10, "train.log_every": 5}
+_SMOKE_LSTM = {"lstm.iterations": 20, "lstm.batch_size": 16, "lstm.hidden": 32, "lstm.lr": 0.002,
+               "lstm.checkpoint_every": 10, "lstm.log_every": 5}
+# The cpu profiles of NORB, the chairs and KTH scale the paper setting down alike (half widths, a
+# short schedule); MNIST's cpu profile is its own.
+_CPU_DRNET = {"model.base_width": 32, "model.content_dim": 64, "train.iterations": 3000,
+              "train.checkpoint_every": 500}
+_CPU_LSTM = {"lstm.iterations": 2000, "lstm.lr": 0.002, "lstm.hidden": 128, "lstm.checkpoint_every": 500}
+
+
 def _mnist_profiles() -> dict[str, dict]:
     return {
         # The authors' setting (drnet-py defaults, the paper's beta as recalled): for a GPU.
@@ -141,13 +154,8 @@ def _mnist_profiles() -> dict[str, dict]:
         },
         # Seconds on a CPU, for tests and `pytest --nbval`: tiny nets, deterministic.
         "smoke": {
-            "model.image_size": 32, "model.content_model": "dcgan_unet", "model.base_width": 8,
-            "model.content_dim": 16, "model.pose_dim": 5, "model.discriminator_width": 16,
+            **_SMOKE_DRNET, **_SMOKE_LSTM, "model.content_model": "dcgan_unet",
             "data.digit_size": 16, "data.max_velocity": 2, "data.test_clips": 64,
-            "train.iterations": 30, "train.batch_size": 16, "train.checkpoint_every": 10,
-            "train.log_every": 5,
-            "lstm.iterations": 20, "lstm.batch_size": 16, "lstm.hidden": 32, "lstm.lr": 0.002,
-            "lstm.checkpoint_every": 10, "lstm.log_every": 5,
             "eval.probe_train_clips": 128, "eval.judge_iterations": 40, "eval.judge_batch_size": 32,
             "eval.judge_width": 8,
             "eval.swap_pairs": 64, "eval.rollout_clips": 8, "eval.metric_steps": 20,
@@ -165,13 +173,10 @@ def _norb_profiles() -> dict[str, dict]:
     return {
         "paper": {**common, "model.image_size": 64},
         # Scaled down like the MNIST cpu profile: 32 px, half widths, a short schedule.
-        "cpu": {**common, "model.image_size": 32, "model.base_width": 32, "model.content_dim": 64,
-                "train.iterations": 3000, "train.batch_size": 64, "train.checkpoint_every": 500,
+        "cpu": {**common, **_CPU_DRNET, "model.image_size": 32, "train.batch_size": 64,
                 "eval.classifier_hidden": 128},
-        "smoke": {**common, "model.image_size": 32, "model.base_width": 8, "model.content_dim": 16,
-                  "model.pose_dim": 5, "model.discriminator_width": 16, "data.standin_size": "ci",
-                  "train.iterations": 30, "train.batch_size": 16, "train.checkpoint_every": 10,
-                  "train.log_every": 5, "eval.classifier_hidden": 16, "eval.classifier_max_iter": 50},
+        "smoke": {**common, **_SMOKE_DRNET, "data.standin_size": "ci",
+                  "eval.classifier_hidden": 16, "eval.classifier_max_iter": 50},
     }
 
 
@@ -185,15 +190,9 @@ def _suncg_profiles() -> dict[str, dict]:
               "eval.metric_steps": 36, "eval.rollout_clips": 64}
     return {
         "paper": {**common, "model.image_size": 64},
-        "cpu": {**common, "model.image_size": 32, "model.base_width": 32, "model.content_dim": 64,
-                "train.iterations": 3000, "train.batch_size": 64, "train.checkpoint_every": 500,
-                "lstm.iterations": 2000, "lstm.batch_size": 64, "lstm.lr": 0.002, "lstm.hidden": 128,
-                "lstm.checkpoint_every": 500},
-        "smoke": {**common, "model.image_size": 32, "model.base_width": 8, "model.content_dim": 16,
-                  "model.pose_dim": 5, "model.discriminator_width": 16, "data.standin_size": "ci",
-                  "train.iterations": 30, "train.batch_size": 16, "train.checkpoint_every": 10,
-                  "train.log_every": 5, "lstm.iterations": 20, "lstm.batch_size": 16, "lstm.hidden": 32,
-                  "lstm.lr": 0.002, "lstm.checkpoint_every": 10, "lstm.log_every": 5,
+        "cpu": {**common, **_CPU_DRNET, **_CPU_LSTM, "model.image_size": 32, "train.batch_size": 64,
+                "lstm.batch_size": 64},
+        "smoke": {**common, **_SMOKE_DRNET, **_SMOKE_LSTM, "data.standin_size": "ci",
                   "eval.rollout_steps": 36, "eval.rollout_checkpoints": (10, 36), "eval.metric_steps": 20,
                   "eval.rollout_clips": 8},
     }
@@ -209,15 +208,9 @@ def _kth_profiles() -> dict[str, dict]:
               "lstm.n_past": 10, "lstm.n_future": 10}
     return {
         "paper": {**common, "model.image_size": 128},
-        "cpu": {**common, "model.image_size": 64, "model.base_width": 32, "model.content_dim": 64,
-                "train.iterations": 3000, "train.batch_size": 32, "train.checkpoint_every": 500,
-                "lstm.iterations": 2000, "lstm.batch_size": 32, "lstm.lr": 0.002, "lstm.hidden": 128,
-                "lstm.checkpoint_every": 500},
-        "smoke": {**common, "model.image_size": 32, "model.base_width": 8, "model.content_dim": 16,
-                  "model.pose_dim": 5, "model.discriminator_width": 16, "data.standin_size": "ci",
-                  "train.iterations": 30, "train.batch_size": 16, "train.checkpoint_every": 10,
-                  "train.log_every": 5, "lstm.iterations": 20, "lstm.batch_size": 8, "lstm.hidden": 32,
-                  "lstm.lr": 0.002, "lstm.checkpoint_every": 10, "lstm.log_every": 5},
+        "cpu": {**common, **_CPU_DRNET, **_CPU_LSTM, "model.image_size": 64, "train.batch_size": 32,
+                "lstm.batch_size": 32},
+        "smoke": {**common, **_SMOKE_DRNET, **_SMOKE_LSTM, "data.standin_size": "ci", "lstm.batch_size": 8},
     }
 
 

@@ -356,3 +356,21 @@ def frame_metrics(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarr
             ssim[i, j] = structural_similarity(t[i, j], p[i, j], channel_axis=0, data_range=1,
                                                win_size=win)
     return {"psnr": psnr.mean(axis=0), "ssim": ssim.mean(axis=0)}
+
+
+def prediction_metrics(observed: torch.Tensor, generated: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-step :func:`frame_metrics` of ``generated`` against ``truth`` (both ``(N, T, C, S, S)``),
+    and of the baseline that repeats the last of the ``observed`` frames: keys ``psnr``, ``ssim``,
+    ``copy_last_psnr``, ``copy_last_ssim``, each ``(T,)`` averaged over the N clips."""
+    model = frame_metrics(generated, truth)
+    baseline = frame_metrics(observed[:, -1:].expand_as(truth), truth)
+    return {"psnr": model["psnr"], "ssim": model["ssim"],
+            "copy_last_psnr": baseline["psnr"], "copy_last_ssim": baseline["ssim"]}
+
+
+def mean_over_chunks(chunks: list[tuple[int, dict[str, np.ndarray]]], prefix: str) -> dict[str, list[float]]:
+    """Clip-weighted mean of per-chunk :func:`prediction_metrics` ``[(clips, metrics)]``, as
+    ``{prefix + key: per-step list rounded to 4 decimals}``."""
+    n = sum(size for size, _ in chunks)
+    keys = chunks[0][1].keys()
+    return {prefix + k: [round(float(v), 4) for v in sum(size * m[k] for size, m in chunks) / n] for k in keys}

@@ -126,13 +126,13 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
     and the same for the copy-last-observed-frame baseline; ``samples`` holds the first ``keep``
     clips' observed, generated and true frames for figures.
     """
-    from .evaluate import frame_metrics, rollout_identity
+    from .evaluate import mean_over_chunks, prediction_metrics, rollout_identity
 
     e, n_past = cfg.eval, cfg.lstm.n_past
     horizon = min(e.metric_steps, factors.positions.shape[1] - n_past)
     truth_times = torch.arange(n_past, n_past + horizon)
     hits = {s: [] for s in e.rollout_checkpoints}
-    psnr, ssim, base_psnr, base_ssim, samples = [], [], [], [], {}
+    frame_scores, samples = [], {}
     for start in range(0, len(factors), chunk):
         part = factors.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past))
@@ -140,18 +140,11 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
         truth = bank.render(part, truth_times)
         for s, acc in rollout_identity(judge, generated, part.labels, list(e.rollout_checkpoints)).items():
             hits[s].append(acc * len(part))
-        m = frame_metrics(generated[:, :horizon], truth)
-        b = frame_metrics(observed[:, -1:].expand_as(truth), truth)
-        for store, val in ((psnr, m["psnr"]), (ssim, m["ssim"]), (base_psnr, b["psnr"]), (base_ssim, b["ssim"])):
-            store.append(val * len(part))
+        frame_scores.append((len(part), prediction_metrics(observed, generated[:, :horizon], truth)))
         if not samples:
             samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
                        "truth": truth[:keep].cpu()}
     n = len(factors)
-    mean = lambda rows: [round(float(v), 4) for v in sum(rows) / n]
-    metrics = {
-        "rollout.identity_accuracy": {s: sum(v) / n for s, v in hits.items()},
-        "rollout.psnr": mean(psnr), "rollout.ssim": mean(ssim),
-        "rollout.copy_last_psnr": mean(base_psnr), "rollout.copy_last_ssim": mean(base_ssim),
-    }
+    metrics = {"rollout.identity_accuracy": {s: sum(v) / n for s, v in hits.items()},
+               **mean_over_chunks(frame_scores, "rollout.")}
     return metrics, samples

@@ -265,6 +265,19 @@ def plot_lstm_curve(history):
 
 
 # -- 4. factorisation grid ---------------------------------------------------------------------
+def decode_pairs(model, content_frames: torch.Tensor, pose_frames: torch.Tensor) -> np.ndarray:
+    """Every content frame ``(n, C, H, W)`` decoded with every pose frame's pose ``(m, C, H, W)``:
+    ``(n, m, C, H, W)`` numpy, row ``i`` keeping content ``i`` (with its skips). Eval mode, no grad."""
+    n, m = content_frames.shape[0], pose_frames.shape[0]
+    device = next(model.parameters()).device
+    with evaluating(model):
+        content, skips = model.encode_content(content_frames.to(device))
+        pose = model.encode_pose(pose_frames.to(device))
+        decoded = model.decode(content.repeat_interleave(m, dim=0), [s.repeat_interleave(m, dim=0) for s in skips],
+                               pose.repeat(n, 1, 1, 1)).float().cpu()
+    return decoded.reshape(n, m, *decoded.shape[1:]).numpy()
+
+
 def factorization_grid(model, content_frames, pose_frames):
     """The paper's Figure 3 (left): every content frame decoded with every pose frame's pose.
 
@@ -283,15 +296,7 @@ def factorization_grid(model, content_frames, pose_frames):
     cf = torch.as_tensor(_frames(content_frames, 4, "content_frames"))
     pf = torch.as_tensor(_frames(pose_frames, 4, "pose_frames"))
     n, m = cf.shape[0], pf.shape[0]
-    device = next(model.parameters()).device
-    with evaluating(model):
-        content, skips = model.encode_content(cf.to(device))
-        pose = model.encode_pose(pf.to(device))
-        content = content.repeat_interleave(m, dim=0)
-        skips = [s.repeat_interleave(m, dim=0) for s in skips]
-        pose = pose.repeat(n, 1, 1, 1)
-        decoded = model.decode(content, skips, pose).float().cpu()
-    decoded = decoded.reshape(n, m, *decoded.shape[1:]).numpy()
+    decoded = decode_pairs(model, cf, pf)
 
     aspect = cf.shape[2] / cf.shape[3]
     fig, axes = _tile_figure(n + 1, m + 1, tile=0.8, aspect=aspect, wide_rows={1: 0.1}, wide_cols={1: 0.1},

@@ -11,7 +11,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from .models import evaluating
+from .viz import decode_pairs
 
 
 def decoded_mosaic(model, content_frames: torch.Tensor, pose_frames: torch.Tensor) -> np.ndarray:
@@ -21,20 +21,15 @@ def decoded_mosaic(model, content_frames: torch.Tensor, pose_frames: torch.Tenso
     cell ``(i+1, j+1)`` is ``decode(content(content_frames[i]), pose(pose_frames[j]))``.
     The top-left cell is left white.
     """
-    device = next(model.parameters()).device
     n, m, S = content_frames.shape[0], pose_frames.shape[0], content_frames.shape[-1]
-    with evaluating(model):
-        content, skips = model.encode_content(content_frames.to(device))
-        pose = model.encode_pose(pose_frames.to(device))
-        decoded = model.decode(content.repeat_interleave(m, 0), [s.repeat_interleave(m, 0) for s in skips],
-                               pose.repeat(n, 1, 1, 1)).float().cpu()
+    decoded = decode_pairs(model, content_frames, pose_frames)              # (n, m, 1, S, S)
     mosaic = np.ones(((n + 1) * S, (m + 1) * S), dtype=np.float32)
     for j in range(m):
         mosaic[:S, (j + 1) * S:(j + 2) * S] = pose_frames[j, 0].cpu().numpy()
     for i in range(n):
         mosaic[(i + 1) * S:(i + 2) * S, :S] = content_frames[i, 0].cpu().numpy()
         for j in range(m):
-            mosaic[(i + 1) * S:(i + 2) * S, (j + 1) * S:(j + 2) * S] = decoded[i * m + j, 0].numpy()
+            mosaic[(i + 1) * S:(i + 2) * S, (j + 1) * S:(j + 2) * S] = decoded[i, j, 0]
     return np.clip(mosaic, 0.0, 1.0)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from drnet_lib import chairs_experiment as ce
 from drnet_lib.data.chairs import ChairsTree
-from drnet_lib.data.sweeps import SweepFactors, chair_sweeps
+from drnet_lib.data.sweeps import ClipStarts, chair_sweeps
 
 
 @pytest.fixture
@@ -33,9 +33,9 @@ def test_chair_sweeps_split_by_sorted_id_and_keep_views_in_order(tree):
 
 def test_nearest_azimuth_finds_the_true_views(tree):
     bank = chair_sweeps(tree, "test", 8)
-    factors = SweepFactors(torch.tensor([0, 3]), torch.tensor([5, 11]))
+    factors = ClipStarts(torch.tensor([0, 3]), torch.tensor([5, 11]))
     truth = bank.render(factors, torch.arange(6))
-    sweeps = bank.render(SweepFactors(factors.sequence, torch.zeros(2, dtype=torch.long)), torch.arange(12))
+    sweeps = bank.render(ClipStarts(factors.sequence, torch.zeros(2, dtype=torch.long)), torch.arange(12))
     found = ce.nearest_azimuth(truth, sweeps)
     assert found.tolist() == [[5, 6, 7, 8, 9, 10], [11, 0, 1, 2, 3, 4]]
 

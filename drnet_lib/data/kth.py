@@ -69,6 +69,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import atomic_write
 from . import registry
 from .registry import DatasetFormatError
+from .sweeps import ClipStarts
 
 __all__ = [
     "ACTIONS",
@@ -79,7 +80,6 @@ __all__ = [
     "ZIP_KEYS",
     "CorruptVideoError",
     "KTHClips",
-    "KTHFactors",
     "avi_path",
     "cache_file",
     "convert",
@@ -651,24 +651,6 @@ def load_split(root: str | Path, split: str = "train", image_size: int = 64, *,
 
 # --- the clip source ------------------------------------------------------------------------------
 
-@dataclass
-class KTHFactors:
-    """Which sequence (annotated range) each clip shows and its first frame within the range:
-    ``(B,)`` int64 each."""
-
-    sequence: torch.Tensor
-    start: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.sequence.shape[0]
-
-    def subset(self, idx) -> KTHFactors:
-        return KTHFactors(self.sequence[idx], self.start[idx])
-
-    def to(self, device) -> KTHFactors:
-        return KTHFactors(self.sequence.to(device), self.start.to(device))
-
-
 class KTHClips:
     """Clips from KTH's annotated ranges, for the DrNet trainer.
 
@@ -745,7 +727,7 @@ class KTHClips:
         return self._weights[length]
 
     def sample_factors(self, batch: int, generator: torch.Generator,
-                       length: int | None = None) -> KTHFactors:
+                       length: int | None = None) -> ClipStarts:
         """``batch`` random clips of ``length`` frames (with replacement), each inside one range."""
         length = length or self.clip_length
         weights = self.sampling_weights(length)
@@ -753,9 +735,9 @@ class KTHClips:
         room = (self.lengths[sequence] - length + 1).double()
         u = torch.rand(batch, generator=generator, device=self.device, dtype=torch.float64)
         start = torch.minimum((u * room).long(), room.long() - 1)
-        return KTHFactors(sequence, start)
+        return ClipStarts(sequence, start)
 
-    def render(self, factors: KTHFactors, times) -> torch.Tensor:
+    def render(self, factors: ClipStarts, times) -> torch.Tensor:
         """Frames ``times`` of each clip: ``(B, K, 1, S, S)`` float in [0, 1].
 
         ``times`` is ``(K,)`` (the same for every clip) or ``(B, K)``, counted from each clip's

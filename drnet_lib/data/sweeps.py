@@ -24,8 +24,12 @@ from .norb import NorbSplit
 
 
 @dataclass
-class SweepFactors:
-    """Which sequence each clip shows and the azimuth index its frame 0 is at: ``(B,)`` int64 each."""
+class ClipStarts:
+    """Which sequence each clip shows and where in it the clip starts: ``(B,)`` int64 each.
+
+    For turntable sweeps ``start`` is the azimuth index of frame 0; for KTH (:class:`.kth.KTHClips`)
+    the first frame's position within its annotated range.
+    """
 
     sequence: torch.Tensor
     start: torch.Tensor
@@ -33,11 +37,11 @@ class SweepFactors:
     def __len__(self) -> int:
         return self.sequence.shape[0]
 
-    def subset(self, idx) -> SweepFactors:
-        return SweepFactors(self.sequence[idx], self.start[idx])
+    def subset(self, idx) -> ClipStarts:
+        return ClipStarts(self.sequence[idx], self.start[idx])
 
-    def to(self, device) -> SweepFactors:
-        return SweepFactors(self.sequence.to(device), self.start.to(device))
+    def to(self, device) -> ClipStarts:
+        return ClipStarts(self.sequence.to(device), self.start.to(device))
 
 
 def resize_frames(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
@@ -77,13 +81,13 @@ class SweepVideos:
     def __len__(self) -> int:
         return self.frames.shape[0]
 
-    def sample_factors(self, batch: int, generator: torch.Generator, length: int | None = None) -> SweepFactors:
+    def sample_factors(self, batch: int, generator: torch.Generator, length: int | None = None) -> ClipStarts:
         """``batch`` clips: a random sequence each (with replacement), starting at a random azimuth."""
         sequence = torch.randint(0, len(self), (batch,), generator=generator, device=self.device)
         start = torch.randint(0, self.num_azimuths, (batch,), generator=generator, device=self.device)
-        return SweepFactors(sequence, start)
+        return ClipStarts(sequence, start)
 
-    def render(self, factors: SweepFactors, times: torch.Tensor) -> torch.Tensor:
+    def render(self, factors: ClipStarts, times: torch.Tensor) -> torch.Tensor:
         """Frames ``times`` of each clip: ``(B, K, C, size, size)`` float in [0, 1].
 
         ``times`` is ``(B, K)`` or ``(K,)`` (the same for every clip); past the last azimuth the
@@ -101,10 +105,10 @@ class SweepVideos:
         factors = self.sample_factors(batch, generator, length)
         return self.render(factors, torch.arange(length, device=self.device)), factors
 
-    def all_sweeps(self) -> SweepFactors:
+    def all_sweeps(self) -> ClipStarts:
         """Every sequence once, starting at azimuth 0 (for encoding a whole split)."""
         seq = torch.arange(len(self), device=self.device)
-        return SweepFactors(seq, torch.zeros_like(seq))
+        return ClipStarts(seq, torch.zeros_like(seq))
 
 
 def norb_sweeps(split: NorbSplit, image_size: int, device="cpu") -> SweepVideos:
