@@ -203,14 +203,24 @@ def _kth_profiles() -> dict[str, dict]:
     # encoder with skips, beta = 1e-4, the pose LSTM with 10 observed and 10 predicted frames. The
     # paper's VGG16-UNet content / ResNet-18 pose encoders (recalled) are not implemented here:
     # DCGAN-UNet content and DCGAN pose instead (a logged deviation).
+    # Evaluation (MCNet's protocol, reference/repro_anchors.md §2.2): 10 observed frames, PSNR and
+    # SSIM on the next 20 (eval.metric_steps) for eval.rollout_clips test clips, whose rollouts
+    # continue to eval.rollout_steps for the long-range checks at eval.rollout_checkpoints.
     common = {"model.channels": 1, "model.content_model": "dcgan_unet", "model.pose_model": "dcgan",
               "train.adversarial_weight": 0.0001, "data.clip_length": 20,
-              "lstm.n_past": 10, "lstm.n_future": 10}
+              "lstm.n_past": 10, "lstm.n_future": 10,
+              "eval.metric_steps": 20, "eval.rollout_steps": 500, "eval.rollout_checkpoints": (10, 100, 500),
+              "eval.rollout_clips": 500}
     return {
         "paper": {**common, "model.image_size": 128},
         "cpu": {**common, **_CPU_DRNET, **_CPU_LSTM, "model.image_size": 64, "train.batch_size": 32,
-                "lstm.batch_size": 32},
-        "smoke": {**common, **_SMOKE_DRNET, **_SMOKE_LSTM, "data.standin_size": "ci", "lstm.batch_size": 8},
+                "lstm.batch_size": 32, "eval.rollout_clips": 240, "eval.rollout_steps": 200,
+                "eval.rollout_checkpoints": (10, 50, 100, 200), "eval.classifier_hidden": 128},
+        # The ci stand-in's ranges are 10-27 frames long: shorter clips and horizons.
+        "smoke": {**common, **_SMOKE_DRNET, **_SMOKE_LSTM, "data.standin_size": "ci", "lstm.batch_size": 8,
+                  "data.clip_length": 10, "lstm.n_past": 5, "lstm.n_future": 5, "eval.metric_steps": 5,
+                  "eval.rollout_clips": 24, "eval.rollout_steps": 30, "eval.rollout_checkpoints": (5, 15, 30),
+                  "eval.classifier_hidden": 16, "eval.classifier_max_iter": 50},
     }
 
 

@@ -44,18 +44,49 @@ def encode_sequence(model: DrNet, frames: torch.Tensor, content_index: int):
     return poses, content, skips
 
 
+@torch.no_grad()
+def encode_frame_table(model: DrNet, frames: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pose and content codes of every frame of a clip source's table, BatchNorm in eval mode.
+
+    Args:
+        frames: ``(N, C, S, S)`` uint8 (a bank's ``frame_table``).
+    Returns:
+        ``(poses (N, dp), contents (N, dc))`` float on the frames' device.
+    """
+    was_training = model.training
+    model.eval()
+    poses, contents = [], []
+    for start in range(0, len(frames), batch_size):
+        x = frames[start:start + batch_size].float() / 255.0
+        poses.append(model.encode_pose(x).flatten(1))
+        contents.append(model.encode_content(x)[0].flatten(1))
+    model.train(was_training)
+    return torch.cat(poses), torch.cat(contents)
+
+
 class LSTMTrainer(ResumableLoop):
-    """Trains a :class:`PoseLSTM` on pose codes of a frozen DrNet."""
+    """Trains a :class:`PoseLSTM` on pose codes of a frozen DrNet.
+
+    With frozen encoders in eval-mode BatchNorm, a frame's codes never change, so for clip
+    sources that hold a table of frames (NORB, chairs, KTH: ``frame_table``/``frame_index``) the
+    codes of every frame are computed once and each step gathers them: the same numbers as
+    encoding every clip again (same clips, same RNG draws), without re-running the encoders on
+    ``batch x (n_past + n_future)`` frames per step. ``cache_codes=False`` re-encodes (the test
+    that both agree uses it). Moving MNIST draws new frames every step and always encodes.
+    """
 
     name = "pose LSTM"
     log_names = ("pose_mse",)
 
-    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST):
+    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True):
         c = cfg.lstm
         self.cfg, self.model, self.bank = cfg, model, bank
         set_bn_mode(model, c.bn_mode)   # fail fast on a bad setting
         model.requires_grad_(False)     # DrNet is frozen while the LSTM trains
         self.device = next(model.parameters()).device
+        self.code_table = None
+        if cache_codes and c.bn_mode == "eval" and hasattr(bank, "frame_table"):
+            self.code_table = encode_frame_table(model, bank.frame_table)
         torch.manual_seed(cfg.seed + 1)
         self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers).to(self.device)
         self.lstm.embed.apply(init_weights)   # the authors init the Linear layers only
@@ -69,9 +100,15 @@ class LSTMTrainer(ResumableLoop):
 
     def step(self) -> torch.Tensor:
         c = self.cfg.lstm
-        set_bn_mode(self.model, c.bn_mode)  # callers may have switched modes between steps
-        frames, _ = self.bank.sample_clips(c.batch_size, self.generator, c.n_past + c.n_future)
-        poses, content, _ = encode_sequence(self.model, frames, c.n_past - 1)
+        length = c.n_past + c.n_future
+        if self.code_table is not None:   # the same clips as sample_clips draws, codes looked up
+            factors = self.bank.sample_factors(c.batch_size, self.generator, length)
+            rows = self.bank.frame_index(factors, torch.arange(length, device=self.device))
+            poses, content = self.code_table[0][rows], self.code_table[1][rows[:, c.n_past - 1]]
+        else:
+            set_bn_mode(self.model, c.bn_mode)  # callers may have switched modes between steps
+            frames, _ = self.bank.sample_clips(c.batch_size, self.generator, length)
+            poses, content, _ = encode_sequence(self.model, frames, c.n_past - 1)
         self.lstm.train()
         predicted, _ = self.lstm(poses[:, :-1], content.flatten(1))
         # Sum over transitions of the per-step mean squared error (drnet-py's loss, unbroadcast).
@@ -84,9 +121,9 @@ class LSTMTrainer(ResumableLoop):
 
 
 def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, checkpoint_path=None,
-               resume: bool = True, progress: bool = True) -> LSTMTrainer:
+               resume: bool = True, progress: bool = True, cache_codes: bool = True) -> LSTMTrainer:
     """Train (or finish training) the pose LSTM; returns the trainer holding ``.lstm``."""
-    return LSTMTrainer(cfg, model, bank).run(checkpoint_path, resume, progress)
+    return LSTMTrainer(cfg, model, bank, cache_codes).run(checkpoint_path, resume, progress)
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from pathlib import Path
 from .results import REPO_ROOT, grid_tag, results_path
 
 NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "02b_norb_grid.ipynb",
-             "suncg": "03_suncg.ipynb"}
+             "suncg": "03_suncg.ipynb", "kth": "04_kth.ipynb"}
 
 
 @dataclass

@@ -21,4 +21,4 @@ def test_kth_smoke_trains_drnet_and_lstm_steps(tmp_path):
     lstm = LSTMTrainer(cfg, trainer.model, train)
     assert torch.isfinite(lstm.step()).all()
     frames, _ = test.sample_clips(2, torch.Generator().manual_seed(0), cfg.lstm.n_past + cfg.lstm.n_future)
-    assert frames.shape == (2, 20, 1, 32, 32)
+    assert frames.shape == (2, cfg.lstm.n_past + cfg.lstm.n_future, 1, 32, 32)

@@ -744,6 +744,16 @@ class KTHClips:
         start. On the CPU a time outside the clip's range raises :class:`IndexError`; on other
         devices (where checking would stall the GPU) it is clamped to the range.
         """
+        return self.frames[self.frame_index(factors, times)].float() / 255.0
+
+    @property
+    def frame_table(self) -> torch.Tensor:
+        """Every frame once, ``(N, 1, S, S)`` uint8: what :meth:`frame_index` indexes."""
+        return self.frames
+
+    def frame_index(self, factors: ClipStarts, times) -> torch.Tensor:
+        """Rows of :attr:`frame_table` holding frames ``times`` of each clip: ``(B, K)`` int64
+        (checked or clamped as :meth:`render` says)."""
         times = torch.as_tensor(times, device=self.device)
         if times.ndim == 1:
             times = times.expand(len(factors), -1)
@@ -756,7 +766,7 @@ class KTHClips:
                                  "[0, range length))")
         else:
             pos = torch.minimum(pos.clamp_min(0), last)
-        return self.frames[self.offsets[seq] + pos].float() / 255.0
+        return self.offsets[seq] + pos
 
     def sample_clips(self, batch: int, generator: torch.Generator, length: int | None = None):
         """``(frames (B, T, 1, S, S), factors)`` for ``batch`` random clips of ``length`` frames."""

@@ -93,11 +93,20 @@ class SweepVideos:
         ``times`` is ``(B, K)`` or ``(K,)`` (the same for every clip); past the last azimuth the
         clip wraps round, so clips of any length exist.
         """
+        return self.frame_table[self.frame_index(factors, times)].float() / 255.0
+
+    @property
+    def frame_table(self) -> torch.Tensor:
+        """Every frame once, ``(S * A, C, H, W)`` uint8 (a view): what :meth:`frame_index` indexes."""
+        return self.frames.flatten(0, 1)
+
+    def frame_index(self, factors: ClipStarts, times) -> torch.Tensor:
+        """Rows of :attr:`frame_table` holding frames ``times`` of each clip: ``(B, K)`` int64."""
         times = torch.as_tensor(times, device=self.device)
         if times.ndim == 1:
             times = times.expand(len(factors), -1)
         azimuth = (factors.start.unsqueeze(1) + times) % self.num_azimuths
-        return self.frames[factors.sequence.unsqueeze(1), azimuth].float() / 255.0
+        return factors.sequence.unsqueeze(1) * self.num_azimuths + azimuth
 
     def sample_clips(self, batch: int, generator: torch.Generator, length: int | None = None):
         """``(frames (B, T, C, S, S), factors)`` for ``batch`` random clips of ``length`` frames."""

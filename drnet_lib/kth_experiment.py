@@ -1,0 +1,164 @@
+"""The KTH experiment: future frames from ten observed ones, and what each code knows of the action.
+
+Every measurement uses the *test persons* (people DrNet never saw):
+
+* **prediction** (MCNet's protocol, reference/repro_anchors.md §2.2): for ``eval.rollout_clips``
+  fixed test clips, the pose LSTM sees ``lstm.n_past`` frames and generates on; per-step PSNR and
+  SSIM (:func:`.evaluate.frame_metrics`, scikit-image) of the first ``eval.metric_steps`` generated
+  frames against the truth, beside the copy-last-observed-frame baseline;
+* **long range**: the same rollouts continue to ``eval.rollout_steps`` frames, far past the end of
+  any real clip, so there is no truth to compare with. Two checks need none: the generated frames
+  are re-encoded and the action classifier (trained on *real* pose windows, below) names the
+  action of the window ending at each of ``eval.rollout_checkpoints`` (``rollout.action_accuracy``),
+  and ``rollout.motion_ratio`` compares how much the generated frames change from one to the next
+  with how much real frames do (1 = as lively as real video; 0 = frozen);
+* **classification** on frozen codes of windows of ``lstm.n_past`` consecutive frames (every
+  non-overlapping window of every annotated range): the action from the window's pose codes
+  (concatenated in time order) and from its first frame's content code, fitted on the training
+  persons and scored on the test persons (chance 1/6); the person from the same codes, fitted on
+  the test persons' even-numbered ranges and scored on their odd ones (chance 1 / test persons).
+  Each with the two-layer classifier and the linear probe of :mod:`.classification`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .classification import chance_accuracy, classify, make_classifier
+from .config import ExperimentConfig
+from .data.kth import KTHClips
+from .data.sweeps import ClipStarts
+from .evaluate import mean_over_chunks, prediction_metrics
+from .models import evaluating
+from .predict import rollout
+
+FIRST_FEW = 3   # "beats copy-last at most steps beyond the first few": steps after this one count
+
+
+def test_clips(bank: KTHClips, length: int, count: int, seed: int) -> ClipStarts:
+    """``count`` fixed clips of ``length`` frames from ``bank`` (at most one per annotated range,
+    drawn with ``seed``), so every run and machine scores the same clips. Ranges shorter than
+    ``length`` cannot give one."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = bank.lengths.cpu()
+    eligible = torch.nonzero(lengths >= length).flatten()
+    if len(eligible) == 0:
+        raise ValueError(f"no test range has {length} frames (n_past + eval.metric_steps); "
+                         f"the longest has {int(lengths.max())}")
+    chosen = eligible[torch.randperm(len(eligible), generator=g)[:count]]
+    room = lengths[chosen] - length + 1
+    start = (torch.rand(len(chosen), generator=g, dtype=torch.float64) * room).long()
+    return ClipStarts(chosen, start).to(bank.device)
+
+
+def window_starts(bank: KTHClips, window: int) -> ClipStarts:
+    """Every non-overlapping window of ``window`` frames of every range, in range order."""
+    lengths = bank.lengths.cpu()
+    counts = lengths // window
+    sequence = torch.repeat_interleave(torch.arange(len(lengths)), counts)
+    first = torch.cumsum(counts, 0) - counts
+    start = (torch.arange(int(counts.sum())) - torch.repeat_interleave(first, counts)) * window
+    return ClipStarts(sequence, start).to(bank.device)
+
+
+@torch.no_grad()
+def encode_windows(model, bank: KTHClips, window: int, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Frozen codes of every :func:`window_starts` window.
+
+    Returns (N windows): ``pose`` ``(N, window * dp)`` (the window's pose codes in time order),
+    ``content`` ``(N, dc)`` (its first frame's), and ``action``, ``person``, ``scenario``,
+    ``range_index`` ``(N,)``.
+    """
+    device = next(model.parameters()).device
+    windows = window_starts(bank, window)
+    times = torch.arange(window, device=bank.device)
+    pose, content = [], []
+    with evaluating(model):
+        for start in range(0, len(windows), batch_size):
+            frames = bank.render(windows.subset(slice(start, start + batch_size)), times).to(device)
+            pose.append(model.encode_pose(frames.flatten(0, 1)).view(len(frames), -1).cpu())
+            content.append(model.encode_content(frames[:, 0])[0].flatten(1).cpu())
+    seq = windows.sequence.cpu()
+    out = {"pose": torch.cat(pose).numpy(), "content": torch.cat(content).numpy()}
+    for name in ("action", "person", "scenario", "range_index"):
+        out[name] = getattr(bank, name).cpu()[seq].numpy()
+    return out
+
+
+def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg: ExperimentConfig) -> tuple[dict, object]:
+    """Action and person from each code (module docstring), as results keys
+    ``classification.{action,person}_from_{pose,content}`` (two-layer classifier) and
+    ``probe.…`` (linear), plus the chance levels. Also returns the fitted action-from-pose
+    classifier, for the generated frames."""
+    e, window = cfg.eval, cfg.lstm.n_past
+    train, test = encode_windows(model, train_bank, window), encode_windows(model, test_bank, window)
+    odd = test["range_index"] % 2 == 1
+    out = {}
+    for kind, prefix in (("mlp", "classification."), ("linear", "probe.")):
+        for code in ("pose", "content"):
+            out[f"{prefix}action_from_{code}"] = classify(
+                train[code], train["action"], test[code], test["action"], kind, e.classifier_hidden,
+                e.classifier_max_iter, cfg.seed)
+            out[f"{prefix}person_from_{code}"] = classify(
+                test[code][~odd], test["person"][~odd], test[code][odd], test["person"][odd], kind,
+                e.classifier_hidden, e.classifier_max_iter, cfg.seed)
+    out["classification.action_chance"] = chance_accuracy(train["action"], test["action"])
+    out["classification.person_chance"] = chance_accuracy(test["person"][~odd], test["person"][odd])
+    out["classification.windows"] = {"train": len(train["action"]), "test": len(test["action"])}
+    action_from_pose = make_classifier("mlp", e.classifier_hidden, e.classifier_max_iter, cfg.seed)
+    action_from_pose.fit(train["pose"], train["action"])
+    return out, action_from_pose
+
+
+def _motion(frames: torch.Tensor) -> torch.Tensor:
+    """Mean absolute change between consecutive frames ``(B, T, C, S, S)`` -> ``(B, T-1)``."""
+    return (frames[:, 1:] - frames[:, :-1]).abs().flatten(2).mean(-1)
+
+
+@torch.no_grad()
+def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig,
+                         action_classifier, keep: int = 4, chunk: int = 32) -> tuple[dict, dict]:
+    """Roll every clip of ``clips`` out to ``eval.rollout_steps`` frames and score it.
+
+    Returns ``(metrics, samples)``. Metrics: per-step ``prediction.{psnr,ssim}`` and
+    ``prediction.copy_last_{psnr,ssim}`` (dicts step -> mean over clips, steps 1..metric_steps),
+    their means, ``prediction.steps_beating_copy_last`` (share of steps after :data:`FIRST_FEW`
+    where DrNet's PSNR is higher), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
+    (dicts checkpoint step -> value; module docstring). ``samples``: the first ``keep`` clips'
+    observed, generated and true frames (the truth stops at ``metric_steps``).
+    """
+    e, n_past, window = cfg.eval, cfg.lstm.n_past, cfg.lstm.n_past
+    device = next(model.parameters()).device
+    horizon = e.metric_steps
+    checkpoints = [s for s in e.rollout_checkpoints if window <= s <= e.rollout_steps]
+    scores, hits, motion, real_motion, samples = [], {s: 0.0 for s in checkpoints}, {s: [] for s in checkpoints}, [], {}
+    for start in range(0, len(clips), chunk):
+        part = clips.subset(slice(start, start + chunk))
+        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
+        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
+        generated = rollout(model, lstm, observed, e.rollout_steps, cfg.lstm.bn_mode)
+        scores.append((len(part), prediction_metrics(observed, generated[:, :horizon], truth)))
+        real_motion.append(_motion(truth).cpu())
+        with evaluating(model):
+            poses = model.encode_pose(generated.flatten(0, 1)).view(len(part), e.rollout_steps, -1).cpu()
+        labels = bank.action[part.sequence].cpu().numpy()
+        for s in checkpoints:
+            guess = action_classifier.predict(poses[:, s - window:s].flatten(1).numpy())
+            hits[s] += float((guess == labels).sum())
+            motion[s].append(_motion(generated[:, s - window:s]).cpu())
+        if not samples:
+            samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
+                       "truth": truth[:keep].cpu(), "action": labels[:keep]}
+    per_step = mean_over_chunks(scores, "")
+    metrics = {}
+    for key, values in per_step.items():
+        metrics[f"prediction.{key}"] = {step: v for step, v in enumerate(values, start=1)}
+        metrics[f"prediction.{key}_mean"] = round(float(np.mean(values)), 4)
+    later = slice(FIRST_FEW, None)
+    metrics["prediction.steps_beating_copy_last"] = float(np.mean(
+        np.array(per_step["psnr"][later]) > np.array(per_step["copy_last_psnr"][later])))
+    real = float(torch.cat(real_motion).mean())
+    metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
+    metrics["rollout.motion_ratio"] = {s: float(torch.cat(motion[s]).mean()) / real for s in checkpoints}
+    return metrics, samples

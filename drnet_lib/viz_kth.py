@@ -1,0 +1,77 @@
+"""Figures of the KTH chapter: what each code knows (bars), and how rollouts hold up over time."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+QUESTIONS = (("action_from_pose", "action from pose"), ("action_from_content", "action from content"),
+             ("person_from_pose", "person from pose"), ("person_from_content", "person from content"))
+
+
+def classification_bars(scores: Mapping[str, Mapping[str, float]], chance: Mapping[str, float],
+                        errors: Mapping[str, Mapping[str, float]] | None = None):
+    """Accuracy of each question (:data:`QUESTIONS`) for each model variant, chance marked.
+
+    Args:
+        scores: ``{variant label: {"action_from_pose": acc, ...}}`` (missing questions skipped).
+        chance: ``{"action": acc, "person": acc}`` of always answering the commonest label.
+        errors: same shape as ``scores``, standard deviations over seeds (error bars).
+    Returns:
+        A Figure with one Axes: grouped bars per question, a dashed chance tick per question.
+    """
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    variants = list(scores)
+    width = 0.8 / max(len(variants), 1)
+    for i, variant in enumerate(variants):
+        values = [scores[variant].get(q, np.nan) for q, _ in QUESTIONS]
+        err = [errors[variant].get(q, 0.0) for q, _ in QUESTIONS] if errors else None
+        x = np.arange(len(QUESTIONS)) + (i - (len(variants) - 1) / 2) * width
+        bars = ax.bar(x, values, width, yerr=err, capsize=3, label=variant)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    for j, (q, _) in enumerate(QUESTIONS):
+        level = chance[q.split("_")[0]]
+        ax.plot([j - 0.45, j + 0.45], [level, level], "k--", lw=1, label="chance" if j == 0 else None)
+    ax.set_xticks(range(len(QUESTIONS)), [label for _, label in QUESTIONS])
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=8, loc="upper right", ncol=len(variants) + 1)
+    fig.tight_layout()
+    return fig
+
+
+def horizon_plot(action_accuracy: Mapping, motion_ratio: Mapping, action_chance: float,
+                 real_action_accuracy: float | None = None):
+    """Long rollouts over time: the action still recognisable? the figure still moving?
+
+    Args:
+        action_accuracy: ``{step: accuracy}`` of the action classifier on generated windows.
+        motion_ratio: ``{step: generated motion / real motion}`` over the same windows.
+        action_chance: chance level of the action classifier.
+        real_action_accuracy: the classifier's accuracy on real test windows (a ceiling), or None.
+    Returns:
+        A Figure with 2 Axes against the predicted step (log scale).
+    """
+    steps = sorted(int(s) for s in action_accuracy)
+    acc = [action_accuracy[s] if s in action_accuracy else action_accuracy[str(s)] for s in steps]
+    mot = [motion_ratio[s] if s in motion_ratio else motion_ratio[str(s)] for s in steps]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3))
+    a1.plot(steps, acc, "o-", label="generated frames")
+    a1.axhline(action_chance, color="k", ls="--", lw=1, label="chance")
+    if real_action_accuracy is not None:
+        a1.axhline(real_action_accuracy, color="C2", ls=":", lw=1.5, label="real test frames")
+    a1.set(xscale="log", ylim=(0, 1.05), xlabel="predicted step", ylabel="action accuracy",
+           title="action named from generated poses")
+    a1.legend(fontsize=8)
+    a2.plot(steps, mot, "o-", color="C1")
+    a2.axhline(1.0, color="k", ls=":", lw=1, label="as much as real video")
+    a2.set(xscale="log", ylim=(0, max(1.2, max(mot) * 1.1)), xlabel="predicted step",
+           ylabel="frame-to-frame change\n(generated / real)", title="is it still moving?")
+    a2.legend(fontsize=8)
+    for ax in (a1, a2):
+        ax.minorticks_off()                       # log axis: label only the measured steps
+        ax.set_xticks(steps, [str(s) for s in steps])
+    fig.tight_layout()
+    return fig
