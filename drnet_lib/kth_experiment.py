@@ -77,7 +77,7 @@ def encode_windows(model, bank: KTHClips, window: int, batch_size: int = 64) -> 
     with evaluating(model):
         for start in range(0, len(windows), batch_size):
             frames = bank.render(windows.subset(slice(start, start + batch_size)), times).to(device)
-            pose.append(model.encode_pose(frames.flatten(0, 1)).view(len(frames), -1).cpu())
+            pose.append(model.encode_pose(frames.flatten(0, 1)).reshape(len(frames), -1).cpu())
             content.append(model.encode_content(frames[:, 0])[0].flatten(1).cpu())
     seq = windows.sequence.cpu()
     out = {"pose": torch.cat(pose).numpy(), "content": torch.cat(content).numpy()}

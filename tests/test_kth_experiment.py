@@ -1,0 +1,146 @@
+"""The KTH experiment's measurements: windows, fixed test clips, classifiers, rollout scores, and the
+pose LSTM's precomputed codes."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from drnet_lib import claims, kth_experiment
+from drnet_lib.config import get_config
+from drnet_lib.data.kth import KTHClips
+from drnet_lib.models import DrNet, PoseLSTM
+from drnet_lib.predict import LSTMTrainer
+
+
+def _bank(lengths, persons=(1,), actions=range(6), ranges=4, size=8, seed=0) -> KTHClips:
+    """Ranges of ``lengths`` (cycled) for each (person, action, range); row 0 of every frame
+    one-hot encodes the action (columns 0-5), row 1 the person modulo 3 (columns 0-2), the rest
+    is noise."""
+    rng = np.random.default_rng(seed)
+    chunks, offsets, lens, facts, index = [], [], [], [], []
+    total, k = 0, 0
+    for p in persons:
+        for a in actions:
+            for r in range(ranges):
+                n = lengths[k % len(lengths)]
+                k += 1
+                f = rng.integers(0, 256, (n, 1, size, size), dtype=np.uint8)
+                f[:, 0, :2, :6] = 0
+                f[:, 0, 0, a] = 255
+                f[:, 0, 1, p % 3] = 255
+                chunks.append(f)
+                offsets.append(total)
+                lens.append(n)
+                total += n
+                facts.append((a, p, 1))
+                index.append(r)
+    facts = np.array(facts)
+    return KTHClips(torch.from_numpy(np.concatenate(chunks)), offsets, lens,
+                    {"action": facts[:, 0], "person": facts[:, 1], "scenario": facts[:, 2]},
+                    range_index=index)
+
+
+class PixelCodes(nn.Module):
+    """A stand-in for a trained DrNet: pose = the action pixels, content = the person pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def encode_pose(self, x):
+        return x[:, 0, 0, :6].reshape(-1, 6, 1, 1)
+
+    def encode_content(self, x):
+        return x[:, 0, 1, :3].reshape(-1, 3, 1, 1), []
+
+
+def test_windows_tile_each_range_without_crossing_it():
+    bank = _bank([5, 12, 3], actions=[0], ranges=3)
+    w = kth_experiment.window_starts(bank, 4)
+    assert w.sequence.tolist() == [0, 1, 1, 1]
+    assert w.start.tolist() == [0, 0, 4, 8]
+    bank.render(w, torch.arange(4))              # inside every range (raises on the CPU otherwise)
+
+
+def test_test_clips_are_fixed_long_enough_and_one_per_range():
+    bank = _bank([8, 30, 12, 25], actions=range(3), ranges=4)
+    a = kth_experiment.test_clips(bank, 20, 100, seed=7)
+    b = kth_experiment.test_clips(bank, 20, 100, seed=7)
+    assert torch.equal(a.sequence, b.sequence) and torch.equal(a.start, b.start)
+    assert len(a) == int((bank.lengths >= 20).sum())            # all eligible ranges, once each
+    assert len(set(a.sequence.tolist())) == len(a)
+    assert bool((bank.lengths[a.sequence] - a.start >= 20).all())
+    assert len(kth_experiment.test_clips(bank, 20, 3, seed=7)) == 3
+    with pytest.raises(ValueError, match="no test range has 40 frames"):
+        kth_experiment.test_clips(bank, 40, 10, seed=0)
+
+
+def test_classifiers_read_each_factor_only_from_the_code_that_holds_it():
+    cfg = get_config("kth", "smoke")
+    train = _bank([40, 45], persons=(1, 2, 3), seed=1)
+    test = _bank([40, 45], persons=(17, 18, 19), seed=2)
+    scores, action_clf = kth_experiment.classification_scores(PixelCodes(), train, test, cfg)
+    assert scores["classification.action_from_pose"] > 0.95 and scores["probe.action_from_pose"] > 0.95
+    assert scores["probe.person_from_content"] > 0.95
+    assert scores["classification.action_from_content"] < 0.4 and scores["probe.action_from_content"] < 0.4
+    assert scores["classification.person_from_pose"] < 0.55 and scores["probe.person_from_pose"] < 0.55
+    assert scores["classification.action_chance"] == pytest.approx(1 / 6)
+    assert scores["classification.person_chance"] == pytest.approx(1 / 3, abs=0.05)
+    windows = 3 * 6 * 2 * (40 // cfg.lstm.n_past + 45 // cfg.lstm.n_past)
+    assert scores["classification.windows"] == {"train": windows, "test": windows}
+    boxing = np.tile(np.eye(6)[3], cfg.lstm.n_past)[None]
+    assert action_clf.predict(boxing)[0] == 3
+
+
+def test_rollout_scores_have_the_contract_keys_and_steps():
+    cfg = get_config("kth", "smoke")
+    torch.manual_seed(0)
+    model, lstm = DrNet(cfg.model).eval(), PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1).eval()
+    bank = _bank([14, 20], persons=(17,), size=32)
+    clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, 6, 0)
+
+    class Constant:
+        def predict(self, x):
+            return np.zeros(len(x), np.int64)
+
+    metrics, samples = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, Constant(), chunk=4)
+    for key in ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim"):
+        assert list(metrics[f"prediction.{key}"]) == list(range(1, cfg.eval.metric_steps + 1))
+    assert 0.0 <= metrics["prediction.steps_beating_copy_last"] <= 1.0
+    assert list(metrics["rollout.action_accuracy"]) == [s for s in cfg.eval.rollout_checkpoints if s >= cfg.lstm.n_past]
+    # the constant classifier says "walking" (0): right exactly for the walking clips
+    walking = float((bank.action[clips.sequence] == 0).float().mean())
+    assert all(v == pytest.approx(walking) for v in metrics["rollout.action_accuracy"].values())
+    assert samples["generated"].shape[1] == cfg.eval.rollout_steps
+
+
+def test_lstm_on_precomputed_codes_matches_encoding_every_clip():
+    cfg = get_config("kth", "smoke")
+    torch.manual_seed(0)
+    model = DrNet(cfg.model)
+    with torch.no_grad():                                             # non-trivial BatchNorm stats
+        model.encode_pose(torch.rand(8, 1, 32, 32))
+        model.encode_content(torch.rand(8, 1, 32, 32))
+    bank = _bank([12, 15], persons=(1, 2), size=32)
+    cached = LSTMTrainer(cfg, copy.deepcopy(model), bank)
+    plain = LSTMTrainer(cfg, copy.deepcopy(model), bank, cache_codes=False)
+    assert cached.code_table is not None and plain.code_table is None
+    for _ in range(4):
+        assert torch.allclose(cached.step(), plain.step(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(cached.lstm.parameters(), plain.lstm.parameters()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_verdicts_skip_claims_a_short_profile_does_not_reach():
+    metrics = {"prediction.steps_beating_copy_last": 0.8, "classification.action_from_pose": 0.3,
+               "classification.person_from_pose": 0.1, "rollout.action_accuracy": {"5": 0.2, "30": 0.2}}
+    rows = claims.verdicts("kth", metrics)
+    assert [c.key for c, _, _ in rows] == ["prediction.steps_beating_copy_last",
+                                           "classification.action_from_pose",
+                                           "classification.person_from_pose"]
+    assert [met for _, _, met in rows] == [True, False, True]

@@ -1,0 +1,41 @@
+"""Re-execute source notebooks in the smoke profile, in place, as `pytest --nbval` expects them.
+
+    .venv/bin/python tools/refresh_smoke_notebooks.py notebooks/04_kth.ipynb [...]
+
+The committed copies of ``notebooks/*.ipynb`` carry the outputs of a smoke run: strict nbval
+re-runs them and compares. After editing a notebook, refresh it with this script (it runs the
+notebook with its own default parameters, which are the smoke ones, from ``notebooks/``), then
+strips what papermill adds (run metadata, timings) so the diff shows only real changes. One
+thread is used, as in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+
+
+def refresh(path: Path) -> None:
+    pm.execute_notebook(str(path), str(path), cwd=str(path.parent), kernel_name="python3",
+                        progress_bar=False)
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:
+            cell.metadata.pop("tags")
+    nbformat.write(nb, path)
+    print(f"refreshed {path}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    for name in sys.argv[1:]:
+        refresh(Path(name).resolve())
