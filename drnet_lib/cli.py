@@ -62,13 +62,14 @@ def cmd_train(args) -> int:
 
 
 def _recorded_metrics(cfg, trainer, lstm) -> dict:
-    """Timings and final losses of a ``drnet train --record`` run, and for NORB and the chairs the
-    experiment's own measurements of the frozen codes (classification; probes and rollouts)."""
+    """Timings and final losses of a ``drnet train --record`` run, and for NORB, the chairs and
+    KTH the experiment's own measurements of the frozen codes (classification; probes and
+    rollouts; classification, prediction and rollouts)."""
     metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
                "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
     if lstm is not None:
         metrics["lstm.seconds_per_iteration"] = lstm.wall_s / max(lstm.iteration, 1)
-    if cfg.experiment not in ("norb", "suncg"):
+    if cfg.experiment not in ("norb", "suncg", "kth"):
         return metrics
     from .train import make_test_bank
 
@@ -78,6 +79,17 @@ def _recorded_metrics(cfg, trainer, lstm) -> dict:
 
         scores = score_variant(cfg, model, trainer.bank, test_bank)
         metrics.update(flat_metrics(scores), **{"classification.chance": scores["chance"]})
+    elif cfg.experiment == "kth":
+        from . import kth_experiment
+
+        scores, action_classifier = kth_experiment.classification_scores(model, trainer.bank, test_bank, cfg)
+        metrics.update(scores)
+        if lstm is not None:
+            clips = kth_experiment.test_clips(test_bank, cfg.lstm.n_past + cfg.eval.metric_steps,
+                                              cfg.eval.rollout_clips, cfg.data.test_seed)
+            predictions, _ = kth_experiment.predict_and_roll_out(model, lstm.lstm.eval(), test_bank, clips,
+                                                                 cfg, action_classifier)
+            metrics.update(predictions)
     else:
         from .chairs_experiment import chair_probes, rollout_clips, rollout_turning
 
@@ -86,7 +98,8 @@ def _recorded_metrics(cfg, trainer, lstm) -> dict:
             rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank, rollout_clips(test_bank, cfg),
                                           cfg, cfg.eval.rollout_steps)
             metrics.update(rollouts)
-    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("probe", "class", "rollout.azimuth"))},
+    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("probe", "class", "rollout.azimuth"))
+                      or k.endswith(("_mean", "steps_beating_copy_last"))},
                      indent=1))
     return metrics
 

@@ -110,3 +110,16 @@ def test_bench_prints_one_json_line_per_configuration(capsys):
     assert row["lstm_step_s"] > 0 and row["data_batches_per_s"] > 0
     assert row["batch_size"] == 16 and row["image_size"] == 32 and row["content_model"] == "dcgan_unet"
     assert row["flops_per_step"] > 0 and 0 < row["matmul_peak_tflops"]
+
+
+def test_train_record_measures_a_kth_run(tmp_path):
+    args = ["train", "--experiment", "kth", "--profile", "smoke", "--device", "cpu",
+            "--data-root", str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--results-dir", str(tmp_path / "results"), "--record", "short",
+            "--set", "train.iterations=4", "lstm.iterations=4"]
+    assert cli.main(args) == 0
+    metrics = json.loads((tmp_path / "results" / "smoke" / "kth_short_seed0.json").read_text())["metrics"]
+    for key in ("classification.action_from_pose", "classification.action_from_content",
+                "classification.person_from_pose", "prediction.copy_last_psnr"):
+        assert key in metrics
+    assert sorted(map(int, metrics["prediction.psnr"])) == list(range(1, 6))
