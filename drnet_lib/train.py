@@ -138,11 +138,14 @@ class DrNetTrainer(ResumableLoop):
     def main_step(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One joint step of E_c, E_p and D on rec + alpha*sim + beta*adv; C is held fixed."""
         m, t = self.model, self.cfg.train
+        # Encoded in the authors' order (x_c, x_c', x_p, x_p'): in training mode every call also
+        # moves BatchNorm's running statistics, so the order shows in the stored statistics.
         content, skips = m.encode_content(frames[:, 0])
         with torch.no_grad():  # targets: no graph is built for them (same values as .detach())
             content_target = m.encode_content(frames[:, 1])[0]
-            pose_partner = m.encode_pose(frames[:, 3])
         pose = m.encode_pose(frames[:, 2])
+        with torch.no_grad():
+            pose_partner = m.encode_pose(frames[:, 3])
         rec = losses.reconstruction_loss(m.decode(content, skips, pose), frames[:, 2])
         sim = losses.similarity_loss(content, content_target)
         loss = rec + t.similarity_weight * sim
