@@ -2,7 +2,7 @@
 #
 #   make book        set up, produce any missing cpu-profile results, build the HTML book
 #   make test        set up, run the unit tests and `pytest --nbval` on the source notebooks
-#   make reproduce   rerun experiments (always): PROFILE=cpu|paper EXPERIMENTS="mnist norb" SEEDS="0 1 2"
+#   make reproduce   rerun experiments (always): PROFILE=cpu|paper EXPERIMENTS="mnist norb" SEEDS="0 1 2" WORKERS=1
 #   make lab         JupyterLab in the project's environment
 #   make clean-book  remove _build/
 
@@ -22,10 +22,11 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= cpu
 EXPERIMENTS ?= mnist
 SEEDS ?= 0 1 2
+WORKERS ?= 1
 
 # What `make book` produces when its results are missing (existing results are kept).
 BOOK_PROFILE := cpu
-BOOK_EXPERIMENTS := mnist norb suncg
+BOOK_EXPERIMENTS := mnist norb suncg kth
 BOOK_SEEDS := 0 1 2
 # The NORB ablation grid (one seed, a shorter schedule per cell; see notebooks/02b_norb_grid.ipynb)
 BOOK_GRID := adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10
@@ -67,7 +68,8 @@ test: setup
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 
 reproduce: setup
-	$(BIN)/drnet reproduce --profile $(PROFILE) --experiments $(EXPERIMENTS) --seeds $(SEEDS) --force
+	$(BIN)/drnet reproduce --profile $(PROFILE) --experiments $(EXPERIMENTS) --seeds $(SEEDS) --force \
+	  --workers $(WORKERS)
 
 lab: setup
 	@if [ -x $(BIN)/jupyter-lab ]; then \

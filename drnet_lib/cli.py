@@ -1,7 +1,7 @@
 """The ``drnet`` command: train, reproduce, bench, data prepare.
 
     drnet train --experiment mnist --profile cpu --seed 0 [--resume|--no-resume] [--set train.iterations=500]
-    drnet reproduce --profile cpu --experiments mnist norb --seeds 0 1 2 [--force]
+    drnet reproduce --profile cpu --experiments mnist norb --seeds 0 1 2 [--force] [--workers 2]
     drnet reproduce --experiments norb_grid --seeds 0 --grid adversarial_weight=0,0.1 pose_dim=2,10
     drnet bench [--device cpu|cuda] [--profiles paper cpu] [--json]
     drnet data prepare mnist|norb|suncg|kth --source embedded|real [--root data] [--size ci|cpu]
@@ -114,7 +114,7 @@ def cmd_reproduce(args) -> int:
             raise SystemExit(f"--grid expects name=v1,v2,... (e.g. pose_dim=2,5,10), got {item!r}")
         grid[key] = [json.loads(v) if v.strip() else v for v in raw.split(",")]
     outcomes = reproduce(args.experiments, args.seeds, args.profile, args.results_dir, args.device,
-                         args.data_source, force=args.force, grid=grid)
+                         args.data_source, force=args.force, grid=grid, workers=args.workers)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--data-source", default="embedded", choices=["embedded", "real"])
     r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    r.add_argument("--workers", type=int, default=1,
+                   help="notebooks run at once (each in its own kernel; cores are shared out between them)")
     r.add_argument("--grid", nargs="*", metavar="NAME=V1,V2",
                    help="notebook parameters to sweep, e.g. adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10")
     g = r.add_mutually_exclusive_group()

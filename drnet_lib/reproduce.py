@@ -93,23 +93,45 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
 
 def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device: str = "auto",
               data_source: str = "embedded", force: bool = False, progress: bool = True,
-              grid: dict[str, list] | None = None) -> list[RunOutcome]:
-    """Run every (experiment, seed, grid point), one after another, and print a summary table.
+              grid: dict[str, list] | None = None, workers: int = 1) -> list[RunOutcome]:
+    """Run every (experiment, seed, grid point) and print a summary table, in job order.
 
     ``grid`` maps notebook parameters to lists of values (e.g. ``{"adversarial_weight": [0, 0.1],
     "pose_dim": [2, 10]}``); each combination is one run, its results tagged by :func:`grid_tag`.
+
+    ``workers`` runs that many notebooks at once. Each run has its own kernel process, driven
+    from a thread here, so a kernel that crashes or is killed fails only its own run (reported
+    like a failing notebook) and the others go on. Unless ``OMP_NUM_THREADS`` is already set, the
+    machine's cores are shared out between the kernels (at least one thread each). An
+    interrupted batch resumes when run again: finished runs have their results and are skipped,
+    unfinished ones continue from their checkpoints.
     """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from tqdm.auto import tqdm
 
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     results_dir = Path(results_dir or REPO_ROOT / "results")
     for e in experiments:  # fail fast on an unknown name or grid parameter, before any run starts
         check_grid(e, grid)
     jobs = [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
-    outcomes = []
-    for e, s, p in tqdm(jobs, desc=f"reproduce ({profile})", disable=not progress):
-        outcomes.append(run_one(e, profile, s, results_dir, device, data_source, force, p))
-    print(format_summary(outcomes))
-    return outcomes
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    outcomes: dict[int, RunOutcome] = {}
+    bar = tqdm(total=len(jobs), desc=f"reproduce ({profile}, {workers} at once)", disable=not progress)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_one, e, profile, s, results_dir, device, data_source, force, p): i
+                   for i, (e, s, p) in enumerate(jobs)}
+        for future in as_completed(futures):
+            outcomes[futures[future]] = outcome = future.result()
+            bar.update()
+            if outcome.status == "failed":
+                bar.write(f"failed: {outcome.notebook} ({outcome.error})")
+    bar.close()
+    ordered = [outcomes[i] for i in range(len(jobs))]
+    print(format_summary(ordered))
+    return ordered
 
 
 def format_summary(outcomes: list[RunOutcome]) -> str:

@@ -84,3 +84,19 @@ def test_unknown_grid_parameter_fails_before_any_run(fake_experiments):
         reproduce.reproduce(["ok"], [0], results_dir=fake_experiments / "results", progress=False,
                             grid={"colour": ["red"]})
     assert not (fake_experiments / "results").exists()
+
+
+def test_workers_survive_a_killed_kernel_and_keep_job_order(fake_experiments, capsys):
+    tiny_notebook(fake_experiments / "notebooks" / "killed.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    reproduce.NOTEBOOKS["killed"] = "killed.ipynb"
+    results = fake_experiments / "results"
+    outcomes = reproduce.reproduce(["killed", "broken", "ok"], [0, 1], profile="smoke", results_dir=results,
+                                   progress=False, workers=3)
+    assert [(o.experiment, o.seed, o.status) for o in outcomes] == [
+        ("killed", 0, "failed"), ("killed", 1, "failed"), ("broken", 0, "failed"), ("broken", 1, "failed"),
+        ("ok", 0, "done"), ("ok", 1, "done")]
+    assert "Dead" in outcomes[0].error or "died" in outcomes[0].error.lower()
+    assert (results / "smoke" / "ok_seed0.json").exists() and (results / "smoke" / "ok_seed1.json").exists()
+    assert "killed_seed1.ipynb" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="workers"):
+        reproduce.reproduce(["ok"], [0], results_dir=results, progress=False, workers=0)
