@@ -2,6 +2,7 @@
 
     drnet train --experiment mnist --profile cpu --seed 0 [--resume|--no-resume] [--set train.iterations=500]
     drnet reproduce --profile cpu --experiments mnist norb --seeds 0 1 2 [--force] [--workers 2]
+    torchrun --nproc_per_node=2 -m drnet_lib.cli train --experiment mnist ...   (DistributedDataParallel)
     drnet reproduce --experiments norb_grid --seeds 0 --grid adversarial_weight=0,0.1 pose_dim=2,10
     drnet bench [--device cpu|cuda] [--profiles paper cpu] [--json]
     drnet data prepare mnist|norb|suncg|kth --source embedded|real [--root data] [--size ci|cpu]
@@ -35,14 +36,21 @@ def _parse_set(items: list[str]) -> dict:
 
 def cmd_train(args) -> int:
     from .config import get_config
+    from .distributed import init_from_env
     from .predict import train_lstm
     from .train import checkpoint_paths, train_drnet
 
     cfg = get_config(args.experiment, args.profile, args.seed, _parse_set(args.set),
                      data_source=args.data_source, data_root=str(args.data_root))
+    # Under torchrun, DrNet trains on every process (DistributedDataParallel, see distributed.py);
+    # the pose LSTM and the measurements then run on rank 0 alone.
+    rank, world = init_from_env()
     drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir, args.record)
-    print(f"DrNet checkpoint: {drnet_ckpt}")
+    if rank == 0:
+        print(f"DrNet checkpoint: {drnet_ckpt}" + (f" ({world} processes)" if world > 1 else ""))
     trainer = train_drnet(cfg, args.device, drnet_ckpt, resume=args.resume)
+    if rank != 0:
+        return 0
     print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
     lstm = None
     if not args.skip_lstm:

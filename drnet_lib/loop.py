@@ -26,6 +26,7 @@ class ResumableLoop:
     resumed_wall_s: float = 0.0  # the part of wall_s spent before this process resumed
     _window, _n_window = None, 0  # running sum of the current log window (saved in checkpoints)
     name = "train"
+    rank = 0                     # under torchrun only rank 0 writes checkpoints and shows progress
 
     def step(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -39,7 +40,7 @@ class ResumableLoop:
     def fit(self, checkpoint_path: str | Path | None = None, progress: bool = True) -> list[dict]:
         """Run until ``self.iterations``; a finished run returns at once."""
         window, n_window = self._window, self._n_window  # a log window cut by a resume continues
-        bar = tqdm(total=self.iterations, initial=self.iteration, desc=self.name, disable=not progress,
+        bar = tqdm(total=self.iterations, initial=self.iteration, desc=self.name, disable=not progress or self.rank != 0,
                    dynamic_ncols=True)
         start = time.perf_counter()
         try:
@@ -55,7 +56,7 @@ class ResumableLoop:
                     self.history.append(row)
                     bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[1:3]})
                     window, n_window = None, 0
-                if checkpoint_path and (self.iteration % self.checkpoint_every == 0 or last):
+                if checkpoint_path and self.rank == 0 and (self.iteration % self.checkpoint_every == 0 or last):
                     self._window, self._n_window = window, n_window
                     now = time.perf_counter()
                     self.wall_s, start = self.wall_s + now - start, now

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import losses
+from . import distributed, losses
 from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
@@ -107,6 +107,11 @@ class DrNetTrainer(ResumableLoop):
             "scene_discriminator": adam(m.scene_discriminator.parameters()),
         }
         self.modules = {"drnet": self.model}
+        # Under torchrun each rank trains on its share of the global batch (see distributed.py);
+        # a single process has rank 0 of 1 and calls the networks themselves.
+        self.rank, self.world = distributed.rank_and_world()
+        self.share = distributed.my_share(t.batch_size, self.rank, self.world)
+        self.nets = distributed.wrap({name: getattr(m, name) for name in self.optimizers}, self.device, self.world)
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
         self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train")
@@ -115,18 +120,23 @@ class DrNetTrainer(ResumableLoop):
         return {"config": self.cfg.to_dict()}
 
     # -- one iteration -------------------------------------------------------------------------
+    def _pose(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["pose_encoder"](x)[0]
+
     def discriminator_step(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Train C on detached pose codes of frames (0, d): first half same clip, second half a
-        derangement of the partners (different clips). Returns its BCE and accuracy (tensors)."""
-        m, B = self.model, frames.shape[0]
+        """Train C on detached pose codes of frames (0, d): over the global batch, the first half
+        are same-clip pairs, the second half pair each clip with another clip of the second half
+        (a derangement). Returns this rank's BCE and accuracy (tensors)."""
+        b = frames.shape[0]
+        B = b * self.world
         with torch.no_grad():
-            pose_a = m.encode_pose(frames[:, 0])
-            pose_b = m.encode_pose(frames[:, 4])
+            pose_a = self._pose(frames[:, 0])
+            pose_b = distributed.gather(self._pose(frames[:, 4]), self.world)    # (B, ...) all ranks'
         half = B // 2
-        shuffled = half + losses.derangement(B - half, self.generator, self.device)
-        pose_b = torch.cat([pose_b[:half], pose_b[shuffled]])
-        is_same = torch.cat([torch.ones(half, device=self.device), torch.zeros(B - half, device=self.device)])
-        prob = m.scene_discriminator(pose_a, pose_b)
+        partner = torch.cat([torch.arange(half, device=self.device),
+                             half + losses.derangement(B - half, self.generator, self.device)])
+        is_same = (torch.arange(B, device=self.device) < half).float()[self.share]
+        prob = self.nets["scene_discriminator"](pose_a, pose_b[partner[self.share]])
         bce = losses.discriminator_loss(prob, is_same)
         opt = self.optimizers["scene_discriminator"]
         opt.zero_grad(set_to_none=True)
@@ -137,20 +147,23 @@ class DrNetTrainer(ResumableLoop):
 
     def main_step(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One joint step of E_c, E_p and D on rec + alpha*sim + beta*adv; C is held fixed."""
-        m, t = self.model, self.cfg.train
+        m, t, nets = self.model, self.cfg.train, self.nets
         # Encoded in the authors' order (x_c, x_c', x_p, x_p'): in training mode every call also
         # moves BatchNorm's running statistics, so the order shows in the stored statistics.
-        content, skips = m.encode_content(frames[:, 0])
+        content, skips = nets["content_encoder"](frames[:, 0])
         with torch.no_grad():  # targets: no graph is built for them (same values as .detach())
-            content_target = m.encode_content(frames[:, 1])[0]
-        pose = m.encode_pose(frames[:, 2])
+            content_target = nets["content_encoder"](frames[:, 1])[0]
+        pose = self._pose(frames[:, 2])
         with torch.no_grad():
-            pose_partner = m.encode_pose(frames[:, 3])
-        rec = losses.reconstruction_loss(m.decode(content, skips, pose), frames[:, 2])
+            pose_partner = self._pose(frames[:, 3])
+        decoded = nets["decoder"](content, pose, skips if m.decoder.use_skips else None)
+        rec = losses.reconstruction_loss(decoded, frames[:, 2])
         sim = losses.similarity_loss(content, content_target)
         loss = rec + t.similarity_weight * sim
+        # C is used frozen here, unwrapped: it is not trained by this term (and DDP must not
+        # wait for gradients of it)
         if t.adversarial_weight > 0:
-            m.scene_discriminator.requires_grad_(False)  # C is not trained by this term
+            m.scene_discriminator.requires_grad_(False)
             adv = losses.pose_adversarial_loss(m.scene_discriminator(pose, pose_partner))
             m.scene_discriminator.requires_grad_(True)
             loss = loss + t.adversarial_weight * adv
@@ -168,13 +181,13 @@ class DrNetTrainer(ResumableLoop):
     def step(self) -> torch.Tensor:
         """One iteration; returns the 5 logged quantities as one device tensor (no host sync)."""
         B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
-        factors = self.bank.sample_factors(B, self.generator, T)
+        factors = self.bank.sample_factors(B, self.generator, T)       # the global batch's clips
         times = sample_frame_times(B, T, self.cfg.train.pair_sampling, self.generator, self.device)
-        frames = self.bank.render(factors, times)                      # (B, 5, C, H, W)
+        frames = self.bank.render(factors.subset(self.share), times[self.share])  # (b, 5, C, H, W), b = B / ranks
         self.model.train()
         d_bce, d_acc = self.discriminator_step(frames)                 # C first, as the authors do
         rec, sim, adv = self.main_step(frames)
-        return torch.stack([rec, sim, adv, d_bce, d_acc])
+        return distributed.mean_over_ranks(torch.stack([rec, sim, adv, d_bce, d_acc]), self.world)
 
 def train_drnet(cfg: ExperimentConfig, device="auto", checkpoint_path: str | Path | None = None,
                 resume: bool = True, progress: bool = True, bank=None) -> DrNetTrainer:

@@ -22,7 +22,7 @@ JB = Path(sys.executable).with_name("jupyter-book")
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> Path:
-    for experiment in ("mnist", "norb"):
+    for experiment in ("mnist", "norb", "suncg", "kth"):
         if not load_runs(REPO_ROOT / "results", "cpu", experiment):
             pytest.fail(f"results/cpu/{experiment}_seed*.json are missing: the book needs committed cpu results")
     out = tmp_path_factory.mktemp("book")
@@ -43,7 +43,8 @@ def soup(path: Path):
 
 def test_every_toc_page_is_built(html):
     for page in ("book/intro", "book/method", "results/cpu/mnist_seed0", "book/results", "results/cpu/norb_seed0",
-                 "book/norb_results", "book/deviations", "book/reproduce"):
+                 "book/norb_results", "results/cpu/suncg_seed0", "book/suncg_results",
+                 "results/cpu/kth_seed0", "book/kth_results", "book/deviations", "book/reproduce"):
         assert (html / f"{page}.html").exists(), page
 
 
@@ -116,3 +117,43 @@ def test_norb_page_numbers_equal_the_json(html):
             s = summarize([lookup(r["metrics"], f"classification.{variant}.{code}") for r in runs])
             assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text, (variant, code)
     assert "recalled" in text  # the paper's values never appear unlabelled
+
+
+def test_kth_page_numbers_equal_the_json(html):
+    """The KTH claims table shows mean ± std over seeds of each claim's key, from the JSON."""
+    from drnet_lib.claims import CLAIMS
+
+    runs = load_runs(REPO_ROOT / "results", "cpu", "kth")
+    text = re.sub(r"\s+", " ", soup(html / "book" / "kth_results.html").get_text(" "))
+    for claim in CLAIMS["kth"]:
+        s = summarize([lookup(r["metrics"], claim.key) for r in runs])
+        assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text, claim.key
+    assert f"over {len(runs)} seeds" in text
+
+
+def test_datasets_page_lists_every_registered_file_with_its_hash(html):
+    from drnet_lib.data import chairs, kth, mnist, norb, registry  # noqa: F401  (they register their files)
+
+    text = soup(html / "book" / "datasets.html").get_text(" ")
+    assert "withdrawn" in text
+    for f in registry.REGISTRY.values():
+        assert f.filename in text, f.key
+        if f.pinned:
+            assert f.pinned[1] in text, f.key
+
+
+def test_report_shows_every_claim_with_its_json_value_and_verdict(html):
+    from drnet_lib.claims import CLAIMS
+
+    doc = soup(html / "book" / "report.html")
+    rows = [[td.get_text(" ", strip=True) for td in tr.find_all("td")] for tr in doc.select("table tbody tr")]
+    for experiment, claims in CLAIMS.items():
+        runs = load_runs(REPO_ROOT / "results", "cpu", experiment)
+        for claim in claims:
+            s = summarize([lookup(r["metrics"], claim.key) for r in runs])
+            row = next((r for r in rows if claim.key in r and claim.claim in r), None)
+            assert row is not None, (experiment, claim.key)
+            assert f"{s['mean']:.3f} ± {s['std']:.3f}" in row
+            assert ("supported" if claim.met(s["mean"]) else "not supported") in row
+    text = doc.get_text(" ")
+    assert "recalled" in text and "unverified" in text

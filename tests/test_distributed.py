@@ -1,0 +1,83 @@
+"""DrNet under DistributedDataParallel: 2 CPU processes (gloo) against 1 process, same global batch."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from drnet_lib import distributed
+from drnet_lib.config import get_config
+from drnet_lib.train import DrNetTrainer, make_train_bank
+
+OVERRIDES = {"train.batch_size": 32, "train.iterations": 8, "train.log_every": 1}
+
+
+def _config():
+    return get_config("mnist", "smoke", overrides=OVERRIDES)
+
+
+def _worker(rank: int, world: int, store: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        cfg = _config()
+        trainer = DrNetTrainer(cfg, "cpu", bank=make_train_bank(cfg, "cpu"))
+        shown = trainer.bank.render(*_first_batch(trainer))
+        trainer.fit(progress=False)
+        torch.save({"history": trainer.history, "state": trainer.model.state_dict(), "frames": shown},
+                   f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def _first_batch(trainer):
+    """The clips this rank renders at the first step (for the no-duplicates check)."""
+    g = torch.Generator().manual_seed(trainer.cfg.seed)
+    factors = trainer.bank.sample_factors(trainer.cfg.train.batch_size, g, trainer.cfg.data.clip_length)
+    return factors.subset(trainer.share), torch.tensor([0])
+
+
+def test_shares_partition_the_global_batch():
+    shares = [distributed.my_share(12, r, 3) for r in range(3)]
+    assert [list(range(12))[s] for s in shares] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    with pytest.raises(ValueError, match="divisible"):
+        distributed.my_share(10, 0, 3)
+
+
+def test_two_processes_follow_the_single_process_trajectory(tmp_path):
+    out = str(tmp_path / "rank")
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), out), nprocs=2, join=True)
+    ranks = [torch.load(f"{out}.{r}", weights_only=False) for r in range(2)]
+
+    cfg = _config()
+    single = DrNetTrainer(cfg, "cpu", bank=make_train_bank(cfg, "cpu"))
+    single.fit(progress=False)
+    whole_batch = single.bank.render(*_first_batch(single))
+
+    # the two ranks trained on the two halves of the single process's batch: no clip twice
+    assert torch.equal(torch.cat([r["frames"] for r in ranks]), whole_batch)
+    # DDP keeps the ranks' weights identical (gradients averaged), and they did train
+    for name, value in ranks[0]["state"].items():
+        if "running" not in name and "num_batches" not in name:
+            assert torch.equal(value, ranks[1]["state"][name]), name
+    # the same trajectory as one process, up to BatchNorm's per-rank batch statistics
+    # (the similarity loss compares BatchNorm-normalised codes: most sensitive, checked on average)
+    series = lambda history, key: torch.tensor([row[key] for row in history])
+    for key, rtol in (("reconstruction", 0.01), ("discriminator_bce", 0.001)):
+        ours, theirs = series(ranks[0]["history"], key), series(single.history, key)
+        assert torch.allclose(ours, theirs, rtol=rtol), (key, ours, theirs)
+    ours, theirs = series(ranks[0]["history"], "similarity"), series(single.history, "similarity")
+    assert abs(ours.mean() / theirs.mean() - 1) < 0.1, (ours, theirs)
+    assert ranks[0]["history"] == ranks[1]["history"]                  # logged values are averaged
+    moved = [not torch.equal(a, b) for a, b in zip(ranks[0]["state"].values(), single.model.state_dict().values())]
+    assert any(moved)                                                    # not a copy of one process
+
+
+@pytest.mark.skipif(os.environ.get("WORLD_SIZE") not in (None, "1"), reason="already under torchrun")
+def test_a_single_process_never_initialises_torch_distributed():
+    assert distributed.init_from_env() == (0, 1)
+    assert not dist.is_initialized()
