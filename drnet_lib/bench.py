@@ -6,6 +6,14 @@ one pose-LSTM iteration, and Moving MNIST batches per second; it counts the FLOP
 iteration with ``torch.utils.flop_counter`` and measures the same device's fp32 matmul rate in
 the same run, so achieved/peak is a ratio measured together, not a guess. Timings are synced
 (``torch.cuda.synchronize``) on GPUs.
+
+**Options a reader turns on knowingly** (``--variants``): ``bf16`` (autocast of the encoders and
+decoder, ``train.precision``), ``compile`` (``torch.compile`` of the four networks,
+``train.compile``) and ``bf16+compile``. Each variant's row carries its ``speedup_vs_fp32``
+(fp32 timed in the same run) and a ``loss_check``: the same short training run (same seed, same
+clips) in fp32 and in the variant, with the mean reconstruction loss of their last iterations,
+so the effect on the loss curve is a measured number too. Compilation time is excluded from the
+step time (warm-up) and reported as ``first_step_s``.
 """
 
 from __future__ import annotations
@@ -54,12 +62,35 @@ def peak_memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.compile": True},
+            "bf16+compile": {"train.precision": "bf16", "train.compile": True}}
+
+
+def loss_check(experiment: str, profile: str, device, overrides: dict, iterations: int = 50,
+               last: int = 10) -> dict:
+    """Train ``iterations`` steps from the same seed in fp32 and with ``overrides``; the mean
+    reconstruction loss of the last ``last`` steps of each, and their relative difference."""
+    out = {"iterations": iterations}
+    last = min(last, iterations)
+    for name, extra in (("fp32", {}), ("variant", overrides)):
+        cfg = get_config(experiment, profile, overrides={"train.iterations": iterations, "train.log_every": 1, **extra})
+        trainer = DrNetTrainer(cfg, device)
+        trainer.fit(progress=False)
+        out[f"{name}_reconstruction"] = sum(r["reconstruction"] for r in trainer.history[-last:]) / last
+    out["relative_difference"] = out["variant_reconstruction"] / out["fp32_reconstruction"] - 1
+    return out
+
+
 def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmup: int = 3,
-                 peak_flops: float | None = None) -> dict:
-    cfg = get_config(experiment, profile)
+                 peak_flops: float | None = None, variant: str = "fp32") -> dict:
+    cfg = get_config(experiment, profile, overrides=VARIANTS[variant])
     trainer = DrNetTrainer(cfg, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    trainer.step()                      # the first step includes compilation, when compiled
+    _sync(device)
+    first_step_s = time.perf_counter() - start
     step_s = _median_seconds(trainer.step, device, repeats, warmup)
     with FlopCounterMode(display=False) as counter:
         trainer.step()
@@ -69,7 +100,7 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
     lstm = LSTMTrainer(cfg, trainer.model, bank)
     lstm_s = _median_seconds(lstm.step, device, max(3, repeats // 2), 1)
     return {
-        "experiment": experiment, "profile": profile,
+        "experiment": experiment, "profile": profile, "variant": variant, "first_step_s": round(first_step_s, 3),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "batch_size": B, "image_size": cfg.model.image_size, "content_model": cfg.model.content_model,
@@ -85,20 +116,38 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
     }
 
 
+def _variant_rows(experiment, profile, device, repeats, peak, variants, loss_iterations):
+    """One row per requested variant; fp32 is always timed first, as the reference of the others."""
+    reference = bench_config(experiment, profile, device, repeats=repeats, peak_flops=peak)
+    if "fp32" in variants:
+        yield reference
+    for v in variants:
+        if v == "fp32":
+            continue
+        row = bench_config(experiment, profile, device, repeats=repeats, peak_flops=peak, variant=v)
+        row["speedup_vs_fp32"] = round(reference["train_step_s"] / row["train_step_s"], 3)
+        row["loss_check"] = loss_check(experiment, profile, device, VARIANTS[v], loss_iterations)
+        yield row
+
+
 def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10, as_json: bool = True,
-              stream=sys.stdout) -> list[dict]:
+              stream=None, variants=("fp32",), loss_iterations: int = 50) -> list[dict]:
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown bench variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+    stream = stream or sys.stdout          # looked up now: callers (and tests) may redirect it
     device = resolve_device(device)
     experiments = experiments or sorted(PROFILES)
     rows = []
     peak = matmul_flops_per_s(device)
     for e in experiments:
         for p in profiles or ("paper", "cpu"):
-            row = bench_config(e, p, device, repeats=repeats, peak_flops=peak)
-            rows.append(row)
-            if as_json:
-                print(json.dumps(row), file=stream, flush=True)
-            else:
-                print(f"{e:<8}{p:<7}{row['device']:<10} {row['train_step_s']*1000:9.1f} ms/iter "
-                      f"{row['data_batches_per_s']:8.1f} batches/s  {row['achieved_tflops']:.3f} TFLOP/s "
-                      f"({row['fraction_of_matmul_peak']:.1%} of matmul)", file=stream, flush=True)
+            for row in _variant_rows(e, p, device, repeats, peak, variants, loss_iterations):
+                rows.append(row)
+                if as_json:
+                    print(json.dumps(row), file=stream, flush=True)
+                else:
+                    print(f"{e:<8}{p:<7}{row['variant']:<13}{row['device']:<10} {row['train_step_s']*1000:9.1f} ms/iter "
+                          f"{row['data_batches_per_s']:8.1f} batches/s  {row['achieved_tflops']:.3f} TFLOP/s "
+                          f"({row['fraction_of_matmul_peak']:.1%} of matmul)", file=stream, flush=True)
     return rows

@@ -129,7 +129,8 @@ def cmd_reproduce(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
-    run_bench(args.experiments, args.profiles, args.device, args.repeats, as_json=args.json)
+    run_bench(args.experiments, args.profiles, args.device, args.repeats, as_json=args.json,
+              variants=args.variants, loss_iterations=args.loss_iterations)
     return 0
 
 
@@ -208,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profiles", nargs="+")
     b.add_argument("--repeats", type=int, default=10)
     b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True)
+    b.add_argument("--variants", nargs="+", default=["fp32"],
+                   help="fp32 | bf16 | compile | bf16+compile: each timed against fp32 in the same run, "
+                        "with a short fp32-vs-variant training run (loss_check)")
+    b.add_argument("--loss-iterations", type=int, default=50, help="iterations of each loss_check run")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="dataset utilities")

@@ -59,6 +59,8 @@ class TrainConfig:
     pair_sampling: str = "random"   # "random" (paper, Lua) or "fixed" (drnet-py HEAD: frames 0..3)
     checkpoint_every: int = 1000
     log_every: int = 50             # losses are read back from the device every log_every steps
+    precision: str = "fp32"         # "fp32" (the authors' arithmetic) or "bf16" (autocast, a GPU option)
+    compile: bool = False           # torch.compile the four networks (a GPU option; slow first steps)
 
 
 @dataclass

@@ -112,6 +112,10 @@ class DrNetTrainer(ResumableLoop):
         self.rank, self.world = distributed.rank_and_world()
         self.share = distributed.my_share(t.batch_size, self.rank, self.world)
         self.nets = distributed.wrap({name: getattr(m, name) for name in self.optimizers}, self.device, self.world)
+        if t.precision not in ("fp32", "bf16"):
+            raise ValueError(f"train.precision must be 'fp32' or 'bf16', got {t.precision!r}")
+        if t.compile:
+            self.nets = {name: torch.compile(net) for name, net in self.nets.items()}
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
         self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train")
@@ -123,15 +127,20 @@ class DrNetTrainer(ResumableLoop):
     def _pose(self, x: torch.Tensor) -> torch.Tensor:
         return self.nets["pose_encoder"](x)[0]
 
+    def _autocast(self):
+        """bf16 autocast around the encoders and decoder when ``train.precision == "bf16"``;
+        the discriminator and every loss always run in fp32 (their inputs are cast back)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16")
+
     def discriminator_step(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Train C on detached pose codes of frames (0, d): over the global batch, the first half
         are same-clip pairs, the second half pair each clip with another clip of the second half
         (a derangement). Returns this rank's BCE and accuracy (tensors)."""
         b = frames.shape[0]
         B = b * self.world
-        with torch.no_grad():
-            pose_a = self._pose(frames[:, 0])
-            pose_b = distributed.gather(self._pose(frames[:, 4]), self.world)    # (B, ...) all ranks'
+        with torch.no_grad(), self._autocast():
+            pose_a = self._pose(frames[:, 0]).float()
+            pose_b = distributed.gather(self._pose(frames[:, 4]).float(), self.world)  # (B, ...) all ranks'
         half = B // 2
         partner = torch.cat([torch.arange(half, device=self.device),
                              half + losses.derangement(B - half, self.generator, self.device)])
@@ -150,14 +159,17 @@ class DrNetTrainer(ResumableLoop):
         m, t, nets = self.model, self.cfg.train, self.nets
         # Encoded in the authors' order (x_c, x_c', x_p, x_p'): in training mode every call also
         # moves BatchNorm's running statistics, so the order shows in the stored statistics.
-        content, skips = nets["content_encoder"](frames[:, 0])
-        with torch.no_grad():  # targets: no graph is built for them (same values as .detach())
-            content_target = nets["content_encoder"](frames[:, 1])[0]
-        pose = self._pose(frames[:, 2])
-        with torch.no_grad():
-            pose_partner = self._pose(frames[:, 3])
-        decoded = nets["decoder"](content, pose, skips if m.decoder.use_skips else None)
-        rec = losses.reconstruction_loss(decoded, frames[:, 2])
+        with self._autocast():
+            content, skips = nets["content_encoder"](frames[:, 0])
+            with torch.no_grad():  # targets: no graph is built for them (same values as .detach())
+                content_target = nets["content_encoder"](frames[:, 1])[0]
+            pose = self._pose(frames[:, 2])
+            with torch.no_grad():
+                pose_partner = self._pose(frames[:, 3])
+            decoded = nets["decoder"](content, pose, skips if m.decoder.use_skips else None)
+        # (in fp32 each .float() returns the tensor itself)
+        content, content_target, pose, pose_partner = (x.float() for x in (content, content_target, pose, pose_partner))
+        rec = losses.reconstruction_loss(decoded.float(), frames[:, 2])
         sim = losses.similarity_loss(content, content_target)
         loss = rec + t.similarity_weight * sim
         # C is used frozen here, unwrapped: it is not trained by this term (and DDP must not

@@ -10,7 +10,11 @@ from __future__ import annotations
 import copy
 import functools
 import http.server
+import shutil
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,3 +102,21 @@ def assert_same_state(a, b, path="state"):
 @pytest.fixture(scope="session")
 def same_state():
     return assert_same_state
+
+
+@pytest.fixture(scope="session")
+def html(tmp_path_factory) -> Path:
+    """The book built as a reader builds it (``jupyter-book build --all -W``) into a temporary
+    folder: the path of its ``_build/html``. Built once per session (book and browser tests)."""
+    from drnet_lib.results import REPO_ROOT, load_runs
+
+    for experiment in ("mnist", "norb", "suncg", "kth"):
+        if not load_runs(REPO_ROOT / "results", "cpu", experiment):
+            pytest.fail(f"results/cpu/{experiment}_seed*.json are missing: the book needs committed cpu results")
+    out = tmp_path_factory.mktemp("book")
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jupyter_book), "build", "--all", "-W", "--keep-going", "--path-output", str(out), "."],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
+    return out / "_build" / "html"

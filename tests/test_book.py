@@ -4,9 +4,6 @@ on any page, every image and internal link resolves, Colab links point at real n
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -17,20 +14,7 @@ bs4 = pytest.importorskip("bs4")
 from drnet_lib.claims import lookup  # noqa: E402
 from drnet_lib.results import REPO_ROOT, load_runs, summarize  # noqa: E402
 
-JB = Path(sys.executable).with_name("jupyter-book")
-
-
-@pytest.fixture(scope="module")
-def html(tmp_path_factory) -> Path:
-    for experiment in ("mnist", "norb", "suncg", "kth"):
-        if not load_runs(REPO_ROOT / "results", "cpu", experiment):
-            pytest.fail(f"results/cpu/{experiment}_seed*.json are missing: the book needs committed cpu results")
-    out = tmp_path_factory.mktemp("book")
-    proc = subprocess.run([str(JB), "build", "--all", "-W", "--keep-going", "--path-output", str(out), "."],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
-    return out / "_build" / "html"
+# the built book: the session fixture `html` in conftest.py (shared with test_browser.py)
 
 
 def pages(html: Path) -> list[Path]:

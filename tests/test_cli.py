@@ -123,3 +123,22 @@ def test_train_record_measures_a_kth_run(tmp_path):
                 "classification.person_from_pose", "prediction.copy_last_psnr"):
         assert key in metrics
     assert sorted(map(int, metrics["prediction.psnr"])) == list(range(1, 6))
+
+
+def test_bench_times_a_bf16_variant_against_fp32_with_a_loss_check(capsys):
+    rc = cli.main(["bench", "--experiments", "mnist", "--profiles", "smoke", "--repeats", "2", "--device", "cpu",
+                   "--variants", "bf16", "--loss-iterations", "6"])
+    assert rc == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [r["variant"] for r in rows] == ["bf16"]
+    row = rows[0]
+    assert row["speedup_vs_fp32"] > 0 and row["train_step_s"] > 0
+    check = row["loss_check"]
+    assert check["iterations"] == 6 and check["fp32_reconstruction"] > 0
+    assert check["variant_reconstruction"] != check["fp32_reconstruction"]          # bf16 really ran
+    assert abs(check["relative_difference"]) < 0.1                                 # and learns the same
+
+
+def test_unknown_bench_variant_is_refused(capsys):
+    assert cli.main(["bench", "--profiles", "smoke", "--device", "cpu", "--variants", "fp8"]) == 2
+    assert "unknown bench variant" in capsys.readouterr().err

@@ -412,3 +412,26 @@ def test_rollout_rejects_a_bad_bn_mode(lstm_and_clips):
     model, lstm, clips = lstm_and_clips
     with pytest.raises(ValueError, match="bn_mode"):
         rollout(model, lstm, clips[:, :5], steps=1, bn_mode="frozen")
+
+
+def test_bf16_autocast_trains_close_to_fp32(train_bank):
+    def run(precision):
+        cfg = get_config("mnist", "smoke", overrides={"train.precision": precision, "train.iterations": 12,
+                                                       "train.log_every": 4})
+        trainer = DrNetTrainer(cfg, "cpu", bank=train_bank)
+        trainer.fit(progress=False)
+        return [row["reconstruction"] for row in trainer.history]
+
+    fp32, bf16 = run("fp32"), run("bf16")
+    assert fp32 != bf16                                   # the autocast path is really taken
+    assert fp32 == pytest.approx(bf16, rel=0.05)          # and follows the same curve
+
+
+def test_unknown_precision_and_compile_wiring(train_bank, monkeypatch):
+    with pytest.raises(ValueError, match="train.precision"):
+        DrNetTrainer(get_config("mnist", "smoke", overrides={"train.precision": "fp16"}), "cpu", bank=train_bank)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)   # real compiling takes minutes on a CPU
+    trainer = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.compile": True}), "cpu", bank=train_bank)
+    assert sorted(type(n).__name__ for n in compiled) == sorted(type(n).__name__ for n in trainer.nets.values())
+    assert len(compiled) == 4
