@@ -151,3 +151,46 @@ def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10,
                           f"{row['data_batches_per_s']:8.1f} batches/s  {row['achieved_tflops']:.3f} TFLOP/s "
                           f"({row['fraction_of_matmul_peak']:.1%} of matmul)", file=stream, flush=True)
     return rows
+
+
+def scaling_rows(experiment: str, profile: str, device="auto", batch_sizes=(16, 32, 64),
+                 image_sizes=(64, 128), repeats: int = 5) -> list[dict]:
+    """Seconds per DrNet iteration for each (batch size, image size) of one configuration, with
+    the time per clip, so how the step scales is read off one table measured in one run."""
+    device = resolve_device(device)
+    rows = []
+    for size in image_sizes:
+        for batch in batch_sizes:
+            cfg = get_config(experiment, profile, overrides={"train.batch_size": batch, "model.image_size": size})
+            trainer = DrNetTrainer(cfg, device)
+            step_s = _median_seconds(trainer.step, device, repeats, warmup=2)
+            rows.append({"kind": "scaling", "experiment": experiment, "profile": profile,
+                         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                         "threads": torch.get_num_threads(), "image_size": size, "batch_size": batch,
+                         "train_step_s": round(step_s, 5), "ms_per_clip": round(1000 * step_s / batch, 3)})
+    return rows
+
+
+def profile_breakdown(experiment: str, profile: str, device="auto", steps: int = 5, top: int = 12) -> dict:
+    """Where one DrNet iteration's time goes: ``torch.profiler`` over ``steps`` iterations (after
+    two warm-up ones), the ``top`` operators by self time, each with its share of the total."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    device = resolve_device(device)
+    trainer = DrNetTrainer(get_config(experiment, profile), device)
+    for _ in range(2):
+        trainer.step()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        for _ in range(steps):
+            trainer.step()
+        _sync(device)
+    attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, attr, 0) > 0]
+    total = sum(getattr(e, attr) for e in events)
+    events.sort(key=lambda e: getattr(e, attr), reverse=True)
+    return {"kind": "profile", "experiment": experiment, "profile": profile,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "threads": torch.get_num_threads(), "steps": steps, "time_per_step_ms": round(total / steps / 1000, 3),
+            "top_ops": [{"op": e.key, "share": round(getattr(e, attr) / total, 4), "calls_per_step": e.count / steps}
+                        for e in events[:top]]}

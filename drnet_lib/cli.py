@@ -129,6 +129,16 @@ def cmd_reproduce(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
 
+    from .bench import profile_breakdown, scaling_rows
+
+    if args.scaling or args.breakdown:   # the performance chapter's extra tables, as JSON lines
+        for e in args.experiments or ["mnist"]:
+            for p in args.profiles or ["paper"]:
+                rows = scaling_rows(e, p, args.device, args.scaling_batch, args.scaling_size) if args.scaling else []
+                rows += [profile_breakdown(e, p, args.device)] if args.breakdown else []
+                for row in rows:
+                    print(json.dumps(row), flush=True)
+        return 0
     run_bench(args.experiments, args.profiles, args.device, args.repeats, as_json=args.json,
               variants=args.variants, loss_iterations=args.loss_iterations)
     return 0
@@ -213,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fp32 | bf16 | compile | bf16+compile: each timed against fp32 in the same run, "
                         "with a short fp32-vs-variant training run (loss_check)")
     b.add_argument("--loss-iterations", type=int, default=50, help="iterations of each loss_check run")
+    b.add_argument("--scaling", action="store_true",
+                   help="instead: seconds per iteration over --scaling-batch x --scaling-size")
+    b.add_argument("--scaling-batch", nargs="+", type=int, default=[16, 32, 64])
+    b.add_argument("--scaling-size", nargs="+", type=int, default=[64, 128])
+    b.add_argument("--breakdown", action="store_true",
+                   help="instead: a torch.profiler breakdown of one iteration (top operators by self time)")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="dataset utilities")

@@ -142,3 +142,16 @@ def test_bench_times_a_bf16_variant_against_fp32_with_a_loss_check(capsys):
 def test_unknown_bench_variant_is_refused(capsys):
     assert cli.main(["bench", "--profiles", "smoke", "--device", "cpu", "--variants", "fp8"]) == 2
     assert "unknown bench variant" in capsys.readouterr().err
+
+
+def test_bench_scaling_and_breakdown_rows(capsys):
+    assert cli.main(["bench", "--experiments", "mnist", "--profiles", "smoke", "--device", "cpu", "--scaling",
+                     "--scaling-batch", "4", "8", "--scaling-size", "32", "--breakdown"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    scaling = [r for r in rows if r["kind"] == "scaling"]
+    assert [(r["batch_size"], r["image_size"]) for r in scaling] == [(4, 32), (8, 32)]
+    assert all(r["train_step_s"] > 0 and r["ms_per_clip"] > 0 for r in scaling)
+    (breakdown,) = [r for r in rows if r["kind"] == "profile"]
+    shares = [op["share"] for op in breakdown["top_ops"]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001
+    assert any("conv" in op["op"] for op in breakdown["top_ops"])
