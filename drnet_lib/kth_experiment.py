@@ -111,6 +111,25 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
     return out, action_from_pose
 
 
+@torch.no_grad()
+def _oracle_metrics(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> dict[str, np.ndarray]:
+    """PSNR/SSIM of the frames decoded from the *true* future pose codes (content and skips from
+    the last observed frame, as in a rollout): the best any pose predictor could do with this
+    encoder and decoder. Keys ``oracle_psnr``, ``oracle_ssim``, each ``(T,)``."""
+    from .evaluate import frame_metrics
+    from .predict import set_bn_mode
+
+    was_training = model.training
+    set_bn_mode(model, bn_mode)
+    content, skips = model.encode_content(observed[:, -1])
+    B, T = truth.shape[:2]
+    poses = model.encode_pose(truth.flatten(0, 1))
+    decoded = model.decode(content.repeat_interleave(T, 0), [s.repeat_interleave(T, 0) for s in skips], poses)
+    model.train(was_training)
+    scores = frame_metrics(decoded.view_as(truth), truth)
+    return {"oracle_psnr": scores["psnr"], "oracle_ssim": scores["ssim"]}
+
+
 def _motion(frames: torch.Tensor) -> torch.Tensor:
     """Mean absolute change between consecutive frames ``(B, T, C, S, S)`` -> ``(B, T-1)``."""
     return (frames[:, 1:] - frames[:, :-1]).abs().flatten(2).mean(-1)
@@ -121,8 +140,9 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
                          action_classifier, keep: int = 4, chunk: int = 32) -> tuple[dict, dict]:
     """Roll every clip of ``clips`` out to ``eval.rollout_steps`` frames and score it.
 
-    Returns ``(metrics, samples)``. Metrics: per-step ``prediction.{psnr,ssim}`` and
-    ``prediction.copy_last_{psnr,ssim}`` (dicts step -> mean over clips, steps 1..metric_steps),
+    Returns ``(metrics, samples)``. Metrics: per-step ``prediction.{psnr,ssim}``,
+    ``prediction.copy_last_{psnr,ssim}`` and ``prediction.oracle_{psnr,ssim}`` (decoded from the
+    true future poses: the decoder's ceiling; dicts step -> mean over clips, steps 1..metric_steps),
     their means, ``prediction.steps_beating_copy_last`` (share of steps after :data:`FIRST_FEW`
     where DrNet's PSNR is higher), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
     (dicts checkpoint step -> value; module docstring). ``samples``: the first ``keep`` clips'
@@ -138,7 +158,8 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
         observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
         truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
         generated = rollout(model, lstm, observed, e.rollout_steps, cfg.lstm.bn_mode)
-        scores.append((len(part), prediction_metrics(observed, generated[:, :horizon], truth)))
+        scores.append((len(part), {**prediction_metrics(observed, generated[:, :horizon], truth),
+                                   **_oracle_metrics(model, observed, truth, cfg.lstm.bn_mode)}))
         real_motion.append(_motion(truth).cpu())
         with evaluating(model):
             poses = model.encode_pose(generated.flatten(0, 1)).view(len(part), e.rollout_steps, -1).cpu()

@@ -109,7 +109,7 @@ def test_rollout_scores_have_the_contract_keys_and_steps():
             return np.zeros(len(x), np.int64)
 
     metrics, samples = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, Constant(), chunk=4)
-    for key in ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim"):
+    for key in ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim", "oracle_psnr", "oracle_ssim"):
         assert list(metrics[f"prediction.{key}"]) == list(range(1, cfg.eval.metric_steps + 1))
     assert 0.0 <= metrics["prediction.steps_beating_copy_last"] <= 1.0
     assert list(metrics["rollout.action_accuracy"]) == [s for s in cfg.eval.rollout_checkpoints if s >= cfg.lstm.n_past]
