@@ -5,13 +5,13 @@
 The committed copies of ``notebooks/*.ipynb`` carry the outputs of a smoke run: strict nbval
 re-runs them and compares. After editing a notebook, refresh it with this script (it runs the
 notebook with its own default parameters, which are the smoke ones, from ``notebooks/``), then
-strips what papermill adds (run metadata, timings) so the diff shows only real changes. One
-thread is used, as in CI.
+strips what papermill adds (run metadata, timings) so the diff shows only real changes. The
+kernel keeps the machine's default thread count: each smoke notebook pins one thread itself, so
+its outputs must not depend on the environment (a notebook that forgot to would show up here).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -34,7 +34,6 @@ def refresh(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     for name in sys.argv[1:]:
