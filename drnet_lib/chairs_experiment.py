@@ -74,14 +74,17 @@ def chair_probes(model, train_bank: SweepVideos, test_bank: SweepVideos) -> dict
 
 @torch.no_grad()
 def interpolate_pose(model, content_frame: torch.Tensor, pose_a: torch.Tensor, pose_b: torch.Tensor,
-                     steps: int = 8) -> torch.Tensor:
+                     steps: int = 8, at=None) -> torch.Tensor:
     """Decode one chair's content with poses on the straight line from ``pose_a``'s pose code to
-    ``pose_b``'s (the paper's Figure 5, left). Frames are ``(C, S, S)``; returns ``(steps, C, S, S)``."""
+    ``pose_b``'s (the paper's Figure 5, left): ``steps`` evenly spaced points, or the points ``at``
+    (fractions of the way, 0 = a, 1 = b). Frames are ``(C, S, S)``; returns ``(points, C, S, S)``."""
     device = next(model.parameters()).device
     with evaluating(model):
         content, skips = model.encode_content(content_frame[None].to(device))
         pa, pb = model.encode_pose(torch.stack([pose_a, pose_b]).to(device))
-        t = torch.linspace(0, 1, steps, device=device).view(-1, 1, 1, 1)
+        t = (torch.linspace(0, 1, steps, device=device) if at is None
+             else torch.as_tensor(at, dtype=torch.float32, device=device)).view(-1, 1, 1, 1)
+        steps = len(t)
         poses = (1 - t) * pa + t * pb
         frames = model.decode(content.expand(steps, -1, -1, -1), [s.expand(steps, -1, -1, -1) for s in skips],
                               poses)

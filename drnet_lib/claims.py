@@ -20,6 +20,10 @@ class Claim:
     def met(self, value: float) -> bool:
         return value >= self.goal if self.higher_is_better else value <= self.goal
 
+    @property
+    def goal_text(self) -> str:
+        return ("≥ " if self.higher_is_better else "≤ ") + f"{self.goal:g}"
+
     def describe(self, value: float) -> str:
         sign = ">=" if self.higher_is_better else "<="
         verdict = "supported" if self.met(value) else "NOT supported"
@@ -91,4 +95,24 @@ def verdicts(experiment: str, metrics: dict) -> list[tuple[Claim, float, bool]]:
         except KeyError:
             continue
         rows.append((c, value, c.met(value)))
+    return rows
+
+
+def seed_table(experiment: str, runs: list[dict]) -> list[dict]:
+    """The book's claims table for one experiment over several runs (seeds): one row per claim
+    found in every run, with its measurement and goal, mean ± std over the runs, how many runs
+    meet the goal, and the verdict, taken on the mean."""
+    from .results import summarize
+
+    rows = []
+    for c in CLAIMS.get(experiment, ()):
+        try:
+            values = [float(lookup(r["metrics"], c.key)) for r in runs]
+        except KeyError:
+            continue
+        s = summarize(values)
+        rows.append({"claim": c.claim, "measurement": c.key, "goal": c.goal_text,
+                     "mean ± std": f"{s['mean']:.3f} ± {s['std']:.3f}",
+                     "seeds meeting the goal": f"{sum(c.met(v) for v in values)}/{len(values)}",
+                     "verdict": "supported" if c.met(s["mean"]) else "not supported"})
     return rows

@@ -65,14 +65,19 @@ def make_classifier(kind: str, hidden: int = 256, max_iter: int = 200, seed: int
     return make_pipeline(StandardScaler(), head)
 
 
-def classify(x_train, y_train, x_test, y_test, kind: str, hidden: int = 256, max_iter: int = 200,
-             seed: int = 0) -> float:
-    """Test accuracy of a ``kind`` classifier fitted on ``(x_train, y_train)``."""
+def fit_classifier(x_train, y_train, kind: str, hidden: int = 256, max_iter: int = 200, seed: int = 0):
+    """A ``kind`` classifier (:func:`make_classifier`) fitted on ``(x_train, y_train)``."""
     clf = make_classifier(kind, hidden, max_iter, seed)
     with warnings.catch_warnings():  # an unconverged probe is still a probe; say so in the docs
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(x_train, y_train)
-    return float(clf.score(x_test, y_test))
+    return clf
+
+
+def classify(x_train, y_train, x_test, y_test, kind: str, hidden: int = 256, max_iter: int = 200,
+             seed: int = 0) -> float:
+    """Test accuracy of a ``kind`` classifier fitted on ``(x_train, y_train)``."""
+    return float(fit_classifier(x_train, y_train, kind, hidden, max_iter, seed).score(x_test, y_test))
 
 
 def category_scores(train: dict, test: dict, hidden: int = 256, max_iter: int = 200,

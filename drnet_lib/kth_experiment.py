@@ -25,13 +25,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .classification import chance_accuracy, classify, make_classifier
+from .classification import chance_accuracy, classify, fit_classifier
 from .config import ExperimentConfig
 from .data.kth import KTHClips
 from .data.sweeps import ClipStarts
-from .evaluate import mean_over_chunks, prediction_metrics
+from .evaluate import frame_metrics, mean_over_chunks, prediction_metrics
 from .models import evaluating
-from .predict import rollout
+from .predict import rollout, set_bn_mode
 
 FIRST_FEW = 3   # "beats copy-last at most steps beyond the first few": steps after this one count
 
@@ -94,21 +94,19 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
     e, window = cfg.eval, cfg.lstm.n_past
     train, test = encode_windows(model, train_bank, window), encode_windows(model, test_bank, window)
     odd = test["range_index"] % 2 == 1
-    out = {}
+    out, fitted = {}, {}
     for kind, prefix in (("mlp", "classification."), ("linear", "probe.")):
         for code in ("pose", "content"):
-            out[f"{prefix}action_from_{code}"] = classify(
-                train[code], train["action"], test[code], test["action"], kind, e.classifier_hidden,
-                e.classifier_max_iter, cfg.seed)
+            fitted[kind, code] = clf = fit_classifier(train[code], train["action"], kind, e.classifier_hidden,
+                                                      e.classifier_max_iter, cfg.seed)
+            out[f"{prefix}action_from_{code}"] = float(clf.score(test[code], test["action"]))
             out[f"{prefix}person_from_{code}"] = classify(
                 test[code][~odd], test["person"][~odd], test[code][odd], test["person"][odd], kind,
                 e.classifier_hidden, e.classifier_max_iter, cfg.seed)
     out["classification.action_chance"] = chance_accuracy(train["action"], test["action"])
     out["classification.person_chance"] = chance_accuracy(test["person"][~odd], test["person"][odd])
     out["classification.windows"] = {"train": len(train["action"]), "test": len(test["action"])}
-    action_from_pose = make_classifier("mlp", e.classifier_hidden, e.classifier_max_iter, cfg.seed)
-    action_from_pose.fit(train["pose"], train["action"])
-    return out, action_from_pose
+    return out, fitted["mlp", "pose"]
 
 
 @torch.no_grad()
@@ -116,9 +114,6 @@ def _oracle_metrics(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode:
     """PSNR/SSIM of the frames decoded from the *true* future pose codes (content and skips from
     the last observed frame, as in a rollout): the best any pose predictor could do with this
     encoder and decoder. Keys ``oracle_psnr``, ``oracle_ssim``, each ``(T,)``."""
-    from .evaluate import frame_metrics
-    from .predict import set_bn_mode
-
     was_training = model.training
     set_bn_mode(model, bn_mode)
     content, skips = model.encode_content(observed[:, -1])

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .models import evaluating
+from .chairs_experiment import interpolate_pose
 from .viz import decode_pairs, frame_to_rgb
 
 
@@ -87,15 +87,9 @@ class PoseWalk:
         self.widget = widgets.VBox([self.t, self.image, caption])
         self.redraw()
 
-    @torch.no_grad()
     def decoded(self) -> torch.Tensor:
         """The frame decoded at ``(1 - t) * pose(a) + t * pose(b)``: ``(C, H, W)``."""
-        device = next(self.model.parameters()).device
-        with evaluating(self.model):
-            content, skips = self.model.encode_content(self.content_frame[None].to(device))
-            pa, pb = self.model.encode_pose(torch.stack(self.ends).to(device))
-            pose = (1 - self.t.value) * pa + self.t.value * pb
-            return self.model.decode(content, skips, pose[None]).float().cpu()[0]
+        return interpolate_pose(self.model, self.content_frame, *self.ends, at=[self.t.value])[0]
 
     def redraw(self) -> None:
         self.image.value = frames_to_png([self.ends[0], self.decoded(), self.ends[1]])
