@@ -14,6 +14,11 @@ decoder, ``train.precision``), ``compile`` (``torch.compile`` of the four networ
 clips) in fp32 and in the variant, with the mean reconstruction loss of their last iterations,
 so the effect on the loss curve is a measured number too. Compilation time is excluded from the
 step time (warm-up) and reported as ``first_step_s``.
+
+**The plain yardstick** (``--variants plain``): :class:`.reference_step.PlainIteration`, the same
+iteration written the obvious way (graphs for every target, a ``.item()`` per loss), timed beside
+the trainer from the same initial weights; its ``loss_check`` trains both for the same steps, so
+the row shows what the trainer's shortcuts buy and that they change no loss.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import PROFILES, get_config
 from .predict import LSTMTrainer
+from .reference_step import PlainIteration
 from .train import DrNetTrainer, resolve_device
 
 
@@ -63,7 +69,7 @@ def peak_memory_mb(device) -> float:
 
 
 VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.compile": True},
-            "bf16+compile": {"train.precision": "bf16", "train.compile": True}}
+            "bf16+compile": {"train.precision": "bf16", "train.compile": True}, "plain": {}}
 
 
 def loss_check(experiment: str, profile: str, device, overrides: dict, iterations: int = 50,
@@ -79,6 +85,29 @@ def loss_check(experiment: str, profile: str, device, overrides: dict, iteration
         out[f"{name}_reconstruction"] = sum(r["reconstruction"] for r in trainer.history[-last:]) / last
     out["relative_difference"] = out["variant_reconstruction"] / out["fp32_reconstruction"] - 1
     return out
+
+
+def plain_row(experiment: str, profile: str, device, reference: dict, repeats: int = 10, warmup: int = 3,
+              loss_iterations: int = 50, last: int = 10) -> dict:
+    """Time :class:`.PlainIteration` on the fp32 configuration and train it beside the trainer
+    from the same initial weights for ``loss_iterations`` steps (``loss_check``)."""
+    cfg = get_config(experiment, profile)
+    timed = DrNetTrainer(cfg, device)
+    step_s = _median_seconds(PlainIteration(cfg, timed.model, timed.bank).step, device, repeats, warmup)
+    trainer = DrNetTrainer(cfg, device)
+    plain = PlainIteration(cfg, trainer.model, trainer.bank)
+    ours = [trainer.step()[0] for _ in range(loss_iterations)]
+    theirs = [plain.step()[0] for _ in range(loss_iterations)]
+    last = min(last, loss_iterations)
+    check = {"iterations": loss_iterations, "fp32_reconstruction": float(torch.stack(ours[-last:]).mean()),
+             "variant_reconstruction": sum(theirs[-last:]) / last}
+    check["relative_difference"] = check["variant_reconstruction"] / check["fp32_reconstruction"] - 1
+    flops = reference["flops_per_step"]
+    return {**reference, "variant": "plain", "first_step_s": None, "peak_memory_mb": None, "train_step_s": round(step_s, 5),
+            "achieved_tflops": round(flops / step_s / 1e12, 4),
+            "fraction_of_matmul_peak": (round(flops / step_s / (reference["matmul_peak_tflops"] * 1e12), 4)
+                                        if reference["matmul_peak_tflops"] else None),
+            "speedup_vs_fp32": round(reference["train_step_s"] / step_s, 3), "loss_check": check}
 
 
 def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmup: int = 3,
@@ -123,6 +152,9 @@ def _variant_rows(experiment, profile, device, repeats, peak, variants, loss_ite
         yield reference
     for v in variants:
         if v == "fp32":
+            continue
+        if v == "plain":
+            yield plain_row(experiment, profile, device, reference, repeats, loss_iterations=loss_iterations)
             continue
         row = bench_config(experiment, profile, device, repeats=repeats, peak_flops=peak, variant=v)
         row["speedup_vs_fp32"] = round(reference["train_step_s"] / row["train_step_s"], 3)

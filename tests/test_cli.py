@@ -139,6 +139,19 @@ def test_bench_times_a_bf16_variant_against_fp32_with_a_loss_check(capsys):
     assert abs(check["relative_difference"]) < 0.1                                 # and learns the same
 
 
+def test_bench_times_the_plain_reference_iteration_and_checks_its_losses_are_equal(capsys):
+    rc = cli.main(["bench", "--experiments", "mnist", "--profiles", "smoke", "--repeats", "2", "--device", "cpu",
+                   "--variants", "fp32", "plain", "--loss-iterations", "4"])
+    assert rc == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [r["variant"] for r in rows] == ["fp32", "plain"]
+    fp32, plain = rows
+    assert plain["speedup_vs_fp32"] == pytest.approx(fp32["train_step_s"] / plain["train_step_s"], rel=1e-2)
+    check = plain["loss_check"]
+    assert check["iterations"] == 4
+    assert check["variant_reconstruction"] == pytest.approx(check["fp32_reconstruction"], rel=1e-5)
+
+
 def test_unknown_bench_variant_is_refused(capsys):
     assert cli.main(["bench", "--profiles", "smoke", "--device", "cpu", "--variants", "fp8"]) == 2
     assert "unknown bench variant" in capsys.readouterr().err
