@@ -27,7 +27,7 @@ import torch
 
 from .classification import chance_accuracy, classify, fit_classifier
 from .config import ExperimentConfig
-from .data.kth import KTHClips
+from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import frame_metrics, mean_over_chunks, prediction_metrics
 from .models import evaluating
@@ -125,6 +125,12 @@ def _oracle_metrics(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode:
     return {"oracle_psnr": scores["psnr"], "oracle_ssim": scores["ssim"]}
 
 
+def _share_beating(per_step: dict[str, list[float]]) -> float:
+    """Share of the steps after :data:`FIRST_FEW` where DrNet's mean PSNR beats copy-last's."""
+    later = slice(FIRST_FEW, None)
+    return float(np.mean(np.array(per_step["psnr"][later]) > np.array(per_step["copy_last_psnr"][later])))
+
+
 def _motion(frames: torch.Tensor) -> torch.Tensor:
     """Mean absolute change between consecutive frames ``(B, T, C, S, S)`` -> ``(B, T-1)``."""
     return (frames[:, 1:] - frames[:, :-1]).abs().flatten(2).mean(-1)
@@ -139,7 +145,8 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     ``prediction.copy_last_{psnr,ssim}`` and ``prediction.oracle_{psnr,ssim}`` (decoded from the
     true future poses: the decoder's ceiling; dicts step -> mean over clips, steps 1..metric_steps),
     their means, ``prediction.steps_beating_copy_last`` (share of steps after :data:`FIRST_FEW`
-    where DrNet's PSNR is higher), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
+    where DrNet's PSNR is higher), ``prediction.by_action`` (action name -> clips, mean PSNR/SSIM of
+    DrNet, copy-last and the ceiling, and that share, over that action's clips), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
     (dicts checkpoint step -> value; module docstring). ``samples``: the first ``keep`` clips'
     observed, generated and true frames (the truth stops at ``metric_steps``).
     """
@@ -153,12 +160,15 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
         observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
         truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
         generated = rollout(model, lstm, observed, e.rollout_steps, cfg.lstm.bn_mode)
-        scores.append((len(part), {**prediction_metrics(observed, generated[:, :horizon], truth),
-                                   **_oracle_metrics(model, observed, truth, cfg.lstm.bn_mode)}))
+        labels = bank.action[part.sequence].cpu().numpy()
+        for action in np.unique(labels):   # scored per action, so the per-action means come for free
+            rows = torch.as_tensor(labels == action, device=device)
+            scores.append((int(action), int(rows.sum()), {
+                **prediction_metrics(observed[rows], generated[rows, :horizon], truth[rows]),
+                **_oracle_metrics(model, observed[rows], truth[rows], cfg.lstm.bn_mode)}))
         real_motion.append(_motion(truth).cpu())
         with evaluating(model):
             poses = model.encode_pose(generated.flatten(0, 1)).view(len(part), e.rollout_steps, -1).cpu()
-        labels = bank.action[part.sequence].cpu().numpy()
         for s in checkpoints:
             guess = action_classifier.predict(poses[:, s - window:s].flatten(1).numpy())
             hits[s] += float((guess == labels).sum())
@@ -166,14 +176,20 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
         if not samples:
             samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
                        "truth": truth[:keep].cpu(), "action": labels[:keep]}
-    per_step = mean_over_chunks(scores, "")
+    per_step = mean_over_chunks([(n, m) for _, n, m in scores], "")
     metrics = {}
     for key, values in per_step.items():
         metrics[f"prediction.{key}"] = {step: v for step, v in enumerate(values, start=1)}
         metrics[f"prediction.{key}_mean"] = round(float(np.mean(values)), 4)
-    later = slice(FIRST_FEW, None)
-    metrics["prediction.steps_beating_copy_last"] = float(np.mean(
-        np.array(per_step["psnr"][later]) > np.array(per_step["copy_last_psnr"][later])))
+    metrics["prediction.steps_beating_copy_last"] = _share_beating(per_step)
+    metrics["prediction.by_action"] = {}
+    for action in sorted({a for a, _, _ in scores}):
+        mine = [(n, m) for a, n, m in scores if a == action]
+        means = mean_over_chunks(mine, "")
+        metrics["prediction.by_action"][ACTIONS[action]] = {
+            "clips": sum(n for n, _ in mine), "steps_beating_copy_last": _share_beating(means),
+            **{f"{key}_mean": round(float(np.mean(means[key])), 4)
+               for key in ("psnr", "copy_last_psnr", "oracle_psnr", "ssim", "copy_last_ssim")}}
     real = float(torch.cat(real_motion).mean())
     metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
     metrics["rollout.motion_ratio"] = {s: float(torch.cat(motion[s]).mean()) / real for s in checkpoints}

@@ -12,7 +12,7 @@ from torch import nn
 
 from drnet_lib import claims, kth_experiment
 from drnet_lib.config import get_config
-from drnet_lib.data.kth import KTHClips
+from drnet_lib.data.kth import ACTIONS, KTHClips
 from drnet_lib.models import DrNet, PoseLSTM
 from drnet_lib.predict import LSTMTrainer
 
@@ -117,6 +117,14 @@ def test_rollout_scores_have_the_contract_keys_and_steps():
     walking = float((bank.action[clips.sequence] == 0).float().mean())
     assert all(v == pytest.approx(walking) for v in metrics["rollout.action_accuracy"].values())
     assert samples["generated"].shape[1] == cfg.eval.rollout_steps
+    # per action: every clip counted once, and the clip-weighted action means give the overall mean
+    by_action = metrics["prediction.by_action"]
+    actions = bank.action[clips.sequence]
+    assert {a: v["clips"] for a, v in by_action.items()} == {
+        ACTIONS[a]: int((actions == a).sum()) for a in actions.unique().tolist()}
+    for key in ("psnr_mean", "copy_last_psnr_mean", "oracle_psnr_mean"):
+        pooled = sum(v["clips"] * v[key] for v in by_action.values()) / len(clips)
+        assert pooled == pytest.approx(metrics[f"prediction.{key}"], abs=1e-3)
 
 
 def test_lstm_on_precomputed_codes_matches_encoding_every_clip():
