@@ -75,3 +75,33 @@ def horizon_plot(action_accuracy: Mapping, motion_ratio: Mapping, action_chance:
         ax.set_xticks(steps, [str(s) for s in steps])
     fig.tight_layout()
     return fig
+
+
+PREDICTORS = (("psnr_mean", "DrNet (predicted poses)"), ("oracle_psnr_mean", "decoded from true poses"),
+              ("copy_last_psnr_mean", "copy last frame"))
+
+
+def prediction_by_action(by_action: Mapping[str, Mapping[str, float]]):
+    """Mean PSNR over the scored steps, per action, of DrNet, its decoder ceiling and copy-last.
+
+    Args:
+        by_action: ``{action: {"psnr_mean": dB, "oracle_psnr_mean": dB, "copy_last_psnr_mean": dB}}``
+            (a results file's ``prediction.by_action``, or its mean over seeds).
+    Returns:
+        A Figure with one Axes: grouped bars per action (predictors missing from an entry skipped).
+    """
+    actions = list(by_action)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    width = 0.8 / len(PREDICTORS)
+    for i, (key, label) in enumerate(PREDICTORS):
+        values = [by_action[a].get(key, np.nan) for a in actions]
+        x = np.arange(len(actions)) + (i - (len(PREDICTORS) - 1) / 2) * width
+        bars = ax.bar(x, values, width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    ax.set_xticks(range(len(actions)), actions)
+    low = min(v.get(k, np.inf) for v in by_action.values() for k, _ in PREDICTORS)
+    ax.set_ylim(np.floor(low) - 2, None)   # PSNR bars from a floor near the data: the gaps are what matter
+    ax.set_ylabel("mean PSNR (dB)")
+    ax.legend(fontsize=8, loc="upper right", ncol=3)
+    fig.tight_layout()
+    return fig

@@ -189,3 +189,17 @@ def test_plot_rollout_identity():
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 10, 100])
     assert {ln.get_ydata()[0] for ln in ax.lines[1:]} == {0.97, 0.1}
     assert len(viz.plot_rollout_identity({5: 0.5}, chance=None).axes[0].lines) == 1
+
+
+def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing_predictors():
+    from drnet_lib import viz_kth
+
+    by_action = {"walking": {"psnr_mean": 24.0, "oracle_psnr_mean": 27.0, "copy_last_psnr_mean": 22.0},
+                 "boxing": {"psnr_mean": 26.0, "copy_last_psnr_mean": 30.0}}   # no ceiling recorded
+    fig = viz_kth.prediction_by_action(by_action)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["walking", "boxing"]
+    heights = [p.get_height() for p in ax.patches]
+    assert len(heights) == 3 * 2 and sum(np.isnan(h) for h in heights) == 1
+    assert ax.get_ylim()[0] < 22.0
+    plt.close(fig)
