@@ -69,45 +69,49 @@ def peak_memory_mb(device) -> float:
 
 
 VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.compile": True},
-            "bf16+compile": {"train.precision": "bf16", "train.compile": True}, "plain": {}}
+            "bf16+compile": {"train.precision": "bf16", "train.compile": True}}
+CHOICES = (*VARIANTS, "plain")   # plain is not a configuration: it times reference_step.PlainIteration
+
+
+def _reconstruction_check(fp32: list[float], variant: list[float], last: int = 10) -> dict:
+    """Mean reconstruction loss of the last ``last`` iterations of two equally long runs, and the
+    variant's relative difference from fp32."""
+    last = min(last, len(fp32))
+    out = {"iterations": len(fp32), "fp32_reconstruction": sum(fp32[-last:]) / last,
+           "variant_reconstruction": sum(variant[-last:]) / last}
+    out["relative_difference"] = out["variant_reconstruction"] / out["fp32_reconstruction"] - 1
+    return out
 
 
 def loss_check(experiment: str, profile: str, device, overrides: dict, iterations: int = 50,
                last: int = 10) -> dict:
     """Train ``iterations`` steps from the same seed in fp32 and with ``overrides``; the mean
     reconstruction loss of the last ``last`` steps of each, and their relative difference."""
-    out = {"iterations": iterations}
-    last = min(last, iterations)
-    for name, extra in (("fp32", {}), ("variant", overrides)):
+    curves = []
+    for extra in ({}, overrides):
         cfg = get_config(experiment, profile, overrides={"train.iterations": iterations, "train.log_every": 1, **extra})
         trainer = DrNetTrainer(cfg, device)
         trainer.fit(progress=False)
-        out[f"{name}_reconstruction"] = sum(r["reconstruction"] for r in trainer.history[-last:]) / last
-    out["relative_difference"] = out["variant_reconstruction"] / out["fp32_reconstruction"] - 1
-    return out
+        curves.append([r["reconstruction"] for r in trainer.history])
+    return _reconstruction_check(*curves, last)
 
 
 def plain_row(experiment: str, profile: str, device, reference: dict, repeats: int = 10, warmup: int = 3,
-              loss_iterations: int = 50, last: int = 10) -> dict:
-    """Time :class:`.PlainIteration` on the fp32 configuration and train it beside the trainer
-    from the same initial weights for ``loss_iterations`` steps (``loss_check``)."""
+              loss_iterations: int = 50) -> dict:
+    """Train :class:`.PlainIteration` beside the trainer from the same initial weights for
+    ``loss_iterations`` steps (``loss_check``), then time its iteration (fp32 configuration)."""
     cfg = get_config(experiment, profile)
-    timed = DrNetTrainer(cfg, device)
-    step_s = _median_seconds(PlainIteration(cfg, timed.model, timed.bank).step, device, repeats, warmup)
     trainer = DrNetTrainer(cfg, device)
     plain = PlainIteration(cfg, trainer.model, trainer.bank)
-    ours = [trainer.step()[0] for _ in range(loss_iterations)]
+    ours = [float(trainer.step()[0]) for _ in range(loss_iterations)]
     theirs = [plain.step()[0] for _ in range(loss_iterations)]
-    last = min(last, loss_iterations)
-    check = {"iterations": loss_iterations, "fp32_reconstruction": float(torch.stack(ours[-last:]).mean()),
-             "variant_reconstruction": sum(theirs[-last:]) / last}
-    check["relative_difference"] = check["variant_reconstruction"] / check["fp32_reconstruction"] - 1
-    flops = reference["flops_per_step"]
+    step_s = _median_seconds(plain.step, device, repeats, warmup)
+    flops, peak = reference["flops_per_step"], reference["matmul_peak_tflops"]
     return {**reference, "variant": "plain", "first_step_s": None, "peak_memory_mb": None, "train_step_s": round(step_s, 5),
             "achieved_tflops": round(flops / step_s / 1e12, 4),
-            "fraction_of_matmul_peak": (round(flops / step_s / (reference["matmul_peak_tflops"] * 1e12), 4)
-                                        if reference["matmul_peak_tflops"] else None),
-            "speedup_vs_fp32": round(reference["train_step_s"] / step_s, 3), "loss_check": check}
+            "fraction_of_matmul_peak": round(flops / step_s / (peak * 1e12), 4) if peak else None,
+            "speedup_vs_fp32": round(reference["train_step_s"] / step_s, 3),
+            "loss_check": _reconstruction_check(ours, theirs)}
 
 
 def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmup: int = 3,
@@ -164,9 +168,9 @@ def _variant_rows(experiment, profile, device, repeats, peak, variants, loss_ite
 
 def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10, as_json: bool = True,
               stream=None, variants=("fp32",), loss_iterations: int = 50) -> list[dict]:
-    unknown = sorted(set(variants) - set(VARIANTS))
+    unknown = sorted(set(variants) - set(CHOICES))
     if unknown:
-        raise ValueError(f"unknown bench variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+        raise ValueError(f"unknown bench variant(s) {unknown}; choose from {sorted(CHOICES)}")
     stream = stream or sys.stdout          # looked up now: callers (and tests) may redirect it
     device = resolve_device(device)
     experiments = experiments or sorted(PROFILES)

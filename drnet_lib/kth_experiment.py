@@ -125,10 +125,14 @@ def _oracle_metrics(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode:
     return {"oracle_psnr": scores["psnr"], "oracle_ssim": scores["ssim"]}
 
 
-def _share_beating(per_step: dict[str, list[float]]) -> float:
-    """Share of the steps after :data:`FIRST_FEW` where DrNet's mean PSNR beats copy-last's."""
+def _summary(per_step: dict[str, list[float]]) -> dict[str, float]:
+    """Each per-step curve's mean over the steps (``<key>_mean``), and ``steps_beating_copy_last``:
+    the share of the steps after :data:`FIRST_FEW` where DrNet's mean PSNR beats copy-last's."""
+    out = {f"{key}_mean": round(float(np.mean(values)), 4) for key, values in per_step.items()}
     later = slice(FIRST_FEW, None)
-    return float(np.mean(np.array(per_step["psnr"][later]) > np.array(per_step["copy_last_psnr"][later])))
+    out["steps_beating_copy_last"] = float(np.mean(
+        np.array(per_step["psnr"][later]) > np.array(per_step["copy_last_psnr"][later])))
+    return out
 
 
 def _motion(frames: torch.Tensor) -> torch.Tensor:
@@ -177,19 +181,14 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
             samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
                        "truth": truth[:keep].cpu(), "action": labels[:keep]}
     per_step = mean_over_chunks([(n, m) for _, n, m in scores], "")
-    metrics = {}
-    for key, values in per_step.items():
-        metrics[f"prediction.{key}"] = {step: v for step, v in enumerate(values, start=1)}
-        metrics[f"prediction.{key}_mean"] = round(float(np.mean(values)), 4)
-    metrics["prediction.steps_beating_copy_last"] = _share_beating(per_step)
+    metrics = {f"prediction.{key}": {step: v for step, v in enumerate(values, start=1)}
+               for key, values in per_step.items()}
+    metrics.update({f"prediction.{key}": value for key, value in _summary(per_step).items()})
     metrics["prediction.by_action"] = {}
     for action in sorted({a for a, _, _ in scores}):
         mine = [(n, m) for a, n, m in scores if a == action]
-        means = mean_over_chunks(mine, "")
         metrics["prediction.by_action"][ACTIONS[action]] = {
-            "clips": sum(n for n, _ in mine), "steps_beating_copy_last": _share_beating(means),
-            **{f"{key}_mean": round(float(np.mean(means[key])), 4)
-               for key in ("psnr", "copy_last_psnr", "oracle_psnr", "ssim", "copy_last_ssim")}}
+            "clips": sum(n for n, _ in mine), **_summary(mean_over_chunks(mine, ""))}
     real = float(torch.cat(real_motion).mean())
     metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
     metrics["rollout.motion_ratio"] = {s: float(torch.cat(motion[s]).mean()) / real for s in checkpoints}
