@@ -15,6 +15,10 @@ clips) in fp32 and in the variant, with the mean reconstruction loss of their la
 so the effect on the loss curve is a measured number too. Compilation time is excluded from the
 step time (warm-up) and reported as ``first_step_s``.
 
+``channels_last`` (NHWC convolutions, ``train.channels_last``), and ``adam_fused`` /
+``adam_for_loop`` (the other ways of executing Adam's update; the default is foreach, ``train.adam``)
+change only how the same arithmetic is laid out or scheduled (fused also rounds differently).
+
 **The plain yardstick** (``--variants plain``): :class:`.reference_step.PlainIteration`, the same
 iteration written the obvious way (graphs for every target, a ``.item()`` per loss), timed beside
 the trainer from the same initial weights; its ``loss_check`` trains both for the same steps, so
@@ -69,7 +73,9 @@ def peak_memory_mb(device) -> float:
 
 
 VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.compile": True},
-            "bf16+compile": {"train.precision": "bf16", "train.compile": True}}
+            "bf16+compile": {"train.precision": "bf16", "train.compile": True},
+            "channels_last": {"train.channels_last": True},
+            "adam_fused": {"train.adam": "fused"}, "adam_for_loop": {"train.adam": "for-loop"}}
 CHOICES = (*VARIANTS, "plain")   # plain is not a configuration: it times reference_step.PlainIteration
 
 

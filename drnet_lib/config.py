@@ -61,6 +61,9 @@ class TrainConfig:
     log_every: int = 50             # losses are read back from the device every log_every steps
     precision: str = "fp32"         # "fp32" (the authors' arithmetic) or "bf16" (autocast, a GPU option)
     compile: bool = False           # torch.compile the four networks (a GPU option; slow first steps)
+    channels_last: bool = False     # NHWC memory layout for the convolutions (same math, another layout)
+    adam: str = "foreach"           # how Adam's update is executed: "foreach" or "for-loop" (bit-identical on
+                                    # the CPU), or "fused" (one kernel; rounds differently, a speed option)
 
 
 @dataclass

@@ -17,6 +17,21 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 
 
+# How torch runs Adam's update: "for-loop" tensor by tensor (the authors' era, torch's CPU default),
+# "foreach" in a few batched ops over all tensors (torch's GPU default; bit-identical to the loop on
+# the CPU, tests/test_reference_step.py), "fused" in one kernel. Fused rounds differently, and on
+# parameters whose gradient is only rounding noise (a convolution's bias before BatchNorm) Adam's
+# normalised step amplifies that into visibly different weights, so it is an option, not the default.
+ADAM_IMPLEMENTATIONS = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
+
+
+def make_adam(params, lr: float, beta1: float, implementation: str = "foreach") -> torch.optim.Adam:
+    """``Adam(params, lr, betas=(beta1, 0.999))`` executed the named way (``train.adam``)."""
+    if implementation not in ADAM_IMPLEMENTATIONS:
+        raise ValueError(f"train.adam must be one of {sorted(ADAM_IMPLEMENTATIONS)}, got {implementation!r}")
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), **ADAM_IMPLEMENTATIONS[implementation])
+
+
 class ResumableLoop:
     """Subclasses set: ``iterations, log_every, checkpoint_every, log_names, fingerprint,
     generator, modules (dict of nn.Module), optimizers (dict)`` and implement ``step()``."""

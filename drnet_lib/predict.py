@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
-from .loop import ResumableLoop
+from .loop import ResumableLoop, make_adam
 from .models import DrNet, PoseLSTM, init_weights
 
 
@@ -93,7 +93,7 @@ class LSTMTrainer(ResumableLoop):
         self.lstm.out.apply(init_weights)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.modules = {"lstm": self.lstm}
-        self.optimizers = {"lstm": torch.optim.Adam(self.lstm.parameters(), lr=c.lr, betas=(c.beta1, 0.999))}
+        self.optimizers = {"lstm": make_adam(self.lstm.parameters(), c.lr, c.beta1, cfg.train.adam)}
         self.iterations, self.log_every, self.checkpoint_every = c.iterations, c.log_every, c.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
         self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train", "lstm")

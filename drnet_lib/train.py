@@ -31,7 +31,7 @@ from .data.norb import load_norb
 from .data.chairs import load_chairs
 from .data.kth import KTHClips, load_kth
 from .data.sweeps import SweepVideos, chair_sweeps, norb_sweeps
-from .loop import ResumableLoop
+from .loop import ResumableLoop, make_adam
 from .models import DrNet
 from .results import run_name
 
@@ -95,10 +95,12 @@ class DrNetTrainer(ResumableLoop):
         self.device = resolve_device(device)
         torch.manual_seed(cfg.seed)  # weight init
         self.model = DrNet(cfg.model).to(self.device)
+        if cfg.train.channels_last:  # weights in NHWC: each convolution then runs on NHWC activations
+            self.model.to(memory_format=torch.channels_last)
         self.bank = bank if bank is not None else make_train_bank(cfg, self.device)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         t = cfg.train
-        adam = lambda params: torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, 0.999))
+        adam = lambda params: make_adam(params, t.lr, t.beta1, t.adam)
         m = self.model
         self.optimizers = {
             "content_encoder": adam(m.content_encoder.parameters()),

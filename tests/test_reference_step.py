@@ -17,9 +17,15 @@ from drnet_lib.reference_step import PlainIteration
 from drnet_lib.train import DrNetTrainer
 
 
-@pytest.mark.parametrize("beta", [0.1, 0.0])
-def test_trainer_iterations_equal_the_reference(smoke_cfg, train_bank, beta):
-    cfg = apply_overrides(smoke_cfg, {"train.adversarial_weight": beta})
+@pytest.mark.parametrize("overrides", [
+    {"train.adversarial_weight": 0.1},
+    {"train.adversarial_weight": 0.0},
+    # the speed settings change layout and scheduling only: still the same arithmetic
+    {"train.adversarial_weight": 0.1, "train.channels_last": True},
+    {"train.adversarial_weight": 0.1, "train.adam": "for-loop"},
+], ids=["beta0.1", "beta0", "channels_last", "adam_for_loop"])
+def test_trainer_iterations_equal_the_reference(smoke_cfg, train_bank, overrides):
+    cfg = apply_overrides(smoke_cfg, overrides)
     trainer = DrNetTrainer(cfg, "cpu", bank=train_bank)
     plain = PlainIteration(cfg, trainer.model, train_bank)
     for _ in range(4):

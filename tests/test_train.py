@@ -435,3 +435,15 @@ def test_unknown_precision_and_compile_wiring(train_bank, monkeypatch):
     trainer = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.compile": True}), "cpu", bank=train_bank)
     assert sorted(type(n).__name__ for n in compiled) == sorted(type(n).__name__ for n in trainer.nets.values())
     assert len(compiled) == 4
+
+
+def test_speed_settings_are_wired_and_checked(train_bank):
+    with pytest.raises(ValueError, match="train.adam"):
+        DrNetTrainer(get_config("mnist", "smoke", overrides={"train.adam": "lamb"}), "cpu", bank=train_bank)
+    fused = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.adam": "fused"}), "cpu", bank=train_bank)
+    assert all(opt.defaults["fused"] for opt in fused.optimizers.values())
+    nhwc = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.channels_last": True}), "cpu", bank=train_bank)
+    convs = [p for p in nhwc.model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    nhwc.step()                                   # and a step runs (shapes, views) in that layout
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
