@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .classification import chance_accuracy, classify, fit_classifier
-from .config import ExperimentConfig
+from .config import ExperimentConfig, config_from_dict, differences, get_config
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import frame_metrics, mean_over_chunks, prediction_metrics
@@ -193,3 +193,27 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
     metrics["rollout.motion_ratio"] = {s: float(torch.cat(motion[s]).mean()) / real for s in checkpoints}
     return metrics, samples
+
+
+def adversarial_sweep(results) -> list[dict]:
+    """The runs of ``results`` (results dicts, as ``read_results`` returns them) whose configuration
+    is their profile's except, at most, the adversarial weight β: one row per run with ``beta``,
+    ``seed`` and what β should move: the scene discriminator's accuracy at the end of training, the
+    person and the action named from pose codes (two-layer classifier; person also by the linear
+    probe), DrNet's mean prediction PSNR and the rollout's motion ratio at its last checkpoint.
+    Runs changed in anything else (a longer schedule, ...) are left out: they answer another question."""
+    rows = []
+    for r in results:
+        cfg = config_from_dict(r["config"])
+        changed = {key for key, _, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
+        if not changed <= {"train.adversarial_weight"}:
+            continue
+        m = r["metrics"]
+        rows.append({"beta": cfg.train.adversarial_weight, "seed": cfg.seed,
+                     "discriminator_accuracy": m["train.final"]["discriminator_accuracy"],
+                     "person_from_pose": m["classification.person_from_pose"],
+                     "probe_person_from_pose": m["probe.person_from_pose"],
+                     "action_from_pose": m["classification.action_from_pose"],
+                     "psnr_mean": m["prediction.psnr_mean"],
+                     "motion_ratio": list(m["rollout.motion_ratio"].values())[-1]})
+    return sorted(rows, key=lambda row: (row["beta"], row["seed"]))

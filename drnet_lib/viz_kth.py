@@ -105,3 +105,35 @@ def prediction_by_action(by_action: Mapping[str, Mapping[str, float]]):
     ax.legend(fontsize=8, loc="upper right", ncol=3)
     fig.tight_layout()
     return fig
+
+
+SWEEP_PANELS = (("person_from_pose", "person from pose", "person"), ("action_from_pose", "action from pose", "action"),
+                ("discriminator_accuracy", "discriminator accuracy (end)", None),
+                ("motion_ratio", "rollout motion ratio (last step)", None))
+
+
+def adversarial_sweep(rows, chance: Mapping[str, float]):
+    """What the adversarial weight β moves, one panel per quantity: every run as a dot (its seed
+    beside it), the mean over a β's runs as a line, chance as a dashed line.
+
+    Args:
+        rows: :func:`drnet_lib.kth_experiment.adversarial_sweep`'s rows (``beta``, ``seed`` and the
+            panels' keys).
+        chance: ``{"action": ..., "person": ...}`` accuracies of guessing.
+    Returns:
+        A Figure with four Axes (log-scaled β).
+    """
+    betas = sorted({r["beta"] for r in rows})
+    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(12, 3))
+    for ax, (key, label, chance_key) in zip(axes, SWEEP_PANELS):
+        ax.scatter([r["beta"] for r in rows], [r[key] for r in rows], s=14, alpha=0.7)
+        for r in rows:
+            ax.annotate(str(r["seed"]), (r["beta"], r[key]), fontsize=6, xytext=(3, 0), textcoords="offset points")
+        ax.plot(betas, [np.mean([r[key] for r in rows if r["beta"] == b]) for b in betas], "-", label="mean over seeds")
+        if chance_key:
+            ax.axhline(chance[chance_key], ls="--", color="grey", lw=1, label="chance")
+        ax.set(xscale="log", xlabel="adversarial weight β", title=label)
+        ax.title.set_fontsize(9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

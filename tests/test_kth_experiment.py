@@ -152,3 +152,20 @@ def test_verdicts_skip_claims_a_short_profile_does_not_reach():
                                            "classification.action_from_pose",
                                            "classification.person_from_pose"]
     assert [met for _, _, met in rows] == [True, False, True]
+
+
+def test_adversarial_sweep_keeps_runs_that_differ_from_their_profile_only_in_beta():
+    from drnet_lib.config import get_config
+    from drnet_lib.kth_experiment import adversarial_sweep
+
+    def result(seed, **overrides):
+        metrics = {"train.final": {"discriminator_accuracy": 0.8}, "classification.person_from_pose": 0.5,
+                   "probe.person_from_pose": 0.4, "classification.action_from_pose": 0.6,
+                   "prediction.psnr_mean": 25.0, "rollout.motion_ratio": {"10": 0.9, "200": 0.1}}
+        return {"config": get_config("kth", "cpu", seed=seed, overrides=overrides).to_dict(), "metrics": metrics}
+
+    rows = adversarial_sweep([result(1, **{"train.adversarial_weight": 1e-3}), result(0),
+                              result(0, **{"train.iterations": 9000}),                       # another question
+                              result(0, **{"train.adversarial_weight": 1e-3, "model.base_width": 64})])
+    assert [(r["beta"], r["seed"]) for r in rows] == [(1e-4, 0), (1e-3, 1)]    # sorted by beta, then seed
+    assert rows[0]["motion_ratio"] == 0.1 and rows[0]["person_from_pose"] == 0.5

@@ -203,3 +203,18 @@ def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing
     assert len(heights) == 3 * 2 and sum(np.isnan(h) for h in heights) == 1
     assert ax.get_ylim()[0] < 22.0
     plt.close(fig)
+
+
+def test_kth_adversarial_sweep_draws_every_run_and_a_mean_line_per_panel():
+    from drnet_lib import viz_kth
+
+    rows = [{"beta": b, "seed": s, "person_from_pose": p, "action_from_pose": 0.5, "discriminator_accuracy": 0.9,
+             "motion_ratio": 0.2} for b, s, p in [(1e-4, 0, 0.6), (1e-4, 1, 0.8), (1e-3, 0, 0.3)]]
+    fig = viz_kth.adversarial_sweep(rows, chance={"person": 0.11, "action": 1 / 6})
+    person = fig.axes[0]
+    assert len(fig.axes) == 4 and person.get_xscale() == "log"
+    mean_line = person.lines[0]
+    assert list(mean_line.get_ydata()) == pytest.approx([0.7, 0.3])            # mean per beta
+    assert person.lines[1].get_ydata()[0] == pytest.approx(0.11)               # chance
+    assert len(person.collections[0].get_offsets()) == 3                       # every run
+    plt.close(fig)
