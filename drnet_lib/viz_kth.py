@@ -99,10 +99,11 @@ def prediction_by_action(by_action: Mapping[str, Mapping[str, float]]):
         bars = ax.bar(x, values, width, label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
     ax.set_xticks(range(len(actions)), actions)
-    low = min(v.get(k, np.inf) for v in by_action.values() for k, _ in PREDICTORS)
-    ax.set_ylim(np.floor(low) - 2, None)   # PSNR bars from a floor near the data: the gaps are what matter
+    values = [v[k] for v in by_action.values() for k, _ in PREDICTORS if k in v]
+    # PSNR bars from a floor near the data (the gaps are what matter), headroom above for the legend
+    ax.set_ylim(np.floor(min(values)) - 2, np.ceil(max(values)) + 3)
     ax.set_ylabel("mean PSNR (dB)")
-    ax.legend(fontsize=8, loc="upper right", ncol=3)
+    ax.legend(fontsize=8, loc="upper left", ncol=3)
     fig.tight_layout()
     return fig
 
