@@ -20,7 +20,7 @@ from .data.registry import DownloadError
 from .results import REPO_ROOT
 
 
-def _parse_set(items: list[str]) -> dict:
+def parse_set(items: list[str]) -> dict:
     """``key=value`` pairs; values are parsed as JSON where possible (numbers, lists, booleans)."""
     out = {}
     for item in items or []:
@@ -40,7 +40,7 @@ def cmd_train(args) -> int:
     from .predict import train_lstm
     from .train import checkpoint_paths, train_drnet
 
-    cfg = get_config(args.experiment, args.profile, args.seed, _parse_set(args.set),
+    cfg = get_config(args.experiment, args.profile, args.seed, parse_set(args.set),
                      data_source=args.data_source, data_root=str(args.data_root))
     # Under torchrun, DrNet trains on every process (DistributedDataParallel, see distributed.py);
     # the pose LSTM and the measurements then run on rank 0 alone.

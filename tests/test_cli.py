@@ -95,7 +95,7 @@ def test_set_without_equals_sign_is_refused(tmp_path):
 
 
 def test_set_values_are_parsed_as_json():
-    assert cli._parse_set(["a.b=4", "c.d=0.5", "e.f=[1, 2]", "g.h=true", "i.j=dcgan"]) == {
+    assert cli.parse_set(["a.b=4", "c.d=0.5", "e.f=[1, 2]", "g.h=true", "i.j=dcgan"]) == {
         "a.b": 4, "c.d": 0.5, "e.f": [1, 2], "g.h": True, "i.j": "dcgan"}
 
 

@@ -1,0 +1,180 @@
+"""Time the authors' own DrNet training iteration (edenton/drnet-py) beside ours, on this CPU.
+
+    git clone https://github.com/edenton/drnet-py /somewhere/drnet-py
+    .venv/bin/python tools/time_authors_drnet.py /somewhere/drnet-py --repeats 10 > authors.jsonl
+
+This is the side-by-side that issue 7's goal asks for (our iteration at most 0.7x the authors' time
+on the same CPU, MNIST configuration: dcgan_unet content 128, dcgan pose 10, 64 px, 3 channels,
+batch 100, one discriminator step and one main step). Their code is not part of this repository
+and is never edited; this script only runs it.
+
+How their iteration is timed. ``train_drnet.py`` is a script that builds the networks, optimisers
+and data loader at import and then trains for ``--niter`` epochs. We run it as ``__main__`` with
+``--niter 0``, so it builds everything and trains nothing, and then call their own loop body,
+``next(training_batch_generator)`` + ``train_scene_discriminator(x)`` + ``train(x)``, with the
+defaults of their HEAD (the configuration above). To run it on a CPU with no GPU and no network,
+a few things are replaced from outside, none of which is timed differently from theirs:
+
+* ``.cuda()`` on modules and tensors returns the object itself and ``torch.cuda.FloatTensor`` is
+  the CPU ``FloatTensor`` type (their code calls both inside the loop);
+* ``torchvision`` (it does not install beside the CPU torch used here) is a small stand-in whose
+  ``MNIST`` serves our embedded digits at 32 px, so their ``MovingMNIST`` generator runs as written
+  in their data-loader worker processes (``--data-threads``, their default 5);
+* ``utils.load_dataset`` / ``utils.normalize_data`` are replaced by equivalents for Moving MNIST
+  (their generator, and the (B,T,H,W,C) -> T x (B,C,H,W) transpose), because the versions of
+  ``utils.py`` differ between commits (an old one lacks ``init_weights``: ours, the same N(0, 0.02)
+  initialisation, stands in); modules that only their plotting needs (``scipy.misc``,
+  ``progressbar``) are stubbed when missing.
+
+Ours is :class:`drnet_lib.train.DrNetTrainer` on the ``paper`` MNIST configuration (the same
+networks, batch and image size), timed in the same process, alternating one iteration of theirs
+with one of ours, so the ratio is measured under the same conditions. Output: one JSON line with
+both medians and ``ours_over_authors`` (below 1: ours is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import runpy
+import statistics
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from drnet_lib.cli import parse_set  # noqa: E402
+from drnet_lib.config import get_config  # noqa: E402
+from drnet_lib.data.mnist import load_digits  # noqa: E402
+from drnet_lib.models import init_weights  # noqa: E402
+from drnet_lib.train import DrNetTrainer  # noqa: E402
+
+
+class _DigitsAt32px(torch.utils.data.Dataset):
+    """Stands in for ``torchvision.datasets.MNIST(root, train, download, transform)`` with the
+    transform their MovingMNIST asks for (32 px, tensor in [0, 1]): item -> ``((1, 32, 32), label)``."""
+
+    def __init__(self, root=None, train=True, download=False, transform=None):
+        images, self.labels = load_digits("embedded", "train" if train else "test")
+        digits = torch.from_numpy(images).float().div(255).unsqueeze(1)
+        self.digits = F.interpolate(digits, size=(32, 32), mode="bilinear", align_corners=False)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.digits[index], int(self.labels[index])
+
+
+def _stub_modules() -> None:
+    """Modules their imports need that this environment lacks (torchvision always, the rest only
+    if missing); only the names their code touches."""
+    transforms = types.SimpleNamespace(Compose=lambda steps: None, Scale=lambda size: None,
+                                       Resize=lambda size: None, ToTensor=lambda: None)
+    datasets = types.SimpleNamespace(MNIST=_DigitsAt32px)
+    torchvision = types.ModuleType("torchvision")
+    torchvision.datasets, torchvision.transforms = datasets, transforms
+    sys.modules.update({"torchvision": torchvision, "torchvision.datasets": datasets,
+                        "torchvision.transforms": transforms})
+    for name in ("scipy.misc", "progressbar"):
+        try:
+            __import__(name)
+        except ImportError:
+            sys.modules[name] = types.ModuleType(name)
+
+
+def _run_on_cpu() -> None:
+    """Their ``.cuda()`` calls and ``torch.cuda.FloatTensor`` buffers, on the CPU."""
+    torch.nn.Module.cuda = lambda self, *args, **kwargs: self
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    torch.cuda.FloatTensor = torch.FloatTensor
+
+
+def _moving_mnist_loaders(checkout: Path) -> None:
+    """Their Moving MNIST generator behind ``utils.load_dataset`` and the transpose of
+    ``utils.normalize_data``, whatever version of ``utils.py`` the checkout has."""
+    import utils  # theirs: the checkout is first on sys.path
+    from data.moving_mnist import MovingMNIST  # theirs
+
+    def load_dataset(opt):
+        make = lambda train: MovingMNIST(train=train, data_root=opt.data_root, seq_len=opt.max_step,
+                                         num_digits=2, image_size=opt.image_width)
+        return make(True), make(False)
+
+    def normalize_data(opt, dtype, sequence):  # (B, T, H, W, C) -> T tensors (B, C, H, W)
+        return list(sequence.permute(1, 0, 4, 2, 3).type(dtype).unbind(0))
+
+    utils.load_dataset, utils.normalize_data = load_dataset, normalize_data
+    if not hasattr(utils, "init_weights"):  # older utils.py: the same N(0, 0.02) initialisation, ours
+        utils.init_weights = init_weights
+
+
+def _checkout_commit(checkout: Path) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkout", type=Path, help="a clone of https://github.com/edenton/drnet-py")
+    parser.add_argument("--repeats", type=int, default=10, help="timed iterations of each (after --warmup)")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--data-threads", type=int, default=5, help="their data-loader workers (their default: 5)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="settings of our side, as for drnet train (e.g. train.channels_last=true)")
+    parser.add_argument("--log-dir", default="/tmp/drnet_py_logs", help="where their script makes its log folders")
+    args = parser.parse_args(argv)
+    script = args.checkout / "train_drnet.py"
+    if not script.exists():
+        parser.error(f"{script} does not exist: pass the folder of a clone of https://github.com/edenton/drnet-py")
+
+    sys.path.insert(0, str(args.checkout))
+    _stub_modules()
+    _run_on_cpu()
+    _moving_mnist_loaders(args.checkout)
+    sys.argv = [str(script), "--niter", "0", "--data_threads", str(args.data_threads), "--log_dir", args.log_dir]
+    with contextlib.redirect_stdout(sys.stderr):   # their script prints its options: keep stdout JSON only
+        theirs = runpy.run_path(str(script), run_name="__main__")   # builds everything, trains 0 epochs
+    batches = theirs["training_batch_generator"]
+
+    def their_iteration():
+        x = next(batches)
+        theirs["train_scene_discriminator"](x)
+        theirs["train"](x)
+
+    cfg = get_config("mnist", "paper", overrides=parse_set(args.set))
+    ours = DrNetTrainer(cfg, "cpu")
+    times = {"authors": [], "ours": []}
+    for i in range(args.warmup + args.repeats):   # alternate, so both see the same machine state
+        for name, step in (("authors", their_iteration), ("ours", ours.step)):
+            start = time.perf_counter()
+            step()
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    authors_s, ours_s = statistics.median(times["authors"]), statistics.median(times["ours"])
+    opt = theirs["opt"]
+    row = {"kind": "authors", "experiment": "mnist", "profile": "paper", "device": "cpu",
+           "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
+           "authors_config": {k: getattr(opt, k) for k in ("batch_size", "image_width", "channels", "content_model",
+                                                           "pose_model", "content_dim", "pose_dim", "max_step")},
+           "authors_commit": _checkout_commit(args.checkout), "authors_data_threads": args.data_threads,
+           "authors_step_s": round(authors_s, 5), "ours_step_s": round(ours_s, 5),
+           "train_step_s": round(ours_s, 5), "ours_over_authors": round(ours_s / authors_s, 3),
+           "ours_overrides": parse_set(args.set), "repeats": args.repeats, "torch": torch.__version__}
+    print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
