@@ -133,6 +133,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-threads", type=int, default=5, help="their data-loader workers (their default: 5)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="settings of our side, as for drnet train (e.g. train.channels_last=true)")
+    parser.add_argument("--source", help="how the checkout was obtained, recorded when it is not a git clone")
     parser.add_argument("--log-dir", default="/tmp/drnet_py_logs", help="where their script makes its log folders")
     args = parser.parse_args(argv)
     script = args.checkout / "train_drnet.py"
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
            "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
            "authors_config": {k: getattr(opt, k) for k in ("batch_size", "image_width", "channels", "content_model",
                                                            "pose_model", "content_dim", "pose_dim", "max_step")},
-           "authors_commit": _checkout_commit(args.checkout), "authors_data_threads": args.data_threads,
+           "authors_commit": _checkout_commit(args.checkout), "authors_source": args.source, "authors_data_threads": args.data_threads,
            "authors_step_s": round(authors_s, 5), "ours_step_s": round(ours_s, 5),
            "train_step_s": round(ours_s, 5), "ours_over_authors": round(ours_s / authors_s, 3),
            "ours_overrides": parse_set(args.set), "repeats": args.repeats, "torch": torch.__version__}
