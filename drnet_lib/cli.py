@@ -34,6 +34,11 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
+# The NORB chapter asks what the codes know (classification), not what comes next: no pose LSTM,
+# and its profiles leave the LSTM schedule at the paper's 120,000 iterations.
+WITHOUT_POSE_LSTM = frozenset({"norb"})
+
+
 def cmd_train(args) -> int:
     from .config import get_config
     from .distributed import init_from_env
@@ -53,7 +58,9 @@ def cmd_train(args) -> int:
         return 0
     print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
     lstm = None
-    if not args.skip_lstm:
+    if cfg.experiment in WITHOUT_POSE_LSTM and not args.skip_lstm:
+        print(f"{cfg.experiment}: no pose LSTM in this experiment (its profile has no LSTM schedule): skipped")
+    elif not args.skip_lstm:
         print(f"LSTM checkpoint: {lstm_ckpt}")
         lstm = train_lstm(cfg, trainer.model, trainer.bank, lstm_ckpt, resume=args.resume)
         print(f"pose LSTM: {lstm.iteration} iterations, {lstm.wall_s / 60:.1f} min")

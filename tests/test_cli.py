@@ -168,3 +168,11 @@ def test_bench_scaling_and_breakdown_rows(capsys):
     shares = [op["share"] for op in breakdown["top_ops"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001
     assert any("conv" in op["op"] for op in breakdown["top_ops"])
+
+
+def test_train_norb_skips_the_pose_lstm_it_has_no_schedule_for(tmp_path, capsys):
+    argv = ["train", "--experiment", "norb", "--profile", "smoke", "--device", "cpu", "--checkpoint-dir",
+            str(tmp_path), "--data-root", str(tmp_path / "data"), "--set", "train.iterations=2"]
+    assert cli.main(argv) == 0
+    assert "no pose LSTM in this experiment" in capsys.readouterr().out
+    assert not (tmp_path / "smoke" / "norb_seed0" / "lstm.pt").exists()
