@@ -14,4 +14,12 @@ record bench_cpu_mnist_paper_variants.jsonl --experiments mnist --profiles paper
   --variants fp32 bf16 channels_last adam_fused adam_for_loop plain --loss-iterations 20
 record bench_cpu_mnist_paper_scaling.jsonl --experiments mnist --profiles paper \
   --scaling --scaling-batch 16 32 64 --scaling-size 64 128 --breakdown
+# The authors' own iteration beside ours (issue 7's side-by-side), when DRNET_PY names a clone of
+# https://github.com/edenton/drnet-py: fp32 (the same arithmetic) and with channels-last on our side.
+if [[ -n "${DRNET_PY:-}" ]]; then
+  out=results/perf/bench_cpu_authors.jsonl
+  { .venv/bin/python tools/time_authors_drnet.py "$DRNET_PY" --repeats 10 ${DRNET_PY_SOURCE:+--source "$DRNET_PY_SOURCE"} &&
+    .venv/bin/python tools/time_authors_drnet.py "$DRNET_PY" --repeats 10 ${DRNET_PY_SOURCE:+--source "$DRNET_PY_SOURCE"} \
+      --set train.channels_last=true; } > "$out.tmp" && mv "$out.tmp" "$out"
+fi
 echo done
