@@ -75,7 +75,7 @@ def test_tool_times_a_checkouts_own_iteration_beside_ours(tmp_path):
     (checkout / "utils.py").write_text("def load_dataset(opt):\n    raise AssertionError('replaced by the tool')\n")
     (checkout / "data" / "moving_mnist.py").write_text(textwrap.dedent(MOVING_MNIST))
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "time_authors_drnet.py"), str(checkout),
-                           "--repeats", "1", "--warmup", "0", "--data-threads", "0", "--log-dir", str(tmp_path / "logs"),
+                           "--rounds", "1", "--block", "1", "--data-threads", "0", "--log-dir", str(tmp_path / "logs"),
                            "--set", "train.batch_size=4", "model.base_width=8"],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

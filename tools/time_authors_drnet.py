@@ -1,7 +1,7 @@
 """Time the authors' own DrNet training iteration (edenton/drnet-py) beside ours, on this CPU.
 
     git clone https://github.com/edenton/drnet-py /somewhere/drnet-py
-    .venv/bin/python tools/time_authors_drnet.py /somewhere/drnet-py --repeats 10 > authors.jsonl
+    .venv/bin/python tools/time_authors_drnet.py /somewhere/drnet-py > authors.jsonl
 
 This is the side-by-side that issue 7's goal asks for (our iteration at most 0.7x the authors' time
 on the same CPU, MNIST configuration: dcgan_unet content 128, dcgan pose 10, 64 px, 3 channels,
@@ -27,9 +27,9 @@ a few things are replaced from outside, none of which is timed differently from 
   ``progressbar``) are stubbed when missing.
 
 Ours is :class:`drnet_lib.train.DrNetTrainer` on the ``paper`` MNIST configuration (the same
-networks, batch and image size), timed in the same process, alternating one iteration of theirs
-with one of ours, so the ratio is measured under the same conditions. Output: one JSON line with
-both medians and ``ours_over_authors`` (below 1: ours is faster).
+networks, batch and image size), timed in the same process in alternating blocks of iterations
+(theirs, ours, theirs, ...), so the ratio is measured under the same conditions. Output: one JSON
+line with both medians and ``ours_over_authors`` (below 1: ours is faster).
 """
 
 from __future__ import annotations
@@ -128,8 +128,8 @@ def _checkout_commit(checkout: Path) -> str | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkout", type=Path, help="a clone of https://github.com/edenton/drnet-py")
-    parser.add_argument("--repeats", type=int, default=10, help="timed iterations of each (after --warmup)")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
+    parser.add_argument("--block", type=int, default=4, help="iterations of theirs, then of ours, per round")
     parser.add_argument("--data-threads", type=int, default=5, help="their data-loader workers (their default: 5)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="settings of our side, as for drnet train (e.g. train.channels_last=true)")
@@ -156,13 +156,17 @@ def main(argv=None) -> int:
 
     cfg = get_config("mnist", "paper", overrides=parse_set(args.set))
     ours = DrNetTrainer(cfg, "cpu")
+    # Blocks of --block iterations, theirs then ours, for --rounds rounds after one warm-up round.
+    # Not one iteration each in turn: their data-loader workers refill their queue in the background
+    # after each of their iterations, and on a small CPU that work would land in our timings.
     times = {"authors": [], "ours": []}
-    for i in range(args.warmup + args.repeats):   # alternate, so both see the same machine state
+    for round_ in range(args.rounds + 1):
         for name, step in (("authors", their_iteration), ("ours", ours.step)):
-            start = time.perf_counter()
-            step()
-            if i >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+            for _ in range(args.block):
+                start = time.perf_counter()
+                step()
+                if round_ > 0:
+                    times[name].append(time.perf_counter() - start)
     authors_s, ours_s = statistics.median(times["authors"]), statistics.median(times["ours"])
     opt = theirs["opt"]
     row = {"kind": "authors", "experiment": "mnist", "profile": "paper", "device": "cpu",
@@ -172,7 +176,8 @@ def main(argv=None) -> int:
            "authors_commit": _checkout_commit(args.checkout), "authors_source": args.source, "authors_data_threads": args.data_threads,
            "authors_step_s": round(authors_s, 5), "ours_step_s": round(ours_s, 5),
            "train_step_s": round(ours_s, 5), "ours_over_authors": round(ours_s / authors_s, 3),
-           "ours_overrides": parse_set(args.set), "repeats": args.repeats, "torch": torch.__version__}
+           "ours_overrides": parse_set(args.set), "repeats": len(times["ours"]), "block": args.block,
+           "torch": torch.__version__}
     print(json.dumps(row), flush=True)
     return 0
 
