@@ -34,8 +34,8 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-# The NORB chapter asks what the codes know (classification), not what comes next: no pose LSTM,
-# and its profiles leave the LSTM schedule at the paper's 120,000 iterations.
+# The NORB chapter asks what the codes know (classification), not what comes next: no pose LSTM
+# (its profiles do not scale the LSTM schedule down: training one would take the paper's 120,000 steps).
 WITHOUT_POSE_LSTM = frozenset({"norb"})
 
 
@@ -59,7 +59,7 @@ def cmd_train(args) -> int:
     print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
     lstm = None
     if cfg.experiment in WITHOUT_POSE_LSTM and not args.skip_lstm:
-        print(f"{cfg.experiment}: no pose LSTM in this experiment (its profile has no LSTM schedule): skipped")
+        print(f"{cfg.experiment}: no pose LSTM in this experiment (its chapter classifies the codes): skipped")
     elif not args.skip_lstm:
         print(f"LSTM checkpoint: {lstm_ckpt}")
         lstm = train_lstm(cfg, trainer.model, trainer.bank, lstm_ckpt, resume=args.resume)
