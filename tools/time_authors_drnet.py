@@ -13,7 +13,7 @@ and data loader at import and then trains for ``--niter`` epochs. We run it as `
 ``--niter 0``, so it builds everything and trains nothing, and then call their own loop body,
 ``next(training_batch_generator)`` + ``train_scene_discriminator(x)`` + ``train(x)``, with the
 defaults of their HEAD (the configuration above). To run it on a CPU with no GPU and no network,
-a few things are replaced from outside, none of which is timed differently from theirs:
+a few things are replaced from outside, none of which changes what their iteration computes:
 
 * ``.cuda()`` on modules and tensors returns the object itself and ``torch.cuda.FloatTensor`` is
   the CPU ``FloatTensor`` type (their code calls both inside the loop);
