@@ -217,3 +217,31 @@ def adversarial_sweep(results) -> list[dict]:
                      "psnr_mean": m["prediction.psnr_mean"],
                      "motion_ratio": list(m["rollout.motion_ratio"].values())[-1]})
     return sorted(rows, key=lambda row: (row["beta"], row["seed"]))
+
+
+def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float) -> dict[float, dict]:
+    """Per beta, over :func:`adversarial_sweep`'s rows: ``seeds`` (text), ``runs``, the mean of every
+    quantity, ``<key>_min``/``<key>_max`` (spread over seeds) for the person, action and motion,
+    ``person_from_pose_sd``, ``collapsed`` (runs whose pose code says nothing: the action from it
+    within 0.05 of ``action_chance`` and rollouts that stand still, motion ratio < 0.01),
+    ``seeds_with_less_leak`` (text "k of n": seeds whose person-from-pose is below the same seed's
+    at ``reference_beta``) and ``leak_reduction`` (1 - mean person-from-pose / its mean at
+    ``reference_beta``; NaN without reference runs)."""
+    quantities = [k for k in (rows[0] if rows else {}) if k not in ("beta", "seed")]
+    reference = {r["seed"]: r["person_from_pose"] for r in rows if r["beta"] == reference_beta}
+    out = {}
+    for beta in sorted({r["beta"] for r in rows}):
+        mine = [r for r in rows if r["beta"] == beta]
+        s = {"seeds": ", ".join(str(r["seed"]) for r in mine), "runs": len(mine),
+             **{k: float(np.mean([r[k] for r in mine])) for k in quantities}}
+        for k in ("person_from_pose", "action_from_pose", "motion_ratio"):
+            s[f"{k}_min"], s[f"{k}_max"] = min(r[k] for r in mine), max(r[k] for r in mine)
+        s["person_from_pose_sd"] = float(np.std([r["person_from_pose"] for r in mine], ddof=1)) if len(mine) > 1 else float("nan")
+        s["collapsed"] = sum(r["action_from_pose"] < action_chance + 0.05 and r["motion_ratio"] < 0.01 for r in mine)
+        paired = [r["person_from_pose"] < reference[r["seed"]] for r in mine if r["seed"] in reference]
+        s["seeds_with_less_leak"] = f"{sum(paired)} of {len(paired)}"
+        out[beta] = s
+    base = out.get(reference_beta, {}).get("person_from_pose", float("nan"))
+    for s in out.values():
+        s["leak_reduction"] = 1 - s["person_from_pose"] / base
+    return out

@@ -169,3 +169,22 @@ def test_adversarial_sweep_keeps_runs_that_differ_from_their_profile_only_in_bet
                               result(0, **{"train.adversarial_weight": 1e-3, "model.base_width": 64})])
     assert [(r["beta"], r["seed"]) for r in rows] == [(1e-4, 0), (1e-3, 1)]    # sorted by beta, then seed
     assert rows[0]["motion_ratio"] == 0.1 and rows[0]["person_from_pose"] == 0.5
+
+
+def test_sweep_by_beta_pairs_seeds_with_the_reference_beta_and_counts_collapsed_runs():
+    from drnet_lib.kth_experiment import sweep_by_beta
+
+    def row(beta, seed, person, action, motion):
+        return {"beta": beta, "seed": seed, "person_from_pose": person, "action_from_pose": action,
+                "motion_ratio": motion, "discriminator_accuracy": 0.8}
+
+    rows = [row(1e-4, 0, 0.6, 0.6, 0.05), row(1e-4, 1, 0.4, 0.6, 0.05),
+            row(2e-3, 0, 0.5, 0.25, 0.0), row(2e-3, 1, 0.5, 0.6, 0.04)]   # seed 0 collapsed, seed 1 leaks more
+    summary = sweep_by_beta(rows, action_chance=0.24, reference_beta=1e-4)
+    assert list(summary) == [1e-4, 2e-3]
+    at = summary[2e-3]
+    assert at["seeds"] == "0, 1" and at["runs"] == 2 and at["collapsed"] == 1
+    assert at["seeds_with_less_leak"] == "1 of 2"
+    assert at["person_from_pose"] == pytest.approx(0.5) and at["leak_reduction"] == pytest.approx(0.0)
+    assert at["action_from_pose_min"] == 0.25 and at["action_from_pose_max"] == 0.6
+    assert summary[1e-4]["collapsed"] == 0 and summary[1e-4]["leak_reduction"] == pytest.approx(0.0)

@@ -18,8 +18,7 @@ record bench_cpu_mnist_paper_scaling.jsonl --experiments mnist --profiles paper 
 # https://github.com/edenton/drnet-py: fp32 (the same arithmetic) and with channels-last on our side.
 if [[ -n "${DRNET_PY:-}" ]]; then
   out=results/perf/bench_cpu_authors.jsonl
-  { .venv/bin/python tools/time_authors_drnet.py "$DRNET_PY" ${DRNET_PY_SOURCE:+--source "$DRNET_PY_SOURCE"} &&
-    .venv/bin/python tools/time_authors_drnet.py "$DRNET_PY" ${DRNET_PY_SOURCE:+--source "$DRNET_PY_SOURCE"} \
-      --set train.channels_last=true; } > "$out.tmp" && mv "$out.tmp" "$out"
+  authors() { .venv/bin/python tools/time_authors_drnet.py "$DRNET_PY" ${DRNET_PY_SOURCE:+--source "$DRNET_PY_SOURCE"} "$@"; }
+  { authors && authors --set train.channels_last=true; } > "$out.tmp" && mv "$out.tmp" "$out"
 fi
 echo done

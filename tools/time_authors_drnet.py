@@ -46,7 +46,6 @@ import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -54,6 +53,7 @@ sys.path.insert(0, str(REPO))
 from drnet_lib.cli import parse_set  # noqa: E402
 from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
+from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
 from drnet_lib.models import init_weights  # noqa: E402
 from drnet_lib.train import DrNetTrainer  # noqa: E402
 
@@ -63,9 +63,9 @@ class _DigitsAt32px(torch.utils.data.Dataset):
     transform their MovingMNIST asks for (32 px, tensor in [0, 1]): item -> ``((1, 32, 32), label)``."""
 
     def __init__(self, root=None, train=True, download=False, transform=None):
+        cfg = get_config("mnist", "paper")   # digit_size 32: our loader resizes them as drnet-py does
         images, self.labels = load_digits("embedded", "train" if train else "test")
-        digits = torch.from_numpy(images).float().div(255).unsqueeze(1)
-        self.digits = F.interpolate(digits, size=(32, 32), mode="bilinear", align_corners=False)
+        self.digits = MovingMNIST(images, self.labels, cfg.data, cfg.model).digits.unsqueeze(1)
 
     def __len__(self):
         return len(self.labels)
@@ -98,14 +98,14 @@ def _run_on_cpu() -> None:
     torch.cuda.FloatTensor = torch.FloatTensor
 
 
-def _moving_mnist_loaders(checkout: Path) -> None:
+def _moving_mnist_loaders() -> None:
     """Their Moving MNIST generator behind ``utils.load_dataset`` and the transpose of
     ``utils.normalize_data``, whatever version of ``utils.py`` the checkout has."""
     import utils  # theirs: the checkout is first on sys.path
-    from data.moving_mnist import MovingMNIST  # theirs
+    from data.moving_mnist import MovingMNIST as TheirMovingMNIST  # theirs, not ours
 
     def load_dataset(opt):
-        make = lambda train: MovingMNIST(train=train, data_root=opt.data_root, seq_len=opt.max_step,
+        make = lambda train: TheirMovingMNIST(train=train, data_root=opt.data_root, seq_len=opt.max_step,
                                          num_digits=2, image_size=opt.image_width)
         return make(True), make(False)
 
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(args.checkout))
     _stub_modules()
     _run_on_cpu()
-    _moving_mnist_loaders(args.checkout)
+    _moving_mnist_loaders()
     sys.argv = [str(script), "--niter", "0", "--data_threads", str(args.data_threads), "--log_dir", args.log_dir]
     with contextlib.redirect_stdout(sys.stderr):   # their script prints its options: keep stdout JSON only
         theirs = runpy.run_path(str(script), run_name="__main__")   # builds everything, trains 0 epochs
