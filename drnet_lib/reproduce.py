@@ -81,8 +81,12 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
                   checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks), **(extra or {}))
     start = time.perf_counter()
     try:
+        # The kernel starts in notebooks/ through nbclient's resources (the kernel process's own
+        # cwd), not papermill's cwd=: that one chdirs the whole Python process, and with several
+        # worker threads a kernel could start in another thread's directory and write its
+        # results elsewhere.
         pm.execute_notebook(str(source_notebook(experiment)), str(out_nb), parameters=params,
-                            cwd=str(notebooks), kernel_name="python3",
+                            resources={"metadata": {"path": str(notebooks)}}, kernel_name="python3",
                             progress_bar=False, request_save_on_cell_execute=True)
     except Exception as err:  # keep going: one failing run must not stop the batch
         return RunOutcome(experiment, seed, "failed", out_nb, time.perf_counter() - start,

@@ -4,6 +4,7 @@ forced, and a failing notebook is reported with its path without stopping the ba
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -86,7 +87,18 @@ def test_unknown_grid_parameter_fails_before_any_run(fake_experiments):
     assert not (fake_experiments / "results").exists()
 
 
-def test_workers_survive_a_killed_kernel_and_keep_job_order(fake_experiments, capsys):
+def test_workers_survive_a_killed_kernel_and_keep_job_order(fake_experiments, capsys, monkeypatch):
+    # os.chdir is process-wide: with worker threads one run's chdir moves every other run's kernel
+    # (a CI run lost ok_seed1.json that way). Runs must give each kernel its directory instead.
+    # (papermill's file handler re-enters the directory it started in around reads and writes:
+    # harmless, it is everyone's directory.)
+    here, chdir = os.getcwd(), os.chdir
+
+    def chdir_nowhere_else(path):
+        if os.path.realpath(path) != os.path.realpath(here):
+            raise AssertionError(f"reproduce moved the process to {path}")
+        chdir(path)
+    monkeypatch.setattr("os.chdir", chdir_nowhere_else)
     tiny_notebook(fake_experiments / "notebooks" / "killed.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     reproduce.NOTEBOOKS["killed"] = "killed.ipynb"
     results = fake_experiments / "results"
