@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from drnet_lib.data import chairs, chairs_standin, registry
-from drnet_lib.data.chairs import (AUTHORS_ELEVATIONS, cache_path, chairs_dir, convert_aubry,
-                                   frame_name, load_chairs_tree, split_objects)
+from drnet_lib.data.chairs import (AUTHORS_ELEVATIONS, cache_path, chairs_dir, frame_name,
+                                   load_chairs_tree, split_objects)
+from drnet_lib.data.chairs_aubry import AUBRY_SIDECAR, convert_aubry
 from drnet_lib.data.chairs_standin import SIZES, write_standin
 from drnet_lib.data.registry import ChecksumError, DatasetFormatError
 
@@ -370,7 +371,7 @@ def test_aubry_converter_on_a_fake_tar(tmp_path):
     assert tree.object_ids == ("m_one", "m_two")                      # the broken model is skipped
     assert tree.elevation_names == ("020", "030") and tree.elevations == (20.0, 30.0)
     assert tree.images.shape == (2, 2, 31, 64, 64, 3)
-    side = json.loads((chairs_dir(out) / chairs.AUBRY_SIDECAR).read_text())
+    side = json.loads((chairs_dir(out) / AUBRY_SIDECAR).read_text())
     assert side["skipped_models"] == ["m_bad"] and side["azimuths_deg"]["020"] == AZIMUTHS
     # frames are in azimuth order: the bar's red channel encodes the azimuth
     for k, azim in enumerate(AZIMUTHS):
@@ -391,7 +392,7 @@ def test_aubry_converter_resumes_and_reads_folders_too(tmp_path):
     out = convert_aubry(tar, tmp_path / "out", progress=False)
     stamps = {p: p.stat().st_mtime_ns for p in _all_files(out)}
     convert_aubry(tar, tmp_path / "out", progress=False)
-    stamps.pop(chairs_dir(out) / chairs.AUBRY_SIDECAR)
+    stamps.pop(chairs_dir(out) / AUBRY_SIDECAR)
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())       # nothing converted again
     shutil.rmtree(chairs_dir(out) / "m_two")
     convert_aubry(tar, tmp_path / "out", progress=False)
