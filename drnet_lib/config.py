@@ -24,7 +24,7 @@ LOCATION_SETTINGS = frozenset({"data.root"})
 class ModelConfig:
     image_size: int = 64            # frame side in pixels (32, 64 or 128)
     channels: int = 3               # drnet-py: 3 (one colour channel per digit)
-    content_model: str = "dcgan_unet"  # "dcgan" or "dcgan_unet" (skips from the content frame)
+    content_model: str = "dcgan_unet"  # "dcgan", "dcgan_unet" or "vgg_unet" (skips from the content frame)
     pose_model: str = "dcgan"
     content_dim: int = 128
     pose_dim: int = 10

@@ -9,6 +9,11 @@ BatchNorm + tanh. Widths double per stage from ``base_width`` and stop at ``8 * 
     128 px: 64 -> 128 -> 256 -> 512 -> 512     (5 stages, the authors' dcgan_128)
     32 px : 64 -> 128 -> 256                   (3 stages, our smaller CPU profile)
 
+The content encoder may instead be the authors' VGG-UNet (``content_model="vgg_unet"``,
+drnet-py ``vgg_unet_64/128``, §2.4): VGG16-style blocks of 3x3 convolutions at *full*
+resolution and below, max-pooled down to 4x4, with a mirrored decoder that upsamples (nearest)
+and receives every block's output as a skip, the full-resolution one included.
+
 Images are in [0, 1]; the decoder ends with a sigmoid. Codes have shape ``(B, dim, 1, 1)``.
 """
 
@@ -105,6 +110,86 @@ class Decoder(nn.Module):
         return self.to_image(torch.cat([h, deepest_first[-1]], dim=1))
 
 
+# -- VGG-UNet (the authors' vgg_unet_64 / vgg_unet_128) -------------------------------------------
+
+def vgg_layer(c_in: int, c_out: int) -> nn.Sequential:
+    """Conv 3x3 / stride 1 (keeps H and W) -> BatchNorm -> LeakyReLU(0.2)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True))
+
+
+def vgg_blocks(image_size: int, base_width: int) -> list[tuple[int, int]]:
+    """``(width, layers)`` of each VGG block, full resolution first, down to the 8x8 one.
+
+    64 px: (64, 2) (128, 2) (256, 3) (512, 3); 128 px adds (512, 3): VGG16's blocks, one block per
+    resolution from the image's down to 8x8 (a max-pool follows each, the last one gives 4x4).
+    """
+    widths = stage_widths(image_size, base_width)   # one width per halving: the same ladder as DCGAN
+    return [(w, 2 if i < 2 else 3) for i, w in enumerate(widths)]
+
+
+class VGGUNetEncoder(nn.Module):
+    """Image ``(B, C, S, S)`` -> code ``(B, dim, 1, 1)`` in (-1, 1), and every block's output.
+
+    ``skips[i]`` is block ``i``'s output at ``S / 2**i`` pixels (full resolution first), as in
+    :class:`DCGANEncoder`; here the first skip has the image's own resolution.
+    """
+
+    def __init__(self, channels: int, dim: int, image_size: int, base_width: int, code_bn_affine: bool = True):
+        super().__init__()
+        blocks, c_in = [], channels
+        for width, layers in vgg_blocks(image_size, base_width):
+            blocks.append(nn.Sequential(vgg_layer(c_in, width), *(vgg_layer(width, width) for _ in range(layers - 1))))
+            c_in = width
+        self.blocks = nn.ModuleList(blocks)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Sequential(nn.Conv2d(c_in, dim, 4, 1, 0), nn.BatchNorm2d(dim, affine=code_bn_affine), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        for block in self.blocks:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        return self.head(x), skips
+
+
+class VGGUNetDecoder(nn.Module):
+    """concat(content, pose) ``(B, dc + dp, 1, 1)`` + the content frame's skips -> image.
+
+    From 4x4, each stage upsamples (nearest), concatenates the skip of that resolution and runs
+    the mirror of its encoder block: ``vgg(2w, w)``, ``layers - 2`` times ``vgg(w, w)`` and
+    ``vgg(w, w_next)`` down to the next block's width; at full resolution the last layer is a
+    3x3 transposed conv to the image's channels and a sigmoid.
+    """
+
+    use_skips = True
+
+    def __init__(self, channels: int, content_dim: int, pose_dim: int, image_size: int, base_width: int):
+        super().__init__()
+        blocks = vgg_blocks(image_size, base_width)[::-1]        # deepest first
+        self.project = nn.Sequential(
+            nn.ConvTranspose2d(content_dim + pose_dim, blocks[0][0], 4, 1, 0),
+            nn.BatchNorm2d(blocks[0][0]), nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        stages = []
+        for (width, layers), (next_width, _) in zip(blocks[:-1], blocks[1:]):
+            stages.append(nn.Sequential(vgg_layer(2 * width, width), *(vgg_layer(width, width) for _ in range(layers - 2)),
+                                        vgg_layer(width, next_width)))
+        first_width = blocks[-1][0]
+        stages.append(vgg_layer(2 * first_width, first_width))
+        self.stages = nn.ModuleList(stages)
+        self.to_image = nn.Sequential(nn.ConvTranspose2d(first_width, channels, 3, 1, 1), nn.Sigmoid())
+
+    def forward(self, content: torch.Tensor, pose: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
+        if skips is None:
+            raise ValueError("the vgg_unet decoder has skip connections: pass the content encoder's skips")
+        h = self.project(torch.cat([content, pose], dim=1))
+        for stage, skip in zip(self.stages, skips[::-1]):
+            h = stage(torch.cat([self.up(h), skip], dim=1))
+        return self.to_image(h)
+
+
 class SceneDiscriminator(nn.Module):
     """C: a pair of pose codes -> probability that they come from the same clip.
 
@@ -165,19 +250,24 @@ class DrNet(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.content_model not in ("dcgan", "dcgan_unet"):
-            raise ValueError(f"content_model must be 'dcgan' or 'dcgan_unet', got {cfg.content_model!r}")
+        if cfg.content_model not in ("dcgan", "dcgan_unet", "vgg_unet"):
+            raise ValueError(f"content_model must be 'dcgan', 'dcgan_unet' or 'vgg_unet', got {cfg.content_model!r}")
         if cfg.pose_model != "dcgan":
             raise ValueError(f"pose_model must be 'dcgan', got {cfg.pose_model!r}")
         self.cfg = cfg
         # content_bn_affine=False fixes the content code's BatchNorm scale at 1 (a deviation used by
         # the cpu profile): otherwise Adam can satisfy the similarity loss by shrinking that scale
         # towards 0 within ~1,000 steps, long before the code has learned what stays constant.
-        self.content_encoder = DCGANEncoder(cfg.channels, cfg.content_dim, cfg.image_size, cfg.base_width,
-                                            code_bn_affine=cfg.content_bn_affine)
+        # (registration order fixes the order init_weights draws in: content, pose, decoder, C)
+        vgg = cfg.content_model == "vgg_unet"
+        self.content_encoder = (VGGUNetEncoder if vgg else DCGANEncoder)(
+            cfg.channels, cfg.content_dim, cfg.image_size, cfg.base_width, code_bn_affine=cfg.content_bn_affine)
         self.pose_encoder = DCGANEncoder(cfg.channels, cfg.pose_dim, cfg.image_size, cfg.base_width)
-        self.decoder = Decoder(cfg.channels, cfg.content_dim, cfg.pose_dim, cfg.image_size,
-                               cfg.base_width, skips=cfg.content_model == "dcgan_unet")
+        if vgg:
+            self.decoder = VGGUNetDecoder(cfg.channels, cfg.content_dim, cfg.pose_dim, cfg.image_size, cfg.base_width)
+        else:
+            self.decoder = Decoder(cfg.channels, cfg.content_dim, cfg.pose_dim, cfg.image_size,
+                                   cfg.base_width, skips=cfg.content_model == "dcgan_unet")
         self.scene_discriminator = SceneDiscriminator(cfg.pose_dim, cfg.discriminator_width)
         self.apply(init_weights)
 

@@ -59,7 +59,7 @@ def test_stage_widths_rejects_bad_sizes(size):
 
 # -- decoders ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("content_model", ["dcgan", "dcgan_unet"])
+@pytest.mark.parametrize("content_model", ["dcgan", "dcgan_unet", "vgg_unet"])
 @pytest.mark.parametrize("size", [32, 64])
 def test_decoder_output_shape_and_range(content_model, size):
     torch.manual_seed(1)
@@ -73,20 +73,58 @@ def test_decoder_output_shape_and_range(content_model, size):
     assert out.shape == (4, 3, size, size)
     assert out.min() >= 0 and out.max() <= 1
     assert isinstance(m.decoder.to_image[-1], nn.Sigmoid)
-    assert m.decoder.use_skips == (content_model == "dcgan_unet")
+    assert m.decoder.use_skips == (content_model != "dcgan")
 
 
-def test_unet_decoder_uses_the_content_skips():
-    """With skips, the decoded image depends on the content frame's skip features."""
+@pytest.mark.parametrize("content_model", ["dcgan_unet", "vgg_unet"])
+def test_unet_decoder_uses_the_content_skips(content_model):
+    """With skips, the decoded image depends on the content frame's skip features: every one of
+    them, the full-resolution one too (the last thing the vgg_unet decoder concatenates)."""
     torch.manual_seed(2)
-    cfg = ModelConfig(image_size=32, content_model="dcgan_unet", content_dim=6, pose_dim=3, base_width=4)
-    m = DrNet(cfg).eval()
-    x = torch.rand(2, 3, 32, 32)
+    cfg = ModelConfig(image_size=32, content_model=content_model, content_dim=6, pose_dim=3, base_width=4)
+    m = DrNet(cfg)   # training mode: BatchNorm scales every feature to unit size (at init, in eval
+    x = torch.rand(4, 3, 32, 32)   # mode, the deepest skips are ~1e-7 and vanish in float32)
     content, skips = m.encode_content(x)
     pose = m.encode_pose(x)
     a = m.decode(content, skips, pose)
-    b = m.decode(content, [s * 0 for s in skips], pose)
-    assert not torch.allclose(a, b)
+    for i in range(len(skips)):
+        zeroed = [s * 0 if j == i else s for j, s in enumerate(skips)]
+        assert not torch.equal(a, m.decode(content, zeroed, pose)), f"skip {i} is ignored"
+    if content_model == "vgg_unet":
+        assert skips[0].shape[-1] == 32        # full resolution
+
+
+def _vgg_convs(module) -> list[tuple[int, int]]:
+    return [(c.in_channels, c.out_channels) for c in module.modules()
+            if isinstance(c, nn.Conv2d) and c.kernel_size == (3, 3)]
+
+
+@pytest.mark.parametrize("size,encoder,decoder", [
+    (64,   # drnet.md §2.4, drnet-py vgg_unet_64.py
+     [(1, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+      (256, 512), (512, 512), (512, 512)],
+     [(1024, 512), (512, 512), (512, 256), (512, 256), (256, 256), (256, 128), (256, 128), (128, 64),
+      (128, 64)]),
+    (128,  # drnet.md §2.4, drnet-py vgg_unet_128.py
+     [(1, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+      (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)],
+     [(1024, 512), (512, 512), (512, 512), (1024, 512), (512, 512), (512, 256), (512, 256), (256, 256),
+      (256, 128), (256, 128), (128, 64), (128, 64)]),
+])
+def test_vgg_unet_layers_match_the_authors(size, encoder, decoder):
+    m = DrNet(ModelConfig(image_size=size, channels=1, content_model="vgg_unet", content_dim=128, pose_dim=10))
+    assert _vgg_convs(m.content_encoder) == encoder
+    assert _vgg_convs(m.decoder) == decoder
+    head = m.content_encoder.head[0]
+    assert (head.in_channels, head.out_channels, head.kernel_size) == (512, 128, (4, 4))
+    assert (m.decoder.project[0].in_channels, m.decoder.project[0].out_channels) == (138, 512)
+    final = m.decoder.to_image[0]
+    assert isinstance(final, nn.ConvTranspose2d) and final.kernel_size == (3, 3) and final.out_channels == 1
+    x = torch.rand(2, 1, size, size)
+    content, skips = m.encode_content(x)
+    assert content.shape == (2, 128, 1, 1)
+    assert [s.shape[-1] for s in skips] == [size >> i for i in range(len(skips))]
+    assert m.decode(content, skips, m.encode_pose(x)).shape == (2, 1, size, size)
 
 
 @pytest.mark.parametrize("size,ins,outs", [
@@ -208,7 +246,7 @@ def test_pose_lstm_input_is_pose_then_content():
 
 # -- configuration errors ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("field,value", [("content_model", "vgg_unet"), ("content_model", "resnet"),
+@pytest.mark.parametrize("field,value", [("content_model", "vgg"), ("content_model", "resnet"),
                                          ("pose_model", "resnet")])
 def test_unknown_models_raise(field, value):
     cfg = dataclasses.replace(ModelConfig(image_size=32, base_width=4), **{field: value})
