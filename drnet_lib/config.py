@@ -304,3 +304,13 @@ def differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> list[tupl
             if value != b[section][key] and f"{section}.{key}" not in LOCATION_SETTINGS:
                 rows.append((f"{section}.{key}", value, b[section][key]))
     return rows
+
+
+def format_differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> str:
+    """:func:`differences` as aligned text, one setting per line: key, ``cfg``'s value, and the
+    reference profile's value (what the chapters print for their profile against ``paper``)."""
+    rows = [(key, str(ours), str(theirs)) for key, ours, theirs in differences(cfg, reference)]
+    if not rows:
+        return f"(the same settings as the {reference.profile} profile)"
+    key_w, ours_w = (max(len(r[i]) for r in rows) for i in (0, 1))
+    return "\n".join(f"{key:<{key_w}}  {ours:<{ours_w}}  {reference.profile}: {theirs}" for key, ours, theirs in rows)

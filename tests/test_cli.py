@@ -176,3 +176,15 @@ def test_train_norb_skips_the_pose_lstm_it_has_no_schedule_for(tmp_path, capsys)
     assert cli.main(argv) == 0
     assert "no pose LSTM in this experiment" in capsys.readouterr().out
     assert not (tmp_path / "smoke" / "norb_seed0" / "lstm.pt").exists()
+
+
+def test_bench_help_lists_every_variant_the_bench_accepts():
+    """The CLI names the variants by hand (importing the bench would import torch for every
+    command); this keeps that list and drnet_lib.bench.CHOICES the same."""
+    from drnet_lib import bench
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["bench"]
+    help_text = next(a for a in sub._actions if a.dest == "variants").help
+    listed = help_text.split(":")[0].split(" | ")
+    assert listed == list(bench.CHOICES)

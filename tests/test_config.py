@@ -7,7 +7,7 @@ import json
 import pytest
 
 from drnet_lib.config import (PROFILES, ExperimentConfig, apply_overrides, config_from_dict, differences,
-                              get_config)
+                              format_differences, get_config)
 from drnet_lib.models import DrNet
 
 
@@ -140,3 +140,13 @@ def test_settings_at_their_default_do_not_enter_the_fingerprint():
     assert paper.fingerprint("eval") == empty
     changed = get_config("mnist", "paper", overrides={"eval.swap_pairs": 7})
     assert changed.fingerprint("eval") != empty
+
+
+def test_format_differences_aligns_every_column():
+    """Long values (the kth cpu profile's rollout checkpoints) must not push their row out of line."""
+    text = format_differences(get_config("kth", "cpu"), get_config("kth", "paper"))
+    lines = text.split("\n")
+    assert len(lines) == len(differences(get_config("kth", "cpu"), get_config("kth", "paper")))
+    assert any("(10, 50, 100, 200)" in line for line in lines)
+    assert len({line.index("paper: ") for line in lines}) == 1
+    assert format_differences(get_config("kth", "paper"), get_config("kth", "paper")).startswith("(the same settings")
