@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from drnet_lib import viz  # noqa: E402
+from drnet_lib import viz, viz_rollout  # noqa: E402
 from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST, frozen_test_factors  # noqa: E402
@@ -126,7 +126,7 @@ def test_factorization_grid(cfg, clips, tmp_path):
 def test_rollout_strip(clips, tmp_path):
     gen, truth = clips[:2], clips[:2, :10]
     steps = [1, 2, 3, 5, 10, 20, 50]  # 50 is beyond the 20 generated frames: dropped
-    fig = viz.rollout_strip(gen, truth, steps, n_observed=5)
+    fig = viz_rollout.rollout_strip(gen, truth, steps, n_observed=5)
     assert len(fig.axes) == 2 * 2 * 6
     assert len(image_axes(fig)) == 2 * (6 + 5)  # truth stops after 10 frames: step 20 is blank
     tiles = by_label(fig)
@@ -137,21 +137,21 @@ def test_rollout_strip(clips, tmp_path):
     assert "5 observed" in fig.texts[0].get_text()
     fig.savefig(tmp_path / "strip.png", dpi=40)
 
-    fig = viz.rollout_strip(gen, None, [1, 4], n_observed=3)
+    fig = viz_rollout.rollout_strip(gen, None, [1, 4], n_observed=3)
     assert len(fig.axes) == 2 * 2 and len(image_axes(fig)) == 4
     with pytest.raises(ValueError):
-        viz.rollout_strip(gen, None, [0, 1], n_observed=3)
+        viz_rollout.rollout_strip(gen, None, [0, 1], n_observed=3)
 
 
 def test_rollout_animation(clips):
     frames = clips[:3].reshape(-1, *clips.shape[2:])[:50]  # 50 frames
     open_before = plt.get_fignums()
-    html = viz.rollout_animation(frames, frames[:30], fps=10)
+    html = viz_rollout.rollout_animation(frames, frames[:30], fps=10)
     assert isinstance(html, str) and "<script" in html
     assert len(html.encode()) < 2 * 1024 * 1024
     assert html.count("data:image/png;base64") == 50
     assert plt.get_fignums() == open_before  # its own figure is closed
-    short = viz.rollout_animation(frames, None, max_frames=7)
+    short = viz_rollout.rollout_animation(frames, None, max_frames=7)
     assert short.count("data:image/png;base64") == 7
 
 
@@ -175,20 +175,20 @@ def test_probe_heatmap():
 
 def test_plot_frame_metrics():
     psnr, ssim = np.linspace(30, 20, 12), np.linspace(0.9, 0.5, 12)
-    fig = viz.plot_frame_metrics(psnr, ssim)
+    fig = viz_rollout.plot_frame_metrics(psnr, ssim)
     assert len(fig.axes) == 2 and all(len(ax.lines) == 1 for ax in fig.axes)
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_xdata(), np.arange(1, 13))
-    fig = viz.plot_frame_metrics(torch.tensor(psnr), ssim, psnr - 3, ssim - 0.1)
+    fig = viz_rollout.plot_frame_metrics(torch.tensor(psnr), ssim, psnr - 3, ssim - 0.1)
     assert [ln.get_linestyle() for ln in fig.axes[1].lines] == ["-", "--"]
 
 
 def test_plot_rollout_identity():
-    fig = viz.plot_rollout_identity({"1": 0.9, "10": 0.8, "100": 0.5}, chance=0.1, reference=0.97)
+    fig = viz_rollout.plot_rollout_identity({"1": 0.9, "10": 0.8, "100": 0.5}, chance=0.1, reference=0.97)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 10, 100])
     assert {ln.get_ydata()[0] for ln in ax.lines[1:]} == {0.97, 0.1}
-    assert len(viz.plot_rollout_identity({5: 0.5}, chance=None).axes[0].lines) == 1
+    assert len(viz_rollout.plot_rollout_identity({5: 0.5}, chance=None).axes[0].lines) == 1
 
 
 def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing_predictors():
