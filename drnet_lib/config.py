@@ -206,8 +206,9 @@ def _suncg_profiles() -> dict[str, dict]:
 def _kth_profiles() -> dict[str, dict]:
     # drnet-py's KTH setting: grey frames (the authors' Lua code: one channel), 128 px, a content
     # encoder with skips, beta = 1e-4, the pose LSTM with 10 observed and 10 predicted frames. The
-    # paper's VGG16-UNet content / ResNet-18 pose encoders (recalled) are not implemented here:
-    # DCGAN-UNet content and DCGAN pose instead (a logged deviation).
+    # code's default DCGAN-UNet content and DCGAN pose encoders; the paper's VGG16-UNet content
+    # encoder (recalled) is the option model.content_model = "vgg_unet", its ResNet-18 pose
+    # encoder is not implemented (a logged deviation).
     # Evaluation (MCNet's protocol, reference/repro_anchors.md §2.2): 10 observed frames, PSNR and
     # SSIM on the next 20 (eval.metric_steps) for eval.rollout_clips test clips, whose rollouts
     # continue to eval.rollout_steps for the long-range checks at eval.rollout_checkpoints.
