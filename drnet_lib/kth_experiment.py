@@ -195,6 +195,13 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     return metrics, samples
 
 
+def changed_settings(result) -> dict[str, object]:
+    """What a recorded run (a results dict) changed from its profile, seed aside:
+    ``{dotted key: the run's value}``, e.g. ``{"model.content_model": "vgg_unet"}``."""
+    cfg = config_from_dict(result["config"])
+    return {key: ours for key, ours, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
+
+
 def adversarial_sweep(results) -> list[dict]:
     """The runs of ``results`` (results dicts, as ``read_results`` returns them) whose configuration
     is their profile's except, at most, the adversarial weight β: one row per run with ``beta``,
@@ -204,12 +211,10 @@ def adversarial_sweep(results) -> list[dict]:
     Runs changed in anything else (a longer schedule, ...) are left out: they answer another question."""
     rows = []
     for r in results:
-        cfg = config_from_dict(r["config"])
-        changed = {key for key, _, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
-        if not changed <= {"train.adversarial_weight"}:
+        if not set(changed_settings(r)) <= {"train.adversarial_weight"}:
             continue
         m = r["metrics"]
-        rows.append({"beta": cfg.train.adversarial_weight, "seed": cfg.seed,
+        rows.append({"beta": r["config"]["train"]["adversarial_weight"], "seed": r["config"]["seed"],
                      "discriminator_accuracy": m["train.final"]["discriminator_accuracy"],
                      "person_from_pose": m["classification.person_from_pose"],
                      "probe_person_from_pose": m["probe.person_from_pose"],
@@ -245,3 +250,29 @@ def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float)
     for s in out.values():
         s["leak_reduction"] = 1 - s["person_from_pose"] / base
     return out
+
+
+# The stand-in's actions, as KTH groups them: the person crosses the field, or stays on the spot
+# and moves the arms (where the last observed frame is nearly the next one).
+MOVING = ("walking", "jogging", "running")
+IN_PLACE = ("boxing", "handwaving", "handclapping")
+
+
+def by_action_mean(results) -> dict[str, dict[str, float]]:
+    """``prediction.by_action`` averaged over runs: ``{action: {score: mean}}`` for the scores
+    every run has (``clips`` and other counts are left out)."""
+    tables = [r["metrics"]["prediction.by_action"] for r in results]
+    out = {}
+    for action in tables[0]:
+        keys = [k for k, v in tables[0][action].items() if isinstance(v, float) and all(k in t[action] for t in tables)]
+        out[action] = {k: float(np.mean([t[action][k] for t in tables])) for k in keys}
+    return out
+
+
+def ceiling_over_copy_last(by_action: dict[str, dict[str, float]]) -> dict[str, float]:
+    """How far the decoder's ceiling (frames decoded from the true future poses) is above
+    repeating the last frame, in dB of mean PSNR: per action, and the plain mean over the
+    ``moving`` and the ``in place`` actions (each action counts once, whatever its clip count)."""
+    gap = {a: v["oracle_psnr_mean"] - v["copy_last_psnr_mean"] for a, v in by_action.items()}
+    return {**gap, "moving": float(np.mean([gap[a] for a in MOVING if a in gap])),
+            "in place": float(np.mean([gap[a] for a in IN_PLACE if a in gap]))}

@@ -138,3 +138,32 @@ def adversarial_sweep(rows, chance: Mapping[str, float]):
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def ceiling_over_copy_last(gaps: Mapping[str, Mapping[str, float]]):
+    """The decoder's ceiling minus repeating the last frame (dB of mean PSNR), per action, one bar
+    per model: above zero, frames decoded from the *true* poses beat the last frame there.
+
+    Args:
+        gaps: ``{model label: {action: dB}}``, each as
+            :func:`drnet_lib.kth_experiment.ceiling_over_copy_last` returns it (its group means
+            ``moving`` and ``in place`` are drawn after a gap, as two more groups).
+    Returns:
+        A Figure with one Axes.
+    """
+    labels = list(gaps)
+    groups = [k for k in next(iter(gaps.values())) if k not in ("moving", "in place")] + ["moving", "in place"]
+    x = np.arange(len(groups), dtype=float)
+    x[-2:] += 0.6                                        # set the two group means apart
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for i, label in enumerate(labels):
+        bars = ax.bar(x + (i - (len(labels) - 1) / 2) * width, [gaps[label].get(g, np.nan) for g in groups],
+                      width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups])
+    ax.set_ylabel("ceiling − copy last (dB)")
+    ax.legend(fontsize=7, loc="lower left", ncol=min(len(labels), 4))
+    fig.tight_layout()
+    return fig

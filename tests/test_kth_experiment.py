@@ -188,3 +188,32 @@ def test_sweep_by_beta_pairs_seeds_with_the_reference_beta_and_counts_collapsed_
     assert at["person_from_pose"] == pytest.approx(0.5) and at["leak_reduction"] == pytest.approx(0.0)
     assert at["action_from_pose_min"] == 0.25 and at["action_from_pose_max"] == 0.6
     assert summary[1e-4]["collapsed"] == 0 and summary[1e-4]["leak_reduction"] == pytest.approx(0.0)
+
+
+def test_changed_settings_name_what_a_run_changed_from_its_profile():
+    from drnet_lib.kth_experiment import changed_settings
+
+    def result(seed, **overrides):
+        return {"config": get_config("kth", "cpu", seed=seed, overrides=overrides).to_dict(), "seed": seed}
+
+    assert changed_settings(result(2)) == {}                    # the seed is not a change
+    assert changed_settings(result(0, **{"model.content_model": "vgg_unet", "model.base_width": 64})) == {
+        "model.content_model": "vgg_unet", "model.base_width": 64}
+
+
+def test_ceiling_over_copy_last_averages_runs_then_groups_actions():
+    from drnet_lib.kth_experiment import by_action_mean, ceiling_over_copy_last
+
+    def run(offset):
+        table = {a: {"clips": 7, "oracle_psnr_mean": 30.0 + offset, "copy_last_psnr_mean": 28.0, "psnr_mean": 25.0}
+                 for a in ACTIONS}
+        table["boxing"]["copy_last_psnr_mean"] = 36.0             # the last frame is nearly the next one
+        return {"metrics": {"prediction.by_action": table}}
+
+    mean = by_action_mean([run(0.0), run(1.0)])
+    assert set(mean) == set(ACTIONS) and "clips" not in mean["walking"]
+    assert mean["walking"]["oracle_psnr_mean"] == pytest.approx(30.5)
+    gap = ceiling_over_copy_last(mean)
+    assert gap["walking"] == pytest.approx(2.5) and gap["boxing"] == pytest.approx(-5.5)
+    assert gap["moving"] == pytest.approx(2.5)
+    assert gap["in place"] == pytest.approx((-5.5 + 2.5 + 2.5) / 3)   # each action once
