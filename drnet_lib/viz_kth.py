@@ -156,14 +156,14 @@ def ceiling_over_copy_last(gaps: Mapping[str, Mapping[str, float]]):
     x = np.arange(len(groups), dtype=float)
     x[-2:] += 0.6                                        # set the two group means apart
     width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = plt.subplots(figsize=(10, 3.4))
     for i, label in enumerate(labels):
         bars = ax.bar(x + (i - (len(labels) - 1) / 2) * width, [gaps[label].get(g, np.nan) for g in groups],
                       width, label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups])
+    ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups], fontsize=8)
     ax.set_ylabel("ceiling − copy last (dB)")
-    ax.legend(fontsize=7, loc="lower left", ncol=min(len(labels), 4))
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
     fig.tight_layout()
     return fig
