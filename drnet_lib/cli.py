@@ -105,6 +105,7 @@ def _recorded_metrics(cfg, trainer, lstm) -> dict:
             predictions, _ = kth_experiment.predict_and_roll_out(model, lstm.lstm.eval(), test_bank, clips,
                                                                  cfg, action_classifier)
             metrics.update(predictions)
+            metrics["prediction.error_split"] = kth_experiment.ceiling_error_split(model, test_bank, clips, cfg)
     else:
         from .chairs_experiment import chair_probes, rollout_clips, rollout_turning
 

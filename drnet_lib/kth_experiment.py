@@ -276,3 +276,58 @@ def ceiling_over_copy_last(by_action: dict[str, dict[str, float]]) -> dict[str, 
     gap = {a: v["oracle_psnr_mean"] - v["copy_last_psnr_mean"] for a, v in by_action.items()}
     return {**gap, "moving": float(np.mean([gap[a] for a in MOVING if a in gap])),
             "in place": float(np.mean([gap[a] for a in IN_PLACE if a in gap]))}
+
+
+def error_split(decoded: torch.Tensor, last: torch.Tensor, truth: torch.Tensor, threshold: float = 0.05) -> dict[str, float]:
+    """Where two guesses of the future frames go wrong: the pixels that change from the last
+    observed frame to the true one (``|truth - last| > threshold``) and the ones that stay.
+
+    Args:
+        decoded: ``(B, T, C, H, W)`` frames to score (e.g. the decoder's ceiling).
+        last: ``(B, C, H, W)`` the last observed frame (the copy-last guess).
+        truth: ``(B, T, C, H, W)`` the true future frames.
+    Returns:
+        ``changing_share`` (fraction of pixels that change) and, for ``decoded`` and ``copy_last``,
+        their squared error summed over the ``static`` and over the ``changing`` pixels, each
+        divided by *all* pixels: the two parts add up to the mean squared error.
+    """
+    last = last.unsqueeze(1).expand_as(truth)
+    changing = (truth - last).abs() > threshold
+    n = truth.numel()
+    out = {"changing_share": float(changing.sum()) / n}
+    for name, guess in (("decoded", decoded), ("copy_last", last)):
+        err = (guess - truth) ** 2
+        out[f"{name}_static"] = float(err[~changing].sum()) / n
+        out[f"{name}_changing"] = float(err[changing].sum()) / n
+    return out
+
+
+@torch.no_grad()
+def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, threshold: float = 0.05,
+                        chunk: int = 32) -> dict[str, dict[str, float]]:
+    """:func:`error_split` of the decoder's ceiling (frames decoded from the true future poses,
+    content and skips of the last observed frame) against copy-last, over the first
+    ``eval.metric_steps`` predicted steps of ``clips``: for ``all`` clips and the :data:`MOVING`
+    and :data:`IN_PLACE` actions' clips (pixel-weighted means over the clips of each group)."""
+    device = next(model.parameters()).device
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    sums: dict[str, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    for start in range(0, len(clips), chunk):
+        part = clips.subset(slice(start, start + chunk))
+        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
+        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
+        set_bn_mode(model, cfg.lstm.bn_mode)
+        content, skips = model.encode_content(observed[:, -1])
+        poses = model.encode_pose(truth.flatten(0, 1))
+        decoded = model.decode(content.repeat_interleave(horizon, 0),
+                               [s.repeat_interleave(horizon, 0) for s in skips], poses).view_as(truth)
+        actions = [ACTIONS[int(a)] for a in bank.action[part.sequence].cpu()]
+        for group, members in (("all", ACTIONS), ("moving", MOVING), ("in place", IN_PLACE)):
+            rows = torch.tensor([a in members for a in actions], device=device)
+            if rows.any():
+                part_split = error_split(decoded[rows], observed[rows, -1], truth[rows], threshold)
+                k = int(rows.sum())
+                sums[group] = {key: sums.get(group, {}).get(key, 0.0) + v * k for key, v in part_split.items()}
+                counts[group] = counts.get(group, 0) + k
+    return {group: {key: v / counts[group] for key, v in s.items()} for group, s in sums.items()}

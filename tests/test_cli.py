@@ -123,6 +123,26 @@ def test_train_record_measures_a_kth_run(tmp_path):
                 "classification.person_from_pose", "prediction.copy_last_psnr"):
         assert key in metrics
     assert sorted(map(int, metrics["prediction.psnr"])) == list(range(1, 6))
+    split = metrics["prediction.error_split"]
+    assert set(split) <= {"all", "moving", "in place"} and "all" in split
+
+    # the tool measures the same split on the saved checkpoint of a run recorded before it existed
+    import subprocess
+    import sys
+
+    from drnet_lib.results import REPO_ROOT
+    run = tmp_path / "results" / "smoke" / "kth_short_seed0.json"
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_error_split.py"),
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((tmp_path / "results" / "smoke" / "kth_error_split.json").read_text())["runs"]["kth_short_seed0"]
+    assert entry["iteration"] == 4 and entry["provenance"]["device"].startswith("cpu")
+    for group, values in split.items():
+        assert entry["split"][group] == pytest.approx(values)
+    wrong = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_error_split.py"), str(run)],
+                           capture_output=True, text=True)
+    assert wrong.returncode == 2 and "RESULTS_JSON=CHECKPOINT" in wrong.stderr
 
 
 def test_bench_times_a_bf16_variant_against_fp32_with_a_loss_check(capsys):

@@ -217,3 +217,19 @@ def test_ceiling_over_copy_last_averages_runs_then_groups_actions():
     assert gap["walking"] == pytest.approx(2.5) and gap["boxing"] == pytest.approx(-5.5)
     assert gap["moving"] == pytest.approx(2.5)
     assert gap["in place"] == pytest.approx((-5.5 + 2.5 + 2.5) / 3)   # each action once
+
+
+def test_error_split_parts_add_up_to_each_guess_mean_squared_error():
+    from drnet_lib.kth_experiment import error_split
+
+    truth = torch.zeros(1, 2, 1, 4, 4)
+    truth[0, :, 0, 0, 0] = 1.0                          # one pixel changes from the last frame
+    last = torch.zeros(1, 1, 4, 4)
+    decoded = torch.full_like(truth, 0.1)               # a blurred guess: a little wrong everywhere
+    decoded[0, :, 0, 0, 0] = 0.6
+    out = error_split(decoded, last, truth)
+    assert out["changing_share"] == pytest.approx(1 / 16)
+    assert out["copy_last_static"] == 0 and out["copy_last_changing"] == pytest.approx(1 / 16)
+    assert out["decoded_static"] == pytest.approx(15 * 0.01 / 16)
+    assert out["decoded_changing"] == pytest.approx(0.16 / 16)
+    assert out["decoded_static"] + out["decoded_changing"] == pytest.approx(float(((decoded - truth) ** 2).mean()))
