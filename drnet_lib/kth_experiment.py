@@ -331,3 +331,9 @@ def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
                 sums[group] = {key: sums.get(group, {}).get(key, 0.0) + v * k for key, v in part_split.items()}
                 counts[group] = counts.get(group, 0) + k
     return {group: {key: v / counts[group] for key, v in s.items()} for group, s in sums.items()}
+
+
+def mean_error_split(splits: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Several runs' :func:`ceiling_error_split` averaged, group by group and key by key."""
+    return {group: {key: float(np.mean([s[group][key] for s in splits])) for key in splits[0][group]}
+            for group in splits[0]}

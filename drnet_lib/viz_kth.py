@@ -167,3 +167,33 @@ def ceiling_over_copy_last(gaps: Mapping[str, Mapping[str, float]]):
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=("moving", "in place")):
+    """Where the error of a guess of the future frames sits: one stacked bar per guess, its squared
+    error on the pixels that stay (bottom) and on the pixels that change (top), one panel per group
+    of actions. Copy-last is drawn once (it is the same on every run's clips).
+
+    Args:
+        splits: ``{run label: {group: split}}``, each split as
+            :func:`drnet_lib.kth_experiment.error_split` returns it (``decoded_*``: the ceiling).
+        groups: which groups to draw, one panel each.
+    Returns:
+        A Figure with one Axes per group.
+    """
+    labels = list(splits)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.2), sharey=True)
+    for ax, group in zip(np.atleast_1d(axes), groups):
+        first = splits[labels[0]][group]
+        names = ["copy last"] + labels
+        static = [first["copy_last_static"]] + [splits[k][group]["decoded_static"] for k in labels]
+        changing = [first["copy_last_changing"]] + [splits[k][group]["decoded_changing"] for k in labels]
+        x = np.arange(len(names))
+        ax.bar(x, static, 0.6, label="pixels that stay", color="tab:grey")
+        ax.bar(x, changing, 0.6, bottom=static, label="pixels that change", color="tab:orange")
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(f"{group} actions", fontsize=9)
+    np.atleast_1d(axes)[0].set_ylabel("contribution to the MSE")
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -233,3 +233,11 @@ def test_error_split_parts_add_up_to_each_guess_mean_squared_error():
     assert out["decoded_static"] == pytest.approx(15 * 0.01 / 16)
     assert out["decoded_changing"] == pytest.approx(0.16 / 16)
     assert out["decoded_static"] + out["decoded_changing"] == pytest.approx(float(((decoded - truth) ** 2).mean()))
+
+
+def test_mean_error_split_averages_each_group_and_key():
+    from drnet_lib.kth_experiment import mean_error_split
+
+    a = {"moving": {"decoded_static": 1.0, "copy_last_static": 0.5}}
+    b = {"moving": {"decoded_static": 3.0, "copy_last_static": 0.5}}
+    assert mean_error_split([a, b]) == {"moving": {"decoded_static": 2.0, "copy_last_static": 0.5}}

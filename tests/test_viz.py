@@ -231,3 +231,22 @@ def test_kth_ceiling_over_copy_last_draws_one_bar_per_model_and_group():
     assert [p.get_height() for p in ax.patches] == [3.0, -5.0, 3.0, -5.0, 4.0, -1.0, 4.0, -1.0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cpu profile", "vgg_unet"]
     plt.close(fig)
+
+
+def test_kth_error_split_stacks_static_under_changing_with_copy_last_once():
+    from drnet_lib import viz_kth
+
+    def split(d_static, d_changing):
+        return {"decoded_static": d_static, "decoded_changing": d_changing, "copy_last_static": 0.1,
+                "copy_last_changing": 0.9, "changing_share": 0.05}
+
+    splits = {"cpu": {"moving": split(0.5, 0.2), "in place": split(0.4, 0.1)},
+              "vgg": {"moving": split(0.3, 0.2), "in place": split(0.2, 0.1)}}
+    fig = viz_kth.error_split(splits)
+    ax = fig.axes[1]                                          # in place
+    assert ax.get_title() == "in place actions"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["copy last", "cpu", "vgg"]
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == pytest.approx([0.1, 0.4, 0.2, 0.9, 0.1, 0.1])
+    assert [b.get_y() for b in bars[3:]] == pytest.approx([0.1, 0.4, 0.2])   # changing sits on static
+    plt.close(fig)
