@@ -110,18 +110,25 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
 
 
 @torch.no_grad()
-def _oracle_metrics(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> dict[str, np.ndarray]:
-    """PSNR/SSIM of the frames decoded from the *true* future pose codes (content and skips from
-    the last observed frame, as in a rollout): the best any pose predictor could do with this
-    encoder and decoder. Keys ``oracle_psnr``, ``oracle_ssim``, each ``(T,)``."""
+@torch.no_grad()
+def decode_true_poses(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> torch.Tensor:
+    """The decoder's ceiling: the frames decoded from the *true* future pose codes, with content
+    and skips from the last observed frame (as in a rollout), the best any pose predictor could do
+    with this encoder and decoder. ``observed`` ``(B, n_past, C, H, W)``, ``truth`` ``(B, T, C, H, W)``
+    -> ``(B, T, C, H, W)``; the model's train/eval flag is restored."""
     was_training = model.training
     set_bn_mode(model, bn_mode)
     content, skips = model.encode_content(observed[:, -1])
-    B, T = truth.shape[:2]
+    T = truth.shape[1]
     poses = model.encode_pose(truth.flatten(0, 1))
     decoded = model.decode(content.repeat_interleave(T, 0), [s.repeat_interleave(T, 0) for s in skips], poses)
     model.train(was_training)
-    scores = frame_metrics(decoded.view_as(truth), truth)
+    return decoded.view_as(truth)
+
+
+def _oracle_metrics(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> dict[str, np.ndarray]:
+    """PSNR/SSIM of :func:`decode_true_poses`. Keys ``oracle_psnr``, ``oracle_ssim``, each ``(T,)``."""
+    scores = frame_metrics(decode_true_poses(model, observed, truth, bn_mode), truth)
     return {"oracle_psnr": scores["psnr"], "oracle_ssim": scores["ssim"]}
 
 
@@ -256,6 +263,7 @@ def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float)
 # and moves the arms (where the last observed frame is nearly the next one).
 MOVING = ("walking", "jogging", "running")
 IN_PLACE = ("boxing", "handwaving", "handclapping")
+assert sorted(MOVING + IN_PLACE) == sorted(ACTIONS), "every action belongs to one group"
 
 
 def by_action_mean(results) -> dict[str, dict[str, float]]:
@@ -278,7 +286,13 @@ def ceiling_over_copy_last(by_action: dict[str, dict[str, float]]) -> dict[str, 
             "in place": float(np.mean([gap[a] for a in IN_PLACE if a in gap]))}
 
 
-def error_split(decoded: torch.Tensor, last: torch.Tensor, truth: torch.Tensor, threshold: float = 0.05) -> dict[str, float]:
+# A pixel "changes" when it moves by more than this from the last observed frame to the true one
+# (intensities in [0, 1]); below it the difference is the video's noise and compression.
+CHANGE_THRESHOLD = 0.05
+
+
+def error_split(decoded: torch.Tensor, last: torch.Tensor, truth: torch.Tensor,
+                threshold: float = CHANGE_THRESHOLD) -> dict[str, float]:
     """Where two guesses of the future frames go wrong: the pixels that change from the last
     observed frame to the true one (``|truth - last| > threshold``) and the ones that stay.
 
@@ -302,35 +316,26 @@ def error_split(decoded: torch.Tensor, last: torch.Tensor, truth: torch.Tensor, 
     return out
 
 
-@torch.no_grad()
-def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, threshold: float = 0.05,
-                        chunk: int = 32) -> dict[str, dict[str, float]]:
-    """:func:`error_split` of the decoder's ceiling (frames decoded from the true future poses,
-    content and skips of the last observed frame) against copy-last, over the first
-    ``eval.metric_steps`` predicted steps of ``clips``: for ``all`` clips and the :data:`MOVING`
-    and :data:`IN_PLACE` actions' clips (pixel-weighted means over the clips of each group)."""
+def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int = 32
+                        ) -> dict[str, dict[str, float]]:
+    """:func:`error_split` of the decoder's ceiling (:func:`decode_true_poses`) against copy-last,
+    over the first ``eval.metric_steps`` predicted steps of ``clips``: for ``all`` clips and the
+    :data:`MOVING` and :data:`IN_PLACE` actions' clips (every clip has as many pixels, so a group's
+    value is the mean over its clips)."""
     device = next(model.parameters()).device
     n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
-    sums: dict[str, dict[str, float]] = {}
-    counts: dict[str, int] = {}
+    per_clip: dict[str, list[dict[str, float]]] = {"all": [], "moving": [], "in place": []}
     for start in range(0, len(clips), chunk):
         part = clips.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
         truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
-        set_bn_mode(model, cfg.lstm.bn_mode)
-        content, skips = model.encode_content(observed[:, -1])
-        poses = model.encode_pose(truth.flatten(0, 1))
-        decoded = model.decode(content.repeat_interleave(horizon, 0),
-                               [s.repeat_interleave(horizon, 0) for s in skips], poses).view_as(truth)
-        actions = [ACTIONS[int(a)] for a in bank.action[part.sequence].cpu()]
-        for group, members in (("all", ACTIONS), ("moving", MOVING), ("in place", IN_PLACE)):
-            rows = torch.tensor([a in members for a in actions], device=device)
-            if rows.any():
-                part_split = error_split(decoded[rows], observed[rows, -1], truth[rows], threshold)
-                k = int(rows.sum())
-                sums[group] = {key: sums.get(group, {}).get(key, 0.0) + v * k for key, v in part_split.items()}
-                counts[group] = counts.get(group, 0) + k
-    return {group: {key: v / counts[group] for key, v in s.items()} for group, s in sums.items()}
+        decoded = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
+        for i, a in enumerate(bank.action[part.sequence].tolist()):
+            clip = error_split(decoded[i:i + 1], observed[i:i + 1, -1], truth[i:i + 1])
+            per_clip["all"].append(clip)
+            per_clip["moving" if ACTIONS[a] in MOVING else "in place"].append(clip)
+    return {group: {key: float(np.mean([c[key] for c in rows])) for key in rows[0]}
+            for group, rows in per_clip.items() if rows}
 
 
 def mean_error_split(splits: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -182,8 +182,9 @@ def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=
         A Figure with one Axes per group.
     """
     labels = list(splits)
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.2), sharey=True)
-    for ax, group in zip(np.atleast_1d(axes), groups):
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, group in zip(axes, groups):
         first = splits[labels[0]][group]
         names = ["copy last"] + labels
         static = [first["copy_last_static"]] + [splits[k][group]["decoded_static"] for k in labels]
@@ -193,7 +194,7 @@ def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=
         ax.bar(x, changing, 0.6, bottom=static, label="pixels that change", color="tab:orange")
         ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
         ax.set_title(f"{group} actions", fontsize=9)
-    np.atleast_1d(axes)[0].set_ylabel("contribution to the MSE")
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+    axes[0].set_ylabel("contribution to the MSE")
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig

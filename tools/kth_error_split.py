@@ -31,14 +31,15 @@ from drnet_lib.train import make_test_bank
 
 
 WHAT = ("squared error of the decoder's ceiling and of copy-last, split into the pixels that change "
-        "(|truth - last observed| > 0.05) and the pixels that stay; each part divided by all pixels")
+        f"(|truth - last observed| > {kth_experiment.CHANGE_THRESHOLD}) and the pixels that stay; each part "
+        "divided by all pixels")
 
 
-def measure(results_json: Path, checkpoint: Path) -> dict:
-    run = read_results(results_json)
+def measure(run: dict, checkpoint: Path) -> dict:
+    """The split of one recorded run (its results dict) from the DrNet checkpoint it trained."""
     cfg = config_from_dict(run["config"])
     if cfg.experiment != "kth":
-        raise SystemExit(f"{results_json} is a {cfg.experiment} run; this tool measures KTH runs")
+        raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
     # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
     state = load_checkpoint(checkpoint, cfg.fingerprint("experiment", "seed", "model", "data", "train"))
     model = DrNet(cfg.model)
@@ -46,7 +47,7 @@ def measure(results_json: Path, checkpoint: Path) -> dict:
     bank = make_test_bank(cfg, "cpu")
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, cfg.eval.rollout_clips,
                                       cfg.data.test_seed)
-    return {"results": results_json.name, "iteration": state["iteration"], "clips": len(clips),
+    return {"iteration": state["iteration"], "clips": len(clips),
             "split": kth_experiment.ceiling_error_split(model, bank, clips, cfg)}
 
 
@@ -61,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     for pair in args.pairs:
         results_json, checkpoint = (Path(x) for x in pair.split("=", 1))
         start = time.perf_counter()
-        entry = measure(results_json, checkpoint)
+        run = read_results(results_json)
+        entry = {"results": results_json.name, **measure(run, checkpoint)}
         entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
         print(results_json.stem, json.dumps(entry["split"], indent=1))
         # one file per profile; each run's entry is replaced, the others kept
-        out = args.results_dir / read_results(results_json)["profile"] / "kth_error_split.json"
+        out = args.results_dir / run["profile"] / "kth_error_split.json"
         record = json.loads(out.read_text()) if out.exists() else {"what": WHAT, "runs": {}}
         record["runs"][results_json.stem] = entry
         atomic_write(out, lambda f, record=record: f.write((json.dumps(record, indent=1) + "\n").encode()))
