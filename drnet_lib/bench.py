@@ -66,6 +66,13 @@ def matmul_flops_per_s(device, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / _median_seconds(lambda: a @ b, device, repeats, warmup=2)
 
 
+def count_flops(fn) -> int:
+    """FLOPs of one call of ``fn`` (forward and backward, as ``torch.utils.flop_counter`` counts them)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def peak_memory_mb(device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -131,9 +138,7 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
     _sync(device)
     first_step_s = time.perf_counter() - start
     step_s = _median_seconds(trainer.step, device, repeats, warmup)
-    with FlopCounterMode(display=False) as counter:
-        trainer.step()
-    flops = counter.get_total_flops()
+    flops = count_flops(trainer.step)
     bank, g, B = trainer.bank, trainer.generator, cfg.train.batch_size
     data_s = _median_seconds(lambda: bank.sample_clips(B, g), device, repeats, warmup)
     lstm = LSTMTrainer(cfg, trainer.model, bank)

@@ -86,6 +86,14 @@ def test_tool_times_a_checkouts_own_iteration_beside_ours(tmp_path):
     assert row["ours_over_authors"] == pytest.approx(row["ours_step_s"] / row["authors_step_s"], rel=0.01)
     assert row["ours_overrides"] == {"train.batch_size": 4, "model.base_width": 8}
     assert row["authors_config"]["max_step"] == 6 and row["authors_data_threads"] == 0
+    # their iteration's FLOPs are counted on their code: the fake train() runs one Conv2d(3, 2, 4)
+    # on (4, 3, 64, 64) frames, forward plus the weight gradient (the frames need none)
+    conv = 2 * 4 * (2 * 61 * 61) * (3 * 4 * 4)
+    assert row["authors_flops_per_step"] == 2 * conv
+    assert row["flops_per_step"] > row["authors_flops_per_step"] > 0
+    peak = row["matmul_peak_tflops"] * 1e12
+    assert row["goal_fraction_of_matmul_peak"] == pytest.approx(
+        row["authors_flops_per_step"] / (0.7 * row["authors_step_s"]) / peak, rel=0.01)
 
 
 def test_tool_says_what_to_pass_when_the_folder_is_not_a_checkout(tmp_path):

@@ -11,7 +11,7 @@ record() {  # record FILE BENCH-ARGS...: write through a temporary file, so a fa
 
 record bench_cpu.jsonl --profiles cpu --repeats 5
 record bench_cpu_mnist_paper_variants.jsonl --experiments mnist --profiles paper --repeats 3 \
-  --variants fp32 bf16 channels_last adam_fused adam_for_loop plain --loss-iterations 20
+  --variants fp32 bf16 compile channels_last adam_fused adam_for_loop plain --loss-iterations 20
 record bench_cpu_mnist_paper_scaling.jsonl --experiments mnist --profiles paper \
   --scaling --scaling-batch 16 32 64 --scaling-size 64 128 --breakdown
 # The authors' own iteration beside ours (issue 7's side-by-side), when DRNET_PY names a clone of

@@ -30,6 +30,13 @@ Ours is :class:`drnet_lib.train.DrNetTrainer` on the ``paper`` MNIST configurati
 networks, batch and image size), timed in the same process in alternating blocks of iterations
 (theirs, ours, theirs, ...), so the ratio is measured under the same conditions. Output: one JSON
 line with both medians and ``ours_over_authors`` (below 1: ours is faster).
+
+How much faster the same arithmetic could be on this machine. The row also carries the FLOPs of
+one iteration of each (``torch.utils.flop_counter`` around their loop body and around ours) and
+this CPU's fp32 matmul rate measured in the same run (:func:`drnet_lib.bench.matmul_flops_per_s`),
+so each side's share of that rate is a ratio, and ``goal_fraction_of_matmul_peak`` is the share an
+iteration at 0.7x the authors' time would need: above 1, no fp32 implementation of this
+arithmetic reaches the goal on this machine.
 """
 
 from __future__ import annotations
@@ -48,8 +55,10 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+GOAL = 0.7   # issue 7: our iteration at most 0.7x the authors' time at the same arithmetic
 sys.path.insert(0, str(REPO))
 
+from drnet_lib.bench import count_flops, matmul_flops_per_s  # noqa: E402
 from drnet_lib.cli import parse_set  # noqa: E402
 from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
@@ -168,6 +177,8 @@ def main(argv=None) -> int:
                 if round_ > 0:
                     times[name].append(time.perf_counter() - start)
     authors_s, ours_s = statistics.median(times["authors"]), statistics.median(times["ours"])
+    authors_flops, ours_flops = count_flops(their_iteration), count_flops(ours.step)
+    peak = matmul_flops_per_s(torch.device("cpu"))
     opt = theirs["opt"]
     row = {"kind": "authors", "experiment": "mnist", "profile": "paper", "device": "cpu",
            "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
@@ -176,6 +187,11 @@ def main(argv=None) -> int:
            "authors_commit": _checkout_commit(args.checkout), "authors_source": args.source, "authors_data_threads": args.data_threads,
            "authors_step_s": round(authors_s, 5), "ours_step_s": round(ours_s, 5),
            "train_step_s": round(ours_s, 5), "ours_over_authors": round(ours_s / authors_s, 3),
+           "authors_flops_per_step": authors_flops, "flops_per_step": ours_flops,
+           "matmul_peak_tflops": round(peak / 1e12, 4),
+           "authors_fraction_of_matmul_peak": round(authors_flops / authors_s / peak, 4),
+           "fraction_of_matmul_peak": round(ours_flops / ours_s / peak, 4),
+           "goal_fraction_of_matmul_peak": round(authors_flops / (GOAL * authors_s) / peak, 4),
            "ours_overrides": parse_set(args.set), "repeats": len(times["ours"]), "block": args.block,
            "torch": torch.__version__}
     print(json.dumps(row), flush=True)
