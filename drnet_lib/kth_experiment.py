@@ -209,6 +209,32 @@ def changed_settings(result) -> dict[str, object]:
     return {key: ours for key, ours, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
 
 
+def against_same_seeds(runs, reference_runs, keys) -> dict[str, float]:
+    """A model recorded from several seeds beside the reference runs of the same seeds (paired by
+    seed, so a model with fewer seeds is compared with the same seeds' reference, not all of it).
+
+    Args:
+        runs, reference_runs: results dicts (``read_results``); every run's seed needs a reference run.
+        keys: metric names, each a float in ``result["metrics"]``.
+    Returns:
+        ``seeds`` (how many) and, per key: ``<key>`` (the mean over ``runs``), ``<key>.reference``
+        (the mean over the same seeds' reference runs) and ``<key>.gain``, ``.gain_min``,
+        ``.gain_max`` (the per-seed difference run - reference: mean, min, max).
+    """
+    reference = {r["seed"]: r for r in reference_runs}
+    missing = sorted({r["seed"] for r in runs} - set(reference))
+    if missing:
+        raise ValueError(f"no reference run for seed(s) {missing}: record them first, or compare fewer seeds")
+    out = {"seeds": len(runs)}
+    for key in keys:
+        ours = np.array([r["metrics"][key] for r in runs], dtype=float)
+        theirs = np.array([reference[r["seed"]]["metrics"][key] for r in runs], dtype=float)
+        gain = ours - theirs
+        out.update({key: float(ours.mean()), f"{key}.reference": float(theirs.mean()), f"{key}.gain": float(gain.mean()),
+                    f"{key}.gain_min": float(gain.min()), f"{key}.gain_max": float(gain.max())})
+    return out
+
+
 def adversarial_sweep(results) -> list[dict]:
     """The runs of ``results`` (results dicts, as ``read_results`` returns them) whose configuration
     is their profile's except, at most, the adversarial weight β: one row per run with ``beta``,

@@ -241,3 +241,20 @@ def test_mean_error_split_averages_each_group_and_key():
     a = {"moving": {"decoded_static": 1.0, "copy_last_static": 0.5}}
     b = {"moving": {"decoded_static": 3.0, "copy_last_static": 0.5}}
     assert mean_error_split([a, b]) == {"moving": {"decoded_static": 2.0, "copy_last_static": 0.5}}
+
+
+def test_against_same_seeds_pairs_each_run_with_the_reference_of_its_seed():
+    from drnet_lib.kth_experiment import against_same_seeds
+
+    def run(seed, psnr):
+        return {"seed": seed, "metrics": {"prediction.psnr_mean": psnr}}
+
+    reference = [run(0, 25.0), run(1, 26.0), run(2, 30.0)]
+    out = against_same_seeds([run(0, 26.0), run(1, 26.5)], reference, ["prediction.psnr_mean"])
+    assert out["seeds"] == 2
+    assert out["prediction.psnr_mean"] == pytest.approx(26.25)
+    assert out["prediction.psnr_mean.reference"] == pytest.approx(25.5)   # seed 2's 30 dB is not paired
+    assert out["prediction.psnr_mean.gain"] == pytest.approx(0.75)
+    assert (out["prediction.psnr_mean.gain_min"], out["prediction.psnr_mean.gain_max"]) == pytest.approx((0.5, 1.0))
+    with pytest.raises(ValueError, match=r"seed\(s\) \[5\]"):
+        against_same_seeds([run(5, 20.0)], reference, ["prediction.psnr_mean"])
