@@ -9,7 +9,9 @@ the same run, so achieved/peak is a ratio measured together, not a guess. Timing
 
 **Options a reader turns on knowingly** (``--variants``): ``bf16`` (autocast of the encoders and
 decoder, ``train.precision``), ``compile`` (``torch.compile`` of the four networks,
-``train.compile``) and ``bf16+compile``. Each variant's row carries its ``speedup_vs_fp32``
+``train.compile``), ``bf16+compile`` and ``cuda_graphs`` (``torch.compile`` in its
+``reduce-overhead`` mode, which replays each iteration's network calls as recorded CUDA graphs,
+``train.compile_mode``; on a GPU only). Each variant's row carries its ``speedup_vs_fp32``
 (fp32 timed in the same run) and a ``loss_check``: the same short training run (same seed, same
 clips) in fp32 and in the variant, with the mean reconstruction loss of their last iterations,
 so the effect on the loss curve is a measured number too. Compilation time is excluded from the
@@ -81,6 +83,7 @@ def peak_memory_mb(device) -> float:
 
 VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.compile": True},
             "bf16+compile": {"train.precision": "bf16", "train.compile": True},
+            "cuda_graphs": {"train.compile": True, "train.compile_mode": "reduce-overhead"},
             "channels_last": {"train.channels_last": True},
             "adam_fused": {"train.adam": "fused"}, "adam_for_loop": {"train.adam": "for-loop"}}
 CHOICES = (*VARIANTS, "plain")   # plain is not a configuration: it times reference_step.PlainIteration
@@ -184,6 +187,8 @@ def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10,
         raise ValueError(f"unknown bench variant(s) {unknown}; choose from {sorted(CHOICES)}")
     stream = stream or sys.stdout          # looked up now: callers (and tests) may redirect it
     device = resolve_device(device)
+    if "cuda_graphs" in variants and device.type != "cuda":
+        raise ValueError(f"--variants cuda_graphs needs a GPU (--device cuda); this run is on {device.type}")
     experiments = experiments or sorted(PROFILES)
     rows = []
     peak = matmul_flops_per_s(device)

@@ -61,6 +61,8 @@ class TrainConfig:
     log_every: int = 50             # losses are read back from the device every log_every steps
     precision: str = "fp32"         # "fp32" (the authors' arithmetic) or "bf16" (autocast, a GPU option)
     compile: bool = False           # torch.compile the four networks (a GPU option; slow first steps)
+    compile_mode: str = "default"   # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs: each
+                                    # iteration replayed as recorded graphs; on a GPU only) or "max-autotune"
     channels_last: bool = False     # NHWC memory layout for the convolutions (same math, another layout)
     adam: str = "foreach"           # how Adam's update is executed: "foreach" or "for-loop" (bit-identical on
                                     # the CPU), or "fused" (one kernel; rounds differently, a speed option)

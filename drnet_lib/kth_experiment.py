@@ -110,7 +110,6 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def decode_true_poses(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> torch.Tensor:
     """The decoder's ceiling: the frames decoded from the *true* future pose codes, with content
     and skips from the last observed frame (as in a rollout), the best any pose predictor could do

@@ -35,6 +35,7 @@ from .loop import ResumableLoop, make_adam
 from .models import DrNet
 from .results import run_name
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")   # torch.compile's modes (train.compile_mode)
 LOSS_NAMES = ("reconstruction", "similarity", "pose_adversarial", "discriminator_bce", "discriminator_accuracy")
 
 
@@ -116,8 +117,16 @@ class DrNetTrainer(ResumableLoop):
         self.nets = distributed.wrap({name: getattr(m, name) for name in self.optimizers}, self.device, self.world)
         if t.precision not in ("fp32", "bf16"):
             raise ValueError(f"train.precision must be 'fp32' or 'bf16', got {t.precision!r}")
+        if t.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"train.compile_mode must be one of {list(COMPILE_MODES)}, got {t.compile_mode!r}")
+        if t.compile_mode == "reduce-overhead" and self.device.type != "cuda":
+            raise ValueError("train.compile_mode 'reduce-overhead' records CUDA graphs, which need a GPU "
+                             f"(device here: {self.device}); use 'default' on {self.device.type}")
         if t.compile:
-            self.nets = {name: torch.compile(net) for name, net in self.nets.items()}
+            self.nets = {name: torch.compile(net, mode=t.compile_mode) for name, net in self.nets.items()}
+        # CUDA graphs replay every network call of an iteration into memory they own: tell them where an
+        # iteration starts, so outputs of the last one may be overwritten and none of this one are
+        self.marks_cuda_graph_steps = t.compile and t.compile_mode == "reduce-overhead"
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
         self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train")
@@ -195,6 +204,8 @@ class DrNetTrainer(ResumableLoop):
     def step(self) -> torch.Tensor:
         """One iteration; returns the 5 logged quantities as one device tensor (no host sync)."""
         B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
+        if self.marks_cuda_graph_steps:
+            torch.compiler.cudagraph_mark_step_begin()
         factors = self.bank.sample_factors(B, self.generator, T)       # the global batch's clips
         times = sample_frame_times(B, T, self.cfg.train.pair_sampling, self.generator, self.device)
         frames = self.bank.render(factors.subset(self.share), times[self.share])  # (b, 5, C, H, W), b = B / ranks

@@ -177,6 +177,11 @@ def test_unknown_bench_variant_is_refused(capsys):
     assert "unknown bench variant" in capsys.readouterr().err
 
 
+def test_cuda_graphs_variant_needs_a_gpu(capsys):
+    assert cli.main(["bench", "--profiles", "smoke", "--device", "cpu", "--variants", "cuda_graphs"]) == 2
+    assert "needs a GPU" in capsys.readouterr().err
+
+
 def test_bench_scaling_and_breakdown_rows(capsys):
     assert cli.main(["bench", "--experiments", "mnist", "--profiles", "smoke", "--device", "cpu", "--scaling",
                      "--scaling-batch", "4", "8", "--scaling-size", "32", "--breakdown"]) == 0

@@ -431,10 +431,32 @@ def test_unknown_precision_and_compile_wiring(train_bank, monkeypatch):
     with pytest.raises(ValueError, match="train.precision"):
         DrNetTrainer(get_config("mnist", "smoke", overrides={"train.precision": "fp16"}), "cpu", bank=train_bank)
     compiled = []
-    monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)   # real compiling takes minutes on a CPU
+    monkeypatch.setattr(torch, "compile", lambda net, mode: compiled.append((net, mode)) or net)   # real compiling takes minutes on a CPU
     trainer = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.compile": True}), "cpu", bank=train_bank)
-    assert sorted(type(n).__name__ for n in compiled) == sorted(type(n).__name__ for n in trainer.nets.values())
-    assert len(compiled) == 4
+    assert sorted(type(n).__name__ for n, _ in compiled) == sorted(type(n).__name__ for n in trainer.nets.values())
+    assert len(compiled) == 4 and {mode for _, mode in compiled} == {"default"}
+    with pytest.raises(ValueError, match="train.compile_mode"):
+        DrNetTrainer(get_config("mnist", "smoke", overrides={"train.compile_mode": "fast"}), "cpu", bank=train_bank)
+    # CUDA graphs are refused off a GPU instead of silently compiling without them
+    with pytest.raises(ValueError, match="need a GPU"):
+        DrNetTrainer(get_config("mnist", "smoke", overrides={"train.compile": True, "train.compile_mode": "reduce-overhead"}),
+                     "cpu", bank=train_bank)
+
+
+def test_cuda_graph_mode_marks_where_each_iteration_starts(train_bank, monkeypatch):
+    """With CUDA graphs (compile_mode reduce-overhead) every iteration first tells torch a new step
+    begins, so graph outputs of the previous iteration may be reused. Wired on the CPU by lifting
+    the GPU check: nothing here records a graph."""
+    monkeypatch.setattr(torch, "compile", lambda net, mode: net)
+    trainer = DrNetTrainer(get_config("mnist", "smoke"), "cpu", bank=train_bank)
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(trainer.iteration))
+    trainer.step()
+    assert marks == []                                   # off unless asked for
+    trainer.marks_cuda_graph_steps = True
+    trainer.step()
+    trainer.step()
+    assert len(marks) == 2
 
 
 def test_speed_settings_are_wired_and_checked(train_bank):
