@@ -124,8 +124,10 @@ class DrNetTrainer(ResumableLoop):
                              f"(device here: {self.device}); use 'default' on {self.device.type}")
         if t.compile:
             self.nets = {name: torch.compile(net, mode=t.compile_mode) for name, net in self.nets.items()}
-        # CUDA graphs replay every network call of an iteration into memory they own: tell them where an
-        # iteration starts, so outputs of the last one may be overwritten and none of this one are
+        # CUDA graphs replay every network call into memory they own and, left alone, guess that a call
+        # made with no backward pending starts a new iteration, freeing the last one's outputs: the
+        # discriminator step's two no-grad pose calls would then overwrite each other. Marking where each
+        # iteration starts (torch.compiler.cudagraph_mark_step_begin) replaces that guess.
         self.marks_cuda_graph_steps = t.compile and t.compile_mode == "reduce-overhead"
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
