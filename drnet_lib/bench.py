@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .config import PROFILES, get_config
 from .predict import LSTMTrainer
 from .reference_step import PlainIteration
-from .train import DrNetTrainer, resolve_device
+from .train import DrNetTrainer, check_compile_mode, resolve_device
 
 
 def _sync(device):
@@ -187,8 +187,8 @@ def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10,
         raise ValueError(f"unknown bench variant(s) {unknown}; choose from {sorted(CHOICES)}")
     stream = stream or sys.stdout          # looked up now: callers (and tests) may redirect it
     device = resolve_device(device)
-    if "cuda_graphs" in variants and device.type != "cuda":
-        raise ValueError(f"--variants cuda_graphs needs a GPU (--device cuda); this run is on {device.type}")
+    for v in variants:   # refuse a variant this device cannot run before timing anything
+        check_compile_mode(VARIANTS.get(v, {}).get("train.compile_mode", "default"), device)
     experiments = experiments or sorted(PROFILES)
     rows = []
     peak = matmul_flops_per_s(device)

@@ -104,8 +104,7 @@ def _recorded_metrics(cfg, trainer, lstm) -> dict:
                                               cfg.eval.rollout_clips, cfg.data.test_seed)
             predictions, _ = kth_experiment.predict_and_roll_out(model, lstm.lstm.eval(), test_bank, clips,
                                                                  cfg, action_classifier)
-            metrics.update(predictions)
-            metrics["prediction.error_split"] = kth_experiment.ceiling_error_split(model, test_bank, clips, cfg)
+            metrics.update(predictions)   # prediction.error_split included
     else:
         from .chairs_experiment import chair_probes, rollout_clips, rollout_turning
 

@@ -125,9 +125,9 @@ def decode_true_poses(model, observed: torch.Tensor, truth: torch.Tensor, bn_mod
     return decoded.view_as(truth)
 
 
-def _oracle_metrics(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> dict[str, np.ndarray]:
-    """PSNR/SSIM of :func:`decode_true_poses`. Keys ``oracle_psnr``, ``oracle_ssim``, each ``(T,)``."""
-    scores = frame_metrics(decode_true_poses(model, observed, truth, bn_mode), truth)
+def _oracle_metrics(ceiling: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:
+    """PSNR/SSIM of :func:`decode_true_poses`' frames. Keys ``oracle_psnr``, ``oracle_ssim``, each ``(T,)``."""
+    scores = frame_metrics(ceiling, truth)
     return {"oracle_psnr": scores["psnr"], "oracle_ssim": scores["ssim"]}
 
 
@@ -156,7 +156,9 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     true future poses: the decoder's ceiling; dicts step -> mean over clips, steps 1..metric_steps),
     their means, ``prediction.steps_beating_copy_last`` (share of steps after :data:`FIRST_FEW`
     where DrNet's PSNR is higher), ``prediction.by_action`` (action name -> clips, mean PSNR/SSIM of
-    DrNet, copy-last and the ceiling, and that share, over that action's clips), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
+    DrNet, copy-last and the ceiling, and that share, over that action's clips),
+    ``prediction.error_split`` (where the ceiling and copy-last go wrong, :func:`ceiling_error_split`'s
+    groups, from the same decoded frames), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
     (dicts checkpoint step -> value; module docstring). ``samples``: the first ``keep`` clips'
     observed, generated and true frames (the truth stops at ``metric_steps``).
     """
@@ -165,6 +167,7 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     horizon = e.metric_steps
     checkpoints = [s for s in e.rollout_checkpoints if window <= s <= e.rollout_steps]
     scores, hits, motion, real_motion, samples = [], {s: 0.0 for s in checkpoints}, {s: [] for s in checkpoints}, [], {}
+    splits = []   # (action, error_split of one clip's ceiling)
     for start in range(0, len(clips), chunk):
         part = clips.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
@@ -173,9 +176,11 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
         labels = bank.action[part.sequence].cpu().numpy()
         for action in np.unique(labels):   # scored per action, so the per-action means come for free
             rows = torch.as_tensor(labels == action, device=device)
+            ceiling = decode_true_poses(model, observed[rows], truth[rows], cfg.lstm.bn_mode)
             scores.append((int(action), int(rows.sum()), {
                 **prediction_metrics(observed[rows], generated[rows, :horizon], truth[rows]),
-                **_oracle_metrics(model, observed[rows], truth[rows], cfg.lstm.bn_mode)}))
+                **_oracle_metrics(ceiling, truth[rows])}))
+            splits += [(int(action), split) for split in _clip_splits(ceiling, observed[rows], truth[rows])]
         real_motion.append(_motion(truth).cpu())
         with evaluating(model):
             poses = model.encode_pose(generated.flatten(0, 1)).view(len(part), e.rollout_steps, -1).cpu()
@@ -198,6 +203,7 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     real = float(torch.cat(real_motion).mean())
     metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
     metrics["rollout.motion_ratio"] = {s: float(torch.cat(motion[s]).mean()) / real for s in checkpoints}
+    metrics["prediction.error_split"] = _grouped_error_split(splits)
     return metrics, samples
 
 
@@ -218,7 +224,8 @@ def against_same_seeds(runs, reference_runs, keys) -> dict[str, float]:
     Returns:
         ``seeds`` (how many) and, per key: ``<key>`` (the mean over ``runs``), ``<key>.reference``
         (the mean over the same seeds' reference runs) and ``<key>.gain``, ``.gain_min``,
-        ``.gain_max`` (the per-seed difference run - reference: mean, min, max).
+        ``.gain_max`` (the per-seed difference run - reference: mean, min, max), ``.gain_max_seed``
+        (the seed with the largest).
     """
     reference = {r["seed"]: r for r in reference_runs}
     missing = sorted({r["seed"] for r in runs} - set(reference))
@@ -230,8 +237,15 @@ def against_same_seeds(runs, reference_runs, keys) -> dict[str, float]:
         theirs = np.array([reference[r["seed"]]["metrics"][key] for r in runs], dtype=float)
         gain = ours - theirs
         out.update({key: float(ours.mean()), f"{key}.reference": float(theirs.mean()), f"{key}.gain": float(gain.mean()),
-                    f"{key}.gain_min": float(gain.min()), f"{key}.gain_max": float(gain.max())})
+                    f"{key}.gain_min": float(gain.min()), f"{key}.gain_max": float(gain.max()),
+                    f"{key}.gain_max_seed": int(runs[int(gain.argmax())]["seed"])})
     return out
+
+
+def lost_action(action_from_pose: float, action_chance: float) -> bool:
+    """Whether pose codes name the action no better than chance (within 0.05 of it): a pose
+    encoder that has stopped carrying the motion."""
+    return action_from_pose < action_chance + 0.05
 
 
 def adversarial_sweep(results) -> list[dict]:
@@ -274,7 +288,7 @@ def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float)
         for k in ("person_from_pose", "action_from_pose", "motion_ratio"):
             s[f"{k}_min"], s[f"{k}_max"] = min(r[k] for r in mine), max(r[k] for r in mine)
         s["person_from_pose_sd"] = float(np.std([r["person_from_pose"] for r in mine], ddof=1)) if len(mine) > 1 else float("nan")
-        s["collapsed"] = sum(r["action_from_pose"] < action_chance + 0.05 and r["motion_ratio"] < 0.01 for r in mine)
+        s["collapsed"] = sum(lost_action(r["action_from_pose"], action_chance) and r["motion_ratio"] < 0.01 for r in mine)
         paired = [r["person_from_pose"] < reference[r["seed"]] for r in mine if r["seed"] in reference]
         s["seeds_with_less_leak"] = f"{sum(paired)} of {len(paired)}"
         out[beta] = s
@@ -349,18 +363,30 @@ def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     value is the mean over its clips)."""
     device = next(model.parameters()).device
     n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
-    per_clip: dict[str, list[dict[str, float]]] = {"all": [], "moving": [], "in place": []}
+    splits = []
     for start in range(0, len(clips), chunk):
         part = clips.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
         truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
-        decoded = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
-        for i, a in enumerate(bank.action[part.sequence].tolist()):
-            clip = error_split(decoded[i:i + 1], observed[i:i + 1, -1], truth[i:i + 1])
-            per_clip["all"].append(clip)
-            per_clip["moving" if ACTIONS[a] in MOVING else "in place"].append(clip)
-    return {group: {key: float(np.mean([c[key] for c in rows])) for key in rows[0]}
-            for group, rows in per_clip.items() if rows}
+        ceiling = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
+        splits += zip(bank.action[part.sequence].tolist(), _clip_splits(ceiling, observed, truth))
+    return _grouped_error_split(splits)
+
+
+def _clip_splits(ceiling: torch.Tensor, observed: torch.Tensor, truth: torch.Tensor) -> list[dict[str, float]]:
+    """:func:`error_split` of each clip: ``ceiling``/``truth`` ``(B, T, C, H, W)``, ``observed`` ``(B, n_past, ...)``."""
+    return [error_split(ceiling[i:i + 1], observed[i:i + 1, -1], truth[i:i + 1]) for i in range(len(truth))]
+
+
+def _grouped_error_split(splits: list[tuple[int, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per-clip ``(action index, split)`` pairs averaged over ``all`` clips and over the :data:`MOVING`
+    and :data:`IN_PLACE` actions' clips (every clip has as many pixels, so the mean over clips is
+    the group's value); groups without clips are left out."""
+    groups = {"all": [s for _, s in splits],
+              "moving": [s for a, s in splits if ACTIONS[a] in MOVING],
+              "in place": [s for a, s in splits if ACTIONS[a] in IN_PLACE]}
+    return {group: {key: float(np.mean([s[key] for s in rows])) for key in rows[0]}
+            for group, rows in groups.items() if rows}
 
 
 def mean_error_split(splits: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:

@@ -85,6 +85,16 @@ def sample_frame_times(batch: int, clip_length: int, mode: str, generator: torch
     raise ValueError(f"pair_sampling must be 'random' or 'fixed', got {mode!r}")
 
 
+def check_compile_mode(mode: str, device: torch.device) -> None:
+    """Refuse an unknown ``train.compile_mode``, and CUDA graphs (``reduce-overhead``) off a GPU
+    instead of letting torch.compile run without them under their name."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"train.compile_mode must be one of {list(COMPILE_MODES)}, got {mode!r}")
+    if mode == "reduce-overhead" and device.type != "cuda":
+        raise ValueError(f"train.compile_mode 'reduce-overhead' needs a GPU: the CUDA graphs it records "
+                         f"need a GPU to run on (device here: {device}); use 'default' on {device.type}")
+
+
 class DrNetTrainer(ResumableLoop):
     """Owns the networks, optimisers, data generator and history of one DrNet run."""
 
@@ -117,11 +127,7 @@ class DrNetTrainer(ResumableLoop):
         self.nets = distributed.wrap({name: getattr(m, name) for name in self.optimizers}, self.device, self.world)
         if t.precision not in ("fp32", "bf16"):
             raise ValueError(f"train.precision must be 'fp32' or 'bf16', got {t.precision!r}")
-        if t.compile_mode not in COMPILE_MODES:
-            raise ValueError(f"train.compile_mode must be one of {list(COMPILE_MODES)}, got {t.compile_mode!r}")
-        if t.compile_mode == "reduce-overhead" and self.device.type != "cuda":
-            raise ValueError("train.compile_mode 'reduce-overhead' records CUDA graphs, which need a GPU "
-                             f"(device here: {self.device}); use 'default' on {self.device.type}")
+        check_compile_mode(t.compile_mode, self.device)
         if t.compile:
             self.nets = {name: torch.compile(net, mode=t.compile_mode) for name, net in self.nets.items()}
         # CUDA graphs replay every network call into memory they own and, left alone, guess that a call

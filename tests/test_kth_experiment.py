@@ -256,5 +256,6 @@ def test_against_same_seeds_pairs_each_run_with_the_reference_of_its_seed():
     assert out["prediction.psnr_mean.reference"] == pytest.approx(25.5)   # seed 2's 30 dB is not paired
     assert out["prediction.psnr_mean.gain"] == pytest.approx(0.75)
     assert (out["prediction.psnr_mean.gain_min"], out["prediction.psnr_mean.gain_max"]) == pytest.approx((0.5, 1.0))
+    assert out["prediction.psnr_mean.gain_max_seed"] == 0
     with pytest.raises(ValueError, match=r"seed\(s\) \[5\]"):
         against_same_seeds([run(5, 20.0)], reference, ["prediction.psnr_mean"])
