@@ -140,14 +140,16 @@ def adversarial_sweep(rows, chance: Mapping[str, float]):
     return fig
 
 
-def ceiling_over_copy_last(gaps: Mapping[str, Mapping[str, float]]):
-    """The decoder's ceiling minus repeating the last frame (dB of mean PSNR), per action, one bar
-    per model: above zero, frames decoded from the *true* poses beat the last frame there.
+def margin_over_copy_last(gaps: Mapping[str, Mapping[str, float]], ylabel: str = "ceiling − copy last (dB)"):
+    """A guess of the future frames minus repeating the last frame (dB of mean PSNR), per action,
+    one bar per model: above zero, the guess beats the last frame there. By default the guess is
+    the decoder's ceiling (frames decoded from the *true* poses); ``ylabel`` names another.
 
     Args:
         gaps: ``{model label: {action: dB}}``, each as
-            :func:`drnet_lib.kth_experiment.ceiling_over_copy_last` returns it (its group means
+            :func:`drnet_lib.kth_experiment.margin_over_copy_last` returns it (its group means
             ``moving`` and ``in place`` are drawn after a gap, as two more groups).
+        ylabel: what the bars measure.
     Returns:
         A Figure with one Axes.
     """
@@ -163,7 +165,7 @@ def ceiling_over_copy_last(gaps: Mapping[str, Mapping[str, float]]):
         ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups], fontsize=8)
-    ax.set_ylabel("ceiling − copy last (dB)")
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
     fig.tight_layout()
     return fig

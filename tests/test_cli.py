@@ -126,13 +126,14 @@ def test_train_record_measures_a_kth_run(tmp_path):
     split = metrics["prediction.error_split"]
     assert set(split) <= {"all", "moving", "in place"} and "all" in split
 
-    # the tool measures the same split on the saved checkpoint of a run recorded before it existed
+    # the tool measures the same split, and the same person scores across scenarios, on the saved
+    # checkpoint of a run recorded before the run measured them
     import subprocess
     import sys
 
     from drnet_lib.results import REPO_ROOT
     run = tmp_path / "results" / "smoke" / "kth_short_seed0.json"
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_error_split.py"),
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"),
                            f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
                            "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -140,7 +141,15 @@ def test_train_record_measures_a_kth_run(tmp_path):
     assert entry["iteration"] == 4 and entry["provenance"]["device"].startswith("cpu")
     for group, values in split.items():
         assert entry["split"][group] == pytest.approx(values)
-    wrong = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_error_split.py"), str(run)],
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "person_leak",
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    scores = json.loads((tmp_path / "results" / "smoke" / "kth_person_leak.json").read_text())["runs"]["kth_short_seed0"]["scores"]
+    assert scores == pytest.approx({k: v for k, v in metrics.items() if k.endswith("_across_scenarios")}, nan_ok=True)
+    assert set(scores) == {"classification.person_chance_across_scenarios"} | {
+        f"{p}.person_from_{c}_across_scenarios" for p in ("classification", "probe") for c in ("pose", "content")}
+    wrong = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), str(run)],
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "RESULTS_JSON=CHECKPOINT" in wrong.stderr
 
@@ -213,3 +222,20 @@ def test_bench_help_lists_every_variant_the_bench_accepts():
     help_text = next(a for a in sub._actions if a.dest == "variants").help
     listed = help_text.split(":")[0].split(" | ")
     assert listed == list(bench.CHOICES)
+
+
+def test_remeasure_tool_reads_a_notebook_variant_from_the_results():
+    import importlib.util
+
+    from drnet_lib.config import get_config
+    from drnet_lib.results import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("kth_remeasure", REPO_ROOT / "tools" / "kth_remeasure.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    run = {"config": get_config("kth", "smoke").to_dict(),
+           "variants": {"adv": {"train.adversarial_weight": 1e-4}, "noadv": {"train.adversarial_weight": 0.0}}}
+    assert tool.run_config(run, None).train.adversarial_weight == 1e-4
+    assert tool.run_config(run, "noadv").train.adversarial_weight == 0.0
+    with pytest.raises(SystemExit, match="no variant 'beta'.*adv, noadv"):
+        tool.run_config(run, "beta")

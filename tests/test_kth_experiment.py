@@ -95,6 +95,28 @@ def test_classifiers_read_each_factor_only_from_the_code_that_holds_it():
     assert scores["classification.windows"] == {"train": windows, "test": windows}
     boxing = np.tile(np.eye(6)[3], cfg.lstm.n_past)[None]
     assert action_clf.predict(boxing)[0] == 3
+    # every window was filmed in one scenario: nothing to hold out
+    assert np.isnan(scores["probe.person_from_pose_across_scenarios"])
+    assert np.isnan(scores["classification.person_chance_across_scenarios"])
+
+
+def test_person_across_scenarios_separates_the_person_from_the_place():
+    rng = np.random.default_rng(0)
+    persons, scenarios = np.repeat(np.arange(4), 4 * 30), np.tile(np.repeat(np.arange(1, 5), 30), 4)
+    body = rng.normal(size=(4, 8))[persons]                               # goes with the person everywhere
+    place = rng.normal(size=(4, 4, 8))[persons, scenarios - 1]            # one per (person, scenario)
+    noise = lambda: 0.05 * rng.normal(size=(len(persons), 8))
+    codes = {"pose": place + noise(), "content": body + noise(), "person": persons, "scenario": scenarios}
+    from_place, chance = kth_experiment.person_across_scenarios(codes, "pose", "linear")
+    from_body, _ = kth_experiment.person_across_scenarios(codes, "content", "linear")
+    assert from_body == 1.0 and chance == pytest.approx(0.25)
+    assert from_place < 0.6                     # the even/odd split would score these near 1
+    # a person filmed in one scenario only cannot be scored across scenarios, and is not
+    alone = {k: v[(codes["person"] != 3) | (codes["scenario"] == 1)] for k, v in codes.items()}
+    acc, _ = kth_experiment.person_across_scenarios(alone, "content", "linear")
+    assert acc == 1.0
+    one_person = {k: v[codes["person"] == 0] for k, v in codes.items()}
+    assert np.isnan(kth_experiment.person_across_scenarios(one_person, "content", "linear")[0])
 
 
 def test_rollout_scores_have_the_contract_keys_and_steps():
@@ -201,8 +223,8 @@ def test_changed_settings_name_what_a_run_changed_from_its_profile():
         "model.content_model": "vgg_unet", "model.base_width": 64}
 
 
-def test_ceiling_over_copy_last_averages_runs_then_groups_actions():
-    from drnet_lib.kth_experiment import by_action_mean, ceiling_over_copy_last
+def test_margin_over_copy_last_averages_runs_then_groups_actions():
+    from drnet_lib.kth_experiment import by_action_mean, margin_over_copy_last
 
     def run(offset):
         table = {a: {"clips": 7, "oracle_psnr_mean": 30.0 + offset, "copy_last_psnr_mean": 28.0, "psnr_mean": 25.0}
@@ -213,10 +235,12 @@ def test_ceiling_over_copy_last_averages_runs_then_groups_actions():
     mean = by_action_mean([run(0.0), run(1.0)])
     assert set(mean) == set(ACTIONS) and "clips" not in mean["walking"]
     assert mean["walking"]["oracle_psnr_mean"] == pytest.approx(30.5)
-    gap = ceiling_over_copy_last(mean)
+    gap = margin_over_copy_last(mean)
     assert gap["walking"] == pytest.approx(2.5) and gap["boxing"] == pytest.approx(-5.5)
     assert gap["moving"] == pytest.approx(2.5)
     assert gap["in place"] == pytest.approx((-5.5 + 2.5 + 2.5) / 3)   # each action once
+    own = margin_over_copy_last(mean, score="psnr_mean")                # DrNet's prediction, not the ceiling
+    assert own["walking"] == pytest.approx(-3.0) and own["boxing"] == pytest.approx(-11.0)
 
 
 def test_error_split_parts_add_up_to_each_guess_mean_squared_error():

@@ -220,16 +220,20 @@ def test_kth_adversarial_sweep_draws_every_run_and_a_mean_line_per_panel():
     plt.close(fig)
 
 
-def test_kth_ceiling_over_copy_last_draws_one_bar_per_model_and_group():
+def test_kth_margin_over_copy_last_draws_one_bar_per_model_and_group():
     from drnet_lib import viz_kth
 
     gaps = {"cpu profile": {"walking": 3.0, "boxing": -5.0, "moving": 3.0, "in place": -5.0},
             "vgg_unet": {"walking": 4.0, "boxing": -1.0, "moving": 4.0, "in place": -1.0}}
-    fig = viz_kth.ceiling_over_copy_last(gaps)
+    fig = viz_kth.margin_over_copy_last(gaps)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["walking", "boxing", "mean:\nmoving", "mean:\nin place"]
     assert [p.get_height() for p in ax.patches] == [3.0, -5.0, 3.0, -5.0, 4.0, -1.0, 4.0, -1.0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cpu profile", "vgg_unet"]
+    assert ax.get_ylabel() == "ceiling − copy last (dB)"
+    plt.close(fig)
+    fig = viz_kth.margin_over_copy_last(gaps, ylabel="DrNet − copy last (dB)")
+    assert fig.axes[0].get_ylabel() == "DrNet − copy last (dB)"
     plt.close(fig)
 
 

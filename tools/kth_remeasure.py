@@ -1,0 +1,111 @@
+"""Measurements added to KTH runs after they were recorded, taken on their saved DrNet checkpoints.
+
+    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak] \
+        results/cpu/kth_oracle_seed0.json=PATH/drnet.pt [...]
+
+Each argument pairs a recorded run's results JSON (its configuration) with the DrNet checkpoint
+that run trained (``checkpoints/<profile>/kth_<tag>_seed<k>/drnet.pt`` of the clone it ran in).
+The KTH notebook's results hold two models (``variants``: with and without the adversarial loss);
+``RESULTS_JSON:VARIANT=CHECKPOINT`` names one, e.g. ``results/cpu/kth_seed0.json:noadv=PATH/drnet.pt``.
+``--measure`` picks what is measured for every pair:
+
+* ``error_split`` (the default): :func:`drnet_lib.kth_experiment.ceiling_error_split` re-renders
+  the run's test clips and splits the squared error of the frames decoded from the true poses,
+  and of the last observed frame, into the pixels that change and the ones that stay;
+* ``person_leak``: :func:`drnet_lib.kth_experiment.scores_across_scenarios` encodes the test
+  persons' windows and names the person from each code with the scored scenario held out.
+
+The measurements go to ``results/<profile>/kth_<measure>.json`` (one entry per run, with
+provenance); entries of runs not named keep their earlier values. ``drnet train --record`` on KTH
+records both itself (``prediction.error_split``, ``…_across_scenarios``); this tool is for runs
+recorded before it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from drnet_lib import kth_experiment
+from drnet_lib.checkpoint import atomic_write, load_checkpoint
+from drnet_lib.config import apply_overrides, config_from_dict
+from drnet_lib.models import DrNet
+from drnet_lib.results import REPO_ROOT, provenance, read_results
+from drnet_lib.train import make_test_bank
+
+
+WHAT = {
+    "error_split": ("squared error of the decoder's ceiling and of copy-last, split into the pixels that change "
+                    f"(|truth - last observed| > {kth_experiment.CHANGE_THRESHOLD}) and the pixels that stay; "
+                    "each part divided by all pixels"),
+    "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
+                    "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
+}
+
+
+def run_config(run: dict, variant: str | None):
+    """The configuration a recorded run (its results dict) trained, or that of one of its ``variants``."""
+    cfg = config_from_dict(run["config"])
+    if variant is None:
+        return cfg
+    variants = run.get("variants", {})
+    if variant not in variants:
+        raise SystemExit(f"the results have no variant {variant!r}; they have: {', '.join(variants) or 'none'}")
+    return apply_overrides(cfg, variants[variant])
+
+
+def measure(cfg, checkpoint: Path, what: str) -> dict:
+    """``what`` (a key of :data:`WHAT`) of one trained model (its configuration ``cfg``), from
+    its DrNet checkpoint."""
+    if cfg.experiment != "kth":
+        raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
+    # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
+    state = load_checkpoint(checkpoint, cfg.fingerprint("experiment", "seed", "model", "data", "train"))
+    model = DrNet(cfg.model)
+    model.load_state_dict(state["modules"]["drnet"])
+    bank = make_test_bank(cfg, "cpu")
+    if what == "person_leak":
+        windows = kth_experiment.encode_windows(model, bank, cfg.lstm.n_past)
+        return {"iteration": state["iteration"], "windows": len(windows["person"]),
+                "scores": kth_experiment.scores_across_scenarios(windows, cfg)}
+    clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, cfg.eval.rollout_clips,
+                                      cfg.data.test_seed)
+    return {"iteration": state["iteration"], "clips": len(clips),
+            "split": kth_experiment.ceiling_error_split(model, bank, clips, cfg)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("pairs", nargs="+", metavar="RESULTS_JSON[:VARIANT]=CHECKPOINT")
+    parser.add_argument("--measure", choices=sorted(WHAT), default="error_split")
+    parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    args = parser.parse_args(argv)
+    if any("=" not in a for a in args.pairs):
+        parser.error("each argument is RESULTS_JSON=CHECKPOINT, e.g. results/cpu/kth_vgg_seed0.json=checkpoints/cpu/kth_vgg_seed0/drnet.pt")
+    for pair in args.pairs:
+        results_arg, checkpoint = pair.split("=", 1)
+        results_json, _, variant = results_arg.partition(":")
+        results_json, checkpoint, variant = Path(results_json), Path(checkpoint), variant or None
+        start = time.perf_counter()
+        run = read_results(results_json)
+        entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
+                 **measure(run_config(run, variant), checkpoint, args.measure)}
+        entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
+        print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores")}, indent=1))
+        # one file per profile and measurement; each run's entry is replaced, the others kept
+        out = args.results_dir / run["profile"] / f"kth_{args.measure}.json"
+        record = json.loads(out.read_text()) if out.exists() else {"what": WHAT[args.measure], "runs": {}}
+        record["runs"][results_json.stem + (f":{variant}" if variant else "")] = entry
+        atomic_write(out, lambda f, record=record: f.write((json.dumps(record, indent=1) + "\n").encode()))
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
