@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .classification import chance_accuracy, classify, fit_classifier
-from .config import ExperimentConfig, config_from_dict, differences, get_config
+from .config import ExperimentConfig, apply_overrides, config_from_dict, differences, get_config
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import frame_metrics, mean_over_chunks, prediction_metrics
@@ -259,11 +259,67 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     return metrics, samples
 
 
-def changed_settings(result) -> dict[str, object]:
-    """What a recorded run (a results dict) changed from its profile, seed aside:
-    ``{dotted key: the run's value}``, e.g. ``{"model.content_model": "vgg_unet"}``."""
+def run_config(result, variant: str | None = None) -> ExperimentConfig:
+    """The configuration a recorded run (a results dict) trained, or that of one of its
+    ``variants`` (the KTH notebook records two models: ``adv`` and ``noadv``)."""
     cfg = config_from_dict(result["config"])
+    if variant is None:
+        return cfg
+    variants = result.get("variants", {})
+    if variant not in variants:
+        raise ValueError(f"the results have no variant {variant!r}; they have: {', '.join(variants) or 'none'}")
+    return apply_overrides(cfg, variants[variant])
+
+
+def changed_settings(result, variant: str | None = None) -> dict[str, object]:
+    """What a recorded run (a results dict) changed from its profile, seed aside:
+    ``{dotted key: the run's value}``, e.g. ``{"model.content_model": "vgg_unet"}``. ``variant``
+    names one of the models of a run that recorded several (the KTH notebook's ``variants``)."""
+    cfg = run_config(result, variant)
     return {key: ours for key, ours, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
+
+
+def person_leak_rows(leak_runs: dict[str, dict], results: dict[str, dict]) -> list[dict]:
+    """The person named from each model's codes on the two splits, one row per model measured by
+    ``tools/kth_remeasure.py --measure person_leak``.
+
+    Args:
+        leak_runs: that file's ``"runs"``: ``{name: entry}``, the name a results file's stem, with
+            ``":<variant>"`` for one model of the notebook's results (``kth_seed0:noadv``).
+        results: ``{stem: results dict}`` holding every named run.
+    Returns:
+        Rows with ``changed`` (what the model changed from the cpu profile, as text), ``only_beta``
+        (whether that is at most the adversarial weight), ``beta``,
+        ``seed``, and the person named from the pose codes on the even/odd ranges (``even_odd_mlp``,
+        ``even_odd_probe``, from the results) and with the scenario held out (``across_mlp``,
+        ``across_probe``), from the content codes (``content_even_odd_probe``,
+        ``content_across_probe``), and ``chance_across``. A model measured twice (the notebook's,
+        re-evaluated under a tag: same settings and seed) gives one row.
+    """
+    rows, seen = [], set()
+    for name, entry in leak_runs.items():
+        stem, _, variant = name.partition(":")
+        result, variant = results[stem], variant or None
+        changed = changed_settings(result, variant)
+        key = (tuple(sorted(changed.items())), result["seed"])
+        if key in seen:
+            continue
+        seen.add(key)
+        m, s = result["metrics"], entry["scores"]
+        # a run recording several models keeps its own configuration's scores unprefixed, the others' as <variant>.
+        recorded = f"{variant}." if variant and changed != changed_settings(result) else ""
+        rows.append({"changed": ", ".join(f"{k} = {v}" for k, v in changed.items()) or "cpu profile",
+                     "only_beta": set(changed) <= {"train.adversarial_weight"},
+                     "beta": run_config(result, variant).train.adversarial_weight,
+                     "seed": result["seed"],
+                     "even_odd_mlp": m[f"classification.{recorded}person_from_pose"],
+                     "even_odd_probe": m[f"probe.{recorded}person_from_pose"],
+                     "across_mlp": s["classification.person_from_pose_across_scenarios"],
+                     "across_probe": s["probe.person_from_pose_across_scenarios"],
+                     "content_even_odd_probe": m[f"probe.{recorded}person_from_content"],
+                     "content_across_probe": s["probe.person_from_content_across_scenarios"],
+                     "chance_across": s["classification.person_chance_across_scenarios"]})
+    return rows
 
 
 def against_same_seeds(runs, reference_runs, keys) -> dict[str, float]:

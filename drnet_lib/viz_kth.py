@@ -200,3 +200,32 @@ def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def person_or_place(groups: Mapping[str, Mapping[str, float]], chance: Mapping[str, float]):
+    """The person named from pose codes when the scored windows' scenario was seen in fitting
+    (even/odd ranges of the same videos) and when it was held out, one panel per classifier.
+
+    Args:
+        groups: ``{model label: {"even_odd_mlp", "across_mlp", "even_odd_probe", "across_probe": accuracy}}``
+            (means of :func:`drnet_lib.kth_experiment.person_leak_rows`' rows).
+        chance: ``{"even_odd": ..., "across": ...}`` accuracies of always naming the most frequent person.
+    Returns:
+        A Figure with two Axes.
+    """
+    labels = list(groups)
+    x = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
+    for ax, (kind, title) in zip(axes, (("mlp", "two-layer classifier"), ("probe", "linear probe"))):
+        for i, (split, name) in enumerate((("even_odd", "scenario seen (even/odd ranges)"),
+                                           ("across", "scenario held out"))):
+            bars = ax.bar(x + (i - 0.5) * 0.38, [groups[g][f"{split}_{kind}"] for g in labels], 0.38,
+                          label=name, color=f"C{i}")
+            ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+            ax.axhline(chance[split], ls="--", lw=1, color=f"C{i}", label=f"chance, {name.split(' (')[0]}")
+        ax.set_xticks(x, labels, fontsize=7, rotation=20, ha="right")
+        ax.set_title(f"person from pose: {title}", fontsize=9)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=6, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -223,19 +223,3 @@ def test_bench_help_lists_every_variant_the_bench_accepts():
     listed = help_text.split(":")[0].split(" | ")
     assert listed == list(bench.CHOICES)
 
-
-def test_remeasure_tool_reads_a_notebook_variant_from_the_results():
-    import importlib.util
-
-    from drnet_lib.config import get_config
-    from drnet_lib.results import REPO_ROOT
-
-    spec = importlib.util.spec_from_file_location("kth_remeasure", REPO_ROOT / "tools" / "kth_remeasure.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    run = {"config": get_config("kth", "smoke").to_dict(),
-           "variants": {"adv": {"train.adversarial_weight": 1e-4}, "noadv": {"train.adversarial_weight": 0.0}}}
-    assert tool.run_config(run, None).train.adversarial_weight == 1e-4
-    assert tool.run_config(run, "noadv").train.adversarial_weight == 0.0
-    with pytest.raises(SystemExit, match="no variant 'beta'.*adv, noadv"):
-        tool.run_config(run, "beta")

@@ -283,3 +283,42 @@ def test_against_same_seeds_pairs_each_run_with_the_reference_of_its_seed():
     assert out["prediction.psnr_mean.gain_max_seed"] == 0
     with pytest.raises(ValueError, match=r"seed\(s\) \[5\]"):
         against_same_seeds([run(5, 20.0)], reference, ["prediction.psnr_mean"])
+
+
+def test_run_config_reads_a_notebook_variant_from_the_results():
+    from drnet_lib.kth_experiment import changed_settings, run_config
+
+    run = {"config": get_config("kth", "smoke").to_dict(),
+           "variants": {"adv": {"train.adversarial_weight": 1e-4}, "noadv": {"train.adversarial_weight": 0.0}}}
+    assert run_config(run).train.adversarial_weight == 1e-4
+    assert run_config(run, "noadv").train.adversarial_weight == 0.0
+    assert changed_settings(run, "noadv") == {"train.adversarial_weight": 0.0} and changed_settings(run, "adv") == {}
+    with pytest.raises(ValueError, match="no variant 'beta'.*adv, noadv"):
+        run_config(run, "beta")
+
+
+def test_person_leak_rows_pair_each_model_with_its_recorded_split_once():
+    from drnet_lib.kth_experiment import person_leak_rows
+
+    def scores(v):
+        return {"classification.person_from_pose_across_scenarios": v, "probe.person_from_pose_across_scenarios": v / 2,
+                "probe.person_from_content_across_scenarios": 0.1, "classification.person_chance_across_scenarios": 0.12}
+
+    def recorded(prefix, v):
+        return {f"classification.{prefix}person_from_pose": v, f"probe.{prefix}person_from_pose": v / 2,
+                f"probe.{prefix}person_from_content": 0.6}
+
+    notebook = {"seed": 0, "config": get_config("kth", "cpu", seed=0).to_dict(),
+                "variants": {"adv": {"train.adversarial_weight": 1e-4}, "noadv": {"train.adversarial_weight": 0.0}},
+                "metrics": {**recorded("", 0.6), **recorded("noadv.", 0.8)}}
+    tagged = {"seed": 0, "config": get_config("kth", "cpu", seed=0, overrides={"train.adversarial_weight": 1e-3}).to_dict(),
+              "metrics": recorded("", 0.3)}
+    again = {**notebook, "metrics": recorded("", 0.6)}          # the same model re-evaluated under a tag
+    leak = {"kth_seed0:adv": {"scores": scores(0.2)}, "kth_seed0:noadv": {"scores": scores(0.4)},
+            "kth_beta1e-3_seed0": {"scores": scores(0.15)}, "kth_oracle_seed0": {"scores": scores(0.2)}}
+    rows = person_leak_rows(leak, {"kth_seed0": notebook, "kth_beta1e-3_seed0": tagged, "kth_oracle_seed0": again})
+    assert [(r["changed"], r["beta"]) for r in rows] == [
+        ("cpu profile", 1e-4), ("train.adversarial_weight = 0.0", 0.0), ("train.adversarial_weight = 0.001", 1e-3)]
+    assert [(r["even_odd_mlp"], r["across_mlp"]) for r in rows] == [(0.6, 0.2), (0.8, 0.4), (0.3, 0.15)]
+    assert all(r["only_beta"] for r in rows)
+    assert rows[1]["even_odd_probe"] == 0.4 and rows[1]["across_probe"] == 0.2 and rows[1]["chance_across"] == 0.12

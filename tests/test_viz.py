@@ -254,3 +254,18 @@ def test_kth_error_split_stacks_static_under_changing_with_copy_last_once():
     assert [b.get_height() for b in bars] == pytest.approx([0.1, 0.4, 0.2, 0.9, 0.1, 0.1])
     assert [b.get_y() for b in bars[3:]] == pytest.approx([0.1, 0.4, 0.2])   # changing sits on static
     plt.close(fig)
+
+
+def test_kth_person_or_place_draws_both_splits_per_model_with_their_chances():
+    from drnet_lib import viz_kth
+
+    groups = {"β = 0": {"even_odd_mlp": 0.8, "across_mlp": 0.3, "even_odd_probe": 0.6, "across_probe": 0.25},
+              "β = 1e-4": {"even_odd_mlp": 0.6, "across_mlp": 0.2, "even_odd_probe": 0.4, "across_probe": 0.15}}
+    fig = viz_kth.person_or_place(groups, chance={"even_odd": 0.12, "across": 0.11})
+    mlp, probe = fig.axes
+    assert [p.get_height() for p in mlp.patches] == [0.8, 0.6, 0.3, 0.2]
+    assert [p.get_height() for p in probe.patches] == [0.6, 0.4, 0.25, 0.15]
+    assert [line.get_ydata()[0] for line in probe.lines] == [0.12, 0.11]
+    assert [t.get_text() for t in mlp.get_xticklabels()] == ["β = 0", "β = 1e-4"]
+    plt.close(fig)
+

@@ -33,7 +33,6 @@ import torch
 
 from drnet_lib import kth_experiment
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
-from drnet_lib.config import apply_overrides, config_from_dict
 from drnet_lib.models import DrNet
 from drnet_lib.results import REPO_ROOT, provenance, read_results
 from drnet_lib.train import make_test_bank
@@ -46,17 +45,6 @@ WHAT = {
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
-
-
-def run_config(run: dict, variant: str | None):
-    """The configuration a recorded run (its results dict) trained, or that of one of its ``variants``."""
-    cfg = config_from_dict(run["config"])
-    if variant is None:
-        return cfg
-    variants = run.get("variants", {})
-    if variant not in variants:
-        raise SystemExit(f"the results have no variant {variant!r}; they have: {', '.join(variants) or 'none'}")
-    return apply_overrides(cfg, variants[variant])
 
 
 def measure(cfg, checkpoint: Path, what: str) -> dict:
@@ -94,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         results_json, checkpoint, variant = Path(results_json), Path(checkpoint), variant or None
         start = time.perf_counter()
         run = read_results(results_json)
+        try:
+            cfg = kth_experiment.run_config(run, variant)
+        except ValueError as err:
+            raise SystemExit(f"{results_json}: {err}") from None
         entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
-                 **measure(run_config(run, variant), checkpoint, args.measure)}
+                 **measure(cfg, checkpoint, args.measure)}
         entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
         print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores")}, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
