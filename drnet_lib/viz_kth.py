@@ -166,7 +166,7 @@ def margin_over_copy_last(gaps: Mapping[str, Mapping[str, float]], ylabel: str =
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups], fontsize=8)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(labels), frameon=False)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(labels), 3), frameon=False)
     fig.tight_layout()
     return fig
 
