@@ -210,7 +210,7 @@ def _kth_profiles() -> dict[str, dict]:
     # encoder with skips, beta = 1e-4, the pose LSTM with 10 observed and 10 predicted frames. The
     # code's default DCGAN-UNet content and DCGAN pose encoders; the paper's VGG16-UNet content
     # encoder (recalled) is the option model.content_model = "vgg_unet", its ResNet-18 pose
-    # encoder is not implemented (a logged deviation).
+    # encoder (recalled) the option model.pose_model = "resnet" (deviation K2).
     # Evaluation (MCNet's protocol, reference/repro_anchors.md §2.2): 10 observed frames, PSNR and
     # SSIM on the next 20 (eval.metric_steps) for eval.rollout_clips test clips, whose rollouts
     # continue to eval.rollout_steps for the long-range checks at eval.rollout_checkpoints.

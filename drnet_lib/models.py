@@ -12,7 +12,8 @@ BatchNorm + tanh. Widths double per stage from ``base_width`` and stop at ``8 * 
 The content encoder may instead be the authors' VGG-UNet (``content_model="vgg_unet"``,
 drnet-py ``vgg_unet_64/128``, §2.4): VGG16-style blocks of 3x3 convolutions at *full*
 resolution and below, max-pooled down to 4x4, with a mirrored decoder that upsamples (nearest)
-and receives every block's output as a skip, the full-resolution one included.
+and receives every block's output as a skip, the full-resolution one included. The pose encoder
+may instead be the authors' ResNet-18 (``pose_model="resnet"``, drnet-py ``resnet_64/128``, §2.5).
 
 Images are in [0, 1]; the decoder ends with a sigmoid. Codes have shape ``(B, dim, 1, 1)``.
 """
@@ -72,6 +73,53 @@ class DCGANEncoder(nn.Module):
             x = stage(x)
             skips.append(x)
         return self.head(x), skips
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3x3 convolutions with BatchNorm, added to the input (through a
+    1x1 convolution + BatchNorm when the stride or width changes, drnet-py's shortcut), then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1), nn.BatchNorm2d(c_out))
+        self.shortcut = (nn.Identity() if stride == 1 and c_in == c_out else
+                         nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride), nn.BatchNorm2d(c_out)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNetPoseEncoder(nn.Module):
+    """The authors' ResNet-18 pose encoder (drnet-py ``resnet_64/128``, reference/drnet.md §2.5):
+    image ``(B, C, S, S)`` -> code ``(B, dim, 1, 1)`` in (-1, 1).
+
+    A 5x5 stride-2 stem (padding 3) -> BatchNorm -> ReLU -> 3x3 max-pool, then stages of two basic
+    blocks: the first at the stem's width, each next one stride 2 and twice as wide, until the map
+    is 3x3; a 3x3 "valid" convolution -> BatchNorm -> tanh makes the code. At 64 px the maps are
+    33 -> 17 -> 17 -> 9 -> 5 -> 3 -> 1 with widths 64, 128, 256, 512 (``base_width`` 64); 128 px
+    adds a stage (1024); 32 px has one fewer. ``forward`` returns ``(code, [])``, like
+    :class:`DCGANEncoder` without skips.
+    """
+
+    def __init__(self, channels: int, dim: int, image_size: int, base_width: int):
+        super().__init__()
+        n_down = int(math.log2(image_size)) - 3           # stride-2 stages after the first: 3 at 64 px
+        if 2 ** (n_down + 3) != image_size or n_down < 1:
+            raise ValueError(f"the ResNet pose encoder needs image_size a power of two >= 16, got {image_size}")
+        widths = [base_width * 2**i for i in range(n_down + 1)]
+        self.stem = nn.Sequential(nn.Conv2d(channels, widths[0], 5, 2, 3), nn.BatchNorm2d(widths[0]),
+                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        stages = []
+        for i, width in enumerate(widths):
+            c_in, stride = (widths[0], 1) if i == 0 else (widths[i - 1], 2)
+            stages += [BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)]
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Sequential(nn.Conv2d(widths[-1], dim, 3, 1, 0), nn.BatchNorm2d(dim), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.head(self.stages(self.stem(x))), []
 
 
 class Decoder(nn.Module):
@@ -252,8 +300,8 @@ class DrNet(nn.Module):
         super().__init__()
         if cfg.content_model not in ("dcgan", "dcgan_unet", "vgg_unet"):
             raise ValueError(f"content_model must be 'dcgan', 'dcgan_unet' or 'vgg_unet', got {cfg.content_model!r}")
-        if cfg.pose_model != "dcgan":
-            raise ValueError(f"pose_model must be 'dcgan', got {cfg.pose_model!r}")
+        if cfg.pose_model not in ("dcgan", "resnet"):
+            raise ValueError(f"pose_model must be 'dcgan' or 'resnet', got {cfg.pose_model!r}")
         self.cfg = cfg
         # content_bn_affine=False fixes the content code's BatchNorm scale at 1 (a deviation used by
         # the cpu profile): otherwise Adam can satisfy the similarity loss by shrinking that scale
@@ -262,7 +310,8 @@ class DrNet(nn.Module):
         vgg = cfg.content_model == "vgg_unet"
         self.content_encoder = (VGGUNetEncoder if vgg else DCGANEncoder)(
             cfg.channels, cfg.content_dim, cfg.image_size, cfg.base_width, code_bn_affine=cfg.content_bn_affine)
-        self.pose_encoder = DCGANEncoder(cfg.channels, cfg.pose_dim, cfg.image_size, cfg.base_width)
+        self.pose_encoder = (ResNetPoseEncoder if cfg.pose_model == "resnet" else DCGANEncoder)(
+            cfg.channels, cfg.pose_dim, cfg.image_size, cfg.base_width)
         if vgg:
             self.decoder = VGGUNetDecoder(cfg.channels, cfg.content_dim, cfg.pose_dim, cfg.image_size, cfg.base_width)
         else:

@@ -127,6 +127,35 @@ def test_vgg_unet_layers_match_the_authors(size, encoder, decoder):
     assert m.decode(content, skips, m.encode_pose(x)).shape == (2, 1, size, size)
 
 
+@pytest.mark.parametrize("size,maps,widths", [
+    (64, [33, 17, 17, 9, 5, 3, 1], [64, 128, 256, 512]),             # drnet.md §2.5, resnet_64
+    (128, [65, 33, 33, 17, 9, 5, 3, 1], [64, 128, 256, 512, 1024]),  # drnet.md §2.5, resnet_128
+])
+def test_resnet_pose_encoder_matches_the_authors(size, maps, widths):
+    m = DrNet(ModelConfig(image_size=size, channels=1, pose_model="resnet", pose_dim=10))
+    enc = m.pose_encoder
+    stem = enc.stem[0]
+    assert (stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding) == (1, 64, (5, 5), (2, 2), (3, 3))
+    x = torch.rand(3, 1, size, size)
+    seen = [enc.stem[:3](x).shape[-1], enc.stem(x).shape[-1]]
+    h = enc.stem(x)
+    for i in range(0, len(enc.stages), 2):                     # two basic blocks per stage
+        h = enc.stages[i + 1](enc.stages[i](h))
+        seen.append(h.shape[-1])
+    code = enc.head(h)
+    seen.append(code.shape[-1])
+    assert seen == maps
+    assert [enc.stages[i].body[0].out_channels for i in range(0, len(enc.stages), 2)] == widths
+    # the first block of every later stage halves the map and takes the 1x1 shortcut (option B)
+    assert all(isinstance(enc.stages[i].shortcut[0], nn.Conv2d) for i in range(2, len(enc.stages), 2))
+    assert isinstance(enc.stages[0].shortcut, nn.Identity)
+    assert enc.head[0].kernel_size == (3, 3) and enc.head[0].out_channels == 10
+    pose = m.encode_pose(x)
+    assert pose.shape == (3, 10, 1, 1) and pose.abs().max() < 1
+    content, skips = m.encode_content(x)
+    assert m.decode(content, skips, pose).shape == (3, 1, size, size)
+
+
 @pytest.mark.parametrize("size,ins,outs", [
     (64, [1024, 512, 256], [256, 128, 64]),            # drnet.md §2.3, 64 px
     (128, [1024, 1024, 512, 256], [512, 256, 128, 64]),  # drnet.md §2.3, 128 px
@@ -247,7 +276,7 @@ def test_pose_lstm_input_is_pose_then_content():
 # -- configuration errors ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("field,value", [("content_model", "vgg"), ("content_model", "resnet"),
-                                         ("pose_model", "resnet")])
+                                         ("pose_model", "vgg")])
 def test_unknown_models_raise(field, value):
     cfg = dataclasses.replace(ModelConfig(image_size=32, base_width=4), **{field: value})
     with pytest.raises(ValueError, match=value):
