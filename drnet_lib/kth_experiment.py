@@ -350,6 +350,29 @@ def against_same_seeds(runs, reference_runs, keys) -> dict[str, float]:
     return out
 
 
+def with_rollout_summary(result) -> dict:
+    """A results dict with two more metrics (a copy; the original is left alone):
+    ``prediction.gap_to_ceiling``, how many dB DrNet's own prediction is below the frames decoded
+    from the true poses, and ``rollout.motion_ratio.last``, the motion ratio at the rollout's last
+    checkpoint."""
+    m = result["metrics"]
+    return {**result, "metrics": {**m, "prediction.gap_to_ceiling": m["prediction.oracle_psnr_mean"] - m["prediction.psnr_mean"],
+                                  "rollout.motion_ratio.last": list(m["rollout.motion_ratio"].values())[-1]}}
+
+
+def drnet_twin(tag: str, by_tag: dict[str, list[str]], changed: dict[str, dict], lstm_settings) -> str:
+    """The tag whose runs trained the same DrNet as ``tag``'s: the same changed settings once
+    ``lstm_settings`` are left out (a run that retrained only the LSTM on copied DrNet checkpoints
+    against the runs it copied them from). ``by_tag``: tag -> run names; ``changed``: run name ->
+    :func:`changed_settings`."""
+    drnet_changes = {k: v for k, v in changed[by_tag[tag][0]].items() if k not in lstm_settings}
+    twins = [t for t, names in by_tag.items() if t != tag and changed[names[0]] == drnet_changes]
+    if not twins:
+        raise ValueError(f"no recorded tag trains the DrNet of {tag!r} ({drnet_changes or 'the profile'}) "
+                         "with the profile's LSTM")
+    return twins[0]
+
+
 def lost_action(action_from_pose: float, action_chance: float) -> bool:
     """Whether pose codes name the action no better than chance (within 0.05 of it): a pose
     encoder that has stopped carrying the motion."""

@@ -322,3 +322,29 @@ def test_person_leak_rows_pair_each_model_with_its_recorded_split_once():
     assert [(r["even_odd_mlp"], r["across_mlp"]) for r in rows] == [(0.6, 0.2), (0.8, 0.4), (0.3, 0.15)]
     assert all(r["only_beta"] for r in rows)
     assert rows[1]["even_odd_probe"] == 0.4 and rows[1]["across_probe"] == 0.2 and rows[1]["chance_across"] == 0.12
+
+
+def test_drnet_twin_finds_the_runs_whose_drnet_an_lstm_run_reused():
+    from drnet_lib.kth_experiment import drnet_twin
+
+    lstm = {"lstm.hidden", "lstm.iterations"}
+    changed = {"kth_oracle_seed0": {}, "kth_long9k_seed0": {"train.iterations": 9000},
+               "kth_lstm20k_seed0": {"lstm.hidden": 256, "lstm.iterations": 20000},
+               "kth_long9k-lstm20k_seed0": {"train.iterations": 9000, "lstm.hidden": 256, "lstm.iterations": 20000}}
+    by_tag = {n[4:-6]: [n] for n in changed}
+    assert drnet_twin("lstm20k", by_tag, changed, lstm) == "oracle"
+    assert drnet_twin("long9k-lstm20k", by_tag, changed, lstm) == "long9k"
+    del by_tag["long9k"]
+    with pytest.raises(ValueError, match="long9k-lstm20k"):
+        drnet_twin("long9k-lstm20k", by_tag, changed, lstm)
+
+
+def test_with_rollout_summary_adds_the_gap_and_the_last_motion_without_touching_the_run():
+    from drnet_lib.kth_experiment import with_rollout_summary
+
+    run = {"seed": 1, "metrics": {"prediction.oracle_psnr_mean": 27.5, "prediction.psnr_mean": 25.0,
+                                  "rollout.motion_ratio": {"10": 0.4, "50": 0.1, "200": 0.05}}}
+    out = with_rollout_summary(run)
+    assert out["metrics"]["prediction.gap_to_ceiling"] == pytest.approx(2.5)
+    assert out["metrics"]["rollout.motion_ratio.last"] == 0.05 and out["seed"] == 1
+    assert "prediction.gap_to_ceiling" not in run["metrics"]
