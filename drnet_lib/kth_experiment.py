@@ -350,6 +350,11 @@ def against_same_seeds(runs, reference_runs, keys) -> dict[str, float]:
     return out
 
 
+def last_motion_ratio(metrics: dict) -> float:
+    """``rollout.motion_ratio`` at the rollout's last checkpoint (1 = as lively as real video)."""
+    return list(metrics["rollout.motion_ratio"].values())[-1]
+
+
 def with_rollout_summary(result) -> dict:
     """A results dict with two more metrics (a copy; the original is left alone):
     ``prediction.gap_to_ceiling``, how many dB DrNet's own prediction is below the frames decoded
@@ -357,7 +362,7 @@ def with_rollout_summary(result) -> dict:
     checkpoint."""
     m = result["metrics"]
     return {**result, "metrics": {**m, "prediction.gap_to_ceiling": m["prediction.oracle_psnr_mean"] - m["prediction.psnr_mean"],
-                                  "rollout.motion_ratio.last": list(m["rollout.motion_ratio"].values())[-1]}}
+                                  "rollout.motion_ratio.last": last_motion_ratio(m)}}
 
 
 def drnet_twin(tag: str, by_tag: dict[str, list[str]], changed: dict[str, dict], lstm_settings) -> str:
@@ -397,7 +402,7 @@ def adversarial_sweep(results) -> list[dict]:
                      "probe_person_from_pose": m["probe.person_from_pose"],
                      "action_from_pose": m["classification.action_from_pose"],
                      "psnr_mean": m["prediction.psnr_mean"],
-                     "motion_ratio": list(m["rollout.motion_ratio"].values())[-1]})
+                     "motion_ratio": last_motion_ratio(m)})
     return sorted(rows, key=lambda row: (row["beta"], row["seed"]))
 
 
