@@ -17,9 +17,11 @@ clips) in fp32 and in the variant, with the mean reconstruction loss of their la
 so the effect on the loss curve is a measured number too. Compilation time is excluded from the
 step time (warm-up) and reported as ``first_step_s``.
 
-``channels_last`` (NHWC convolutions, ``train.channels_last``), and ``adam_fused`` /
-``adam_for_loop`` (the other ways of executing Adam's update; the default is foreach, ``train.adam``)
-change only how the same arithmetic is laid out or scheduled (fused also rounds differently).
+``channels_last`` and ``nchw`` (the convolutions' memory order forced to NHWC or to NCHW; by
+default ``train.channels_last="auto"`` picks NHWC on the CPU and NCHW on a GPU, and every row
+says which ran in ``channels_last``), and ``adam_fused`` / ``adam_for_loop`` (the other ways of
+executing Adam's update; the default is foreach, ``train.adam``) change only how the same
+arithmetic is laid out or scheduled (fused also rounds differently).
 
 **The plain yardstick** (``--variants plain``): :class:`.reference_step.PlainIteration`, the same
 iteration written the obvious way (graphs for every target, a ``.item()`` per loss), timed beside
@@ -84,7 +86,7 @@ def peak_memory_mb(device) -> float:
 VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.compile": True},
             "bf16+compile": {"train.precision": "bf16", "train.compile": True},
             "cuda_graphs": {"train.compile": True, "train.compile_mode": "reduce-overhead"},
-            "channels_last": {"train.channels_last": True},
+            "channels_last": {"train.channels_last": True}, "nchw": {"train.channels_last": False},
             "adam_fused": {"train.adam": "fused"}, "adam_for_loop": {"train.adam": "for-loop"}}
 CHOICES = (*VARIANTS, "plain")   # plain is not a configuration: it times reference_step.PlainIteration
 
@@ -151,6 +153,7 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "batch_size": B, "image_size": cfg.model.image_size, "content_model": cfg.model.content_model,
+        "channels_last": trainer.channels_last,
         "train_step_s": round(step_s, 5),
         "lstm_step_s": round(lstm_s, 5),
         "data_batches_per_s": round(1 / data_s, 2),

@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=10)
     b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True)
     b.add_argument("--variants", nargs="+", default=["fp32"],
-                   help="fp32 | bf16 | compile | bf16+compile | cuda_graphs | channels_last | adam_fused | adam_for_loop | "
+                   help="fp32 | bf16 | compile | bf16+compile | cuda_graphs | channels_last | nchw | adam_fused | adam_for_loop | "
                         "plain: each timed against fp32 (the default configuration) in the same run, "
                         "with a short fp32-vs-variant training run (loss_check); plain is the literal "
                         "reference iteration (drnet_lib/reference_step.py)")

@@ -15,9 +15,12 @@ import json
 from dataclasses import dataclass, field
 
 
-# Settings that say where things are, not what is run: a checkpoint written with one value resumes
-# with another, and the book's list of differences between profiles leaves them out.
+# Settings that say where things are, or in which memory order the same sums are laid out, not what
+# is run: a checkpoint written with one value resumes with another, and the book's lists of
+# differences between profiles and runs leave them out.
 LOCATION_SETTINGS = frozenset({"data.root"})
+LAYOUT_SETTINGS = frozenset({"train.channels_last"})
+NOT_COMPARED = LOCATION_SETTINGS | LAYOUT_SETTINGS
 
 
 @dataclass
@@ -63,7 +66,8 @@ class TrainConfig:
     compile: bool = False           # torch.compile the four networks (a GPU option; slow first steps)
     compile_mode: str = "default"   # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs: each
                                     # iteration replayed as recorded graphs; on a GPU only) or "max-autotune"
-    channels_last: bool = False     # NHWC memory layout for the convolutions (same math, another layout)
+    channels_last: bool | str = "auto"  # NHWC layout for the convolutions: "auto" (on the CPU only), true, false
+                                    # (the same sums in another memory order; train.uses_channels_last)
     adam: str = "foreach"           # how Adam's update is executed: "foreach" or "for-loop" (bit-identical on
                                     # the CPU), or "fused" (one kernel; rounds differently, a speed option)
 
@@ -120,7 +124,7 @@ class ExperimentConfig:
         """
         d = self.to_dict()
         defaults = ExperimentConfig(experiment=self.experiment, profile=self.profile, seed=self.seed).to_dict()
-        for key in LOCATION_SETTINGS:
+        for key in NOT_COMPARED:
             section, name = key.split(".")
             d[section].pop(name)
         for section, values in d.items():
@@ -304,7 +308,7 @@ def differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> list[tupl
     rows = []
     for section in ("model", "data", "train", "lstm", "eval"):
         for key, value in a[section].items():
-            if value != b[section][key] and f"{section}.{key}" not in LOCATION_SETTINGS:
+            if value != b[section][key] and f"{section}.{key}" not in NOT_COMPARED:
                 rows.append((f"{section}.{key}", value, b[section][key]))
     return rows
 

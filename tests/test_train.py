@@ -13,9 +13,9 @@ import torch
 from drnet_lib import checkpoint as ckpt
 from drnet_lib import losses
 from drnet_lib.checkpoint import CheckpointError, load_checkpoint
-from drnet_lib.config import get_config
+from drnet_lib.config import differences, get_config
 from drnet_lib.predict import LSTMTrainer, encode_sequence, rollout, train_lstm
-from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times
+from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times, uses_channels_last
 
 from conftest import assert_same_state
 
@@ -469,3 +469,21 @@ def test_speed_settings_are_wired_and_checked(train_bank):
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     nhwc.step()                                   # and a step runs (shapes, views) in that layout
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    nchw = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.channels_last": False}), "cpu", bank=train_bank)
+    assert not nchw.channels_last
+    assert all(p.is_contiguous() for p in nchw.model.parameters() if p.dim() == 4)
+    with pytest.raises(ValueError, match="train.channels_last"):
+        DrNetTrainer(get_config("mnist", "smoke", overrides={"train.channels_last": "yes"}), "cpu", bank=train_bank)
+
+
+def test_channels_last_auto_is_nhwc_on_the_cpu_only():
+    assert get_config("mnist", "paper").train.channels_last == "auto"
+    assert uses_channels_last("auto", torch.device("cpu"))
+    assert not uses_channels_last("auto", torch.device("cuda"))   # fp32 NHWC unmeasured on a GPU
+    assert uses_channels_last(True, torch.device("cuda")) and not uses_channels_last(False, torch.device("cpu"))
+
+
+def test_layout_is_left_out_of_comparisons_and_fingerprints():
+    nhwc, nchw = (get_config("kth", "cpu", overrides={"train.channels_last": v}) for v in (True, False))
+    assert differences(nhwc, nchw) == []          # the same run, laid out differently
+    assert nhwc.fingerprint("train") == nchw.fingerprint("train")   # a checkpoint resumes in the other layout

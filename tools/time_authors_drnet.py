@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=4, help="iterations of theirs, then of ours, per round")
     parser.add_argument("--data-threads", type=int, default=5, help="their data-loader workers (their default: 5)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="settings of our side, as for drnet train (e.g. train.channels_last=true)")
+                        help="settings of our side, as for drnet train (e.g. train.channels_last=false)")
     parser.add_argument("--source", help="how the checkout was obtained, recorded when it is not a git clone")
     parser.add_argument("--log-dir", default="/tmp/drnet_py_logs", help="where their script makes its log folders")
     args = parser.parse_args(argv)
@@ -192,7 +192,8 @@ def main(argv=None) -> int:
            "authors_fraction_of_matmul_peak": round(authors_flops / authors_s / peak, 4),
            "fraction_of_matmul_peak": round(ours_flops / ours_s / peak, 4),
            "goal_fraction_of_matmul_peak": round(authors_flops / (GOAL * authors_s) / peak, 4),
-           "ours_overrides": parse_set(args.set), "repeats": len(times["ours"]), "block": args.block,
+           "ours_overrides": parse_set(args.set), "ours_channels_last": ours.channels_last,
+           "repeats": len(times["ours"]), "block": args.block,
            "torch": torch.__version__}
     print(json.dumps(row), flush=True)
     return 0
