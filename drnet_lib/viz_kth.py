@@ -118,7 +118,7 @@ def adversarial_sweep(rows, chance: Mapping[str, float]):
     beside it), the mean over a β's runs as a line, chance as a dashed line.
 
     Args:
-        rows: :func:`drnet_lib.kth_experiment.adversarial_sweep`'s rows (``beta``, ``seed`` and the
+        rows: :func:`drnet_lib.kth_analysis.adversarial_sweep`'s rows (``beta``, ``seed`` and the
             panels' keys).
         chance: ``{"action": ..., "person": ...}`` accuracies of guessing.
     Returns:
@@ -147,7 +147,7 @@ def margin_over_copy_last(gaps: Mapping[str, Mapping[str, float]], ylabel: str =
 
     Args:
         gaps: ``{model label: {action: dB}}``, each as
-            :func:`drnet_lib.kth_experiment.margin_over_copy_last` returns it (its group means
+            :func:`drnet_lib.kth_analysis.margin_over_copy_last` returns it (its group means
             ``moving`` and ``in place`` are drawn after a gap, as two more groups).
         ylabel: what the bars measure.
     Returns:
@@ -208,7 +208,7 @@ def person_or_place(groups: Mapping[str, Mapping[str, float]], chance: Mapping[s
 
     Args:
         groups: ``{model label: {"even_odd_mlp", "across_mlp", "even_odd_probe", "across_probe": accuracy}}``
-            (means of :func:`drnet_lib.kth_experiment.person_leak_rows`' rows).
+            (means of :func:`drnet_lib.kth_analysis.person_leak_rows`' rows).
         chance: ``{"even_odd": ..., "across": ...}`` accuracies of always naming the most frequent person.
     Returns:
         A Figure with two Axes.

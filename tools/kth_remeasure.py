@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from drnet_lib import kth_experiment
+from drnet_lib import kth_analysis, kth_experiment
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
 from drnet_lib.models import DrNet
 from drnet_lib.results import REPO_ROOT, provenance, read_results
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         run = read_results(results_json)
         try:
-            cfg = kth_experiment.run_config(run, variant)
+            cfg = kth_analysis.run_config(run, variant)
         except ValueError as err:
             raise SystemExit(f"{results_json}: {err}") from None
         entry = {"results": results_json.name, **({"variant": variant} if variant else {}),

@@ -1,0 +1,222 @@
+"""Reading recorded KTH runs back: the comparisons the KTH results page draws between runs.
+
+:mod:`.kth_experiment` measures one model and ``drnet train --record`` writes its results dict;
+the functions here take such dicts (``results.read_results``) and answer the page's questions:
+what a run changed from its profile (:func:`changed_settings`), how a variant compares with the
+reference runs of the same seeds (:func:`against_same_seeds`), what the adversarial weight moves
+(:func:`adversarial_sweep`, :func:`sweep_by_beta`), how the scores split by action
+(:func:`by_action_mean`, :func:`margin_over_copy_last`) and what the person-leak measurement says
+(:func:`person_leak_rows`). They compute nothing from a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import ExperimentConfig, apply_overrides, config_from_dict, differences, get_config
+from .kth_experiment import IN_PLACE, MOVING
+
+
+def run_config(result, variant: str | None = None) -> ExperimentConfig:
+    """The configuration a recorded run (a results dict) trained, or that of one of its
+    ``variants`` (the KTH notebook records two models: ``adv`` and ``noadv``)."""
+    cfg = config_from_dict(result["config"])
+    if variant is None:
+        return cfg
+    variants = result.get("variants", {})
+    if variant not in variants:
+        raise ValueError(f"the results have no variant {variant!r}; they have: {', '.join(variants) or 'none'}")
+    return apply_overrides(cfg, variants[variant])
+
+
+def changed_settings(result, variant: str | None = None) -> dict[str, object]:
+    """What a recorded run (a results dict) changed from its profile, seed aside:
+    ``{dotted key: the run's value}``, e.g. ``{"model.content_model": "vgg_unet"}``. ``variant``
+    names one of the models of a run that recorded several (the KTH notebook's ``variants``)."""
+    cfg = run_config(result, variant)
+    return {key: ours for key, ours, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
+
+
+def person_leak_rows(leak_runs: dict[str, dict], results: dict[str, dict]) -> list[dict]:
+    """The person named from each model's codes on the two splits, one row per model measured by
+    ``tools/kth_remeasure.py --measure person_leak``.
+
+    Args:
+        leak_runs: that file's ``"runs"``: ``{name: entry}``, the name a results file's stem, with
+            ``":<variant>"`` for one model of the notebook's results (``kth_seed0:noadv``).
+        results: ``{stem: results dict}`` holding every named run.
+    Returns:
+        Rows with ``changed`` (what the model changed from the cpu profile, as text), ``only_beta``
+        (whether that is at most the adversarial weight), ``beta``,
+        ``seed``, and the person named from the pose codes on the even/odd ranges (``even_odd_mlp``,
+        ``even_odd_probe``, from the results) and with the scenario held out (``across_mlp``,
+        ``across_probe``), from the content codes (``content_even_odd_probe``,
+        ``content_across_probe``), and ``chance_across``. A model measured twice (the notebook's,
+        re-evaluated under a tag: same settings and seed) gives one row.
+    """
+    rows, seen = [], set()
+    for name, entry in leak_runs.items():
+        stem, _, variant = name.partition(":")
+        result, variant = results[stem], variant or None
+        changed = changed_settings(result, variant)
+        key = (tuple(sorted(changed.items())), result["seed"])
+        if key in seen:
+            continue
+        seen.add(key)
+        m, s = result["metrics"], entry["scores"]
+        # a run recording several models keeps its own configuration's scores unprefixed, the others' as <variant>.
+        recorded = f"{variant}." if variant and changed != changed_settings(result) else ""
+        rows.append({"changed": ", ".join(f"{k} = {v}" for k, v in changed.items()) or "cpu profile",
+                     "only_beta": set(changed) <= {"train.adversarial_weight"},
+                     "beta": run_config(result, variant).train.adversarial_weight,
+                     "seed": result["seed"],
+                     "even_odd_mlp": m[f"classification.{recorded}person_from_pose"],
+                     "even_odd_probe": m[f"probe.{recorded}person_from_pose"],
+                     "across_mlp": s["classification.person_from_pose_across_scenarios"],
+                     "across_probe": s["probe.person_from_pose_across_scenarios"],
+                     "content_even_odd_probe": m[f"probe.{recorded}person_from_content"],
+                     "content_across_probe": s["probe.person_from_content_across_scenarios"],
+                     "chance_across": s["classification.person_chance_across_scenarios"]})
+    return rows
+
+
+def against_same_seeds(runs, reference_runs, keys) -> dict[str, float]:
+    """A model recorded from several seeds beside the reference runs of the same seeds (paired by
+    seed, so a model with fewer seeds is compared with the same seeds' reference, not all of it).
+
+    Args:
+        runs, reference_runs: results dicts (``read_results``); every run's seed needs a reference run.
+        keys: metric names, each a float in ``result["metrics"]``.
+    Returns:
+        ``seeds`` (how many) and, per key: ``<key>`` (the mean over ``runs``), ``<key>.reference``
+        (the mean over the same seeds' reference runs) and ``<key>.gain``, ``.gain_min``,
+        ``.gain_max`` (the per-seed difference run - reference: mean, min, max), ``.gain_max_seed``
+        (the seed with the largest).
+    """
+    reference = {r["seed"]: r for r in reference_runs}
+    missing = sorted({r["seed"] for r in runs} - set(reference))
+    if missing:
+        raise ValueError(f"no reference run for seed(s) {missing}: record them first, or compare fewer seeds")
+    out = {"seeds": len(runs)}
+    for key in keys:
+        ours = np.array([r["metrics"][key] for r in runs], dtype=float)
+        theirs = np.array([reference[r["seed"]]["metrics"][key] for r in runs], dtype=float)
+        gain = ours - theirs
+        out.update({key: float(ours.mean()), f"{key}.reference": float(theirs.mean()), f"{key}.gain": float(gain.mean()),
+                    f"{key}.gain_min": float(gain.min()), f"{key}.gain_max": float(gain.max()),
+                    f"{key}.gain_max_seed": int(runs[int(gain.argmax())]["seed"])})
+    return out
+
+
+def last_motion_ratio(metrics: dict) -> float:
+    """``rollout.motion_ratio`` at the rollout's last checkpoint (1 = as lively as real video)."""
+    return list(metrics["rollout.motion_ratio"].values())[-1]
+
+
+def with_rollout_summary(result) -> dict:
+    """A results dict with two more metrics (a copy; the original is left alone):
+    ``prediction.gap_to_ceiling``, how many dB DrNet's own prediction is below the frames decoded
+    from the true poses, and ``rollout.motion_ratio.last``, the motion ratio at the rollout's last
+    checkpoint."""
+    m = result["metrics"]
+    return {**result, "metrics": {**m, "prediction.gap_to_ceiling": m["prediction.oracle_psnr_mean"] - m["prediction.psnr_mean"],
+                                  "rollout.motion_ratio.last": last_motion_ratio(m)}}
+
+
+def drnet_twin(tag: str, by_tag: dict[str, list[str]], changed: dict[str, dict], lstm_settings) -> str:
+    """The tag whose runs trained the same DrNet as ``tag``'s: the same changed settings once
+    ``lstm_settings`` are left out (a run that retrained only the LSTM on copied DrNet checkpoints
+    against the runs it copied them from). ``by_tag``: tag -> run names; ``changed``: run name ->
+    :func:`changed_settings`."""
+    drnet_changes = {k: v for k, v in changed[by_tag[tag][0]].items() if k not in lstm_settings}
+    twins = [t for t, names in by_tag.items() if t != tag and changed[names[0]] == drnet_changes]
+    if not twins:
+        raise ValueError(f"no recorded tag trains the DrNet of {tag!r} ({drnet_changes or 'the profile'}) "
+                         "with the profile's LSTM")
+    return twins[0]
+
+
+def lost_action(action_from_pose: float, action_chance: float) -> bool:
+    """Whether pose codes name the action no better than chance (within 0.05 of it): a pose
+    encoder that has stopped carrying the motion."""
+    return action_from_pose < action_chance + 0.05
+
+
+def adversarial_sweep(results) -> list[dict]:
+    """The runs of ``results`` (results dicts, as ``read_results`` returns them) whose configuration
+    is their profile's except, at most, the adversarial weight β: one row per run with ``beta``,
+    ``seed`` and what β should move: the scene discriminator's accuracy at the end of training, the
+    person and the action named from pose codes (two-layer classifier; person also by the linear
+    probe), DrNet's mean prediction PSNR and the rollout's motion ratio at its last checkpoint.
+    Runs changed in anything else (a longer schedule, ...) are left out: they answer another question."""
+    rows = []
+    for r in results:
+        if not set(changed_settings(r)) <= {"train.adversarial_weight"}:
+            continue
+        m = r["metrics"]
+        rows.append({"beta": r["config"]["train"]["adversarial_weight"], "seed": r["config"]["seed"],
+                     "discriminator_accuracy": m["train.final"]["discriminator_accuracy"],
+                     "person_from_pose": m["classification.person_from_pose"],
+                     "probe_person_from_pose": m["probe.person_from_pose"],
+                     "action_from_pose": m["classification.action_from_pose"],
+                     "psnr_mean": m["prediction.psnr_mean"],
+                     "motion_ratio": last_motion_ratio(m)})
+    return sorted(rows, key=lambda row: (row["beta"], row["seed"]))
+
+
+def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float) -> dict[float, dict]:
+    """Per beta, over :func:`adversarial_sweep`'s rows: ``seeds`` (text), ``runs``, the mean of every
+    quantity, ``<key>_min``/``<key>_max`` (spread over seeds) for the person, action and motion,
+    ``person_from_pose_sd``, ``collapsed`` (runs whose pose code says nothing: the action from it
+    within 0.05 of ``action_chance`` and rollouts that stand still, motion ratio < 0.01),
+    ``seeds_with_less_leak`` (text "k of n": seeds whose person-from-pose is below the same seed's
+    at ``reference_beta``) and ``leak_reduction`` (1 - mean person-from-pose / its mean at
+    ``reference_beta``; NaN without reference runs)."""
+    quantities = [k for k in (rows[0] if rows else {}) if k not in ("beta", "seed")]
+    reference = {r["seed"]: r["person_from_pose"] for r in rows if r["beta"] == reference_beta}
+    out = {}
+    for beta in sorted({r["beta"] for r in rows}):
+        mine = [r for r in rows if r["beta"] == beta]
+        s = {"seeds": ", ".join(str(r["seed"]) for r in mine), "runs": len(mine),
+             **{k: float(np.mean([r[k] for r in mine])) for k in quantities}}
+        for k in ("person_from_pose", "action_from_pose", "motion_ratio"):
+            s[f"{k}_min"], s[f"{k}_max"] = min(r[k] for r in mine), max(r[k] for r in mine)
+        s["person_from_pose_sd"] = float(np.std([r["person_from_pose"] for r in mine], ddof=1)) if len(mine) > 1 else float("nan")
+        s["collapsed"] = sum(lost_action(r["action_from_pose"], action_chance) and r["motion_ratio"] < 0.01 for r in mine)
+        paired = [r["person_from_pose"] < reference[r["seed"]] for r in mine if r["seed"] in reference]
+        s["seeds_with_less_leak"] = f"{sum(paired)} of {len(paired)}"
+        out[beta] = s
+    base = out.get(reference_beta, {}).get("person_from_pose", float("nan"))
+    for s in out.values():
+        s["leak_reduction"] = 1 - s["person_from_pose"] / base
+    return out
+
+
+def by_action_mean(results) -> dict[str, dict[str, float]]:
+    """``prediction.by_action`` averaged over runs: ``{action: {score: mean}}`` for the scores
+    every run has (``clips`` and other counts are left out)."""
+    tables = [r["metrics"]["prediction.by_action"] for r in results]
+    out = {}
+    for action in tables[0]:
+        keys = [k for k, v in tables[0][action].items() if isinstance(v, float) and all(k in t[action] for t in tables)]
+        out[action] = {k: float(np.mean([t[action][k] for t in tables])) for k in keys}
+    return out
+
+
+def margin_over_copy_last(by_action: dict[str, dict[str, float]], score: str = "oracle_psnr_mean") -> dict[str, float]:
+    """How far a guess of the future frames is above repeating the last frame, in dB of mean PSNR:
+    per action, and the plain mean over the ``moving`` and the ``in place`` actions (each action
+    counts once, whatever its clip count).
+
+    ``score`` names the guess in ``by_action``: ``"oracle_psnr_mean"`` (the decoder's ceiling,
+    frames decoded from the true future poses) or ``"psnr_mean"`` (DrNet's own prediction).
+    """
+    gap = {a: v[score] - v["copy_last_psnr_mean"] for a, v in by_action.items()}
+    return {**gap, "moving": float(np.mean([gap[a] for a in MOVING if a in gap])),
+            "in place": float(np.mean([gap[a] for a in IN_PLACE if a in gap]))}
+
+
+def mean_error_split(splits: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Several runs' :func:`ceiling_error_split` averaged, group by group and key by key."""
+    return {group: {key: float(np.mean([s[group][key] for s in splits])) for key in splits[0][group]}
+            for group in splits[0]}

@@ -1,0 +1,149 @@
+"""Reading recorded KTH runs back (drnet_lib.kth_analysis): what a run changed, seeds paired with
+the reference runs, the beta sweep, per-action means, the person-leak rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from drnet_lib.config import get_config
+from drnet_lib.data.kth import ACTIONS
+from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings,
+                                    drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
+                                    run_config, sweep_by_beta, with_rollout_summary)
+
+
+def test_adversarial_sweep_keeps_runs_that_differ_from_their_profile_only_in_beta():
+    def result(seed, **overrides):
+        metrics = {"train.final": {"discriminator_accuracy": 0.8}, "classification.person_from_pose": 0.5,
+                   "probe.person_from_pose": 0.4, "classification.action_from_pose": 0.6,
+                   "prediction.psnr_mean": 25.0, "rollout.motion_ratio": {"10": 0.9, "200": 0.1}}
+        return {"config": get_config("kth", "cpu", seed=seed, overrides=overrides).to_dict(), "metrics": metrics}
+
+    rows = adversarial_sweep([result(1, **{"train.adversarial_weight": 1e-3}), result(0),
+                              result(0, **{"train.iterations": 9000}),                       # another question
+                              result(0, **{"train.adversarial_weight": 1e-3, "model.base_width": 64})])
+    assert [(r["beta"], r["seed"]) for r in rows] == [(1e-4, 0), (1e-3, 1)]    # sorted by beta, then seed
+    assert rows[0]["motion_ratio"] == 0.1 and rows[0]["person_from_pose"] == 0.5
+
+
+def test_sweep_by_beta_pairs_seeds_with_the_reference_beta_and_counts_collapsed_runs():
+    def row(beta, seed, person, action, motion):
+        return {"beta": beta, "seed": seed, "person_from_pose": person, "action_from_pose": action,
+                "motion_ratio": motion, "discriminator_accuracy": 0.8}
+
+    rows = [row(1e-4, 0, 0.6, 0.6, 0.05), row(1e-4, 1, 0.4, 0.6, 0.05),
+            row(2e-3, 0, 0.5, 0.25, 0.0), row(2e-3, 1, 0.5, 0.6, 0.04)]   # seed 0 collapsed, seed 1 leaks more
+    summary = sweep_by_beta(rows, action_chance=0.24, reference_beta=1e-4)
+    assert list(summary) == [1e-4, 2e-3]
+    at = summary[2e-3]
+    assert at["seeds"] == "0, 1" and at["runs"] == 2 and at["collapsed"] == 1
+    assert at["seeds_with_less_leak"] == "1 of 2"
+    assert at["person_from_pose"] == pytest.approx(0.5) and at["leak_reduction"] == pytest.approx(0.0)
+    assert at["action_from_pose_min"] == 0.25 and at["action_from_pose_max"] == 0.6
+    assert summary[1e-4]["collapsed"] == 0 and summary[1e-4]["leak_reduction"] == pytest.approx(0.0)
+
+
+def test_changed_settings_name_what_a_run_changed_from_its_profile():
+    def result(seed, **overrides):
+        return {"config": get_config("kth", "cpu", seed=seed, overrides=overrides).to_dict(), "seed": seed}
+
+    assert changed_settings(result(2)) == {}                    # the seed is not a change
+    assert changed_settings(result(0, **{"model.content_model": "vgg_unet", "model.base_width": 64})) == {
+        "model.content_model": "vgg_unet", "model.base_width": 64}
+
+
+def test_margin_over_copy_last_averages_runs_then_groups_actions():
+    def run(offset):
+        table = {a: {"clips": 7, "oracle_psnr_mean": 30.0 + offset, "copy_last_psnr_mean": 28.0, "psnr_mean": 25.0}
+                 for a in ACTIONS}
+        table["boxing"]["copy_last_psnr_mean"] = 36.0             # the last frame is nearly the next one
+        return {"metrics": {"prediction.by_action": table}}
+
+    mean = by_action_mean([run(0.0), run(1.0)])
+    assert set(mean) == set(ACTIONS) and "clips" not in mean["walking"]
+    assert mean["walking"]["oracle_psnr_mean"] == pytest.approx(30.5)
+    gap = margin_over_copy_last(mean)
+    assert gap["walking"] == pytest.approx(2.5) and gap["boxing"] == pytest.approx(-5.5)
+    assert gap["moving"] == pytest.approx(2.5)
+    assert gap["in place"] == pytest.approx((-5.5 + 2.5 + 2.5) / 3)   # each action once
+    own = margin_over_copy_last(mean, score="psnr_mean")                # DrNet's prediction, not the ceiling
+    assert own["walking"] == pytest.approx(-3.0) and own["boxing"] == pytest.approx(-11.0)
+
+
+def test_mean_error_split_averages_each_group_and_key():
+    a = {"moving": {"decoded_static": 1.0, "copy_last_static": 0.5}}
+    b = {"moving": {"decoded_static": 3.0, "copy_last_static": 0.5}}
+    assert mean_error_split([a, b]) == {"moving": {"decoded_static": 2.0, "copy_last_static": 0.5}}
+
+
+def test_against_same_seeds_pairs_each_run_with_the_reference_of_its_seed():
+    def run(seed, psnr):
+        return {"seed": seed, "metrics": {"prediction.psnr_mean": psnr}}
+
+    reference = [run(0, 25.0), run(1, 26.0), run(2, 30.0)]
+    out = against_same_seeds([run(0, 26.0), run(1, 26.5)], reference, ["prediction.psnr_mean"])
+    assert out["seeds"] == 2
+    assert out["prediction.psnr_mean"] == pytest.approx(26.25)
+    assert out["prediction.psnr_mean.reference"] == pytest.approx(25.5)   # seed 2's 30 dB is not paired
+    assert out["prediction.psnr_mean.gain"] == pytest.approx(0.75)
+    assert (out["prediction.psnr_mean.gain_min"], out["prediction.psnr_mean.gain_max"]) == pytest.approx((0.5, 1.0))
+    assert out["prediction.psnr_mean.gain_max_seed"] == 0
+    with pytest.raises(ValueError, match=r"seed\(s\) \[5\]"):
+        against_same_seeds([run(5, 20.0)], reference, ["prediction.psnr_mean"])
+
+
+def test_run_config_reads_a_notebook_variant_from_the_results():
+    run = {"config": get_config("kth", "smoke").to_dict(),
+           "variants": {"adv": {"train.adversarial_weight": 1e-4}, "noadv": {"train.adversarial_weight": 0.0}}}
+    assert run_config(run).train.adversarial_weight == 1e-4
+    assert run_config(run, "noadv").train.adversarial_weight == 0.0
+    assert changed_settings(run, "noadv") == {"train.adversarial_weight": 0.0} and changed_settings(run, "adv") == {}
+    with pytest.raises(ValueError, match="no variant 'beta'.*adv, noadv"):
+        run_config(run, "beta")
+
+
+def test_person_leak_rows_pair_each_model_with_its_recorded_split_once():
+    def scores(v):
+        return {"classification.person_from_pose_across_scenarios": v, "probe.person_from_pose_across_scenarios": v / 2,
+                "probe.person_from_content_across_scenarios": 0.1, "classification.person_chance_across_scenarios": 0.12}
+
+    def recorded(prefix, v):
+        return {f"classification.{prefix}person_from_pose": v, f"probe.{prefix}person_from_pose": v / 2,
+                f"probe.{prefix}person_from_content": 0.6}
+
+    notebook = {"seed": 0, "config": get_config("kth", "cpu", seed=0).to_dict(),
+                "variants": {"adv": {"train.adversarial_weight": 1e-4}, "noadv": {"train.adversarial_weight": 0.0}},
+                "metrics": {**recorded("", 0.6), **recorded("noadv.", 0.8)}}
+    tagged = {"seed": 0, "config": get_config("kth", "cpu", seed=0, overrides={"train.adversarial_weight": 1e-3}).to_dict(),
+              "metrics": recorded("", 0.3)}
+    again = {**notebook, "metrics": recorded("", 0.6)}          # the same model re-evaluated under a tag
+    leak = {"kth_seed0:adv": {"scores": scores(0.2)}, "kth_seed0:noadv": {"scores": scores(0.4)},
+            "kth_beta1e-3_seed0": {"scores": scores(0.15)}, "kth_oracle_seed0": {"scores": scores(0.2)}}
+    rows = person_leak_rows(leak, {"kth_seed0": notebook, "kth_beta1e-3_seed0": tagged, "kth_oracle_seed0": again})
+    assert [(r["changed"], r["beta"]) for r in rows] == [
+        ("cpu profile", 1e-4), ("train.adversarial_weight = 0.0", 0.0), ("train.adversarial_weight = 0.001", 1e-3)]
+    assert [(r["even_odd_mlp"], r["across_mlp"]) for r in rows] == [(0.6, 0.2), (0.8, 0.4), (0.3, 0.15)]
+    assert all(r["only_beta"] for r in rows)
+    assert rows[1]["even_odd_probe"] == 0.4 and rows[1]["across_probe"] == 0.2 and rows[1]["chance_across"] == 0.12
+
+
+def test_drnet_twin_finds_the_runs_whose_drnet_an_lstm_run_reused():
+    lstm = {"lstm.hidden", "lstm.iterations"}
+    changed = {"kth_oracle_seed0": {}, "kth_long9k_seed0": {"train.iterations": 9000},
+               "kth_lstm20k_seed0": {"lstm.hidden": 256, "lstm.iterations": 20000},
+               "kth_long9k-lstm20k_seed0": {"train.iterations": 9000, "lstm.hidden": 256, "lstm.iterations": 20000}}
+    by_tag = {n[4:-6]: [n] for n in changed}
+    assert drnet_twin("lstm20k", by_tag, changed, lstm) == "oracle"
+    assert drnet_twin("long9k-lstm20k", by_tag, changed, lstm) == "long9k"
+    del by_tag["long9k"]
+    with pytest.raises(ValueError, match="long9k-lstm20k"):
+        drnet_twin("long9k-lstm20k", by_tag, changed, lstm)
+
+
+def test_with_rollout_summary_adds_the_gap_and_the_last_motion_without_touching_the_run():
+    run = {"seed": 1, "metrics": {"prediction.oracle_psnr_mean": 27.5, "prediction.psnr_mean": 25.0,
+                                  "rollout.motion_ratio": {"10": 0.4, "50": 0.1, "200": 0.05}}}
+    out = with_rollout_summary(run)
+    assert out["metrics"]["prediction.gap_to_ceiling"] == pytest.approx(2.5)
+    assert out["metrics"]["rollout.motion_ratio.last"] == 0.05 and out["seed"] == 1
+    assert "prediction.gap_to_ceiling" not in run["metrics"]
