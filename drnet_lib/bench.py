@@ -12,7 +12,8 @@ decoder, ``train.precision``), ``compile`` (``torch.compile`` of the four networ
 ``train.compile``), ``bf16+compile`` and ``cuda_graphs`` (``torch.compile`` in its
 ``reduce-overhead`` mode, which replays each iteration's network calls as recorded CUDA graphs,
 ``train.compile_mode``; on a GPU only). Each variant's row carries its ``speedup_vs_fp32``
-(fp32 timed in the same run) and a ``loss_check``: the same short training run (same seed, same
+(timed in alternating blocks with a fp32 trainer, so drift of the machine's speed reaches both
+alike) and a ``loss_check``: the same short training run (same seed, same
 clips) in fp32 and in the variant, with the mean reconstruction loss of their last iterations,
 so the effect on the loss curve is a measured number too. Compilation time is excluded from the
 step time (warm-up) and reported as ``first_step_s``.
@@ -31,6 +32,7 @@ the row shows what the trainer's shortcuts buy and that they change no loss.
 
 from __future__ import annotations
 
+import copy
 import json
 import resource
 import statistics
@@ -62,6 +64,23 @@ def _median_seconds(fn, device, repeats: int, warmup: int) -> float:
         _sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _alternating_seconds(steps: dict[str, object], device, rounds: int, block: int) -> dict[str, float]:
+    """Median seconds of each of several steps, timed in alternating blocks of ``block`` calls
+    (A B, then B A, ... for ``rounds`` rounds), so that a drift of the machine's speed (other load,
+    clocks) reaches every step alike. Timing one step after the other instead made the same two
+    layouts swap places between two runs on the 2-core build machine (about 10 % either way)."""
+    times = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            for _ in range(block):
+                start = time.perf_counter()
+                steps[name]()
+                _sync(device)
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def matmul_flops_per_s(device, n: int = 2048, repeats: int = 5) -> float:
@@ -123,17 +142,28 @@ def plain_row(experiment: str, profile: str, device, reference: dict, repeats: i
     plain = PlainIteration(cfg, trainer.model, trainer.bank)
     ours = [float(trainer.step()[0]) for _ in range(loss_iterations)]
     theirs = [plain.step()[0] for _ in range(loss_iterations)]
-    step_s = _median_seconds(plain.step, device, repeats, warmup)
+    for _ in range(warmup):
+        trainer.step(), plain.step()
+    seconds = _alternating_seconds({"fp32": trainer.step, "plain": plain.step}, device, *_rounds(repeats))
+    step_s = seconds["plain"]
     flops, peak = reference["flops_per_step"], reference["matmul_peak_tflops"]
     return {**reference, "variant": "plain", "first_step_s": None, "peak_memory_mb": None, "train_step_s": round(step_s, 5),
             "achieved_tflops": round(flops / step_s / 1e12, 4),
             "fraction_of_matmul_peak": round(flops / step_s / (peak * 1e12), 4) if peak else None,
-            "speedup_vs_fp32": round(reference["train_step_s"] / step_s, 3),
+            "fp32_step_s": round(seconds["fp32"], 5), "speedup_vs_fp32": round(seconds["fp32"] / step_s, 3),
             "loss_check": _reconstruction_check(ours, theirs)}
 
 
+def _rounds(repeats: int) -> tuple[int, int]:
+    """``(rounds, block)`` for alternating timings of about ``repeats`` calls per step (at least 2
+    rounds, so each step is timed both first and second)."""
+    rounds = max(2, min(4, repeats // 2))
+    return rounds, max(1, -(-repeats // rounds))
+
+
 def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmup: int = 3,
-                 peak_flops: float | None = None, variant: str = "fp32") -> dict:
+                 peak_flops: float | None = None, variant: str = "fp32") -> tuple[dict, DrNetTrainer]:
+    """One row for one configuration (its own median of ``repeats`` timed steps), and its trainer."""
     cfg = get_config(experiment, profile, overrides=VARIANTS[variant])
     trainer = DrNetTrainer(cfg, device)
     if device.type == "cuda":
@@ -146,7 +176,7 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
     flops = count_flops(trainer.step)
     bank, g, B = trainer.bank, trainer.generator, cfg.train.batch_size
     data_s = _median_seconds(lambda: bank.sample_clips(B, g), device, repeats, warmup)
-    lstm = LSTMTrainer(cfg, trainer.model, bank)
+    lstm = LSTMTrainer(cfg, copy.deepcopy(trainer.model), bank)   # it freezes the networks it encodes with
     lstm_s = _median_seconds(lstm.step, device, max(3, repeats // 2), 1)
     return {
         "experiment": experiment, "profile": profile, "variant": variant, "first_step_s": round(first_step_s, 3),
@@ -163,12 +193,14 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
         "matmul_peak_tflops": round(peak_flops / 1e12, 4) if peak_flops else None,
         "fraction_of_matmul_peak": round(flops / step_s / peak_flops, 4) if peak_flops else None,
         "peak_memory_mb": round(peak_memory_mb(device), 1),
-    }
+    }, trainer
 
 
 def _variant_rows(experiment, profile, device, repeats, peak, variants, loss_iterations):
-    """One row per requested variant; fp32 is always timed first, as the reference of the others."""
-    reference = bench_config(experiment, profile, device, repeats=repeats, peak_flops=peak)
+    """One row per requested variant; fp32 is always timed first, as the reference of the others.
+    A variant's ``train_step_s`` and ``speedup_vs_fp32`` come from timing it in alternating blocks
+    with a fp32 trainer (``fp32_step_s``: that trainer's median in the same rounds)."""
+    reference, fp32 = bench_config(experiment, profile, device, repeats=repeats, peak_flops=peak)
     if "fp32" in variants:
         yield reference
     for v in variants:
@@ -177,8 +209,14 @@ def _variant_rows(experiment, profile, device, repeats, peak, variants, loss_ite
         if v == "plain":
             yield plain_row(experiment, profile, device, reference, repeats, loss_iterations=loss_iterations)
             continue
-        row = bench_config(experiment, profile, device, repeats=repeats, peak_flops=peak, variant=v)
-        row["speedup_vs_fp32"] = round(reference["train_step_s"] / row["train_step_s"], 3)
+        row, trainer = bench_config(experiment, profile, device, repeats=repeats, peak_flops=peak, variant=v)
+        seconds = _alternating_seconds({"fp32": fp32.step, v: trainer.step}, device, *_rounds(repeats))
+        flops = row["flops_per_step"]
+        row.update(train_step_s=round(seconds[v], 5), fp32_step_s=round(seconds["fp32"], 5),
+                   speedup_vs_fp32=round(seconds["fp32"] / seconds[v], 3),
+                   achieved_tflops=round(flops / seconds[v] / 1e12, 4),
+                   fraction_of_matmul_peak=round(flops / seconds[v] / peak, 4) if peak else None)
+        del trainer
         row["loss_check"] = loss_check(experiment, profile, device, VARIANTS[v], loss_iterations)
         yield row
 
