@@ -99,7 +99,7 @@ def uses_channels_last(setting: bool | str, device: torch.device) -> bool:
     """Whether the convolutions run in NHWC order (``train.channels_last``: ``"auto"``, true or false).
 
     ``"auto"`` picks NHWC on the CPU, where oneDNN's NHWC kernels made every profile's iteration
-    4-15 % faster here (results/perf/bench_cpu_profiles_channels_last.jsonl), and keeps NCHW on a
+    3-13 % faster here (results/perf/bench_cpu_profiles_layout.jsonl), and keeps NCHW on a
     GPU, where fp32 NHWC has not been measured yet. Either layout computes the same sums; only the
     order of the float additions differs.
     """
