@@ -332,3 +332,39 @@ def _grouped_error_split(splits: list[tuple[int, dict[str, float]]]) -> dict[str
     return {group: {key: float(np.mean([s[key] for s in rows])) for key in rows[0]}
             for group, rows in groups.items() if rows}
 
+
+
+def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int = 32
+                        ) -> dict[str, dict[str, dict[str, float]]]:
+    """The decoder's ceiling (:func:`decode_true_poses`) and copy-last per scenario and action group:
+    whether the ceiling's deficit on the in-place clips depends on the place (the stand-in's d1-d3
+    are textured outdoor scenes, d2 zooming; d4 is a flat indoor wall).
+
+    Returns ``{"d<k>": {"moving" | "in place": {"clips", "oracle_psnr_mean", "oracle_ssim_mean",
+    "copy_last_psnr_mean", "copy_last_ssim_mean"}}}``: means over the first ``eval.metric_steps``
+    predicted steps and over the group's clips of ``clips``; groups without clips are left out.
+    """
+    device = next(model.parameters()).device
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    moving = torch.tensor([a in MOVING for a in ACTIONS], device=bank.device)
+    groups: dict[tuple[int, str], list] = {}
+    for start in range(0, len(clips), chunk):
+        part = clips.subset(slice(start, start + chunk))
+        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
+        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
+        ceiling = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
+        scenario = bank.scenario[part.sequence].cpu()
+        is_moving = moving[bank.action[part.sequence]].cpu()
+        for key in {(int(d), "moving" if m else "in place") for d, m in zip(scenario, is_moving)}:
+            rows = (scenario == key[0]) & (is_moving == (key[1] == "moving"))
+            scores = prediction_metrics(observed[rows], ceiling[rows], truth[rows])
+            groups.setdefault(key, []).append((int(rows.sum()), scores))
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (d, group), chunks in sorted(groups.items()):
+        mean = mean_over_chunks(chunks, "")
+        out.setdefault(f"d{d}", {})[group] = {
+            "clips": sum(n for n, _ in chunks),
+            **{f"{name}_mean": float(np.mean(mean[key])) for name, key in (
+                ("oracle_psnr", "psnr"), ("oracle_ssim", "ssim"),
+                ("copy_last_psnr", "copy_last_psnr"), ("copy_last_ssim", "copy_last_ssim"))}}
+    return out

@@ -190,3 +190,32 @@ def test_error_split_parts_add_up_to_each_guess_mean_squared_error():
     assert out["decoded_static"] == pytest.approx(15 * 0.01 / 16)
     assert out["decoded_changing"] == pytest.approx(0.16 / 16)
     assert out["decoded_static"] + out["decoded_changing"] == pytest.approx(float(((decoded - truth) ** 2).mean()))
+
+
+def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its_own_clips():
+    from drnet_lib.evaluate import prediction_metrics
+
+    cfg = get_config("kth", "smoke")
+    torch.manual_seed(0)
+    model = DrNet(cfg.model).eval()
+    bank = _bank([14, 20], persons=(17,), size=32)
+    bank.scenario = 1 + 3 * (torch.arange(len(bank.offsets)) % 2)          # d1 and d4
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    clips = kth_experiment.test_clips(bank, n_past + horizon, 12, 0)
+    out = kth_experiment.ceiling_by_scenario(model, bank, clips, cfg, chunk=5)
+    scenario, action = bank.scenario[clips.sequence], bank.action[clips.sequence]
+    moving = torch.tensor([ACTIONS[a] in kth_experiment.MOVING for a in action.tolist()])
+    expected = {}
+    for d, m in zip(scenario.tolist(), moving.tolist()):
+        group = expected.setdefault(f"d{d}", {}).setdefault("moving" if m else "in place", 0)
+        expected[f"d{d}"]["moving" if m else "in place"] = group + 1
+    assert {d: {g: v["clips"] for g, v in groups.items()} for d, groups in out.items()} == expected
+    # one group scored directly, all its clips at once, gives the chunked value
+    rows = (scenario == 4) & ~moving
+    part = clips.subset(torch.nonzero(rows).flatten())
+    observed = bank.render(part, torch.arange(n_past))
+    truth = bank.render(part, torch.arange(n_past, n_past + horizon))
+    ceiling = kth_experiment.decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
+    direct = prediction_metrics(observed, ceiling, truth)
+    assert out["d4"]["in place"]["copy_last_psnr_mean"] == pytest.approx(float(np.mean(direct["copy_last_psnr"])), abs=1e-3)
+    assert out["d4"]["in place"]["oracle_psnr_mean"] == pytest.approx(float(np.mean(direct["psnr"])), abs=1e-3)

@@ -1,6 +1,6 @@
 """Measurements added to KTH runs after they were recorded, taken on their saved DrNet checkpoints.
 
-    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak] \
+    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario] \
         results/cpu/kth_oracle_seed0.json=PATH/drnet.pt [...]
 
 Each argument pairs a recorded run's results JSON (its configuration) with the DrNet checkpoint
@@ -13,11 +13,13 @@ The KTH notebook's results hold two models (``variants``: with and without the a
   the run's test clips and splits the squared error of the frames decoded from the true poses,
   and of the last observed frame, into the pixels that change and the ones that stay;
 * ``person_leak``: :func:`drnet_lib.kth_experiment.scores_across_scenarios` encodes the test
-  persons' windows and names the person from each code with the scored scenario held out.
+  persons' windows and names the person from each code with the scored scenario held out;
+* ``ceiling_by_scenario``: :func:`drnet_lib.kth_experiment.ceiling_by_scenario` scores the frames
+  decoded from the true poses, and the last observed frame, per scenario and action group.
 
 The measurements go to ``results/<profile>/kth_<measure>.json`` (one entry per run, with
 provenance); entries of runs not named keep their earlier values. ``drnet train --record`` on KTH
-records both itself (``prediction.error_split``, ``…_across_scenarios``); this tool is for runs
+records the first two itself (``prediction.error_split``, ``…_across_scenarios``); this tool is for runs
 recorded before it did.
 """
 
@@ -42,6 +44,9 @@ WHAT = {
     "error_split": ("squared error of the decoder's ceiling and of copy-last, split into the pixels that change "
                     f"(|truth - last observed| > {kth_experiment.CHANGE_THRESHOLD}) and the pixels that stay; "
                     "each part divided by all pixels"),
+    "ceiling_by_scenario": ("mean PSNR and SSIM over the first eval.metric_steps predicted steps of the decoder's ceiling "
+                            "(frames decoded from the true poses) and of copy-last, per scenario (d1-d4) and action group "
+                            "(moving: walking, jogging, running; in place: boxing, handwaving, handclapping)"),
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
@@ -63,6 +68,9 @@ def measure(cfg, checkpoint: Path, what: str) -> dict:
                 "scores": kth_experiment.scores_across_scenarios(windows, cfg)}
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, cfg.eval.rollout_clips,
                                       cfg.data.test_seed)
+    if what == "ceiling_by_scenario":
+        return {"iteration": state["iteration"], "clips": len(clips),
+                "scenarios": kth_experiment.ceiling_by_scenario(model, bank, clips, cfg)}
     return {"iteration": state["iteration"], "clips": len(clips),
             "split": kth_experiment.ceiling_error_split(model, bank, clips, cfg)}
 
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
                  **measure(cfg, checkpoint, args.measure)}
         entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
-        print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores")}, indent=1))
+        print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
         out = args.results_dir / run["profile"] / f"kth_{args.measure}.json"
         record = json.loads(out.read_text()) if out.exists() else {"what": WHAT[args.measure], "runs": {}}
