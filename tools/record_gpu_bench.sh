@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Record on a GPU what only a GPU shows (issue 7): the bench of every experiment's paper profile,
+# the GPU options (bf16 autocast, torch.compile, CUDA graphs, NHWC) with their speedups and loss
+# checks, and a short paper-profile KTH training run with its measurements.
+#
+#   tools/record_gpu_bench.sh [bench] [variants] [kth_run]      (no argument: all three)
+#
+# Writes results/perf/bench_cuda_<gpu>.jsonl, results/perf/bench_cuda_<gpu>_variants.jsonl and
+# results/paper/kth_cuda<N>_seed0.json (<gpu>: the device's name, e.g. h200). Settings from the
+# environment: PY (the Python that holds torch and drnet_lib; default .venv/bin/python),
+# PERF_DIR (default results/perf), RESULTS_DIR (default results), KTH_ITERATIONS (default 300).
+# Each file is written through a temporary one: a step that fails leaves its rows so far in
+# <file>.partial and the earlier file untouched. Run it on an otherwise idle GPU.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PY:-.venv/bin/python}
+PERF_DIR=${PERF_DIR:-results/perf}
+RESULTS_DIR=${RESULTS_DIR:-results}
+KTH_ITERATIONS=${KTH_ITERATIONS:-300}
+mkdir -p "$PERF_DIR"
+drnet() { "$PY" -m drnet_lib.cli "$@"; }
+
+# "NVIDIA H200" -> h200, "NVIDIA H100 80GB HBM3" -> h100
+gpu=$("$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.cuda.get_device_name(0).split()[1].lower())') || exit 1
+
+record() {  # record FILE BENCH-ARGS...
+  local out=$PERF_DIR/$1; shift
+  if drnet bench --device cuda "$@" > "$out.tmp"; then
+    mv "$out.tmp" "$out"
+  else
+    echo "bench $* failed; its rows so far are in $out.partial" >&2
+    mv "$out.tmp" "$out.partial"
+    return 1
+  fi
+}
+
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=(bench variants kth_run)
+status=0
+for step in "${steps[@]}"; do
+  case $step in
+    bench)     # every experiment's paper profile, the default settings (fp32, NCHW on a GPU)
+      record "bench_cuda_${gpu}.jsonl" --profiles paper || status=1 ;;
+    variants)  # the options a reader turns on knowingly, on the two prediction experiments
+      record "bench_cuda_${gpu}_variants.jsonl" --experiments mnist kth --profiles paper \
+        --variants fp32 bf16 compile cuda_graphs channels_last --loss-iterations 50 || status=1 ;;
+    kth_run)   # a few hundred iterations of the paper profile (128 px) on the stand-in, measured
+      drnet train --experiment kth --profile paper --device cuda --record "cuda${KTH_ITERATIONS}" \
+        --results-dir "$RESULTS_DIR" --checkpoint-dir "${CHECKPOINT_DIR:-checkpoints}" --no-resume \
+        --set "train.iterations=$KTH_ITERATIONS" "lstm.iterations=$KTH_ITERATIONS" || status=1 ;;
+    *) echo "unknown step $step: choose bench, variants, kth_run" >&2; exit 2 ;;
+  esac
+done
+exit $status
