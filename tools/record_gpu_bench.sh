@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Record on a GPU what only a GPU shows (issue 7): the bench of every experiment's paper profile,
 # the GPU options (bf16 autocast, torch.compile, CUDA graphs, NHWC) with their speedups and loss
-# checks, and a short paper-profile KTH training run with its measurements.
+# checks, a short paper-profile KTH training run with its measurements, and the MNIST paper
+# iteration's scaling with batch and image size with a profiler breakdown.
 #
-#   tools/record_gpu_bench.sh [bench] [variants] [kth_run]      (no argument: all three)
+#   tools/record_gpu_bench.sh [bench] [kth_run] [variants] [scaling]    (no argument: all four)
 #
-# Writes results/perf/bench_cuda_<gpu>.jsonl, results/perf/bench_cuda_<gpu>_variants.jsonl and
-# results/paper/kth_cuda<N>_seed0.json (<gpu>: the device's name, e.g. h200). Settings from the
-# environment: PY (the Python that holds torch and drnet_lib; default .venv/bin/python),
-# PERF_DIR (default results/perf), RESULTS_DIR (default results), KTH_ITERATIONS (default 300).
+# Writes results/perf/bench_cuda_<gpu>.jsonl, bench_cuda_<gpu>_variants.jsonl,
+# bench_cuda_<gpu>_mnist_paper_scaling.jsonl and results/paper/kth_cuda<N>_seed0.json (<gpu>: the
+# device's name, e.g. h200). Settings from the environment: PY (the Python that holds torch and
+# drnet_lib; default .venv/bin/python), PERF_DIR (default results/perf), RESULTS_DIR (default
+# results), CHECKPOINT_DIR (default checkpoints), KTH_ITERATIONS (default 300).
 # Each file is written through a temporary one: a step that fails leaves its rows so far in
 # <file>.partial and the earlier file untouched. Run it on an otherwise idle GPU.
 set -uo pipefail
@@ -35,7 +37,7 @@ record() {  # record FILE BENCH-ARGS...
 }
 
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(bench variants kth_run)
+[[ ${#steps[@]} -gt 0 ]] || steps=(bench kth_run variants scaling)
 status=0
 for step in "${steps[@]}"; do
   case $step in
@@ -48,7 +50,10 @@ for step in "${steps[@]}"; do
       drnet train --experiment kth --profile paper --device cuda --record "cuda${KTH_ITERATIONS}" \
         --results-dir "$RESULTS_DIR" --checkpoint-dir "${CHECKPOINT_DIR:-checkpoints}" --no-resume \
         --set "train.iterations=$KTH_ITERATIONS" "lstm.iterations=$KTH_ITERATIONS" || status=1 ;;
-    *) echo "unknown step $step: choose bench, variants, kth_run" >&2; exit 2 ;;
+    scaling)   # batch 16/32/64 x 64/128 px, and where one iteration's time goes
+      record "bench_cuda_${gpu}_mnist_paper_scaling.jsonl" --experiments mnist --profiles paper \
+        --scaling --scaling-batch 16 32 64 --scaling-size 64 128 --breakdown || status=1 ;;
+    *) echo "unknown step $step: choose bench, kth_run, variants, scaling" >&2; exit 2 ;;
   esac
 done
 exit $status
