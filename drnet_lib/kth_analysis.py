@@ -220,3 +220,38 @@ def mean_error_split(splits: list[dict[str, dict[str, float]]]) -> dict[str, dic
     """Several runs' :func:`ceiling_error_split` averaged, group by group and key by key."""
     return {group: {key: float(np.mean([s[group][key] for s in splits])) for key in splits[0][group]}
             for group in splits[0]}
+
+
+# What compares KTH runs of different sizes at a glance (the results page's table of the short
+# paper-profile runs on a GPU beside the cpu profile): scores read as they are, then margins.
+SUMMARY_KEYS = ("prediction.psnr_mean", "prediction.oracle_psnr_mean", "prediction.copy_last_psnr_mean",
+                "prediction.ssim_mean", "prediction.copy_last_ssim_mean", "prediction.steps_beating_copy_last",
+                "classification.action_from_pose", "classification.action_from_content",
+                "classification.action_chance", "classification.person_from_pose", "classification.person_chance",
+                "classification.person_from_pose_across_scenarios", "classification.person_chance_across_scenarios")
+
+
+def run_summary(result, extra_scores: dict | None = None) -> dict[str, float]:
+    """One recorded run's numbers for a side-by-side of runs at different frame sizes, where the
+    PSNR values themselves do not compare but their margins over repeating the last frame do.
+
+    Returns ``{name: value}``: the :data:`SUMMARY_KEYS` (``nan`` where the run lacks one), DrNet's
+    and the ceiling's margin over copy-last on the moving and the in-place actions in dB
+    (``margin.{drnet,ceiling}.{moving,in place}``, :func:`margin_over_copy_last`), the rollout's
+    motion ratio at its last checkpoint (``rollout.motion_ratio.last``) and the scene
+    discriminator's accuracy at the end of training (``train.discriminator_accuracy``).
+    ``extra_scores`` fill keys measured after the run was recorded (``tools/kth_remeasure.py``
+    entries' ``scores``); the run's own values win.
+    """
+    m = {**(extra_scores or {}), **result["metrics"]}
+    out = {k: float(m[k]) if k in m else float("nan") for k in SUMMARY_KEYS}
+    by_action = m.get("prediction.by_action", {})
+    for guess, score in (("drnet", "psnr_mean"), ("ceiling", "oracle_psnr_mean")):
+        has = by_action and all(score in v for v in by_action.values())
+        margins = margin_over_copy_last(by_action, score) if has else {}
+        for group in ("moving", "in place"):
+            out[f"margin.{guess}.{group}"] = margins.get(group, float("nan"))
+    out["rollout.motion_ratio.last"] = float(last_motion_ratio(m))
+    final = m["train.final"]
+    out["train.discriminator_accuracy"] = float(final.get("adv", final)["discriminator_accuracy"])
+    return out

@@ -7,7 +7,7 @@ import pytest
 
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS
-from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings,
+from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, run_summary,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
                                     run_config, sweep_by_beta, with_rollout_summary)
 
@@ -147,3 +147,25 @@ def test_with_rollout_summary_adds_the_gap_and_the_last_motion_without_touching_
     assert out["metrics"]["prediction.gap_to_ceiling"] == pytest.approx(2.5)
     assert out["metrics"]["rollout.motion_ratio.last"] == 0.05 and out["seed"] == 1
     assert "prediction.gap_to_ceiling" not in run["metrics"]
+
+
+def test_run_summary_reads_scores_computes_margins_and_fills_later_measurements():
+    table = {a: {"psnr_mean": 24.0, "oracle_psnr_mean": 26.0, "copy_last_psnr_mean": 23.0} for a in ACTIONS}
+    for a in ("boxing", "handwaving", "handclapping"):
+        table[a]["copy_last_psnr_mean"] = 33.0
+    run = {"metrics": {"prediction.psnr_mean": 25.0, "prediction.by_action": table,
+                       "rollout.motion_ratio": {"10": 0.4, "500": 0.16},
+                       "classification.person_from_pose_across_scenarios": 0.11,
+                       "train.final": {"discriminator_accuracy": 0.86}}}
+    out = run_summary(run, extra_scores={"classification.person_from_pose_across_scenarios": 0.5,
+                                         "classification.person_chance_across_scenarios": 0.12})
+    assert out["prediction.psnr_mean"] == 25.0
+    assert out["classification.person_from_pose_across_scenarios"] == 0.11   # the run's own value wins
+    assert out["classification.person_chance_across_scenarios"] == 0.12      # filled from the later measurement
+    assert out["prediction.copy_last_ssim_mean"] != out["prediction.copy_last_ssim_mean"]   # absent: nan
+    assert out["margin.drnet.moving"] == pytest.approx(1.0) and out["margin.drnet.in place"] == pytest.approx(-9.0)
+    assert out["margin.ceiling.moving"] == pytest.approx(3.0) and out["margin.ceiling.in place"] == pytest.approx(-7.0)
+    assert out["rollout.motion_ratio.last"] == 0.16 and out["train.discriminator_accuracy"] == 0.86
+    # the notebook's runs keep both models' last losses: the adversarial one is the run's own
+    run["metrics"]["train.final"] = {"adv": {"discriminator_accuracy": 0.9}, "noadv": {"discriminator_accuracy": 0.5}}
+    assert run_summary(run)["train.discriminator_accuracy"] == 0.9
