@@ -8,6 +8,11 @@ notebook with its own default parameters, which are the smoke ones, from ``noteb
 strips what papermill adds (run metadata, timings) so the diff shows only real changes. The
 kernel keeps the machine's default thread count: each smoke notebook pins one thread itself, so
 its outputs must not depend on the environment (a notebook that forgot to would show up here).
+
+The outputs do depend on the processor: a smoke notebook run on an Intel Xeon (AVX-512) and on an
+AMD EPYC differed from the first DrNet iterations on (oneDNN's convolution kernels round
+differently), and capping the instruction sets (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_CBWR)
+did not make them agree. Refresh on the kind of machine that runs CI; `lscpu` tells which.
 """
 
 from __future__ import annotations
