@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from drnet_lib.config import DataConfig, ModelConfig
-from drnet_lib.data.moving_mnist import MovingMNIST, frozen_test_factors
+from drnet_lib.data.moving_mnist import MovingMNIST, bounce_positions, frozen_test_factors
 
 
 # -- the reference ----------------------------------------------------------------------------
@@ -205,3 +205,16 @@ def test_bad_geometry_is_refused(train_bank):
         MovingMNIST(images, labels, DataConfig(num_digits=2, digit_size=16), ModelConfig(image_size=32, channels=1))
     with pytest.raises(ValueError, match="digit_size"):
         MovingMNIST(images, labels, DataConfig(digit_size=32), ModelConfig(image_size=32))
+
+
+@pytest.mark.parametrize("limit, max_velocity", [(32, 4), (33, 4), (17, 2), (5, 7), (1, 3), (12, 12)])
+def test_bounce_positions_in_closed_form_match_the_frame_by_frame_loop(limit, max_velocity):
+    # every start and velocity of small ranges, and speeds above the room to move (5, 7), a limit of
+    # one position (1, 3), a velocity of zero, walls reached exactly (33 = 1 + 4 * 8), long clips
+    g = torch.Generator().manual_seed(limit * 100 + max_velocity)
+    start = torch.randint(limit, (300, 2, 2), generator=g)
+    vel = torch.randint(-max_velocity, max_velocity, (300, 2, 2), generator=g)
+    fast = bounce_positions(start, vel, 120, limit)
+    assert fast.shape == (300, 120, 2, 2) and fast.dtype == torch.int64
+    assert fast.tolist() == [[[list(p) for p in frame] for frame in clip]
+                             for clip in reference_positions(start.tolist(), vel.tolist(), 120, limit)]
