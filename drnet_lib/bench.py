@@ -22,7 +22,10 @@ step time (warm-up) and reported as ``first_step_s``.
 default ``train.channels_last="auto"`` picks NHWC on the CPU and NCHW on a GPU, and every row
 says which ran in ``channels_last``), and ``adam_fused`` / ``adam_for_loop`` (the other ways of
 executing Adam's update; the default is foreach, ``train.adam``) change only how the same
-arithmetic is laid out or scheduled (fused also rounds differently).
+arithmetic is laid out or scheduled (fused also rounds differently). On a GPU, ``strict_fp32``
+turns off the TF32 tensor cores that PyTorch lets cuDNN's convolutions use by default
+(``train.conv_tf32 = false``: the authors' fp32 arithmetic), and ``cudnn_benchmark`` lets cuDNN time
+its algorithms for each shape (``train.cudnn_benchmark``); both refuse to run elsewhere.
 
 **The plain yardstick** (``--variants plain``): :class:`.reference_step.PlainIteration`, the same
 iteration written the obvious way (graphs for every target, a ``.item()`` per loss), timed beside
@@ -106,7 +109,10 @@ VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.
             "bf16+compile": {"train.precision": "bf16", "train.compile": True},
             "cuda_graphs": {"train.compile": True, "train.compile_mode": "reduce-overhead"},
             "channels_last": {"train.channels_last": True}, "nchw": {"train.channels_last": False},
-            "adam_fused": {"train.adam": "fused"}, "adam_for_loop": {"train.adam": "for-loop"}}
+            "adam_fused": {"train.adam": "fused"}, "adam_for_loop": {"train.adam": "for-loop"},
+            "strict_fp32": {"train.conv_tf32": False}, "cudnn_benchmark": {"train.cudnn_benchmark": True}}
+# cuDNN's switches: off a GPU these would time the default iteration under another name
+CUDNN_VARIANTS = frozenset({"strict_fp32", "cudnn_benchmark"})
 CHOICES = (*VARIANTS, "plain")   # plain is not a configuration: it times reference_step.PlainIteration
 
 
@@ -230,6 +236,9 @@ def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10,
     device = resolve_device(device)
     for v in variants:   # refuse a variant this device cannot run before timing anything
         check_compile_mode(VARIANTS.get(v, {}).get("train.compile_mode", "default"), device)
+        if v in CUDNN_VARIANTS and device.type != "cuda":
+            raise ValueError(f"bench variant {v!r} changes only cuDNN's convolutions, which run on a GPU: on "
+                             f"{device.type} it would time the default iteration again; use --device cuda")
     experiments = experiments or sorted(PROFILES)
     rows = []
     peak = matmul_flops_per_s(device)

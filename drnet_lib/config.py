@@ -15,11 +15,11 @@ import json
 from dataclasses import dataclass, field
 
 
-# Settings that say where things are, or in which memory order the same sums are laid out, not what
-# is run: a checkpoint written with one value resumes with another, and the book's lists of
+# Settings that say where things are, or in which memory order or by which algorithm the same sums
+# are computed, not what is run: a checkpoint written with one value resumes with another, and the book's lists of
 # differences between profiles and runs leave them out.
 LOCATION_SETTINGS = frozenset({"data.root"})
-LAYOUT_SETTINGS = frozenset({"train.channels_last"})
+LAYOUT_SETTINGS = frozenset({"train.channels_last", "train.cudnn_benchmark"})
 NOT_COMPARED = LOCATION_SETTINGS | LAYOUT_SETTINGS
 
 
@@ -70,6 +70,10 @@ class TrainConfig:
                                     # (the same sums in another memory order; train.uses_channels_last)
     adam: str = "foreach"           # how Adam's update is executed: "foreach" or "for-loop" (bit-identical on
                                     # the CPU), or "fused" (one kernel; rounds differently, a speed option)
+    conv_tf32: bool | str = "pytorch"  # cuDNN convolutions on a GPU: "pytorch" (PyTorch's default: TF32 tensor
+                                    # cores allowed on recent GPUs), false (strict fp32, the authors' arithmetic),
+                                    # true; no effect on the CPU (train.apply_cudnn_settings)
+    cudnn_benchmark: bool = False   # let cuDNN time its algorithms for each shape and keep the fastest (GPU)
 
 
 @dataclass

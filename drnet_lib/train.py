@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from . import distributed, losses
-from .config import ExperimentConfig
+from .config import ExperimentConfig, TrainConfig
 from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
 from .data.norb import load_norb
@@ -95,6 +95,26 @@ def check_compile_mode(mode: str, device: torch.device) -> None:
                          f"need a GPU to run on (device here: {device}); use 'default' on {device.type}")
 
 
+# What this process allowed before any trainer touched it: PyTorch's default (TF32 allowed) unless
+# the reader changed it first. train.conv_tf32 = "pytorch" restores it.
+_PROCESS_CUDNN_TF32 = torch.backends.cudnn.allow_tf32
+
+
+def check_conv_tf32(setting) -> None:
+    if setting not in ("pytorch", True, False):
+        raise ValueError(f"train.conv_tf32 must be 'pytorch', true or false, got {setting!r}")
+
+
+def apply_cudnn_settings(t: TrainConfig) -> None:
+    """Set cuDNN's process-wide switches to this run's ``train.conv_tf32`` and
+    ``train.cudnn_benchmark``. The trainer calls it before each step on a GPU, because the switches
+    belong to the process, not to a trainer (the bench alternates trainers with other settings in
+    one process); what runs after training (the LSTM, the measurements) keeps the last values."""
+    check_conv_tf32(t.conv_tf32)
+    torch.backends.cudnn.allow_tf32 = _PROCESS_CUDNN_TF32 if t.conv_tf32 == "pytorch" else t.conv_tf32
+    torch.backends.cudnn.benchmark = bool(t.cudnn_benchmark)
+
+
 def uses_channels_last(setting: bool | str, device: torch.device) -> bool:
     """Whether the convolutions run in NHWC order (``train.channels_last``: ``"auto"``, true or false).
 
@@ -144,6 +164,7 @@ class DrNetTrainer(ResumableLoop):
         if t.precision not in ("fp32", "bf16"):
             raise ValueError(f"train.precision must be 'fp32' or 'bf16', got {t.precision!r}")
         check_compile_mode(t.compile_mode, self.device)
+        check_conv_tf32(t.conv_tf32)
         if t.compile:
             self.nets = {name: torch.compile(net, mode=t.compile_mode) for name, net in self.nets.items()}
         # CUDA graphs replay every network call into memory they own and, left alone, guess that a call
@@ -228,6 +249,8 @@ class DrNetTrainer(ResumableLoop):
     def step(self) -> torch.Tensor:
         """One iteration; returns the 5 logged quantities as one device tensor (no host sync)."""
         B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
+        if self.device.type == "cuda":
+            apply_cudnn_settings(self.cfg.train)
         if self.marks_cuda_graph_steps:
             torch.compiler.cudagraph_mark_step_begin()
         factors = self.bank.sample_factors(B, self.generator, T)       # the global batch's clips

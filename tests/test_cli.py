@@ -203,6 +203,13 @@ def test_cuda_graphs_variant_needs_a_gpu(capsys):
     assert "needs a GPU" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("variant", ["strict_fp32", "cudnn_benchmark"])
+def test_cudnn_variants_need_a_gpu(capsys, variant):
+    # they change only cuDNN's switches: on the CPU they would time the default again under their name
+    assert cli.main(["bench", "--profiles", "smoke", "--device", "cpu", "--variants", variant]) == 2
+    assert "run on a GPU" in capsys.readouterr().err
+
+
 def test_bench_scaling_and_breakdown_rows(capsys):
     assert cli.main(["bench", "--experiments", "mnist", "--profiles", "smoke", "--device", "cpu", "--scaling",
                      "--scaling-batch", "4", "8", "--scaling-size", "32", "--breakdown"]) == 0

@@ -459,6 +459,27 @@ def test_cuda_graph_mode_marks_where_each_iteration_starts(train_bank, monkeypat
     assert len(marks) == 2
 
 
+def test_cudnn_settings_are_set_per_run_and_the_default_restores_the_process_value(train_bank, monkeypatch):
+    """cuDNN's switches belong to the process; each run sets its own before its steps, and the
+    default ("pytorch") puts back what the process had, whatever another run set before."""
+    from drnet_lib import train as train_module
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32)   # restored after
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
+    strict = get_config("mnist", "smoke", overrides={"train.conv_tf32": False, "train.cudnn_benchmark": True}).train
+    train_module.apply_cudnn_settings(strict)
+    assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cudnn.benchmark is True
+    train_module.apply_cudnn_settings(get_config("mnist", "smoke").train)
+    assert torch.backends.cudnn.allow_tf32 == train_module._PROCESS_CUDNN_TF32
+    assert torch.backends.cudnn.benchmark is False
+    with pytest.raises(ValueError, match="train.conv_tf32"):
+        DrNetTrainer(get_config("mnist", "smoke", overrides={"train.conv_tf32": "tf16"}), "cpu", bank=train_bank)
+    # on the CPU a trainer leaves the switches alone (cuDNN is not used)
+    trainer = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.conv_tf32": False}), "cpu", bank=train_bank)
+    trainer.step()
+    assert torch.backends.cudnn.allow_tf32 == train_module._PROCESS_CUDNN_TF32
+
+
 def test_speed_settings_are_wired_and_checked(train_bank):
     with pytest.raises(ValueError, match="train.adam"):
         DrNetTrainer(get_config("mnist", "smoke", overrides={"train.adam": "lamb"}), "cpu", bank=train_bank)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Record on a GPU what only a GPU shows (issue 7): the bench of every experiment's paper profile,
-# the GPU options (bf16 autocast, torch.compile, CUDA graphs, NHWC) with their speedups and loss
-# checks, a short paper-profile KTH training run with its measurements, and the MNIST paper
-# iteration's scaling with batch and image size with a profiler breakdown.
+# the GPU options (bf16 autocast, torch.compile, CUDA graphs, NHWC, strict fp32 convolutions, cuDNN
+# autotuning) with their speedups and loss checks, a short paper-profile KTH training run with its
+# measurements, and the MNIST paper iteration's scaling with batch and image size with a profiler
+# breakdown.
 #
 #   tools/record_gpu_bench.sh [bench] [kth_run] [variants] [scaling]    (no argument: all four)
 #
@@ -45,7 +46,7 @@ for step in "${steps[@]}"; do
       record "bench_cuda_${gpu}.jsonl" --profiles paper || status=1 ;;
     variants)  # the options a reader turns on knowingly, on the two prediction experiments
       record "bench_cuda_${gpu}_variants.jsonl" --experiments mnist kth --profiles paper \
-        --variants fp32 bf16 compile cuda_graphs channels_last --loss-iterations 50 || status=1 ;;
+        --variants fp32 bf16 compile cuda_graphs channels_last strict_fp32 cudnn_benchmark --loss-iterations 50 || status=1 ;;
     kth_run)   # a few hundred iterations of the paper profile (128 px) on the stand-in, measured
       drnet train --experiment kth --profile paper --device cuda --record "cuda${KTH_ITERATIONS}" \
         --results-dir "$RESULTS_DIR" --checkpoint-dir "${CHECKPOINT_DIR:-checkpoints}" --no-resume \
