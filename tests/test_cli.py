@@ -150,6 +150,15 @@ def test_train_record_measures_a_kth_run(tmp_path):
     assert scores == pytest.approx({k: v for k, v in metrics.items() if k.endswith("_across_scenarios")}, nan_ok=True)
     assert set(scores) == {"classification.person_chance_across_scenarios"} | {
         f"{p}.person_from_{c}_across_scenarios" for p in ("classification", "probe") for c in ("pose", "content")}
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure",
+                           "ceiling_by_scenario", "--checkpoint-origin", "this run's own, named again",
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((tmp_path / "results" / "smoke" / "kth_ceiling_by_scenario.json").read_text())["runs"]["kth_short_seed0"]
+    assert entry["checkpoint_origin"] == "this run's own, named again"
+    assert sum(g["clips"] for groups in entry["scenarios"].values() for g in groups.values()) == entry["clips"]
+    assert set(entry["scenarios"]) <= {"d1", "d2", "d3", "d4"}
     wrong = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), str(run)],
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "RESULTS_JSON=CHECKPOINT" in wrong.stderr

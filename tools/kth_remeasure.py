@@ -18,7 +18,8 @@ The KTH notebook's results hold two models (``variants``: with and without the a
   decoded from the true poses, and the last observed frame, per scenario and action group.
 
 The measurements go to ``results/<profile>/kth_<measure>.json`` (one entry per run, with
-provenance); entries of runs not named keep their earlier values. ``drnet train --record`` on KTH
+provenance, and with ``checkpoint_origin`` when the checkpoints were not the run's own but, say,
+retrained from its settings and seed: ``--checkpoint-origin TEXT``); entries of runs not named keep their earlier values. ``drnet train --record`` on KTH
 records the first two itself (``prediction.error_split``, ``…_across_scenarios``); this tool is for runs
 recorded before it did.
 """
@@ -81,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pairs", nargs="+", metavar="RESULTS_JSON[:VARIANT]=CHECKPOINT")
     parser.add_argument("--measure", choices=sorted(WHAT), default="error_split")
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--checkpoint-origin", metavar="TEXT",
+                        help="where the checkpoints come from, when they are not the recorded runs' own "
+                             "(e.g. retrained from the same settings and seeds); kept in each entry")
     args = parser.parse_args(argv)
     if any("=" not in a for a in args.pairs):
         parser.error("each argument is RESULTS_JSON=CHECKPOINT, e.g. results/cpu/kth_vgg_seed0.json=checkpoints/cpu/kth_vgg_seed0/drnet.pt")
@@ -96,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{results_json}: {err}") from None
         entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
                  **measure(cfg, checkpoint, args.measure)}
+        if args.checkpoint_origin:
+            entry["checkpoint_origin"] = args.checkpoint_origin
         entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
         print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
