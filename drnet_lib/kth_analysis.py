@@ -255,3 +255,26 @@ def run_summary(result, extra_scores: dict | None = None) -> dict[str, float]:
     final = m["train.final"]
     out["train.discriminator_accuracy"] = float(final.get("adv", final)["discriminator_accuracy"])
     return out
+
+
+# Scenarios filmed with a still camera: KTH's d2 (and the stand-in's) zooms in and out, so there
+# even the background changes from frame to frame.
+STILL_CAMERA = ("d1", "d3", "d4")
+
+
+def scenario_rows(entries: dict[str, dict]) -> list[dict]:
+    """``tools/kth_remeasure.py --measure ceiling_by_scenario`` entries (``{run: entry}``) as one
+    row per run, scenario and action group: ``run``, ``scenario``, ``group``, ``clips``, mean PSNR
+    of the ``ceiling`` and of ``copy last``, and their difference ``margin`` (dB)."""
+    return [{"run": run, "scenario": scenario, "group": group, "clips": v["clips"],
+             "ceiling": v["oracle_psnr_mean"], "copy last": v["copy_last_psnr_mean"],
+             "margin": v["oracle_psnr_mean"] - v["copy_last_psnr_mean"]}
+            for run, entry in entries.items() for scenario, groups in entry["scenarios"].items()
+            for group, v in groups.items()]
+
+
+def pooled_ceiling(entry: dict) -> float:
+    """One such entry's ceiling over all its clips (the groups' means weighted by their clips): the
+    number a run records as ``prediction.oracle_psnr_mean``."""
+    groups = [v for g in entry["scenarios"].values() for v in g.values()]
+    return sum(v["clips"] * v["oracle_psnr_mean"] for v in groups) / sum(v["clips"] for v in groups)

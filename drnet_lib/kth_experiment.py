@@ -305,16 +305,23 @@ def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     over the first ``eval.metric_steps`` predicted steps of ``clips``: for ``all`` clips and the
     :data:`MOVING` and :data:`IN_PLACE` actions' clips (every clip has as many pixels, so a group's
     value is the mean over its clips)."""
+    splits = []
+    for part, observed, truth, ceiling in _ceiling_chunks(model, bank, clips, cfg, chunk):
+        splits += zip(bank.action[part.sequence].tolist(), _clip_splits(ceiling, observed, truth))
+    return _grouped_error_split(splits)
+
+
+def _ceiling_chunks(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int):
+    """``clips`` in chunks of ``chunk``: ``(part, observed, truth, ceiling)``, the observed
+    ``(b, n_past, ...)`` and true ``(b, eval.metric_steps, ...)`` frames on the model's device and
+    the frames decoded from the true poses (:func:`decode_true_poses`)."""
     device = next(model.parameters()).device
     n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
-    splits = []
     for start in range(0, len(clips), chunk):
         part = clips.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
         truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
-        ceiling = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
-        splits += zip(bank.action[part.sequence].tolist(), _clip_splits(ceiling, observed, truth))
-    return _grouped_error_split(splits)
+        yield part, observed, truth, decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
 
 
 def _clip_splits(ceiling: torch.Tensor, observed: torch.Tensor, truth: torch.Tensor) -> list[dict[str, float]]:
@@ -344,27 +351,19 @@ def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     "copy_last_psnr_mean", "copy_last_ssim_mean"}}}``: means over the first ``eval.metric_steps``
     predicted steps and over the group's clips of ``clips``; groups without clips are left out.
     """
-    device = next(model.parameters()).device
-    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
-    moving = torch.tensor([a in MOVING for a in ACTIONS], device=bank.device)
     groups: dict[tuple[int, str], list] = {}
-    for start in range(0, len(clips), chunk):
-        part = clips.subset(slice(start, start + chunk))
-        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
-        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
-        ceiling = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
-        scenario = bank.scenario[part.sequence].cpu()
-        is_moving = moving[bank.action[part.sequence]].cpu()
-        for key in {(int(d), "moving" if m else "in place") for d, m in zip(scenario, is_moving)}:
-            rows = (scenario == key[0]) & (is_moving == (key[1] == "moving"))
-            scores = prediction_metrics(observed[rows], ceiling[rows], truth[rows])
-            groups.setdefault(key, []).append((int(rows.sum()), scores))
+    for part, observed, truth, ceiling in _ceiling_chunks(model, bank, clips, cfg, chunk):
+        keys = [(int(d), "moving" if ACTIONS[a] in MOVING else "in place")
+                for d, a in zip(bank.scenario[part.sequence].tolist(), bank.action[part.sequence].tolist())]
+        for key in set(keys):
+            rows = torch.tensor([k == key for k in keys], device=ceiling.device)
+            m = prediction_metrics(observed[rows], ceiling[rows], truth[rows])   # its psnr/ssim: the ceiling's
+            groups.setdefault(key, []).append((int(rows.sum()), {
+                "oracle_psnr": m["psnr"], "oracle_ssim": m["ssim"],
+                "copy_last_psnr": m["copy_last_psnr"], "copy_last_ssim": m["copy_last_ssim"]}))
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (d, group), chunks in sorted(groups.items()):
-        mean = mean_over_chunks(chunks, "")
-        out.setdefault(f"d{d}", {})[group] = {
-            "clips": sum(n for n, _ in chunks),
-            **{f"{name}_mean": float(np.mean(mean[key])) for name, key in (
-                ("oracle_psnr", "psnr"), ("oracle_ssim", "ssim"),
-                ("copy_last_psnr", "copy_last_psnr"), ("copy_last_ssim", "copy_last_ssim"))}}
+        per_step = mean_over_chunks(chunks, "")
+        out.setdefault(f"d{d}", {})[group] = {"clips": sum(n for n, _ in chunks),
+                                              **{f"{k}_mean": float(np.mean(v)) for k, v in per_step.items()}}
     return out

@@ -109,8 +109,8 @@ def apply_cudnn_settings(t: TrainConfig) -> None:
     """Set cuDNN's process-wide switches to this run's ``train.conv_tf32`` and
     ``train.cudnn_benchmark``. The trainer calls it before each step on a GPU, because the switches
     belong to the process, not to a trainer (the bench alternates trainers with other settings in
-    one process); what runs after training (the LSTM, the measurements) keeps the last values."""
-    check_conv_tf32(t.conv_tf32)
+    one process); what runs after training (the LSTM, the measurements) keeps the last values.
+    The trainer checks ``train.conv_tf32`` once, when it is built (:func:`check_conv_tf32`)."""
     torch.backends.cudnn.allow_tf32 = _PROCESS_CUDNN_TF32 if t.conv_tf32 == "pytorch" else t.conv_tf32
     torch.backends.cudnn.benchmark = bool(t.cudnn_benchmark)
 

@@ -7,7 +7,8 @@ import pytest
 
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS
-from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, run_summary,
+from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, pooled_ceiling,
+                                    run_summary, scenario_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
                                     run_config, sweep_by_beta, with_rollout_summary)
 
@@ -169,3 +170,13 @@ def test_run_summary_reads_scores_computes_margins_and_fills_later_measurements(
     # the notebook's runs keep both models' last losses: the adversarial one is the run's own
     run["metrics"]["train.final"] = {"adv": {"discriminator_accuracy": 0.9}, "noadv": {"discriminator_accuracy": 0.5}}
     assert run_summary(run)["train.discriminator_accuracy"] == 0.9
+
+
+def test_scenario_rows_and_the_pooled_ceiling_weight_each_group_by_its_clips():
+    entry = {"scenarios": {"d1": {"in place": {"clips": 1, "oracle_psnr_mean": 30.0, "copy_last_psnr_mean": 37.0},
+                                  "moving": {"clips": 3, "oracle_psnr_mean": 26.0, "copy_last_psnr_mean": 24.0}}}}
+    rows = scenario_rows({"a": entry})
+    assert [(r["run"], r["scenario"], r["group"], r["clips"]) for r in rows] == [("a", "d1", "in place", 1),
+                                                                                ("a", "d1", "moving", 3)]
+    assert [r["margin"] for r in rows] == [pytest.approx(-7.0), pytest.approx(2.0)]
+    assert pooled_ceiling(entry) == pytest.approx((30.0 + 3 * 26.0) / 4)    # not the plain mean, 28
