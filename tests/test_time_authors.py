@@ -69,7 +69,8 @@ class MovingMNIST:
 
 
 def test_tool_times_a_checkouts_own_iteration_beside_ours(tmp_path):
-    checkout = tmp_path / "drnet-py"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)   # files copied inside another repository:
+    checkout = tmp_path / "drnet-py"                                   # that repository's commit is not theirs
     (checkout / "data").mkdir(parents=True)
     (checkout / "train_drnet.py").write_text(textwrap.dedent(SCRIPT))
     (checkout / "utils.py").write_text("def load_dataset(opt):\n    raise AssertionError('replaced by the tool')\n")
@@ -86,6 +87,7 @@ def test_tool_times_a_checkouts_own_iteration_beside_ours(tmp_path):
     assert row["ours_over_authors"] == pytest.approx(row["ours_step_s"] / row["authors_step_s"], rel=0.01)
     assert row["ours_overrides"] == {"train.batch_size": 4, "model.base_width": 8}
     assert row["authors_config"]["max_step"] == 6 and row["authors_data_threads"] == 0
+    assert row["authors_commit"] is None and row["device"] == "cpu"
     # their iteration's FLOPs are counted on their code: the fake train() runs one Conv2d(3, 2, 4)
     # on (4, 3, 64, 64) frames, forward plus the weight gradient (the frames need none)
     conv = 2 * 4 * (2 * 61 * 61) * (3 * 4 * 4)
@@ -100,3 +102,11 @@ def test_tool_says_what_to_pass_when_the_folder_is_not_a_checkout(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "time_authors_drnet.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "edenton/drnet-py" in proc.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_tool_refuses_cuda_when_there_is_no_gpu(tmp_path):
+    (tmp_path / "train_drnet.py").write_text("raise AssertionError('must not run')\n")
+    proc = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "time_authors_drnet.py"), str(tmp_path),
+                           "--device", "cuda"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr

@@ -1,7 +1,8 @@
-"""Time the authors' own DrNet training iteration (edenton/drnet-py) beside ours, on this CPU.
+"""Time the authors' own DrNet training iteration (edenton/drnet-py) beside ours, on this CPU or GPU.
 
     git clone https://github.com/edenton/drnet-py /somewhere/drnet-py
     .venv/bin/python tools/time_authors_drnet.py /somewhere/drnet-py > authors.jsonl
+    python tools/time_authors_drnet.py /somewhere/drnet-py --device cuda    # their code as written, on a GPU
 
 This is the side-by-side that issue 7's goal asks for (our iteration at most 0.7x the authors' time
 on the same CPU, MNIST configuration: dcgan_unet content 128, dcgan pose 10, 64 px, 3 channels,
@@ -15,8 +16,9 @@ and data loader at import and then trains for ``--niter`` epochs. We run it as `
 defaults of their HEAD (the configuration above). To run it on a CPU with no GPU and no network,
 a few things are replaced from outside, none of which changes what their iteration computes:
 
-* ``.cuda()`` on modules and tensors returns the object itself and ``torch.cuda.FloatTensor`` is
-  the CPU ``FloatTensor`` type (their code calls both inside the loop);
+* on the CPU only: ``.cuda()`` on modules and tensors returns the object itself and
+  ``torch.cuda.FloatTensor`` is the CPU ``FloatTensor`` type (their code calls both inside the
+  loop); with ``--device cuda`` their ``.cuda()`` calls run as written;
 * ``torchvision`` (it does not install beside the CPU torch used here) is a small stand-in whose
   ``MNIST`` serves our embedded digits at 32 px, so their ``MovingMNIST`` generator runs as written
   in their data-loader worker processes (``--data-threads``, their default 5);
@@ -28,8 +30,11 @@ a few things are replaced from outside, none of which changes what their iterati
 
 Ours is :class:`drnet_lib.train.DrNetTrainer` on the ``paper`` MNIST configuration (the same
 networks, batch and image size), timed in the same process in alternating blocks of iterations
-(theirs, ours, theirs, ...), so the ratio is measured under the same conditions. Output: one JSON
-line with both medians and ``ours_over_authors`` (below 1: ours is faster).
+(theirs, ours, theirs, ...), so the ratio is measured under the same conditions. On a GPU each
+timed iteration ends with ``torch.cuda.synchronize()`` (both sides), and both run under the same
+process-wide cuDNN switches (PyTorch's defaults: TF32 convolutions on recent GPUs, recorded in the
+row as ``cudnn_allow_tf32``). Output: one JSON line with both medians and ``ours_over_authors``
+(below 1: ours is faster).
 
 How much faster the same arithmetic could be on this machine. The row also carries the FLOPs of
 one iteration of each (``torch.utils.flop_counter`` around their loop body and around ours) and
@@ -58,7 +63,7 @@ REPO = Path(__file__).resolve().parents[1]
 GOAL = 0.7   # issue 7: our iteration at most 0.7x the authors' time at the same arithmetic
 sys.path.insert(0, str(REPO))
 
-from drnet_lib.bench import count_flops, matmul_flops_per_s  # noqa: E402
+from drnet_lib.bench import _sync, count_flops, matmul_flops_per_s  # noqa: E402
 from drnet_lib.cli import parse_set  # noqa: E402
 from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
@@ -127,9 +132,15 @@ def _moving_mnist_loaders() -> None:
 
 
 def _checkout_commit(checkout: Path) -> str | None:
-    try:
-        return subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True,
+    """The clone's commit; None when the folder is not the top of its own git repository (files copied
+    into a folder inside another repository would otherwise report that repository's commit)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True,
                               check=True).stdout.strip()
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout.resolve():
+            return None
+        return git("rev-parse", "HEAD")
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -137,6 +148,8 @@ def _checkout_commit(checkout: Path) -> str | None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkout", type=Path, help="a clone of https://github.com/edenton/drnet-py")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where both iterations run (cuda: their .cuda() calls as written)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
     parser.add_argument("--block", type=int, default=4, help="iterations of theirs, then of ours, per round")
     parser.add_argument("--data-threads", type=int, default=5, help="their data-loader workers (their default: 5)")
@@ -150,8 +163,11 @@ def main(argv=None) -> int:
         parser.error(f"{script} does not exist: pass the folder of a clone of https://github.com/edenton/drnet-py")
 
     sys.path.insert(0, str(args.checkout))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this PyTorch sees no CUDA device")
     _stub_modules()
-    _run_on_cpu()
+    if args.device == "cpu":
+        _run_on_cpu()
     _moving_mnist_loaders()
     sys.argv = [str(script), "--niter", "0", "--data_threads", str(args.data_threads), "--log_dir", args.log_dir]
     with contextlib.redirect_stdout(sys.stderr):   # their script prints its options: keep stdout JSON only
@@ -164,7 +180,8 @@ def main(argv=None) -> int:
         theirs["train"](x)
 
     cfg = get_config("mnist", "paper", overrides=parse_set(args.set))
-    ours = DrNetTrainer(cfg, "cpu")
+    ours = DrNetTrainer(cfg, args.device)
+    device = torch.device(args.device)
     # Blocks of --block iterations, theirs then ours, for --rounds rounds after one warm-up round.
     # Not one iteration each in turn: their data-loader workers refill their queue in the background
     # after each of their iterations, and on a small CPU that work would land in our timings.
@@ -174,13 +191,16 @@ def main(argv=None) -> int:
             for _ in range(args.block):
                 start = time.perf_counter()
                 step()
+                _sync(device)   # a GPU iteration counts until its kernels finish
                 if round_ > 0:
                     times[name].append(time.perf_counter() - start)
     authors_s, ours_s = statistics.median(times["authors"]), statistics.median(times["ours"])
     authors_flops, ours_flops = count_flops(their_iteration), count_flops(ours.step)
-    peak = matmul_flops_per_s(torch.device("cpu"))
+    peak = matmul_flops_per_s(device)
     opt = theirs["opt"]
-    row = {"kind": "authors", "experiment": "mnist", "profile": "paper", "device": "cpu",
+    row = {"kind": "authors", "experiment": "mnist", "profile": "paper", "device": args.device,
+           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+           "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
            "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
            "authors_config": {k: getattr(opt, k) for k in ("batch_size", "image_width", "channels", "content_model",
                                                            "pose_model", "content_dim", "pose_dim", "max_step")},
