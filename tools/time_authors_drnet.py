@@ -32,8 +32,9 @@ Ours is :class:`drnet_lib.train.DrNetTrainer` on the ``paper`` MNIST configurati
 networks, batch and image size), timed in the same process in alternating blocks of iterations
 (theirs, ours, theirs, ...), so the ratio is measured under the same conditions. On a GPU each
 timed iteration ends with ``torch.cuda.synchronize()`` (both sides), and both run under the same
-process-wide cuDNN switches (PyTorch's defaults: TF32 convolutions on recent GPUs, recorded in the
-row as ``cudnn_allow_tf32``). Output: one JSON line with both medians and ``ours_over_authors``
+process-wide cuDNN switches: PyTorch's defaults (TF32 convolutions on recent GPUs) unless our side's
+``--set train.conv_tf32=false`` (both strict fp32) or ``train.cudnn_benchmark=true`` changes them;
+the row records ``cudnn_allow_tf32``. Output: one JSON line with both medians and ``ours_over_authors``
 (below 1: ours is faster).
 
 How much faster the same arithmetic could be on this machine. The row also carries the FLOPs of
@@ -69,7 +70,7 @@ from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
 from drnet_lib.models import init_weights  # noqa: E402
-from drnet_lib.train import DrNetTrainer  # noqa: E402
+from drnet_lib.train import DrNetTrainer, apply_cudnn_settings  # noqa: E402
 
 
 class _DigitsAt32px(torch.utils.data.Dataset):
@@ -182,6 +183,11 @@ def main(argv=None) -> int:
     cfg = get_config("mnist", "paper", overrides=parse_set(args.set))
     ours = DrNetTrainer(cfg, args.device)
     device = torch.device(args.device)
+    if device.type == "cuda":
+        # cuDNN's switches belong to the process and our trainer sets them before each of its steps
+        # (train.conv_tf32, train.cudnn_benchmark); set them now too, so that their iteration runs
+        # under the same ones from the first timed block (e.g. --set train.conv_tf32=false: both strict fp32).
+        apply_cudnn_settings(cfg.train)
     # Blocks of --block iterations, theirs then ours, for --rounds rounds after one warm-up round.
     # Not one iteration each in turn: their data-loader workers refill their queue in the background
     # after each of their iterations, and on a small CPU that work would land in our timings.
