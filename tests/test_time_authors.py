@@ -84,6 +84,7 @@ def test_tool_times_a_checkouts_own_iteration_beside_ours(tmp_path):
     assert len(lines) == 1, proc.stdout                          # their printed options went to stderr
     row = json.loads(lines[0])
     assert row["authors_step_s"] > 0 and row["ours_step_s"] > 0
+    assert 0 < row["authors_batch_wait_s"] < row["authors_step_s"]
     assert row["ours_over_authors"] == pytest.approx(row["ours_step_s"] / row["authors_step_s"], rel=0.01)
     assert row["ours_overrides"] == {"train.batch_size": 4, "model.base_width": 8}
     assert row["authors_config"]["max_step"] == 6 and row["authors_data_threads"] == 0
