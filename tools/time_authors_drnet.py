@@ -35,7 +35,9 @@ timed iteration ends with ``torch.cuda.synchronize()`` (both sides), and both ru
 process-wide cuDNN switches: PyTorch's defaults (TF32 convolutions on recent GPUs) unless our side's
 ``--set train.conv_tf32=false`` (both strict fp32) or ``train.cudnn_benchmark=true`` changes them;
 the row records ``cudnn_allow_tf32``. Output: one JSON line with both medians and ``ours_over_authors``
-(below 1: ours is faster).
+(below 1: ours is faster), and ``authors_batch_wait_s``, the median time their iteration waited for
+its batch from their loader's workers (part of their iteration; ours makes its batch on the
+training device inside its step).
 
 How much faster the same arithmetic could be on this machine. The row also carries the FLOPs of
 one iteration of each (``torch.utils.flop_counter`` around their loop body and around ours) and
@@ -175,8 +177,12 @@ def main(argv=None) -> int:
         theirs = runpy.run_path(str(script), run_name="__main__")   # builds everything, trains 0 epochs
     batches = theirs["training_batch_generator"]
 
+    batch_waits = []   # how long each of their iterations waited for its batch (their loader's workers)
+
     def their_iteration():
+        start = time.perf_counter()
         x = next(batches)
+        batch_waits.append(time.perf_counter() - start)
         theirs["train_scene_discriminator"](x)
         theirs["train"](x)
 
@@ -192,6 +198,7 @@ def main(argv=None) -> int:
     # Not one iteration each in turn: their data-loader workers refill their queue in the background
     # after each of their iterations, and on a small CPU that work would land in our timings.
     times = {"authors": [], "ours": []}
+    timed_waits = []
     for round_ in range(args.rounds + 1):
         for name, step in (("authors", their_iteration), ("ours", ours.step)):
             for _ in range(args.block):
@@ -200,6 +207,8 @@ def main(argv=None) -> int:
                 _sync(device)   # a GPU iteration counts until its kernels finish
                 if round_ > 0:
                     times[name].append(time.perf_counter() - start)
+                    if name == "authors":
+                        timed_waits.append(batch_waits[-1])
     authors_s, ours_s = statistics.median(times["authors"]), statistics.median(times["ours"])
     authors_flops, ours_flops = count_flops(their_iteration), count_flops(ours.step)
     peak = matmul_flops_per_s(device)
@@ -212,6 +221,7 @@ def main(argv=None) -> int:
                                                            "pose_model", "content_dim", "pose_dim", "max_step")},
            "authors_commit": _checkout_commit(args.checkout), "authors_source": args.source, "authors_data_threads": args.data_threads,
            "authors_step_s": round(authors_s, 5), "ours_step_s": round(ours_s, 5),
+           "authors_batch_wait_s": round(statistics.median(timed_waits), 5),
            "train_step_s": round(ours_s, 5), "ours_over_authors": round(ours_s / authors_s, 3),
            "authors_flops_per_step": authors_flops, "flops_per_step": ours_flops,
            "matmul_peak_tflops": round(peak / 1e12, 4),
