@@ -3,12 +3,14 @@
 # the GPU options (bf16 autocast, torch.compile, CUDA graphs, NHWC, strict fp32 convolutions, cuDNN
 # autotuning) with their speedups and loss checks, a short paper-profile KTH training run with its
 # measurements, and the MNIST paper iteration's scaling with batch and image size with a profiler
-# breakdown.
+# breakdown; with DRNET_PY set to a clone of edenton/drnet-py, the authors' own iteration beside ours.
 #
-#   tools/record_gpu_bench.sh [bench] [kth_run] [variants] [scaling]    (no argument: all four)
+#   tools/record_gpu_bench.sh [bench] [kth_run] [variants] [scaling] [authors]
+#                                   (no argument: the first four, and authors when DRNET_PY is set)
 #
 # Writes results/perf/bench_cuda_<gpu>.jsonl, bench_cuda_<gpu>_variants.jsonl,
-# bench_cuda_<gpu>_mnist_paper_scaling.jsonl and results/paper/kth_cuda<N>_seed0.json (<gpu>: the
+# bench_cuda_<gpu>_mnist_paper_scaling.jsonl, bench_cuda_<gpu>_authors.jsonl and
+# bench_cuda_<gpu>_authors_strict_fp32.jsonl, and results/paper/kth_cuda<N>_seed0.json (<gpu>: the
 # device's name, e.g. h200). Settings from the environment: PY (the Python that holds torch and
 # drnet_lib; default .venv/bin/python), PERF_DIR (default results/perf), RESULTS_DIR (default
 # results), CHECKPOINT_DIR (default checkpoints), KTH_ITERATIONS (default 300).
@@ -37,8 +39,18 @@ record() {  # record FILE BENCH-ARGS...
   fi
 }
 
+authors() {  # authors FILE [--set ...]: three runs of tools/time_authors_drnet.py, one row each
+  local out=$PERF_DIR/$1; shift
+  : > "$out.tmp"
+  for _ in 1 2 3; do
+    "$PY" tools/time_authors_drnet.py "$DRNET_PY" --device cuda --rounds 5 --block 20 \
+      ${DRNET_PY_SOURCE:+--source "$DRNET_PY_SOURCE"} "$@" >> "$out.tmp" || { mv "$out.tmp" "$out.partial"; return 1; }
+  done
+  mv "$out.tmp" "$out"
+}
+
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(bench kth_run variants scaling)
+[[ ${#steps[@]} -gt 0 ]] || steps=(bench kth_run variants scaling ${DRNET_PY:+authors})
 status=0
 for step in "${steps[@]}"; do
   case $step in
@@ -54,7 +66,11 @@ for step in "${steps[@]}"; do
     scaling)   # batch 16/32/64 x 64/128 px, and where one iteration's time goes
       record "bench_cuda_${gpu}_mnist_paper_scaling.jsonl" --experiments mnist --profiles paper \
         --scaling --scaling-batch 16 32 64 --scaling-size 64 128 --breakdown || status=1 ;;
-    *) echo "unknown step $step: choose bench, kth_run, variants, scaling" >&2; exit 2 ;;
+    authors)   # their iteration beside ours, with cuDNN's default (TF32) and in strict fp32 on both sides
+      [[ -n ${DRNET_PY:-} ]] || { echo "step authors: set DRNET_PY to a clone of edenton/drnet-py" >&2; exit 2; }
+      authors "bench_cuda_${gpu}_authors.jsonl" || status=1
+      authors "bench_cuda_${gpu}_authors_strict_fp32.jsonl" --set train.conv_tf32=false || status=1 ;;
+    *) echo "unknown step $step: choose bench, kth_run, variants, scaling, authors" >&2; exit 2 ;;
   esac
 done
 exit $status
