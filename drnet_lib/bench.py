@@ -47,8 +47,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import PROFILES, get_config
 from .predict import LSTMTrainer
+from .results import host_cpu
 from .reference_step import PlainIteration
 from .train import DrNetTrainer, check_compile_mode, resolve_device
+
+
+def _where(device) -> dict:
+    """The fields every row carries about where it ran: the device, and the host's CPU (on a GPU it
+    launches every kernel, so it bounds short iterations too)."""
+    return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "host_cpu": host_cpu()}
 
 
 def _sync(device):
@@ -186,8 +193,7 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
     lstm_s = _median_seconds(lstm.step, device, max(3, repeats // 2), 1)
     return {
         "experiment": experiment, "profile": profile, "variant": variant, "first_step_s": round(first_step_s, 3),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "threads": torch.get_num_threads(),
+        **_where(device), "threads": torch.get_num_threads(),
         "batch_size": B, "image_size": cfg.model.image_size, "content_model": cfg.model.content_model,
         "channels_last": trainer.channels_last,
         "train_step_s": round(step_s, 5),
@@ -267,8 +273,7 @@ def scaling_rows(experiment: str, profile: str, device="auto", batch_sizes=(16, 
             trainer = DrNetTrainer(cfg, device)
             step_s = _median_seconds(trainer.step, device, repeats, warmup=2)
             rows.append({"kind": "scaling", "experiment": experiment, "profile": profile,
-                         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                         "threads": torch.get_num_threads(), "image_size": size, "batch_size": batch,
+                         **_where(device), "threads": torch.get_num_threads(), "image_size": size, "batch_size": batch,
                          "train_step_s": round(step_s, 5), "ms_per_clip": round(1000 * step_s / batch, 3)})
     return rows
 
@@ -292,7 +297,6 @@ def profile_breakdown(experiment: str, profile: str, device="auto", steps: int =
     total = sum(getattr(e, attr) for e in events)
     events.sort(key=lambda e: getattr(e, attr), reverse=True)
     return {"kind": "profile", "experiment": experiment, "profile": profile,
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "steps": steps, "time_per_step_ms": round(total / steps / 1000, 3),
+            **_where(device), "threads": torch.get_num_threads(), "steps": steps, "time_per_step_ms": round(total / steps / 1000, 3),
             "top_ops": [{"op": e.key, "share": round(getattr(e, attr) / total, 4), "calls_per_step": e.count / steps}
                         for e in events[:top]]}

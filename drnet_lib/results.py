@@ -31,11 +31,25 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+def host_cpu() -> str:
+    """The CPU's model name ("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"): timings and even the
+    last bits of fp32 results depend on it. Read from /proc/cpuinfo on Linux; elsewhere what
+    :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({host_cpu()}, {torch.get_num_threads()} threads)"
 
 
 def provenance(device, wall_s: float) -> dict:

@@ -11,6 +11,7 @@ from drnet_lib import cli
 from drnet_lib.config import PROFILES
 from drnet_lib.checkpoint import load_checkpoint
 from drnet_lib.predict import LSTMTrainer
+from drnet_lib.results import host_cpu
 from drnet_lib.train import DrNetTrainer
 
 TRAIN = ["train", "--profile", "smoke", "--device", "cpu"]
@@ -106,6 +107,7 @@ def test_bench_prints_one_json_line_per_configuration(capsys):
     rows = [json.loads(line) for line in lines]
     assert [r["experiment"] for r in rows] == sorted(PROFILES)  # one line per experiment
     assert all(r["profile"] == "smoke" and r["device"] == "cpu" and r["train_step_s"] > 0 for r in rows)
+    assert all(r["host_cpu"] == host_cpu() for r in rows)   # which CPU: timings depend on it
     row = next(r for r in rows if r["experiment"] == "mnist")
     assert isinstance(row["train_step_s"], float) and row["train_step_s"] > 0
     assert row["lstm_step_s"] > 0 and row["data_batches_per_s"] > 0
@@ -226,6 +228,7 @@ def test_bench_scaling_and_breakdown_rows(capsys):
     scaling = [r for r in rows if r["kind"] == "scaling"]
     assert [(r["batch_size"], r["image_size"]) for r in scaling] == [(4, 32), (8, 32)]
     assert all(r["train_step_s"] > 0 and r["ms_per_clip"] > 0 for r in scaling)
+    assert {r["host_cpu"] for r in rows} == {host_cpu()}
     (breakdown,) = [r for r in rows if r["kind"] == "profile"]
     shares = [op["share"] for op in breakdown["top_ops"]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0001

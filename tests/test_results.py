@@ -12,7 +12,7 @@ from scipy import stats
 
 from drnet_lib import __version__, claims
 from drnet_lib.config import config_from_dict, get_config
-from drnet_lib.results import load_runs, read_results, results_path, summarize, write_results
+from drnet_lib.results import host_cpu, load_runs, read_results, results_path, summarize, write_results
 
 
 def _strict_json(text: str):
@@ -40,7 +40,7 @@ def test_write_results_layout_and_keys(cfg, tmp_path):
     assert {"git_commit", "dirty", "drnet_lib", "torch", "device", "wall_s", "finished"} <= set(prov)
     assert prov["drnet_lib"] == __version__ and prov["torch"] == torch.__version__
     assert prov["wall_s"] == 12.3
-    assert prov["device"].startswith("cpu")
+    assert prov["device"] == f"cpu ({host_cpu()}, {torch.get_num_threads()} threads)"
     assert prov["dirty"] in (True, False, None)
     assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
     assert "T" in prov["finished"]

@@ -72,6 +72,7 @@ from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
 from drnet_lib.models import init_weights  # noqa: E402
+from drnet_lib.results import host_cpu  # noqa: E402
 from drnet_lib.train import DrNetTrainer, apply_cudnn_settings  # noqa: E402
 
 
@@ -216,6 +217,7 @@ def main(argv=None) -> int:
     row = {"kind": "authors", "experiment": "mnist", "profile": "paper", "device": args.device,
            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
+           "host_cpu": host_cpu(),
            "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
            "authors_config": {k: getattr(opt, k) for k in ("batch_size", "image_width", "channels", "content_model",
                                                            "pose_model", "content_dim", "pose_dim", "max_step")},
