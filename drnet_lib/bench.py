@@ -297,6 +297,7 @@ def profile_breakdown(experiment: str, profile: str, device="auto", steps: int =
     total = sum(getattr(e, attr) for e in events)
     events.sort(key=lambda e: getattr(e, attr), reverse=True)
     return {"kind": "profile", "experiment": experiment, "profile": profile,
-            **_where(device), "threads": torch.get_num_threads(), "steps": steps, "time_per_step_ms": round(total / steps / 1000, 3),
+            **_where(device), "threads": torch.get_num_threads(), "steps": steps,
+            "time_per_step_ms": round(total / steps / 1000, 3),
             "top_ops": [{"op": e.key, "share": round(getattr(e, attr) / total, 4), "calls_per_step": e.count / steps}
                         for e in events[:top]]}

@@ -32,7 +32,7 @@ def _git(*args: str) -> str | None:
 
 
 def host_cpu() -> str:
-    """The CPU's model name ("AMD EPYC 7B13", "Intel(R) Xeon(R) Processor"): timings and even the
+    """The CPU's model name (e.g. "Intel(R) Xeon(R) Processor"): timings and even the
     last bits of fp32 results depend on it. Read from /proc/cpuinfo on Linux; elsewhere what
     :mod:`platform` knows."""
     try:
