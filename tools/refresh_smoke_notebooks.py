@@ -12,7 +12,9 @@ its outputs must not depend on the environment (a notebook that forgot to would 
 The outputs do depend on the processor: a smoke notebook run on an Intel Xeon (AVX-512) and on an
 AMD EPYC differed from the first DrNet iterations on (oneDNN's convolution kernels round
 differently), and capping the instruction sets (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_CBWR)
-did not make them agree. Refresh on the kind of machine that runs CI; `lscpu` tells which.
+did not make them agree. Refresh on the kind of machine that runs CI; `lscpu` tells which. The
+script records the CPU in the notebook's metadata (``drnet.smoke_outputs_host_cpu``), and when nbval
+fails on a machine with another CPU, ``notebooks/conftest.py`` says so beside the failures.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from drnet_lib.results import host_cpu  # noqa: E402
+
 
 def refresh(path: Path) -> None:
     pm.execute_notebook(str(path), str(path), cwd=str(path.parent), kernel_name="python3",
                         progress_bar=False)
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
+    nb.metadata.setdefault("drnet", {})["smoke_outputs_host_cpu"] = host_cpu()   # see notebooks/conftest.py
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
