@@ -161,6 +161,19 @@ def test_train_record_measures_a_kth_run(tmp_path):
     assert entry["checkpoint_origin"] == "this run's own, named again"
     assert sum(g["clips"] for groups in entry["scenarios"].values() for g in groups.values()) == entry["clips"]
     assert set(entry["scenarios"]) <= {"d1", "d2", "d3", "d4"}
+    # the same on the persons DrNet trained on: its own file, its entry says whose clips
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure",
+                           "ceiling_by_scenario", "--persons", "train",
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads((tmp_path / "results" / "smoke" / "kth_ceiling_by_scenario_train_persons.json").read_text())
+    assert "trained on" in seen["what"]
+    train_entry = seen["runs"]["kth_short_seed0"]
+    assert train_entry["persons"] == "train" and train_entry["scenarios"] != entry["scenarios"]
+    refused = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "person_leak",
+                              "--persons", "train", f"{run}=x.pt"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "test persons only" in refused.stderr
     wrong = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), str(run)],
                            capture_output=True, text=True)
     assert wrong.returncode == 2 and "RESULTS_JSON=CHECKPOINT" in wrong.stderr

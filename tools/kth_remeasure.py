@@ -17,6 +17,11 @@ The KTH notebook's results hold two models (``variants``: with and without the a
 * ``ceiling_by_scenario``: :func:`drnet_lib.kth_experiment.ceiling_by_scenario` scores the frames
   decoded from the true poses, and the last observed frame, per scenario and action group.
 
+``--persons train`` takes the clips of the persons DrNet trained on instead of the test persons
+(``error_split`` and ``ceiling_by_scenario``): whether the decoder does better on people it has
+seen, i.e. how much of its ceiling is generalisation to new persons. Those measurements go to
+``kth_<measure>_train_persons.json``.
+
 The measurements go to ``results/<profile>/kth_<measure>.json`` (one entry per run, with
 provenance, and with ``checkpoint_origin`` when the checkpoints were not the run's own but, say,
 retrained from its settings and seed: ``--checkpoint-origin TEXT``); entries of runs not named keep their earlier values. ``drnet train --record`` on KTH
@@ -38,7 +43,7 @@ from drnet_lib import kth_analysis, kth_experiment
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
 from drnet_lib.models import DrNet
 from drnet_lib.results import REPO_ROOT, provenance, read_results
-from drnet_lib.train import make_test_bank
+from drnet_lib.train import make_bank
 
 
 WHAT = {
@@ -53,16 +58,16 @@ WHAT = {
 }
 
 
-def measure(cfg, checkpoint: Path, what: str) -> dict:
+def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     """``what`` (a key of :data:`WHAT`) of one trained model (its configuration ``cfg``), from
-    its DrNet checkpoint."""
+    its DrNet checkpoint, on the clips of the ``persons`` split ("test" or "train")."""
     if cfg.experiment != "kth":
         raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
     # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
     state = load_checkpoint(checkpoint, cfg.fingerprint("experiment", "seed", "model", "data", "train"))
     model = DrNet(cfg.model)
     model.load_state_dict(state["modules"]["drnet"])
-    bank = make_test_bank(cfg, "cpu")
+    bank = make_bank(cfg, persons, "cpu")
     if what == "person_leak":
         windows = kth_experiment.encode_windows(model, bank, cfg.lstm.n_past)
         return {"iteration": state["iteration"], "windows": len(windows["person"]),
@@ -81,11 +86,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("pairs", nargs="+", metavar="RESULTS_JSON[:VARIANT]=CHECKPOINT")
     parser.add_argument("--measure", choices=sorted(WHAT), default="error_split")
+    parser.add_argument("--persons", choices=("test", "train"), default="test",
+                        help="whose clips: the test persons (default) or those DrNet trained on")
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
     parser.add_argument("--checkpoint-origin", metavar="TEXT",
                         help="where the checkpoints come from, when they are not the recorded runs' own "
                              "(e.g. retrained from the same settings and seeds); kept in each entry")
     args = parser.parse_args(argv)
+    if args.persons == "train" and args.measure == "person_leak":
+        parser.error("--persons train: person_leak names the test persons only (its classifiers are fitted on them)")
     if any("=" not in a for a in args.pairs):
         parser.error("each argument is RESULTS_JSON=CHECKPOINT, e.g. results/cpu/kth_vgg_seed0.json=checkpoints/cpu/kth_vgg_seed0/drnet.pt")
     for pair in args.pairs:
@@ -99,14 +108,17 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             raise SystemExit(f"{results_json}: {err}") from None
         entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
-                 **measure(cfg, checkpoint, args.measure)}
+                 **({"persons": "train"} if args.persons == "train" else {}),
+                 **measure(cfg, checkpoint, args.measure, args.persons)}
         if args.checkpoint_origin:
             entry["checkpoint_origin"] = args.checkpoint_origin
         entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
         print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
-        out = args.results_dir / run["profile"] / f"kth_{args.measure}.json"
-        record = json.loads(out.read_text()) if out.exists() else {"what": WHAT[args.measure], "runs": {}}
+        suffix, whose = ("_train_persons", " On the clips of the persons DrNet trained on.") if args.persons == "train" \
+            else ("", "")
+        out = args.results_dir / run["profile"] / f"kth_{args.measure}{suffix}.json"
+        record = json.loads(out.read_text()) if out.exists() else {"what": WHAT[args.measure] + whose, "runs": {}}
         record["runs"][results_json.stem + (f":{variant}" if variant else "")] = entry
         atomic_write(out, lambda f, record=record: f.write((json.dumps(record, indent=1) + "\n").encode()))
         print(f"wrote {out}")
