@@ -119,9 +119,10 @@ def uses_channels_last(setting: bool | str, device: torch.device) -> bool:
     """Whether the convolutions run in NHWC order (``train.channels_last``: ``"auto"``, true or false).
 
     ``"auto"`` picks NHWC on the CPU, where oneDNN's NHWC kernels made every profile's iteration
-    3-13 % faster here (results/perf/bench_cpu_profiles_layout.jsonl), and keeps NCHW on a
-    GPU, where fp32 NHWC has not been measured yet. Either layout computes the same sums; only the
-    order of the float additions differs.
+    faster on both CPUs measured (results/perf/bench_cpu*_profiles_layout.jsonl), and keeps NCHW on
+    a GPU: on one H200, NHWC made the KTH paper iteration faster but the MNIST one slower, in one
+    run each (results/perf/bench_cuda_h200_variants.jsonl), too little to change the default. Either
+    layout computes the same sums; only the order of the float additions differs.
     """
     if setting == "auto":
         return device.type == "cpu"
