@@ -52,13 +52,14 @@ from .reference_step import PlainIteration
 from .train import DrNetTrainer, check_compile_mode, resolve_device
 
 
-def _where(device) -> dict:
-    """The fields every row carries about where it ran: the device, and the host's CPU (on a GPU it
-    launches every kernel, so it bounds short iterations too)."""
+def where_it_ran(device) -> dict:
+    """The fields every row carries about where it ran: ``device`` ("cpu" or the GPU's name) and
+    ``host_cpu`` (on a GPU the host launches every kernel, so it bounds short iterations too)."""
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "host_cpu": host_cpu()}
 
 
-def _sync(device):
+def synchronize(device) -> None:
+    """Wait for a GPU's queued kernels (a timing must end when they do); nothing on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -66,12 +67,12 @@ def _sync(device):
 def _median_seconds(fn, device, repeats: int, warmup: int) -> float:
     for _ in range(warmup):
         fn()
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -88,7 +89,7 @@ def _alternating_seconds(steps: dict[str, object], device, rounds: int, block: i
             for _ in range(block):
                 start = time.perf_counter()
                 steps[name]()
-                _sync(device)
+                synchronize(device)
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -183,7 +184,7 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     trainer.step()                      # the first step includes compilation, when compiled
-    _sync(device)
+    synchronize(device)
     first_step_s = time.perf_counter() - start
     step_s = _median_seconds(trainer.step, device, repeats, warmup)
     flops = count_flops(trainer.step)
@@ -193,7 +194,7 @@ def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmu
     lstm_s = _median_seconds(lstm.step, device, max(3, repeats // 2), 1)
     return {
         "experiment": experiment, "profile": profile, "variant": variant, "first_step_s": round(first_step_s, 3),
-        **_where(device), "threads": torch.get_num_threads(),
+        **where_it_ran(device), "threads": torch.get_num_threads(),
         "batch_size": B, "image_size": cfg.model.image_size, "content_model": cfg.model.content_model,
         "channels_last": trainer.channels_last,
         "train_step_s": round(step_s, 5),
@@ -273,7 +274,7 @@ def scaling_rows(experiment: str, profile: str, device="auto", batch_sizes=(16, 
             trainer = DrNetTrainer(cfg, device)
             step_s = _median_seconds(trainer.step, device, repeats, warmup=2)
             rows.append({"kind": "scaling", "experiment": experiment, "profile": profile,
-                         **_where(device), "threads": torch.get_num_threads(), "image_size": size, "batch_size": batch,
+                         **where_it_ran(device), "threads": torch.get_num_threads(), "image_size": size, "batch_size": batch,
                          "train_step_s": round(step_s, 5), "ms_per_clip": round(1000 * step_s / batch, 3)})
     return rows
 
@@ -291,13 +292,13 @@ def profile_breakdown(experiment: str, profile: str, device="auto", steps: int =
     with torch_profile(activities=activities) as prof:
         for _ in range(steps):
             trainer.step()
-        _sync(device)
+        synchronize(device)
     attr = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
     events = [e for e in prof.key_averages() if getattr(e, attr, 0) > 0]
     total = sum(getattr(e, attr) for e in events)
     events.sort(key=lambda e: getattr(e, attr), reverse=True)
     return {"kind": "profile", "experiment": experiment, "profile": profile,
-            **_where(device), "threads": torch.get_num_threads(), "steps": steps,
+            **where_it_ran(device), "threads": torch.get_num_threads(), "steps": steps,
             "time_per_step_ms": round(total / steps / 1000, 3),
             "top_ops": [{"op": e.key, "share": round(getattr(e, attr) / total, 4), "calls_per_step": e.count / steps}
                         for e in events[:top]]}

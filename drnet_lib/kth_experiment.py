@@ -269,6 +269,11 @@ IN_PLACE = ("boxing", "handwaving", "handclapping")
 assert sorted(MOVING + IN_PLACE) == sorted(ACTIONS), "every action belongs to one group"
 
 
+def action_group(action: int) -> str:
+    """``"moving"`` or ``"in place"``: the group of the action with index ``action`` in :data:`ACTIONS`."""
+    return "moving" if ACTIONS[action] in MOVING else "in place"
+
+
 # A pixel "changes" when it moves by more than this from the last observed frame to the true one
 # (intensities in [0, 1]); below it the difference is the video's noise and compression.
 CHANGE_THRESHOLD = 0.05
@@ -334,8 +339,7 @@ def _grouped_error_split(splits: list[tuple[int, dict[str, float]]]) -> dict[str
     and :data:`IN_PLACE` actions' clips (every clip has as many pixels, so the mean over clips is
     the group's value); groups without clips are left out."""
     groups = {"all": [s for _, s in splits],
-              "moving": [s for a, s in splits if ACTIONS[a] in MOVING],
-              "in place": [s for a, s in splits if ACTIONS[a] in IN_PLACE]}
+              **{g: [s for a, s in splits if action_group(a) == g] for g in ("moving", "in place")}}
     return {group: {key: float(np.mean([s[key] for s in rows])) for key in rows[0]}
             for group, rows in groups.items() if rows}
 
@@ -353,7 +357,7 @@ def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     """
     groups: dict[tuple[int, str], list] = {}
     for part, observed, truth, ceiling in _ceiling_chunks(model, bank, clips, cfg, chunk):
-        keys = [(int(d), "moving" if ACTIONS[a] in MOVING else "in place")
+        keys = [(int(d), action_group(a))
                 for d, a in zip(bank.scenario[part.sequence].tolist(), bank.action[part.sequence].tolist())]
         for key in set(keys):
             rows = torch.tensor([k == key for k in keys], device=ceiling.device)

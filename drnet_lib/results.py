@@ -8,6 +8,7 @@ time, finish time). The book and the tests read only these files.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -31,6 +32,7 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
+@functools.cache   # every bench row and provenance asks; the CPU does not change under a process
 def host_cpu() -> str:
     """The CPU's model name (e.g. "Intel(R) Xeon(R) Processor"): timings and even the
     last bits of fp32 results depend on it. Read from /proc/cpuinfo on Linux; elsewhere what

@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from drnet_lib.results import REPO_ROOT
+from drnet_lib.results import REPO_ROOT, host_cpu
 
 SCRIPT = '''
 import argparse, random, torch, torch.nn as nn, utils
@@ -88,7 +88,7 @@ def test_tool_times_a_checkouts_own_iteration_beside_ours(tmp_path):
     assert row["ours_over_authors"] == pytest.approx(row["ours_step_s"] / row["authors_step_s"], rel=0.01)
     assert row["ours_overrides"] == {"train.batch_size": 4, "model.base_width": 8}
     assert row["authors_config"]["max_step"] == 6 and row["authors_data_threads"] == 0
-    assert row["authors_commit"] is None and row["device"] == "cpu"
+    assert row["authors_commit"] is None and row["device"] == "cpu" and row["host_cpu"] == host_cpu()
     # their iteration's FLOPs are counted on their code: the fake train() runs one Conv2d(3, 2, 4)
     # on (4, 3, 64, 64) frames, forward plus the weight gradient (the frames need none)
     conv = 2 * 4 * (2 * 61 * 61) * (3 * 4 * 4)

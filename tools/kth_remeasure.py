@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
         print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
-        suffix, whose = ("_train_persons", " On the clips of the persons DrNet trained on.") if args.persons == "train" \
-            else ("", "")
-        out = args.results_dir / run["profile"] / f"kth_{args.measure}{suffix}.json"
-        record = json.loads(out.read_text()) if out.exists() else {"what": WHAT[args.measure] + whose, "runs": {}}
+        seen = args.persons == "train"
+        out = args.results_dir / run["profile"] / f"kth_{args.measure}{'_train_persons' if seen else ''}.json"
+        what = WHAT[args.measure] + (" On the clips of the persons DrNet trained on." if seen else "")
+        record = json.loads(out.read_text()) if out.exists() else {"what": what, "runs": {}}
         record["runs"][results_json.stem + (f":{variant}" if variant else "")] = entry
         atomic_write(out, lambda f, record=record: f.write((json.dumps(record, indent=1) + "\n").encode()))
         print(f"wrote {out}")

@@ -66,13 +66,12 @@ REPO = Path(__file__).resolve().parents[1]
 GOAL = 0.7   # issue 7: our iteration at most 0.7x the authors' time at the same arithmetic
 sys.path.insert(0, str(REPO))
 
-from drnet_lib.bench import _sync, count_flops, matmul_flops_per_s  # noqa: E402
+from drnet_lib.bench import count_flops, matmul_flops_per_s, synchronize, where_it_ran  # noqa: E402
 from drnet_lib.cli import parse_set  # noqa: E402
 from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
 from drnet_lib.models import init_weights  # noqa: E402
-from drnet_lib.results import host_cpu  # noqa: E402
 from drnet_lib.train import DrNetTrainer, apply_cudnn_settings  # noqa: E402
 
 
@@ -199,31 +198,27 @@ def main(argv=None) -> int:
     # Not one iteration each in turn: their data-loader workers refill their queue in the background
     # after each of their iterations, and on a small CPU that work would land in our timings.
     times = {"authors": [], "ours": []}
-    timed_waits = []
     for round_ in range(args.rounds + 1):
         for name, step in (("authors", their_iteration), ("ours", ours.step)):
             for _ in range(args.block):
                 start = time.perf_counter()
                 step()
-                _sync(device)   # a GPU iteration counts until its kernels finish
+                synchronize(device)   # a GPU iteration counts until its kernels finish
                 if round_ > 0:
                     times[name].append(time.perf_counter() - start)
-                    if name == "authors":
-                        timed_waits.append(batch_waits[-1])
     authors_s, ours_s = statistics.median(times["authors"]), statistics.median(times["ours"])
+    authors_wait_s = statistics.median(batch_waits[args.block:])   # the timed rounds' (the first block warmed up)
     authors_flops, ours_flops = count_flops(their_iteration), count_flops(ours.step)
     peak = matmul_flops_per_s(device)
     opt = theirs["opt"]
-    row = {"kind": "authors", "experiment": "mnist", "profile": "paper", "device": args.device,
-           "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    row = {"kind": "authors", "experiment": "mnist", "profile": "paper", **where_it_ran(device),
            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
-           "host_cpu": host_cpu(),
            "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
            "authors_config": {k: getattr(opt, k) for k in ("batch_size", "image_width", "channels", "content_model",
                                                            "pose_model", "content_dim", "pose_dim", "max_step")},
            "authors_commit": _checkout_commit(args.checkout), "authors_source": args.source, "authors_data_threads": args.data_threads,
            "authors_step_s": round(authors_s, 5), "ours_step_s": round(ours_s, 5),
-           "authors_batch_wait_s": round(statistics.median(timed_waits), 5),
+           "authors_batch_wait_s": round(authors_wait_s, 5),
            "train_step_s": round(ours_s, 5), "ours_over_authors": round(ours_s / authors_s, 3),
            "authors_flops_per_step": authors_flops, "flops_per_step": ours_flops,
            "matmul_peak_tflops": round(peak / 1e12, 4),
