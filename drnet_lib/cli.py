@@ -137,12 +137,14 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     from .bench import profile_breakdown, scaling_rows
+    from .bench_layers import layer_breakdown
 
-    if args.scaling or args.breakdown:   # the performance chapter's extra tables, as JSON lines
+    if args.scaling or args.breakdown or args.layers:   # the performance chapter's extra tables, as JSON lines
         for e in args.experiments or ["mnist"]:
             for p in args.profiles or ["paper"]:
                 rows = scaling_rows(e, p, args.device, args.scaling_batch, args.scaling_size) if args.scaling else []
                 rows += [profile_breakdown(e, p, args.device)] if args.breakdown else []
+                rows += [layer_breakdown(e, p, args.device)] if args.layers else []
                 for row in rows:
                     print(json.dumps(row), flush=True)
         return 0
@@ -239,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scaling-size", nargs="+", type=int, default=[64, 128])
     b.add_argument("--breakdown", action="store_true",
                    help="instead: a torch.profiler breakdown of one iteration (top operators by self time)")
+    b.add_argument("--layers", action="store_true",
+                   help="instead: every convolution of one iteration timed alone, with its GFLOP/s beside the "
+                        "matmul rate (drnet_lib/bench_layers.py)")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="dataset utilities")

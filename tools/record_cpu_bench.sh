@@ -19,6 +19,8 @@ record ${prefix}_mnist_paper_variants.jsonl --experiments mnist --profiles paper
   --variants fp32 bf16 compile nchw adam_fused adam_for_loop plain --loss-iterations 20
 record ${prefix}_mnist_paper_scaling.jsonl --experiments mnist --profiles paper \
   --scaling --scaling-batch 16 32 64 --scaling-size 64 128 --breakdown
+# every convolution of the MNIST paper iteration timed alone, beside the matmul rate (bench_layers.py)
+record ${prefix}_mnist_paper_layers.jsonl --experiments mnist --profiles paper --layers
 # The authors' own iteration beside ours (issue 7's side-by-side), when DRNET_PY names a clone of
 # https://github.com/edenton/drnet-py: our default (fp32, NHWC on the CPU), and our side in their NCHW layout.
 if [[ -n "${DRNET_PY:-}" ]]; then
