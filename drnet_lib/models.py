@@ -37,6 +37,46 @@ def stage_widths(image_size: int, base_width: int) -> list[int]:
     return [base_width * min(2**i, 8) for i in range(n_stages)]
 
 
+class WholeMapConv(nn.Conv2d):
+    """A "valid" convolution whose kernel covers its whole input map (an encoder's last 4x4 or 3x3
+    map -> its ``(B, dim, 1, 1)`` code): the same sums as :class:`torch.nn.Conv2d`, computed as one
+    matrix product ``(B, C*k*k) @ (C*k*k, dim)``.
+
+    Why: on the CPU, PyTorch's convolution kernels (oneDNN) run this shape at about 5-7 % of the
+    machine's matrix-product rate (``drnet bench --layers``), a matrix product near all of it. The
+    weights, their initialisation and the state-dict keys are those of ``nn.Conv2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.kernel_size:
+            raise ValueError(f"WholeMapConv expects {self.kernel_size} maps, got {tuple(x.shape[-2:])}")
+        # flatten input and weight in the same order: (C, H, W), or (H, W, C) for NHWC weights, so
+        # that the weight (and an input in the same layout) is flattened without a copy
+        order = (0, 2, 3, 1) if self.weight.is_contiguous(memory_format=torch.channels_last) else (0, 1, 2, 3)
+        flat = lambda t: t.permute(order).reshape(t.shape[0], -1)
+        return nn.functional.linear(flat(x), flat(self.weight), self.bias)[:, :, None, None]
+
+
+class WholeMapConvTranspose(nn.ConvTranspose2d):
+    """A transposed convolution from a ``(B, C, 1, 1)`` code to a kernel-sized map (a decoder's
+    first layer): ``out[b, o, i, j] = sum_c x[b, c] w[c, o, i, j] + bias[o]``, the same sums as
+    :class:`torch.nn.ConvTranspose2d` (stride 1, no padding), computed as one matrix product.
+
+    Why: as for :class:`WholeMapConv`, the CPU's convolution kernels run this shape far below the
+    matrix-product rate. The output keeps the weight's memory layout (NHWC weights give NHWC maps).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != (1, 1):
+            raise ValueError(f"WholeMapConvTranspose expects a 1x1 code, got {tuple(x.shape[-2:])} maps")
+        c_in, c_out, kh, kw = self.weight.shape
+        nhwc = self.weight.is_contiguous(memory_format=torch.channels_last)
+        order = (0, 2, 3, 1) if nhwc else (0, 1, 2, 3)                     # the weight's own order: no copy
+        maps = x.reshape(-1, c_in) @ self.weight.permute(order).reshape(c_in, -1)
+        maps = maps.view(-1, kh, kw, c_out).permute(0, 3, 1, 2) if nhwc else maps.view(-1, c_out, kh, kw)
+        return maps + self.bias[:, None, None]
+
+
 def down_block(c_in: int, c_out: int) -> nn.Sequential:
     """Conv 4x4 / stride 2 (halves H and W) -> BatchNorm -> LeakyReLU(0.2)."""
     return nn.Sequential(
@@ -64,7 +104,7 @@ class DCGANEncoder(nn.Module):
         widths = stage_widths(image_size, base_width)
         ins = [channels] + widths[:-1]
         self.stages = nn.ModuleList(down_block(i, o) for i, o in zip(ins, widths))
-        self.head = nn.Sequential(nn.Conv2d(widths[-1], dim, 4, 1, 0),
+        self.head = nn.Sequential(WholeMapConv(widths[-1], dim, 4, 1, 0),
                                   nn.BatchNorm2d(dim, affine=code_bn_affine), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -116,7 +156,7 @@ class ResNetPoseEncoder(nn.Module):
             c_in, stride = (widths[0], 1) if i == 0 else (widths[i - 1], 2)
             stages += [BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)]
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.Conv2d(widths[-1], dim, 3, 1, 0), nn.BatchNorm2d(dim), nn.Tanh())
+        self.head = nn.Sequential(WholeMapConv(widths[-1], dim, 3, 1, 0), nn.BatchNorm2d(dim), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return self.head(self.stages(self.stem(x))), []
@@ -137,7 +177,7 @@ class Decoder(nn.Module):
         widths = stage_widths(image_size, base_width)[::-1]  # deepest first, e.g. 512,256,128,64
         mult = 2 if skips else 1
         self.project = nn.Sequential(  # 1x1 code -> 4x4 feature map
-            nn.ConvTranspose2d(content_dim + pose_dim, widths[0], 4, 1, 0),
+            WholeMapConvTranspose(content_dim + pose_dim, widths[0], 4, 1, 0),
             nn.BatchNorm2d(widths[0]), nn.LeakyReLU(0.2, inplace=True),
         )
         self.stages = nn.ModuleList(up_block(w * mult, w_next) for w, w_next in zip(widths, widths[1:]))
@@ -190,7 +230,7 @@ class VGGUNetEncoder(nn.Module):
             c_in = width
         self.blocks = nn.ModuleList(blocks)
         self.pool = nn.MaxPool2d(2)
-        self.head = nn.Sequential(nn.Conv2d(c_in, dim, 4, 1, 0), nn.BatchNorm2d(dim, affine=code_bn_affine), nn.Tanh())
+        self.head = nn.Sequential(WholeMapConv(c_in, dim, 4, 1, 0), nn.BatchNorm2d(dim, affine=code_bn_affine), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
@@ -216,7 +256,7 @@ class VGGUNetDecoder(nn.Module):
         super().__init__()
         blocks = vgg_blocks(image_size, base_width)[::-1]        # deepest first
         self.project = nn.Sequential(
-            nn.ConvTranspose2d(content_dim + pose_dim, blocks[0][0], 4, 1, 0),
+            WholeMapConvTranspose(content_dim + pose_dim, blocks[0][0], 4, 1, 0),
             nn.BatchNorm2d(blocks[0][0]), nn.LeakyReLU(0.2, inplace=True),
         )
         self.up = nn.Upsample(scale_factor=2, mode="nearest")

@@ -32,16 +32,16 @@ def test_calls_follow_the_iteration():
     assert all(c.channels_last == trainer.channels_last for c in calls.values() if c.needs_input_grad and c.input_shape[-1] > 1)
 
 
-def test_layer_flops_add_up_to_the_iterations_convolutions():
+def test_layer_flops_add_up_to_the_iterations_flops():
     """Per layer: forward FLOPs once per call, backward FLOPs once per graph-building call. Their sum
-    must be what the flop counter sees in convolutions over a whole iteration."""
+    must be all the FLOPs the counter sees in a whole iteration but the scene discriminator's few
+    (its three small linear layers: well under 0.1 % of the smoke iteration)."""
     trainer, calls = _calls()
     rows = [time_conv_call(c, torch.device("cpu"), repeats=1) for c in calls.values()]
     with FlopCounterMode(display=False) as counter:
         trainer.step()                        # the next iteration: same shapes, same calls
-    in_step = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "convolution" in str(op))
-    assert in_step > 0
-    assert abs(sum(r["flops_per_step"] for r in rows) - in_step) / in_step < 1e-9
+    share = sum(r["flops_per_step"] for r in rows) / counter.get_total_flops()
+    assert 0.999 < share <= 1
     assert all(r["forward_ms"] > 0 and r["ms_per_step"] >= r["forward_ms"] for r in rows)
     assert all(("backward_ms" in r) == (r["calls_with_backward"] > 0) for r in rows)
 
@@ -65,4 +65,4 @@ def test_cli_layers_row(capsys):
     assert per_step == sorted(per_step, reverse=True)
     assert abs(sum(per_step) / 1000 - row["conv_s_per_step"]) < 1e-3
     assert 0 < row["step_s_if_convs_at_matmul_peak"]
-    assert {r["type"] for r in row["layers"]} == {"Conv2d", "ConvTranspose2d"}
+    assert {"Conv2d", "ConvTranspose2d", "WholeMapConv", "WholeMapConvTranspose"} == {r["type"] for r in row["layers"]}

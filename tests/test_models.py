@@ -9,15 +9,56 @@ import torch
 from torch import nn
 
 from drnet_lib.config import ModelConfig, get_config
-from drnet_lib.models import (DCGANEncoder, Decoder, DrNet, PoseLSTM, SceneDiscriminator, init_weights,
-                              stage_widths)
+from drnet_lib.models import (DCGANEncoder, Decoder, DrNet, PoseLSTM, SceneDiscriminator, WholeMapConv,
+                              WholeMapConvTranspose, init_weights, stage_widths)
 
 # The authors' encoder stage widths for nf = 64 (drnet.md §2.1, §2.2); 32 px is our CPU variant.
 AUTHOR_WIDTHS = {32: [64, 128, 256], 64: [64, 128, 256, 512], 128: [64, 128, 256, 512, 512]}
 
 
 def _convs(module, kind=nn.Conv2d):
-    return [m for m in module.modules() if type(m) is kind]
+    return [m for m in module.modules() if isinstance(m, kind)]
+
+
+# -- whole-map convolutions (the codes' layers, as matrix products) ------------------------------
+
+def _same_sums(ours, reference, x, layout):
+    """Outputs and every gradient of ``ours`` (a WholeMap layer) against ``reference`` (the
+    functional convolution on the same weights), in fp64 so that only a wrong sum can differ."""
+    ours = ours.double().to(memory_format=layout)
+    x = x.double().contiguous(memory_format=layout).requires_grad_(True)
+    got = ours(x)
+    want = reference(x, ours.weight, ours.bias)
+    assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+    grad_out = torch.randn_like(want)
+    grads_got = torch.autograd.grad(got, (x, ours.weight, ours.bias), grad_out)
+    grads_want = torch.autograd.grad(want, (x, ours.weight, ours.bias), grad_out)
+    assert all(torch.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(grads_got, grads_want))
+    return got
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("kernel", [4, 3])      # the DCGAN/VGG heads' 4x4, the ResNet head's 3x3
+def test_whole_map_conv_computes_the_convolution(layout, kernel):
+    torch.manual_seed(0)
+    _same_sums(WholeMapConv(6, 5, kernel, 1, 0), nn.functional.conv2d, torch.randn(3, 6, kernel, kernel), layout)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_whole_map_conv_transpose_computes_the_transposed_convolution(layout):
+    torch.manual_seed(0)
+    out = _same_sums(WholeMapConvTranspose(7, 5, 4, 1, 0), nn.functional.conv_transpose2d,
+                     torch.randn(3, 7, 1, 1), layout)
+    assert out.is_contiguous(memory_format=layout)   # the next stage gets the layout it runs in
+
+
+def test_whole_map_layers_keep_the_convolutions_parameters_and_refuse_other_maps():
+    conv, ours = nn.Conv2d(6, 5, 4, 1, 0), WholeMapConv(6, 5, 4, 1, 0)
+    ours.load_state_dict(conv.state_dict())     # checkpoints written before these layers still load
+    with pytest.raises(ValueError, match="expects"):
+        ours(torch.randn(2, 6, 8, 8))
+    with pytest.raises(ValueError, match="1x1 code"):
+        WholeMapConvTranspose(7, 5, 4, 1, 0)(torch.randn(2, 7, 2, 2))
 
 
 # -- encoders ---------------------------------------------------------------------------------
