@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 # are computed, not what is run: a checkpoint written with one value resumes with another, and the book's lists of
 # differences between profiles and runs leave them out.
 LOCATION_SETTINGS = frozenset({"data.root"})
-LAYOUT_SETTINGS = frozenset({"train.channels_last", "train.cudnn_benchmark"})
+LAYOUT_SETTINGS = frozenset({"train.channels_last", "train.cudnn_benchmark", "train.keep_freed_memory"})
 NOT_COMPARED = LOCATION_SETTINGS | LAYOUT_SETTINGS
 
 
@@ -74,6 +74,8 @@ class TrainConfig:
                                     # cores allowed on recent GPUs), false (strict fp32, the authors' arithmetic),
                                     # true; no effect on the CPU (train.apply_cudnn_settings)
     cudnn_benchmark: bool = False   # let cuDNN time its algorithms for each shape and keep the fastest (GPU)
+    keep_freed_memory: bool = True  # on the CPU (glibc): big tensors from the heap, kept between iterations,
+                                    # instead of fresh mmaps faulted in every iteration (cpu_memory.py)
 
 
 @dataclass

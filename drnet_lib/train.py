@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, losses
+from . import cpu_memory, distributed, losses
 from .config import ExperimentConfig, TrainConfig
 from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
@@ -166,6 +166,8 @@ class DrNetTrainer(ResumableLoop):
             raise ValueError(f"train.precision must be 'fp32' or 'bf16', got {t.precision!r}")
         check_compile_mode(t.compile_mode, self.device)
         check_conv_tf32(t.conv_tf32)
+        if not isinstance(t.keep_freed_memory, bool):
+            raise ValueError(f"train.keep_freed_memory must be true or false, got {t.keep_freed_memory!r}")
         if t.compile:
             self.nets = {name: torch.compile(net, mode=t.compile_mode) for name, net in self.nets.items()}
         # CUDA graphs replay every network call into memory they own and, left alone, guess that a call
@@ -252,6 +254,8 @@ class DrNetTrainer(ResumableLoop):
         B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
         if self.device.type == "cuda":
             apply_cudnn_settings(self.cfg.train)
+        else:   # the process's malloc switches, set per step for the same reason as cuDNN's
+            cpu_memory.keep_freed_memory(self.cfg.train.keep_freed_memory)
         if self.marks_cuda_graph_steps:
             torch.compiler.cudagraph_mark_step_begin()
         factors = self.bank.sample_factors(B, self.generator, T)       # the global batch's clips

@@ -32,7 +32,8 @@ Ours is :class:`drnet_lib.train.DrNetTrainer` on the ``paper`` MNIST configurati
 networks, batch and image size), timed in the same process in alternating blocks of iterations
 (theirs, ours, theirs, ...), so the ratio is measured under the same conditions. On a GPU each
 timed iteration ends with ``torch.cuda.synchronize()`` (both sides), and both run under the same
-process-wide cuDNN switches: PyTorch's defaults (TF32 convolutions on recent GPUs) unless our side's
+process-wide cuDNN switches (on the CPU, the same malloc switches: ``train.keep_freed_memory``, both
+sides), cuDNN's being PyTorch's defaults (TF32 convolutions on recent GPUs) unless our side's
 ``--set train.conv_tf32=false`` (both strict fp32) or ``train.cudnn_benchmark=true`` changes them;
 the row records ``cudnn_allow_tf32``. Output: one JSON line with both medians and ``ours_over_authors``
 (below 1: ours is faster), and ``authors_batch_wait_s``, the median time their iteration waited for
@@ -72,6 +73,7 @@ from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
 from drnet_lib.models import init_weights  # noqa: E402
+from drnet_lib import cpu_memory  # noqa: E402
 from drnet_lib.train import DrNetTrainer, apply_cudnn_settings  # noqa: E402
 
 
@@ -194,6 +196,11 @@ def main(argv=None) -> int:
         # (train.conv_tf32, train.cudnn_benchmark); set them now too, so that their iteration runs
         # under the same ones from the first timed block (e.g. --set train.conv_tf32=false: both strict fp32).
         apply_cudnn_settings(cfg.train)
+    else:
+        # likewise malloc's switches on the CPU (train.keep_freed_memory, drnet_lib/cpu_memory.py): both
+        # sides run with freed memory kept (our default), or both under glibc's static defaults (false), so
+        # the ratio measures the iterations, not the allocator
+        cpu_memory.keep_freed_memory(cfg.train.keep_freed_memory)
     # Blocks of --block iterations, theirs then ours, for --rounds rounds after one warm-up round.
     # Not one iteration each in turn: their data-loader workers refill their queue in the background
     # after each of their iterations, and on a small CPU that work would land in our timings.
@@ -213,6 +220,7 @@ def main(argv=None) -> int:
     opt = theirs["opt"]
     row = {"kind": "authors", "experiment": "mnist", "profile": "paper", **where_it_ran(device),
            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32 if device.type == "cuda" else None,
+           "keep_freed_memory": cfg.train.keep_freed_memory if device.type == "cpu" else None,
            "threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size, "image_size": cfg.model.image_size,
            "authors_config": {k: getattr(opt, k) for k in ("batch_size", "image_width", "channels", "content_model",
                                                            "pose_model", "content_dim", "pose_dim", "max_step")},
