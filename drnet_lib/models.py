@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .matmul_conv import SmallMapConvTranspose, WholeMapConv, WholeMapConvTranspose
 
 
 def stage_widths(image_size: int, base_width: int) -> list[int]:
@@ -37,46 +38,6 @@ def stage_widths(image_size: int, base_width: int) -> list[int]:
     return [base_width * min(2**i, 8) for i in range(n_stages)]
 
 
-class WholeMapConv(nn.Conv2d):
-    """A "valid" convolution whose kernel covers its whole input map (an encoder's last 4x4 or 3x3
-    map -> its ``(B, dim, 1, 1)`` code): the same sums as :class:`torch.nn.Conv2d`, computed as one
-    matrix product ``(B, C*k*k) @ (C*k*k, dim)``.
-
-    Why: on the CPU, PyTorch's convolution kernels (oneDNN) run this shape at about 5-7 % of the
-    machine's matrix-product rate (``drnet bench --layers``), a matrix product near all of it. The
-    weights, their initialisation and the state-dict keys are those of ``nn.Conv2d``.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.kernel_size:
-            raise ValueError(f"WholeMapConv expects {self.kernel_size} maps, got {tuple(x.shape[-2:])}")
-        # flatten input and weight in the same order: (C, H, W), or (H, W, C) for NHWC weights, so
-        # that the weight (and an input in the same layout) is flattened without a copy
-        order = (0, 2, 3, 1) if self.weight.is_contiguous(memory_format=torch.channels_last) else (0, 1, 2, 3)
-        flat = lambda t: t.permute(order).reshape(t.shape[0], -1)
-        return nn.functional.linear(flat(x), flat(self.weight), self.bias)[:, :, None, None]
-
-
-class WholeMapConvTranspose(nn.ConvTranspose2d):
-    """A transposed convolution from a ``(B, C, 1, 1)`` code to a kernel-sized map (a decoder's
-    first layer): ``out[b, o, i, j] = sum_c x[b, c] w[c, o, i, j] + bias[o]``, the same sums as
-    :class:`torch.nn.ConvTranspose2d` (stride 1, no padding), computed as one matrix product.
-
-    Why: as for :class:`WholeMapConv`, the CPU's convolution kernels run this shape far below the
-    matrix-product rate. The output keeps the weight's memory layout (NHWC weights give NHWC maps).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != (1, 1):
-            raise ValueError(f"WholeMapConvTranspose expects a 1x1 code, got {tuple(x.shape[-2:])} maps")
-        c_in, c_out, kh, kw = self.weight.shape
-        nhwc = self.weight.is_contiguous(memory_format=torch.channels_last)
-        order = (0, 2, 3, 1) if nhwc else (0, 1, 2, 3)                     # the weight's own order: no copy
-        maps = x.reshape(-1, c_in) @ self.weight.permute(order).reshape(c_in, -1)
-        maps = maps.view(-1, kh, kw, c_out).permute(0, 3, 1, 2) if nhwc else maps.view(-1, c_out, kh, kw)
-        return maps + self.bias[:, None, None]
-
-
 def down_block(c_in: int, c_out: int) -> nn.Sequential:
     """Conv 4x4 / stride 2 (halves H and W) -> BatchNorm -> LeakyReLU(0.2)."""
     return nn.Sequential(
@@ -84,11 +45,11 @@ def down_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-def up_block(c_in: int, c_out: int) -> nn.Sequential:
-    """Transposed conv 4x4 / stride 2 (doubles H and W) -> BatchNorm -> LeakyReLU(0.2)."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)
-    )
+def up_block(c_in: int, c_out: int, small_maps: bool = False) -> nn.Sequential:
+    """Transposed conv 4x4 / stride 2 (doubles H and W) -> BatchNorm -> LeakyReLU(0.2).
+    ``small_maps``: the same convolution as a matrix product (the 4x4 stage; matmul_conv.py)."""
+    conv = SmallMapConvTranspose(c_in, c_out) if small_maps else nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True))
 
 
 class DCGANEncoder(nn.Module):
@@ -180,7 +141,8 @@ class Decoder(nn.Module):
             WholeMapConvTranspose(content_dim + pose_dim, widths[0], 4, 1, 0),
             nn.BatchNorm2d(widths[0]), nn.LeakyReLU(0.2, inplace=True),
         )
-        self.stages = nn.ModuleList(up_block(w * mult, w_next) for w, w_next in zip(widths, widths[1:]))
+        self.stages = nn.ModuleList(up_block(w * mult, w_next, small_maps=i == 0)   # stage 0: 4x4 maps
+                                    for i, (w, w_next) in enumerate(zip(widths, widths[1:])))
         self.to_image = nn.Sequential(nn.ConvTranspose2d(widths[-1] * mult, channels, 4, 2, 1), nn.Sigmoid())
 
     def forward(self, content: torch.Tensor, pose: torch.Tensor,

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from drnet_lib.config import ModelConfig, get_config
-from drnet_lib.models import (DCGANEncoder, Decoder, DrNet, PoseLSTM, SceneDiscriminator, WholeMapConv,
-                              WholeMapConvTranspose, init_weights, stage_widths)
+from drnet_lib.models import (DCGANEncoder, Decoder, DrNet, PoseLSTM, SceneDiscriminator, SmallMapConvTranspose,
+                              WholeMapConv, WholeMapConvTranspose, init_weights, stage_widths)
 
 # The authors' encoder stage widths for nf = 64 (drnet.md §2.1, §2.2); 32 px is our CPU variant.
 AUTHOR_WIDTHS = {32: [64, 128, 256], 64: [64, 128, 256, 512], 128: [64, 128, 256, 512, 512]}
@@ -50,6 +50,22 @@ def test_whole_map_conv_transpose_computes_the_transposed_convolution(layout):
     out = _same_sums(WholeMapConvTranspose(7, 5, 4, 1, 0), nn.functional.conv_transpose2d,
                      torch.randn(3, 7, 1, 1), layout)
     assert out.is_contiguous(memory_format=layout)   # the next stage gets the layout it runs in
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("size", [1, 4, 5])     # a single pixel (every tap but four off the map), the 4x4 stage, odd
+def test_small_map_conv_transpose_computes_the_transposed_convolution(layout, size):
+    torch.manual_seed(0)
+    reference = lambda x, w, b: nn.functional.conv_transpose2d(x, w, b, stride=2, padding=1)
+    out = _same_sums(SmallMapConvTranspose(6, 5), reference, torch.randn(3, 6, size, size), layout)
+    assert out.is_contiguous(memory_format=layout)
+
+
+def test_decoder_uses_the_matrix_product_form_on_its_4x4_stage_only():
+    decoder = Decoder(3, 16, 4, 64, 8, skips=True)
+    kinds = [type(stage[0]) for stage in decoder.stages]
+    assert kinds == [SmallMapConvTranspose] + [nn.ConvTranspose2d] * (len(kinds) - 1)
+    assert type(decoder.to_image[0]) is nn.ConvTranspose2d
 
 
 def test_whole_map_layers_keep_the_convolutions_parameters_and_refuse_other_maps():
