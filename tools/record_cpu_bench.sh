@@ -19,13 +19,18 @@ record ${prefix}_mnist_paper_variants.jsonl --experiments mnist --profiles paper
   --variants fp32 bf16 compile nchw adam_fused adam_for_loop plain --loss-iterations 20
 record ${prefix}_mnist_paper_scaling.jsonl --experiments mnist --profiles paper \
   --scaling --scaling-batch 16 32 64 --scaling-size 64 128 --breakdown
+# glibc's default allocation of big blocks against keeping freed memory (train.keep_freed_memory)
+record ${prefix}_mnist_paper_allocator.jsonl --experiments mnist --profiles paper --variants fp32 glibc_mmap \
+  --loss-iterations 10
 # every convolution of the MNIST paper iteration timed alone, beside the matmul rate (bench_layers.py)
 record ${prefix}_mnist_paper_layers.jsonl --experiments mnist --profiles paper --layers
 # The authors' own iteration beside ours (issue 7's side-by-side), when DRNET_PY names a clone of
-# https://github.com/edenton/drnet-py: our default (fp32, NHWC on the CPU), and our side in their NCHW layout.
+# https://github.com/edenton/drnet-py: our default (fp32, NHWC on the CPU), our side in their NCHW layout,
 if [[ -n "${DRNET_PY:-}" ]]; then
   out=results/perf/${prefix}_authors.jsonl
   authors() { .venv/bin/python tools/time_authors_drnet.py "$DRNET_PY" ${DRNET_PY_SOURCE:+--source "$DRNET_PY_SOURCE"} "$@"; }
-  { authors && authors --set train.channels_last=false; } > "$out.tmp" && mv "$out.tmp" "$out"
+  # ... and both sides under glibc's static allocation defaults (train.keep_freed_memory=false)
+  { authors && authors --set train.channels_last=false && authors --set train.keep_freed_memory=false; } \
+    > "$out.tmp" && mv "$out.tmp" "$out"
 fi
 echo done
