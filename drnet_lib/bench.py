@@ -25,10 +25,10 @@ executing Adam's update; the default is foreach, ``train.adam``) change only how
 arithmetic is laid out or scheduled (fused also rounds differently). On a GPU, ``strict_fp32``
 turns off the TF32 tensor cores that PyTorch lets cuDNN's convolutions use by default
 (``train.conv_tf32 = false``: the authors' fp32 arithmetic), and ``cudnn_benchmark`` lets cuDNN time
-its algorithms for each shape (``train.cudnn_benchmark``); both refuse to run elsewhere. On the
-CPU, ``glibc_mmap`` returns to glibc's default allocation of big blocks (fresh mmaps, faulted in
-every iteration) instead of keeping freed memory for the next iteration
-(``train.keep_freed_memory = false``, :mod:`.cpu_memory`); it refuses to run elsewhere.
+its algorithms for each shape (``train.cudnn_benchmark``); both refuse to run elsewhere.
+``train.keep_freed_memory`` (:mod:`.cpu_memory`) has no variant: malloc's state is the process's,
+so blocks of one setting would run on the heap the other left behind; compare two processes
+(``tools/time_authors_drnet.py`` with and without ``--set train.keep_freed_memory=false``).
 
 **The plain yardstick** (``--variants plain``): :class:`.reference_step.PlainIteration`, the same
 iteration written the obvious way (graphs for every target, a ``.item()`` per loss), timed beside
@@ -121,11 +121,9 @@ VARIANTS = {"fp32": {}, "bf16": {"train.precision": "bf16"}, "compile": {"train.
             "cuda_graphs": {"train.compile": True, "train.compile_mode": "reduce-overhead"},
             "channels_last": {"train.channels_last": True}, "nchw": {"train.channels_last": False},
             "adam_fused": {"train.adam": "fused"}, "adam_for_loop": {"train.adam": "for-loop"},
-            "strict_fp32": {"train.conv_tf32": False}, "cudnn_benchmark": {"train.cudnn_benchmark": True},
-            "glibc_mmap": {"train.keep_freed_memory": False}}
+            "strict_fp32": {"train.conv_tf32": False}, "cudnn_benchmark": {"train.cudnn_benchmark": True}}
 # cuDNN's switches: off a GPU these would time the default iteration under another name
 CUDNN_VARIANTS = frozenset({"strict_fp32", "cudnn_benchmark"})
-CPU_VARIANTS = frozenset({"glibc_mmap"})   # malloc's switches: the CPU's memory only
 CHOICES = (*VARIANTS, "plain")   # plain is not a configuration: it times reference_step.PlainIteration
 
 
@@ -251,9 +249,6 @@ def run_bench(experiments=None, profiles=None, device="auto", repeats: int = 10,
         if v in CUDNN_VARIANTS and device.type != "cuda":
             raise ValueError(f"bench variant {v!r} changes only cuDNN's convolutions, which run on a GPU: on "
                              f"{device.type} it would time the default iteration again; use --device cuda")
-        if v in CPU_VARIANTS and device.type != "cpu":
-            raise ValueError(f"bench variant {v!r} changes only how the CPU's memory is allocated: on "
-                             f"{device.type} it would time the default iteration again; use --device cpu")
     experiments = experiments or sorted(PROFILES)
     rows = []
     peak = matmul_flops_per_s(device)

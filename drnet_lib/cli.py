@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True)
     b.add_argument("--variants", nargs="+", default=["fp32"],
                    help="fp32 | bf16 | compile | bf16+compile | cuda_graphs | channels_last | nchw | adam_fused | adam_for_loop | "
-                        "strict_fp32 | cudnn_benchmark | glibc_mmap | "
+                        "strict_fp32 | cudnn_benchmark | "
                         "plain: each timed against fp32 (the default configuration) in the same run, "
                         "with a short fp32-vs-variant training run (loss_check); plain is the literal "
                         "reference iteration (drnet_lib/reference_step.py)")

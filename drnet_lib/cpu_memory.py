@@ -14,8 +14,9 @@ What it changes. Only where the bytes live: every sum and every update is the sa
 keeps its largest working set (the iteration's peak) instead of returning it between iterations.
 
 The switches are the process's (``mallopt``), like cuDNN's on a GPU, so the trainer sets them
-before each step from its own ``train.keep_freed_memory``; a process that alternates trainers with
-both values (the bench) gets each step under its own setting. On a C library other than glibc
+before each step from its own ``train.keep_freed_memory``. What one setting leaves in the heap
+serves the other's next allocations, so the two are compared in two processes, not in alternating
+blocks of one (``tools/time_authors_drnet.py --set train.keep_freed_memory=false``). On a C library other than glibc
 (macOS, musl) :func:`keep_freed_memory` does nothing and says so by returning False.
 """
 

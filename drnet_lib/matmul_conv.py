@@ -105,8 +105,10 @@ class SmallMapConvTranspose(nn.ConvTranspose2d):
 
     Why: on the 4x4 maps of the decoder's first up-sampling stage (1024 channels in for the 64 px
     U-Net) oneDNN ran forward and backward at about half the matrix-product rate on this project's
-    Intel Xeon; this form ran the same layer forward + backward 1.5x as fast there. On 8x8 maps and
-    above oneDNN was faster, so only the first stage uses it. Off the CPU it is ``ConvTranspose2d``.
+    Intel Xeon; this form ran the same layer forward + backward 1.5x as fast there (1.3-2.4x at the other
+    profiles' stage-0 shapes with 512 or 1024 channels in; 0.6-0.8x with 128 or 256). On 8x8 maps
+    and above oneDNN was faster. So only stage 0 with 512 channels in or more uses it (``Decoder``).
+    Off the CPU it is ``ConvTranspose2d``.
     """
 
     def __init__(self, c_in: int, c_out: int):

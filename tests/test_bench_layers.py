@@ -65,5 +65,5 @@ def test_cli_layers_row(capsys):
     assert per_step == sorted(per_step, reverse=True)
     assert abs(sum(per_step) / 1000 - row["conv_s_per_step"]) < 1e-3
     assert 0 < row["step_s_if_convs_at_matmul_peak"]
-    assert {"Conv2d", "ConvTranspose2d", "WholeMapConv", "WholeMapConvTranspose", "SmallMapConvTranspose"} == {
-        r["type"] for r in row["layers"]}
+    # the smoke decoder is too narrow for SmallMapConvTranspose (models.Decoder)
+    assert {"Conv2d", "ConvTranspose2d", "WholeMapConv", "WholeMapConvTranspose"} == {r["type"] for r in row["layers"]}

@@ -8,7 +8,7 @@ import resource
 import pytest
 import torch
 
-from drnet_lib import cli, cpu_memory
+from drnet_lib import cpu_memory
 from drnet_lib.config import get_config
 from drnet_lib.train import DrNetTrainer
 
@@ -70,8 +70,3 @@ def test_a_bad_value_is_refused():
 def test_the_setting_does_not_orphan_checkpoints():
     on, off = (get_config("mnist", "smoke", overrides={"train.keep_freed_memory": v}) for v in (True, False))
     assert on.fingerprint("train") == off.fingerprint("train")
-
-
-def test_glibc_mmap_variant_is_cpu_only(capsys):
-    assert cli.main(["bench", "--profiles", "smoke", "--device", "cuda", "--variants", "glibc_mmap"]) == 2
-    assert "use --device cpu" in capsys.readouterr().err

@@ -61,11 +61,13 @@ def test_small_map_conv_transpose_computes_the_transposed_convolution(layout, si
     assert out.is_contiguous(memory_format=layout)
 
 
-def test_decoder_uses_the_matrix_product_form_on_its_4x4_stage_only():
-    decoder = Decoder(3, 16, 4, 64, 8, skips=True)
-    kinds = [type(stage[0]) for stage in decoder.stages]
+def test_decoder_uses_the_matrix_product_form_on_its_wide_4x4_stage_only():
+    wide = Decoder(3, 16, 4, 64, 64, skips=True)            # the MNIST paper decoder: 1024 channels in at 4x4
+    kinds = [type(stage[0]) for stage in wide.stages]
     assert kinds == [SmallMapConvTranspose] + [nn.ConvTranspose2d] * (len(kinds) - 1)
-    assert type(decoder.to_image[0]) is nn.ConvTranspose2d
+    assert type(wide.to_image[0]) is nn.ConvTranspose2d
+    narrow = Decoder(3, 16, 4, 32, 32, skips=True)          # the MNIST cpu decoder: 256 channels in
+    assert all(type(stage[0]) is nn.ConvTranspose2d for stage in narrow.stages)
 
 
 def test_whole_map_layers_keep_the_convolutions_parameters_and_refuse_other_maps():

@@ -19,9 +19,6 @@ record ${prefix}_mnist_paper_variants.jsonl --experiments mnist --profiles paper
   --variants fp32 bf16 compile nchw adam_fused adam_for_loop plain --loss-iterations 20
 record ${prefix}_mnist_paper_scaling.jsonl --experiments mnist --profiles paper \
   --scaling --scaling-batch 16 32 64 --scaling-size 64 128 --breakdown
-# glibc's default allocation of big blocks against keeping freed memory (train.keep_freed_memory)
-record ${prefix}_mnist_paper_allocator.jsonl --experiments mnist --profiles paper --variants fp32 glibc_mmap \
-  --loss-iterations 10
 # every convolution of the MNIST paper iteration timed alone, beside the matmul rate (bench_layers.py)
 record ${prefix}_mnist_paper_layers.jsonl --experiments mnist --profiles paper --layers
 # The authors' own iteration beside ours (issue 7's side-by-side), when DRNET_PY names a clone of
