@@ -16,8 +16,8 @@ keeps its largest working set (the iteration's peak) instead of returning it bet
 The switches are the process's (``mallopt``), like cuDNN's on a GPU, so the trainer sets them
 before each step from its own ``train.keep_freed_memory``. What one setting leaves in the heap
 serves the other's next allocations, so the two are compared in two processes, not in alternating
-blocks of one (``tools/time_authors_drnet.py --set train.keep_freed_memory=false``). On a C library other than glibc
-(macOS, musl) :func:`keep_freed_memory` does nothing and says so by returning False.
+blocks of one (``tools/time_authors_drnet.py --set train.keep_freed_memory=false``). On a C library
+other than glibc (macOS, musl) :func:`keep_freed_memory` does nothing and says so by returning False.
 """
 
 from __future__ import annotations

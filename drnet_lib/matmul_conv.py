@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+
 class WholeMapConv(nn.Conv2d):
     """A "valid" convolution whose kernel covers its whole input map (an encoder's last 4x4 or 3x3
     map -> its ``(B, dim, 1, 1)`` code): the same sums as :class:`torch.nn.Conv2d`, computed as one
