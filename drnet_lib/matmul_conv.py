@@ -99,6 +99,10 @@ class _OverlapAdd(torch.autograd.Function):
         return _gather_taps(grad.contiguous())
 
 
+# the narrowest stage 0 (channels in) at which SmallMapConvTranspose was measured faster than oneDNN
+SMALL_MAP_MIN_CHANNELS = 512
+
+
 class SmallMapConvTranspose(nn.ConvTranspose2d):
     """The decoder's 4x4, stride-2, padding-1 transposed convolution on small maps, as
     ``(B*H*W, C_in) @ (C_in, 16*C_out)`` (every input pixel's contribution to its 16 output taps)
@@ -108,7 +112,7 @@ class SmallMapConvTranspose(nn.ConvTranspose2d):
     U-Net) oneDNN ran forward and backward at about half the matrix-product rate on this project's
     Intel Xeon; this form ran the same layer forward + backward 1.5x as fast there (1.3-2.4x at the other
     profiles' stage-0 shapes with 512 or 1024 channels in; 0.6-0.8x with 128 or 256). On 8x8 maps
-    and above oneDNN was faster. So only stage 0 with 512 channels in or more uses it (``Decoder``).
+    and above oneDNN was faster. So only stage 0 with ``SMALL_MAP_MIN_CHANNELS`` in or more uses it (``Decoder``).
     Off the CPU it is ``ConvTranspose2d``.
     """
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .matmul_conv import SmallMapConvTranspose, WholeMapConv, WholeMapConvTranspose
+from .matmul_conv import SMALL_MAP_MIN_CHANNELS, SmallMapConvTranspose, WholeMapConv, WholeMapConvTranspose
 
 
 def stage_widths(image_size: int, base_width: int) -> list[int]:
@@ -143,8 +143,9 @@ class Decoder(nn.Module):
         )
         # stage 0 (4x4 maps) as a matrix product where it was measured faster: from 512 channels in
         # (every paper profile, KTH's cpu one); the narrower cpu profiles' stage 0 was slower that way
-        self.stages = nn.ModuleList(up_block(w * mult, w_next, small_maps=i == 0 and w * mult >= 512)
-                                    for i, (w, w_next) in enumerate(zip(widths, widths[1:])))
+        self.stages = nn.ModuleList(
+            up_block(w * mult, w_next, small_maps=i == 0 and w * mult >= SMALL_MAP_MIN_CHANNELS)
+            for i, (w, w_next) in enumerate(zip(widths, widths[1:])))
         self.to_image = nn.Sequential(nn.ConvTranspose2d(widths[-1] * mult, channels, 4, 2, 1), nn.Sigmoid())
 
     def forward(self, content: torch.Tensor, pose: torch.Tensor,

@@ -115,6 +115,17 @@ def apply_cudnn_settings(t: TrainConfig) -> None:
     torch.backends.cudnn.benchmark = bool(t.cudnn_benchmark)
 
 
+def apply_process_settings(t: TrainConfig, device: torch.device) -> None:
+    """The process-wide switches of ``device`` from this run's settings: cuDNN's on a GPU
+    (:func:`apply_cudnn_settings`), malloc's on the CPU (``train.keep_freed_memory``,
+    :mod:`.cpu_memory`). The trainer calls it before each step; the authors' timing tool once, so
+    that both iterations run under the same switches."""
+    if device.type == "cuda":
+        apply_cudnn_settings(t)
+    else:
+        cpu_memory.keep_freed_memory(t.keep_freed_memory)
+
+
 def uses_channels_last(setting: bool | str, device: torch.device) -> bool:
     """Whether the convolutions run in NHWC order (``train.channels_last``: ``"auto"``, true or false).
 
@@ -252,10 +263,7 @@ class DrNetTrainer(ResumableLoop):
     def step(self) -> torch.Tensor:
         """One iteration; returns the 5 logged quantities as one device tensor (no host sync)."""
         B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
-        if self.device.type == "cuda":
-            apply_cudnn_settings(self.cfg.train)
-        else:   # the process's malloc switches, set per step for the same reason as cuDNN's
-            cpu_memory.keep_freed_memory(self.cfg.train.keep_freed_memory)
+        apply_process_settings(self.cfg.train, self.device)
         if self.marks_cuda_graph_steps:
             torch.compiler.cudagraph_mark_step_begin()
         factors = self.bank.sample_factors(B, self.generator, T)       # the global batch's clips

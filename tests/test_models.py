@@ -23,7 +23,7 @@ def _convs(module, kind=nn.Conv2d):
 # -- whole-map convolutions (the codes' layers, as matrix products) ------------------------------
 
 def _same_sums(ours, reference, x, layout):
-    """Outputs and every gradient of ``ours`` (a WholeMap layer) against ``reference`` (the
+    """Outputs and every gradient of ``ours`` (a matmul_conv layer) against ``reference`` (the
     functional convolution on the same weights), in fp64 so that only a wrong sum can differ."""
     ours = ours.double().to(memory_format=layout)
     x = x.double().contiguous(memory_format=layout).requires_grad_(True)

@@ -73,8 +73,7 @@ from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
 from drnet_lib.models import init_weights  # noqa: E402
-from drnet_lib import cpu_memory  # noqa: E402
-from drnet_lib.train import DrNetTrainer, apply_cudnn_settings  # noqa: E402
+from drnet_lib.train import DrNetTrainer, apply_process_settings  # noqa: E402
 
 
 class _DigitsAt32px(torch.utils.data.Dataset):
@@ -191,16 +190,12 @@ def main(argv=None) -> int:
     cfg = get_config("mnist", "paper", overrides=parse_set(args.set))
     ours = DrNetTrainer(cfg, args.device)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        # cuDNN's switches belong to the process and our trainer sets them before each of its steps
-        # (train.conv_tf32, train.cudnn_benchmark); set them now too, so that their iteration runs
-        # under the same ones from the first timed block (e.g. --set train.conv_tf32=false: both strict fp32).
-        apply_cudnn_settings(cfg.train)
-    else:
-        # likewise malloc's switches on the CPU (train.keep_freed_memory, drnet_lib/cpu_memory.py): both
-        # sides run with freed memory kept (our default), or both under glibc's static defaults (false), so
-        # the ratio measures the iterations, not the allocator
-        cpu_memory.keep_freed_memory(cfg.train.keep_freed_memory)
+    # cuDNN's switches on a GPU (train.conv_tf32, train.cudnn_benchmark) and malloc's on the CPU
+    # (train.keep_freed_memory) belong to the process, and our trainer sets them before each of its
+    # steps; set them now too, so that their iteration runs under the same ones from the first timed
+    # block (e.g. --set train.conv_tf32=false: both strict fp32; train.keep_freed_memory=false: both
+    # under glibc's static defaults), and the ratio measures the iterations, not the switches.
+    apply_process_settings(cfg.train, device)
     # Blocks of --block iterations, theirs then ours, for --rounds rounds after one warm-up round.
     # Not one iteration each in turn: their data-loader workers refill their queue in the background
     # after each of their iterations, and on a small CPU that work would land in our timings.
