@@ -60,6 +60,13 @@ def test_parse_sequences_survives_the_real_quirks(tmp_path):
     assert kth.parse_sequences(str(path)) == QUIRKY_RANGES    # a str path works too
 
 
+def test_a_byte_order_mark_does_not_hide_the_first_entry(tmp_path):
+    path = tmp_path / "00sequences.txt"
+    entries = QUIRKY[QUIRKY.index("person01_boxing_d1"):]          # no header: an entry comes first
+    path.write_bytes(b"\xef\xbb\xbf" + entries.encode())
+    assert kth.parse_sequences(path) == QUIRKY_RANGES
+
+
 @pytest.mark.parametrize("line, what", [
     ("person03_boxing_d1\t\tframes\t1-95, 96-\n", "bad range"),
     ("person03_boxing_d1\t\tframes\t1-95, 185-96\n", "bad range"),

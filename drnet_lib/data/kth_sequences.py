@@ -45,7 +45,9 @@ def read_sequences(path: str | Path) -> SequenceFile:
     """
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        # utf-8-sig: a byte-order mark (as Windows editors write) would otherwise hide a first
+        # entry from _ENTRY_START and drop that video silently
+        text = path.read_bytes().decode("utf-8-sig", errors="replace")
     except FileNotFoundError:
         raise FileNotFoundError(f"no KTH annotation file at {path}: prepare the data first "
                                 f"(drnet_lib.data.kth.prepare)") from None
