@@ -67,7 +67,7 @@ def cmd_train(args) -> int:
     if args.record:
         from .results import write_results
 
-        metrics = _recorded_metrics(cfg, trainer, lstm)
+        metrics = recorded_metrics(cfg, trainer, lstm)
         histories = {"drnet": trainer.history, **({"lstm": lstm.history} if lstm else {})}
         wall_s = trainer.wall_s + (lstm.wall_s if lstm else 0.0)
         path = write_results(args.results_dir, cfg, metrics, trainer.device, wall_s, tag=args.record,
@@ -76,10 +76,12 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _recorded_metrics(cfg, trainer, lstm) -> dict:
+def recorded_metrics(cfg, trainer, lstm) -> dict:
     """Timings and final losses of a ``drnet train --record`` run, and for NORB, the chairs and
     KTH the experiment's own measurements of the frozen codes (classification; probes and
-    rollouts; classification, prediction and rollouts)."""
+    rollouts; classification, prediction and rollouts). ``trainer``: anything with the trainer's
+    ``model``, ``bank``, ``device``, ``history``, ``iteration`` and ``wall_s`` (tools/kth_schedule.py
+    passes a frozen copy's); ``lstm``: the pose LSTM's trainer, or None."""
     metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
                "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
     if lstm is not None:

@@ -1,0 +1,99 @@
+"""KTH's measurements along one longer DrNet schedule: how far the decoder and the predictions go with training.
+
+    .venv/bin/python tools/kth_schedule.py [--seed 0] [--milestones 1500 3000 6000 12000 24000] \
+        [--set lstm.bn_mode=train ...] [--tag schedule]
+
+One DrNet of a KTH profile (``cpu`` by default) (the adversarial variant, the profile's seed) trains to the
+last milestone; at every milestone a copy of it is frozen, a pose LSTM of the profile's schedule is
+trained on it, and the experiment's own measurements run on the copy (the ones ``drnet train
+--record`` takes: classification, prediction beside copy-last and the frames decoded from the true
+poses, the error split, rollouts). DrNet's trajectory is the one a run of ``m`` iterations would
+follow (its batches come from its own generator), so the milestone at the profile's 3,000
+iterations is the profile's model of that seed.
+
+Everything goes to ``results/<profile>/kth_<tag>.json`` (``milestones``: iteration -> the metrics and the
+provenance of that measurement), rewritten atomically after each milestone; a run that stops resumes
+from its DrNet checkpoint (``checkpoints/<profile>/kth_<tag>_seed<k>/``) and skips the milestones already
+in the file. The rollouts stop at ``eval.rollout_steps=50`` unless ``--set`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from drnet_lib.checkpoint import atomic_write
+from drnet_lib.cli import parse_set, recorded_metrics
+from drnet_lib.config import get_config
+from drnet_lib.predict import train_lstm
+from drnet_lib.results import REPO_ROOT, provenance
+from drnet_lib.train import DrNetTrainer, checkpoint_paths
+
+SHORT_ROLLOUTS = {"eval.rollout_steps": 50, "eval.rollout_checkpoints": [10, 50]}
+
+
+def measure_frozen_copy(cfg, trainer: DrNetTrainer, lstm_checkpoint: Path) -> dict:
+    """The experiment's measurements of a frozen copy of ``trainer``'s DrNet, with a pose LSTM trained
+    on it (the LSTM freezes the model it is given, so the trainer's own keeps training afterwards)."""
+    frozen = copy.deepcopy(trainer.model)
+    lstm = train_lstm(cfg, frozen, trainer.bank, lstm_checkpoint, resume=True, progress=False)
+    snapshot = SimpleNamespace(model=frozen, bank=trainer.bank, device=trainer.device, history=trainer.history,
+                               iteration=trainer.iteration, wall_s=trainer.wall_s)
+    return recorded_metrics(cfg, snapshot, lstm)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--profile", default="cpu", help="the KTH profile the run starts from (smoke for a quick try)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--milestones", type=int, nargs="+", default=[1500, 3000, 6000, 12000, 24000])
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="settings changed from the cpu profile for the whole run (train.iterations is the last milestone)")
+    parser.add_argument("--tag", default="schedule", help="names the results file and the checkpoint folder")
+    parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints")
+    parser.add_argument("--data-root", type=Path, default=None, help="where the KTH data is (default: the profile's)")
+    args = parser.parse_args(argv)
+    milestones = sorted(set(args.milestones))
+    if milestones[0] < 1:
+        parser.error("--milestones are DrNet iteration counts (>= 1)")
+    overrides = {**SHORT_ROLLOUTS, **parse_set(args.set), "train.iterations": milestones[-1]}
+    cfg = get_config("kth", args.profile, args.seed, overrides,
+                     **({"data_root": str(args.data_root)} if args.data_root else {}))
+    out = args.results_dir / cfg.profile / f"kth_{args.tag}.json"
+    record = json.loads(out.read_text()) if out.exists() else {}
+    if record and record.get("config") != json.loads(json.dumps(cfg.to_dict())):
+        raise SystemExit(f"{out} holds a run of other settings; pass another --tag or move it aside")
+    record = record or {"experiment": "kth", "profile": cfg.profile, "seed": cfg.seed, "tag": args.tag,
+                        "changed": overrides, "config": cfg.to_dict(), "milestones": {}}
+    drnet_ckpt, _ = checkpoint_paths(cfg, args.checkpoint_dir, args.tag)
+    trainer = DrNetTrainer(cfg, "cpu")
+    if trainer.resume(drnet_ckpt):
+        print(f"resumed {drnet_ckpt} at iteration {trainer.iteration}")
+    for m in milestones:
+        if str(m) in record["milestones"]:
+            continue
+        if trainer.iteration > m:
+            raise SystemExit(f"the checkpoint is at iteration {trainer.iteration}, past milestone {m} that "
+                             f"{out} lacks; delete {drnet_ckpt} to measure it")
+        trainer.iterations = m
+        trainer.fit(drnet_ckpt)
+        start = time.perf_counter()
+        metrics = measure_frozen_copy(cfg, trainer, drnet_ckpt.with_name(f"lstm_at_{m}.pt"))
+        record["milestones"][str(m)] = {"metrics": metrics,
+                                        "provenance": provenance(trainer.device, time.perf_counter() - start)}
+        atomic_write(out, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
+        print(f"iteration {m}: wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
