@@ -267,3 +267,38 @@ def test_bench_help_lists_every_variant_the_bench_accepts():
     listed = help_text.split(":")[0].split(" | ")
     assert listed == list(bench.CHOICES)
 
+
+
+def test_kth_schedule_measures_milestones_of_one_run_and_resumes(tmp_path):
+    """tools/kth_schedule.py: the model measured at a milestone is the one a run of that many
+    iterations trains (same losses), a second call has nothing left to do, other settings are refused."""
+    import subprocess
+    import sys
+
+    from drnet_lib.results import REPO_ROOT
+    common = ["--profile", "smoke", "--results-dir", str(tmp_path / "results"), "--checkpoint-dir",
+              str(tmp_path / "ckpt"), "--data-root", str(tmp_path / "data")]
+    tool = [sys.executable, str(REPO_ROOT / "tools" / "kth_schedule.py")]
+    done = subprocess.run(tool + ["--milestones", "2", "4", "--set", "lstm.iterations=3"] + common,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "results" / "smoke" / "kth_schedule.json"
+    record = json.loads(out.read_text())
+    assert list(record["milestones"]) == ["2", "4"] and record["changed"]["train.iterations"] == 4
+    at_2 = record["milestones"]["2"]["metrics"]
+    assert at_2["train.iterations_done"] == 2 and "prediction.oracle_psnr_mean" in at_2
+    assert sorted(map(int, at_2["rollout.motion_ratio"])) == [10, 50]     # the tool's short rollouts
+
+    straight = ["train", "--experiment", "kth", "--profile", "smoke", "--device", "cpu", "--skip-lstm",
+                "--data-root", str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "straight"),
+                "--results-dir", str(tmp_path / "straight_results"), "--record", "two", "--set", "train.iterations=2"]
+    assert cli.main(straight) == 0
+    two = json.loads((tmp_path / "straight_results" / "smoke" / "kth_two_seed0.json").read_text())["metrics"]
+    assert two["train.final"] == pytest.approx(at_2["train.final"])    # the same trajectory, milestone or not
+
+    again = subprocess.run(tool + ["--milestones", "2", "4", "--set", "lstm.iterations=3"] + common,
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and "wrote" not in again.stdout and json.loads(out.read_text()) == record
+    other = subprocess.run(tool + ["--milestones", "2", "4", "--set", "lstm.iterations=5"] + common,
+                           capture_output=True, text=True)
+    assert other.returncode == 1 and "other settings" in other.stderr
