@@ -278,3 +278,16 @@ def pooled_ceiling(entry: dict) -> float:
     number a run records as ``prediction.oracle_psnr_mean``."""
     groups = [v for g in entry["scenarios"].values() for v in g.values()]
     return sum(v["clips"] * v["oracle_psnr_mean"] for v in groups) / sum(v["clips"] for v in groups)
+
+
+def schedule_rows(record) -> list[dict]:
+    """``tools/kth_schedule.py``'s record (one DrNet measured at milestones of its schedule) as
+    one row per milestone, in iteration order: ``iterations``, the DrNet and LSTM wall time up to
+    there in minutes, and that milestone's :func:`run_summary`."""
+    rows = []
+    for iterations, entry in sorted(record["milestones"].items(), key=lambda kv: int(kv[0])):
+        m = entry["metrics"]
+        rows.append({"iterations": int(iterations),
+                     "minutes": m["train.seconds_per_iteration"] * m["train.iterations_done"] / 60,
+                     **run_summary(entry)})
+    return rows

@@ -229,3 +229,40 @@ def person_or_place(groups: Mapping[str, Mapping[str, float]], chance: Mapping[s
     axes[0].legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def schedule_plot(rows, chance: Mapping[str, float]):
+    """What a longer DrNet schedule buys (``tools/kth_schedule.py``): left, DrNet's and the decoder's
+    ceiling's margin over repeating the last frame on the moving and the in-place clips; right, the
+    action and the person named from the pose codes, against their chance levels.
+
+    Args:
+        rows: :func:`drnet_lib.kth_analysis.schedule_rows` (``iterations``, ``margin.<guess>.<group>``,
+            ``classification.action_from_pose``, ``classification.person_from_pose``).
+        chance: ``{"action": ..., "person": ...}``.
+    Returns:
+        A Figure with two Axes, DrNet iterations on a log axis.
+    """
+    it = [r["iterations"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for guess, style in (("drnet", "-"), ("ceiling", "--")):
+        for group, color in (("moving", "C0"), ("in place", "C1")):
+            name = "DrNet" if guess == "drnet" else "decoded from true poses"
+            left.plot(it, [r[f"margin.{guess}.{group}"] for r in rows], style, color=color, marker="o",
+                      label=f"{name}, {group}")
+    left.axhline(0, color="black", lw=0.8)
+    left.set_ylabel("PSNR − copy last (dB)")
+    left.legend(fontsize=7, frameon=False)
+    for key, what, color in (("action_from_pose", "action", "C2"), ("person_from_pose", "person", "C3")):
+        right.plot(it, [r[f"classification.{key}"] for r in rows], "-o", color=color, label=f"{what} from pose")
+        right.axhline(chance[what], color=color, ls=":", lw=1, label=f"{what}: chance")
+    right.set_ylabel("accuracy (test persons)")
+    right.set_ylim(0, 1)
+    right.legend(fontsize=7, frameon=False)
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks(it, [f"{i:,}" for i in it], fontsize=7)
+        ax.minorticks_off()
+        ax.set_xlabel("DrNet iterations")
+    fig.tight_layout()
+    return fig

@@ -8,7 +8,7 @@ import pytest
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS
 from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, pooled_ceiling,
-                                    run_summary, scenario_rows,
+                                    run_summary, scenario_rows, schedule_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
                                     run_config, sweep_by_beta, with_rollout_summary)
 
@@ -180,3 +180,17 @@ def test_scenario_rows_and_the_pooled_ceiling_weight_each_group_by_its_clips():
                                                                                 ("a", "d1", "moving", 3)]
     assert [r["margin"] for r in rows] == [pytest.approx(-7.0), pytest.approx(2.0)]
     assert pooled_ceiling(entry) == pytest.approx((30.0 + 3 * 26.0) / 4)    # not the plain mean, 28
+
+
+def test_schedule_rows_sort_milestones_numerically_and_summarize_each():
+    table = {a: {"psnr_mean": 24.0, "oracle_psnr_mean": 26.0, "copy_last_psnr_mean": 23.0} for a in ACTIONS}
+
+    def entry(iterations, action):
+        return {"metrics": {"prediction.by_action": table, "classification.action_from_pose": action,
+                            "rollout.motion_ratio": {"10": 0.5}, "train.final": {"discriminator_accuracy": 0.7},
+                            "train.iterations_done": iterations, "train.seconds_per_iteration": 0.12}}
+
+    rows = schedule_rows({"milestones": {"12000": entry(12000, 0.7), "1500": entry(1500, 0.3), "3000": entry(3000, 0.6)}})
+    assert [r["iterations"] for r in rows] == [1500, 3000, 12000]              # not "12000" < "1500"
+    assert [r["classification.action_from_pose"] for r in rows] == [0.3, 0.6, 0.7]
+    assert rows[0]["minutes"] == pytest.approx(1500 * 0.12 / 60) and rows[0]["margin.drnet.moving"] == pytest.approx(1.0)

@@ -237,6 +237,24 @@ def test_kth_margin_over_copy_last_draws_one_bar_per_model_and_group():
     plt.close(fig)
 
 
+def test_kth_schedule_plot_draws_both_margins_per_group_and_the_codes_against_chance():
+    from drnet_lib import viz_kth
+
+    def row(iterations, shift):
+        return {"iterations": iterations, "margin.drnet.moving": 1.0 + shift, "margin.drnet.in place": -8.0 + shift,
+                "margin.ceiling.moving": 2.0 + shift, "margin.ceiling.in place": -6.0 + shift,
+                "classification.action_from_pose": 0.5 + shift / 10, "classification.person_from_pose": 0.6}
+
+    fig = viz_kth.schedule_plot([row(1500, 0.0), row(3000, 1.0)], {"action": 1 / 6, "person": 1 / 9})
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and right.get_xscale() == "log"
+    assert [list(line.get_ydata()) for line in left.lines[:4]] == [[1.0, 2.0], [-8.0, -7.0], [2.0, 3.0], [-6.0, -5.0]]
+    assert [t.get_text() for t in left.get_legend().get_texts()][1] == "DrNet, in place"
+    assert list(right.lines[0].get_ydata()) == pytest.approx([0.5, 0.6])
+    assert right.lines[1].get_ydata()[0] == pytest.approx(1 / 6)                 # the action's chance
+    plt.close(fig)
+
+
 def test_kth_error_split_stacks_static_under_changing_with_copy_last_once():
     from drnet_lib import viz_kth
 
