@@ -13,8 +13,8 @@ The outputs do depend on the processor: a smoke notebook run on an Intel Xeon (A
 AMD EPYC differed from the first DrNet iterations on (oneDNN's convolution kernels round
 differently), and capping the instruction sets (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, MKL_CBWR)
 did not make them agree. Refresh on the kind of machine that runs CI; `lscpu` tells which. The
-script records the CPU in the notebook's metadata (``drnet.smoke_outputs_host_cpu``), and when nbval
-fails on a machine with another CPU, ``notebooks/conftest.py`` says so beside the failures.
+script records the CPU in the notebook's metadata (``drnet.smoke_outputs_host_cpu``): on that kind of
+CPU nbval compares every digit; on another, ``notebooks/conftest.py`` masks the numbers and says so.
 """
 
 from __future__ import annotations
