@@ -12,6 +12,7 @@ outputs this machine's own. CI runs on machines of either kind, and which one is
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ NUMBER = r"[-+]?(?:\d[\d,]*)?\.?\d+(?:[eE][-+]?\d+)?"
 _masked: dict[str, str | None] = {}      # notebook name -> the CPU its outputs were made on
 
 
+@functools.lru_cache(maxsize=None)     # read once per notebook, not once per cell
 def recorded_host_cpu(notebook: Path) -> str | None:
     """The CPU a notebook's committed outputs were made on, if the refresh tool recorded it."""
     return json.loads(notebook.read_text()).get("metadata", {}).get("drnet", {}).get(METADATA_KEY)
