@@ -89,6 +89,10 @@ class LSTMConfig:
     lr: float = 0.0002              # drnet-py train_lstm.py
     beta1: float = 0.9
     bn_mode: str = "eval"           # frozen encoders' BatchNorm: "eval" (ours) or "train" (authors')
+    # > 0: before the LSTM and every measurement, the frozen DrNet's BatchNorm running statistics are
+    # recomputed over this many training batches at its final weights (DrNetTrainer.refresh_bn_statistics);
+    # 0: the running averages training left, which lag behind weights that moved in the last steps
+    bn_refresh_batches: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import update_bn
 
 from . import cpu_memory, distributed, losses
 from .config import ExperimentConfig, TrainConfig
@@ -98,6 +99,13 @@ def check_compile_mode(mode: str, device: torch.device) -> None:
 # What this process allowed before any trainer touched it: PyTorch's default (TF32 allowed) unless
 # the reader changed it first. train.conv_tf32 = "pytorch" restores it.
 _PROCESS_CUDNN_TF32 = torch.backends.cudnn.allow_tf32
+
+
+def check_bn_refresh_batches(batches, allow_zero: bool = True) -> None:
+    """``lstm.bn_refresh_batches`` must be a whole number of batches (0: no refresh, where allowed)."""
+    if not isinstance(batches, int) or isinstance(batches, bool) or batches < (0 if allow_zero else 1):
+        least = "0 (no refresh) or more" if allow_zero else "at least 1"
+        raise ValueError(f"lstm.bn_refresh_batches must be a whole number of batches, {least}; got {batches!r}")
 
 
 def check_conv_tf32(setting) -> None:
@@ -274,15 +282,68 @@ class DrNetTrainer(ResumableLoop):
         rec, sim, adv = self.main_step(frames)
         return distributed.mean_over_ranks(torch.stack([rec, sim, adv, d_bce, d_acc]), self.world)
 
+    # -- after training ------------------------------------------------------------------------
+    def training_batches(self, batches: int, seed: int):
+        """``batches`` frame batches ``(B, 5, C, H, W)`` drawn as :meth:`step` draws them, from their
+        own generator seeded with ``seed`` (the training generator, which a resume needs, is untouched)."""
+        B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
+        generator = torch.Generator(self.device).manual_seed(seed)
+        for _ in range(batches):
+            factors = self.bank.sample_factors(B, generator, T)
+            times = sample_frame_times(B, T, self.cfg.train.pair_sampling, generator, self.device)
+            yield self.bank.render(factors, times)
+
+    def refresh_bn_statistics(self, batches: int) -> None:
+        """Replace every BatchNorm's running mean and variance by their plain average over
+        ``batches`` training batches at the current weights (torch.optim.swa_utils.update_bn).
+
+        Why: in eval mode BatchNorm normalises with running averages that training updated with
+        momentum 0.1, i.e. mostly over its last few iterations' calls, each made at slightly older
+        weights; while the weights still move (a constant learning rate), those statistics do not
+        quite match what the final layers produce, and the mismatch shows in decoded frames, e.g.
+        as a brightness offset. The calls are those of one training iteration (E_p on frames 0 and
+        4 for C, then E_c on frames 0 and 1, E_p on 2 and 3, and D), so each layer averages over
+        the inputs it saw in training. Deterministic: the batches come from a generator seeded with
+        the run's seed, so repeating the refresh gives the same statistics.
+        The checkpoint on disk keeps the training's own running averages (a resume continues from those).
+        """
+        check_bn_refresh_batches(batches, allow_zero=False)
+        update_bn(self.training_batches(batches, self.cfg.seed), _TrainingCalls(self.model))
+
+class _TrainingCalls(torch.nn.Module):
+    """One training iteration's network calls on a frame batch ``(B, 5, C, H, W)``, without
+    gradients: what :meth:`DrNetTrainer.refresh_bn_statistics` passes each batch through."""
+
+    def __init__(self, model: DrNet):
+        super().__init__()
+        self.model = model
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> None:
+        m = self.model
+        m.encode_pose(frames[:, 0]), m.encode_pose(frames[:, 4])      # C's step
+        content, skips = m.encode_content(frames[:, 0])
+        m.encode_content(frames[:, 1])
+        pose = m.encode_pose(frames[:, 2])
+        m.encode_pose(frames[:, 3])
+        m.decode(content, skips, pose)
+
+
 def train_drnet(cfg: ExperimentConfig, device="auto", checkpoint_path: str | Path | None = None,
                 resume: bool = True, progress: bool = True, bank=None) -> DrNetTrainer:
     """Train (or finish training) DrNet for ``cfg``; returns the trainer with the final weights.
 
     With ``resume=True`` and an existing checkpoint, training continues where it stopped; a run
     whose checkpoint is already complete returns at once. ``bank`` reuses a clip source already
-    in memory (two runs on the same data need not load it twice).
+    in memory (two runs on the same data need not load it twice). With
+    ``lstm.bn_refresh_batches > 0`` the returned model's BatchNorm statistics are recomputed for
+    its final weights (:meth:`DrNetTrainer.refresh_bn_statistics`), after the last checkpoint.
     """
-    return DrNetTrainer(cfg, device, bank=bank).run(checkpoint_path, resume, progress)
+    check_bn_refresh_batches(cfg.lstm.bn_refresh_batches)   # before training, not after it
+    trainer = DrNetTrainer(cfg, device, bank=bank).run(checkpoint_path, resume, progress)
+    if cfg.lstm.bn_refresh_batches:
+        trainer.refresh_bn_statistics(cfg.lstm.bn_refresh_batches)
+    return trainer
 
 
 def checkpoint_paths(cfg: ExperimentConfig, checkpoint_dir="checkpoints",
