@@ -372,3 +372,40 @@ def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
         out.setdefault(f"d{d}", {})[group] = {"clips": sum(n for n, _ in chunks),
                                               **{f"{k}_mean": float(np.mean(v)) for k, v in per_step.items()}}
     return out
+
+
+@torch.no_grad()
+def self_reconstruction_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig,
+                                    chunk: int = 32) -> dict[str, dict[str, dict[str, float]]]:
+    """The decoder redrawing the frame it was given: each clip's last observed frame decoded from
+    its *own* content code, skips and pose code (BatchNorm as ``lstm.bn_mode``), per scenario and
+    action group. No pose is transferred and none predicted, so this bounds the ceiling
+    (:func:`decode_true_poses`) from above and tells the autoencoder's fidelity from the rest.
+
+    Returns ``{"d<k>": {"moving" | "in place": {"clips", "self_psnr_mean", "offset_mean",
+    "offset_share"}}}``: mean PSNR (:func:`frame_metrics`), the mean signed brightness offset of
+    the decoded frame (decoded - true averaged over its pixels, intensities in [0, 1]) and the share
+    of the squared error that this per-frame offset accounts for (mean offset² / mean MSE).
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    set_bn_mode(model, cfg.lstm.bn_mode)
+    groups: dict[tuple[int, str], list] = {}
+    for start in range(0, len(clips), chunk):
+        part = clips.subset(slice(start, start + chunk))
+        frame = bank.render(part, torch.tensor([cfg.lstm.n_past - 1], device=bank.device)).to(device)[:, 0]
+        content, skips = model.encode_content(frame)
+        decoded = model.decode(content, skips, model.encode_pose(frame))
+        psnr = [float(frame_metrics(decoded[i:i + 1, None], frame[i:i + 1, None])["psnr"][0]) for i in range(len(frame))]
+        offset = (decoded - frame).flatten(1).mean(1).tolist()
+        mse = ((decoded - frame) ** 2).flatten(1).mean(1).tolist()
+        for i, (d, a) in enumerate(zip(bank.scenario[part.sequence].tolist(), bank.action[part.sequence].tolist())):
+            groups.setdefault((int(d), action_group(a)), []).append((psnr[i], offset[i], mse[i]))
+    model.train(was_training)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (d, group), rows in sorted(groups.items()):
+        psnr, offset, mse = (np.array(col) for col in zip(*rows))
+        out.setdefault(f"d{d}", {})[group] = {"clips": len(rows), "self_psnr_mean": float(psnr.mean()),
+                                              "offset_mean": float(offset.mean()),
+                                              "offset_share": float((offset ** 2).mean() / mse.mean())}
+    return out

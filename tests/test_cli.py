@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -171,6 +172,24 @@ def test_train_record_measures_a_kth_run(tmp_path):
     assert "trained on" in seen["what"]
     train_entry = seen["runs"]["kth_short_seed0"]
     assert train_entry["persons"] == "train" and train_entry["scenarios"] != entry["scenarios"]
+    # the same weights with BatchNorm statistics recomputed: the run finds DrNet done, refreshes, trains its LSTM;
+    # the tool then measures each run's model as that run did
+    refreshed_dir = tmp_path / "ckpt" / "smoke" / "kth_refreshed_seed0"
+    refreshed_dir.mkdir(parents=True)
+    shutil.copy(tmp_path / "ckpt" / "smoke" / "kth_short_seed0" / "drnet.pt", refreshed_dir / "drnet.pt")
+    assert cli.main(args[:-4] + ["refreshed", "--set", "train.iterations=4", "lstm.iterations=4",
+                                 "lstm.bn_refresh_batches=2"]) == 0
+    refreshed_run = tmp_path / "results" / "smoke" / "kth_refreshed_seed0.json"
+    refreshed = json.loads(refreshed_run.read_text())["metrics"]
+    assert refreshed["prediction.oracle_psnr_mean"] != metrics["prediction.oracle_psnr_mean"]
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "self_reconstruction",
+                           f"{run}={refreshed_dir / 'drnet.pt'}", f"{refreshed_run}={refreshed_dir / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    selves = json.loads((tmp_path / "results" / "smoke" / "kth_self_reconstruction.json").read_text())["runs"]
+    assert selves["kth_short_seed0"]["scenarios"] != selves["kth_refreshed_seed0"]["scenarios"]
+    for entry in selves.values():
+        assert sum(g["clips"] for groups in entry["scenarios"].values() for g in groups.values()) == entry["clips"]
     refused = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "person_leak",
                               "--persons", "train", f"{run}=x.pt"], capture_output=True, text=True)
     assert refused.returncode == 2 and "test persons only" in refused.stderr

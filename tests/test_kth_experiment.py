@@ -219,3 +219,28 @@ def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its
     direct = prediction_metrics(observed, ceiling, truth)
     assert out["d4"]["in place"]["copy_last_psnr_mean"] == pytest.approx(float(np.mean(direct["copy_last_psnr"])), abs=1e-3)
     assert out["d4"]["in place"]["oracle_psnr_mean"] == pytest.approx(float(np.mean(direct["psnr"])), abs=1e-3)
+
+
+def test_self_reconstruction_scores_the_last_observed_frame_decoded_from_its_own_codes():
+    cfg = get_config("kth", "smoke")
+    torch.manual_seed(0)
+    model = DrNet(cfg.model).eval()
+    bank = _bank([14, 20], persons=(17,), size=32)
+    bank.scenario = 1 + 3 * (torch.arange(len(bank.offsets)) % 2)          # d1 and d4
+    clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + 2, 12, 0)
+    out = kth_experiment.self_reconstruction_by_scenario(model, bank, clips, cfg, chunk=5)
+    assert sum(v["clips"] for groups in out.values() for v in groups.values()) == len(clips)
+    # d4's in-place clips scored directly, all at once
+    scenario, action = bank.scenario[clips.sequence], bank.action[clips.sequence]
+    rows = (scenario == 4) & torch.tensor([ACTIONS[a] not in kth_experiment.MOVING for a in action.tolist()])
+    frame = bank.render(clips.subset(torch.nonzero(rows).flatten()), torch.tensor([cfg.lstm.n_past - 1]))[:, 0]
+    with torch.no_grad():
+        content, skips = model.encode_content(frame)
+        decoded = model.decode(content, skips, model.encode_pose(frame))
+    got = out["d4"]["in place"]
+    mse = ((decoded - frame) ** 2).flatten(1).mean(1)
+    offset = (decoded - frame).flatten(1).mean(1)
+    assert got["self_psnr_mean"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), abs=1e-3)
+    assert got["offset_mean"] == pytest.approx(float(offset.mean()), abs=1e-6)
+    assert got["offset_share"] == pytest.approx(float((offset ** 2).mean() / mse.mean()), rel=1e-4)
+    assert 0 < got["offset_share"] <= 1

@@ -1,6 +1,6 @@
 """Measurements added to KTH runs after they were recorded, taken on their saved DrNet checkpoints.
 
-    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario] \
+    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction] \
         results/cpu/kth_oracle_seed0.json=PATH/drnet.pt [...]
 
 Each argument pairs a recorded run's results JSON (its configuration) with the DrNet checkpoint
@@ -15,7 +15,13 @@ The KTH notebook's results hold two models (``variants``: with and without the a
 * ``person_leak``: :func:`drnet_lib.kth_experiment.scores_across_scenarios` encodes the test
   persons' windows and names the person from each code with the scored scenario held out;
 * ``ceiling_by_scenario``: :func:`drnet_lib.kth_experiment.ceiling_by_scenario` scores the frames
-  decoded from the true poses, and the last observed frame, per scenario and action group.
+  decoded from the true poses, and the last observed frame, per scenario and action group;
+* ``self_reconstruction``: :func:`drnet_lib.kth_experiment.self_reconstruction_by_scenario` decodes
+  each test clip's last observed frame from its own codes (the autoencoder's fidelity, and the
+  brightness offset of its frames), per scenario and action group.
+
+A run recorded with ``lstm.bn_refresh_batches > 0`` measured its model with BatchNorm statistics
+recomputed for the final weights; so does this tool (the checkpoint holds training's own).
 
 ``--persons train`` takes the clips of the persons DrNet trained on instead of the test persons
 (``error_split`` and ``ceiling_by_scenario``): whether the decoder does better on people it has
@@ -43,7 +49,7 @@ from drnet_lib import kth_analysis, kth_experiment
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
 from drnet_lib.models import DrNet
 from drnet_lib.results import REPO_ROOT, provenance, read_results
-from drnet_lib.train import make_bank
+from drnet_lib.train import DrNetTrainer, make_bank
 
 
 WHAT = {
@@ -53,6 +59,9 @@ WHAT = {
     "ceiling_by_scenario": ("mean PSNR and SSIM over the first eval.metric_steps predicted steps of the decoder's ceiling "
                             "(frames decoded from the true poses) and of copy-last, per scenario (d1-d4) and action group "
                             "(moving: walking, jogging, running; in place: boxing, handwaving, handclapping)"),
+    "self_reconstruction": ("the last observed frame of each test clip decoded from its own content code, skips and pose "
+                            "code: mean PSNR, mean signed brightness offset (decoded - true, intensities in [0, 1]) and the "
+                            "share of the squared error that offset accounts for, per scenario and action group"),
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
@@ -65,8 +74,14 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
         raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
     # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
     state = load_checkpoint(checkpoint, cfg.fingerprint("experiment", "seed", "model", "data", "train"))
-    model = DrNet(cfg.model)
-    model.load_state_dict(state["modules"]["drnet"])
+    if cfg.lstm.bn_refresh_batches:   # as the run measured it: statistics recomputed on its training batches
+        trainer = DrNetTrainer(cfg, "cpu")
+        trainer.model.load_state_dict(state["modules"]["drnet"])
+        trainer.refresh_bn_statistics(cfg.lstm.bn_refresh_batches)
+        model = trainer.model
+    else:
+        model = DrNet(cfg.model)
+        model.load_state_dict(state["modules"]["drnet"])
     bank = make_bank(cfg, persons, "cpu")
     if what == "person_leak":
         windows = kth_experiment.encode_windows(model, bank, cfg.lstm.n_past)
@@ -74,6 +89,9 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
                 "scores": kth_experiment.scores_across_scenarios(windows, cfg)}
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, cfg.eval.rollout_clips,
                                       cfg.data.test_seed)
+    if what == "self_reconstruction":
+        return {"iteration": state["iteration"], "clips": len(clips),
+                "scenarios": kth_experiment.self_reconstruction_by_scenario(model, bank, clips, cfg)}
     if what == "ceiling_by_scenario":
         return {"iteration": state["iteration"], "clips": len(clips),
                 "scenarios": kth_experiment.ceiling_by_scenario(model, bank, clips, cfg)}
