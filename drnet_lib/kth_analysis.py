@@ -273,6 +273,17 @@ def scenario_rows(entries: dict[str, dict]) -> list[dict]:
             for group, v in groups.items()]
 
 
+def self_reconstruction_rows(entries: dict[str, dict]) -> list[dict]:
+    """``tools/kth_remeasure.py --measure self_reconstruction`` entries (``{run: entry}``) as one
+    row per run, scenario and action group: ``run``, ``scenario``, ``group``, ``clips``, the mean
+    ``PSNR`` of the frames redrawn from their own codes, their mean brightness ``offset`` in grey
+    levels (of 255; positive: too bright) and the ``offset share`` of their squared error."""
+    return [{"run": run, "scenario": scenario, "group": group, "clips": v["clips"], "PSNR": v["self_psnr_mean"],
+             "offset": 255 * v["offset_mean"], "offset share": v["offset_share"]}
+            for run, entry in entries.items() for scenario, groups in entry["scenarios"].items()
+            for group, v in groups.items()]
+
+
 def pooled_ceiling(entry: dict) -> float:
     """One such entry's ceiling over all its clips (the groups' means weighted by their clips): the
     number a run records as ``prediction.oracle_psnr_mean``."""

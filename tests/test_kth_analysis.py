@@ -8,7 +8,7 @@ import pytest
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS
 from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, pooled_ceiling,
-                                    run_summary, scenario_rows, schedule_rows,
+                                    run_summary, scenario_rows, self_reconstruction_rows, schedule_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
                                     run_config, sweep_by_beta, with_rollout_summary)
 
@@ -180,6 +180,14 @@ def test_scenario_rows_and_the_pooled_ceiling_weight_each_group_by_its_clips():
                                                                                 ("a", "d1", "moving", 3)]
     assert [r["margin"] for r in rows] == [pytest.approx(-7.0), pytest.approx(2.0)]
     assert pooled_ceiling(entry) == pytest.approx((30.0 + 3 * 26.0) / 4)    # not the plain mean, 28
+
+
+def test_self_reconstruction_rows_give_the_offset_in_grey_levels():
+    entry = {"scenarios": {"d4": {"in place": {"clips": 2, "self_psnr_mean": 29.5, "offset_mean": 0.02,
+                                               "offset_share": 0.4}}}}
+    (row,) = self_reconstruction_rows({"a": entry})
+    assert (row["run"], row["scenario"], row["group"], row["clips"], row["PSNR"]) == ("a", "d4", "in place", 2, 29.5)
+    assert row["offset"] == pytest.approx(5.1) and row["offset share"] == 0.4
 
 
 def test_schedule_rows_sort_milestones_numerically_and_summarize_each():
