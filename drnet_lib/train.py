@@ -270,28 +270,30 @@ class DrNetTrainer(ResumableLoop):
 
     def step(self) -> torch.Tensor:
         """One iteration; returns the 5 logged quantities as one device tensor (no host sync)."""
-        B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
         apply_process_settings(self.cfg.train, self.device)
         if self.marks_cuda_graph_steps:
             torch.compiler.cudagraph_mark_step_begin()
-        factors = self.bank.sample_factors(B, self.generator, T)       # the global batch's clips
-        times = sample_frame_times(B, T, self.cfg.train.pair_sampling, self.generator, self.device)
+        factors, times = self.sample_batch(self.generator)             # the global batch's clips
         frames = self.bank.render(factors.subset(self.share), times[self.share])  # (b, 5, C, H, W), b = B / ranks
         self.model.train()
         d_bce, d_acc = self.discriminator_step(frames)                 # C first, as the authors do
         rec, sim, adv = self.main_step(frames)
         return distributed.mean_over_ranks(torch.stack([rec, sim, adv, d_bce, d_acc]), self.world)
 
+    def sample_batch(self, generator: torch.Generator):
+        """One global batch: ``train.batch_size`` clips (the bank's factors) and the 5 frame times
+        of each, ``(B, 5)``, as ``train.pair_sampling`` picks them."""
+        B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
+        factors = self.bank.sample_factors(B, generator, T)
+        return factors, sample_frame_times(B, T, self.cfg.train.pair_sampling, generator, self.device)
+
     # -- after training ------------------------------------------------------------------------
     def training_batches(self, batches: int, seed: int):
         """``batches`` frame batches ``(B, 5, C, H, W)`` drawn as :meth:`step` draws them, from their
         own generator seeded with ``seed`` (the training generator, which a resume needs, is untouched)."""
-        B, T = self.cfg.train.batch_size, self.cfg.data.clip_length
         generator = torch.Generator(self.device).manual_seed(seed)
         for _ in range(batches):
-            factors = self.bank.sample_factors(B, generator, T)
-            times = sample_frame_times(B, T, self.cfg.train.pair_sampling, generator, self.device)
-            yield self.bank.render(factors, times)
+            yield self.bank.render(*self.sample_batch(generator))
 
     def refresh_bn_statistics(self, batches: int) -> None:
         """Replace every BatchNorm's running mean and variance by their plain average over
@@ -309,6 +311,7 @@ class DrNetTrainer(ResumableLoop):
         """
         check_bn_refresh_batches(batches, allow_zero=False)
         update_bn(self.training_batches(batches, self.cfg.seed), _TrainingCalls(self.model))
+
 
 class _TrainingCalls(torch.nn.Module):
     """One training iteration's network calls on a frame batch ``(B, 5, C, H, W)``, without

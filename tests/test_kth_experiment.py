@@ -192,14 +192,21 @@ def test_error_split_parts_add_up_to_each_guess_mean_squared_error():
     assert out["decoded_static"] + out["decoded_changing"] == pytest.approx(float(((decoded - truth) ** 2).mean()))
 
 
-def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its_own_clips():
-    from drnet_lib.evaluate import prediction_metrics
-
+def _model_and_two_scenarios():
+    """The smoke profile's untrained DrNet (eval mode) and a small bank whose videos alternate
+    between scenarios d1 and d4."""
     cfg = get_config("kth", "smoke")
     torch.manual_seed(0)
     model = DrNet(cfg.model).eval()
     bank = _bank([14, 20], persons=(17,), size=32)
     bank.scenario = 1 + 3 * (torch.arange(len(bank.offsets)) % 2)          # d1 and d4
+    return cfg, model, bank
+
+
+def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its_own_clips():
+    from drnet_lib.evaluate import prediction_metrics
+
+    cfg, model, bank = _model_and_two_scenarios()
     n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
     clips = kth_experiment.test_clips(bank, n_past + horizon, 12, 0)
     out = kth_experiment.ceiling_by_scenario(model, bank, clips, cfg, chunk=5)
@@ -222,11 +229,7 @@ def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its
 
 
 def test_self_reconstruction_scores_the_last_observed_frame_decoded_from_its_own_codes():
-    cfg = get_config("kth", "smoke")
-    torch.manual_seed(0)
-    model = DrNet(cfg.model).eval()
-    bank = _bank([14, 20], persons=(17,), size=32)
-    bank.scenario = 1 + 3 * (torch.arange(len(bank.offsets)) % 2)          # d1 and d4
+    cfg, model, bank = _model_and_two_scenarios()
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + 2, 12, 0)
     out = kth_experiment.self_reconstruction_by_scenario(model, bank, clips, cfg, chunk=5)
     assert sum(v["clips"] for groups in out.values() for v in groups.values()) == len(clips)
