@@ -346,6 +346,12 @@ def _grouped_error_split(splits: list[tuple[int, dict[str, float]]]) -> dict[str
 
 
 
+def _scenario_groups(bank: KTHClips, part: ClipStarts) -> list[tuple[int, str]]:
+    """Each clip's ``(scenario, action group)``: the groups the by-scenario measurements report."""
+    return [(int(d), action_group(a))
+            for d, a in zip(bank.scenario[part.sequence].tolist(), bank.action[part.sequence].tolist())]
+
+
 def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int = 32
                         ) -> dict[str, dict[str, dict[str, float]]]:
     """The decoder's ceiling (:func:`decode_true_poses`) and copy-last per scenario and action group:
@@ -358,8 +364,7 @@ def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     """
     groups: dict[tuple[int, str], list] = {}
     for part, observed, truth, ceiling in _ceiling_chunks(model, bank, clips, cfg, chunk):
-        keys = [(int(d), action_group(a))
-                for d, a in zip(bank.scenario[part.sequence].tolist(), bank.action[part.sequence].tolist())]
+        keys = _scenario_groups(bank, part)
         for key in set(keys):
             rows = torch.tensor([k == key for k in keys], device=ceiling.device)
             m = prediction_metrics(observed[rows], ceiling[rows], truth[rows])   # its psnr/ssim: the ceiling's
@@ -396,11 +401,11 @@ def self_reconstruction_by_scenario(model, bank: KTHClips, clips: ClipStarts, cf
         frame = bank.render(part, torch.tensor([cfg.lstm.n_past - 1], device=bank.device)).to(device)[:, 0]
         content, skips = model.encode_content(frame)
         decoded = model.decode(content, skips, model.encode_pose(frame))
-        psnr = [float(frame_metrics(decoded[i:i + 1, None], frame[i:i + 1, None])["psnr"][0]) for i in range(len(frame))]
+        psnr = frame_metrics(decoded[None], frame[None])["psnr"]   # the frames as the steps of one clip: one PSNR each
         offset = (decoded - frame).flatten(1).mean(1).tolist()
         mse = ((decoded - frame) ** 2).flatten(1).mean(1).tolist()
-        for i, (d, a) in enumerate(zip(bank.scenario[part.sequence].tolist(), bank.action[part.sequence].tolist())):
-            groups.setdefault((int(d), action_group(a)), []).append((psnr[i], offset[i], mse[i]))
+        for i, key in enumerate(_scenario_groups(bank, part)):
+            groups.setdefault(key, []).append((psnr[i], offset[i], mse[i]))
     model.train(was_training)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (d, group), rows in sorted(groups.items()):
