@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import ExperimentConfig, apply_overrides, config_from_dict, differences, get_config
-from .kth_experiment import IN_PLACE, MOVING
+from .kth_decoder import IN_PLACE, MOVING
 
 
 def run_config(result, variant: str | None = None) -> ExperimentConfig:

@@ -178,7 +178,7 @@ def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=
 
     Args:
         splits: ``{run label: {group: split}}``, each split as
-            :func:`drnet_lib.kth_experiment.error_split` returns it (``decoded_*``: the ceiling).
+            :func:`drnet_lib.kth_decoder.error_split` returns it (``decoded_*``: the ceiling).
         groups: which groups to draw, one panel each.
     Returns:
         A Figure with one Axes per group.

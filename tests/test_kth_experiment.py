@@ -1,5 +1,5 @@
-"""The KTH experiment's measurements: windows, fixed test clips, classifiers, rollout scores, and the
-pose LSTM's precomputed codes."""
+"""The KTH experiment's measurements: windows, fixed test clips, classifiers, rollout scores, the
+pose LSTM's precomputed codes, and the decoder's diagnostics (:mod:`drnet_lib.kth_decoder`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from drnet_lib import claims, kth_experiment
+from drnet_lib import claims, kth_decoder, kth_experiment
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS, KTHClips
 from drnet_lib.models import DrNet, PoseLSTM
@@ -177,14 +177,12 @@ def test_verdicts_skip_claims_a_short_profile_does_not_reach():
 
 
 def test_error_split_parts_add_up_to_each_guess_mean_squared_error():
-    from drnet_lib.kth_experiment import error_split
-
     truth = torch.zeros(1, 2, 1, 4, 4)
     truth[0, :, 0, 0, 0] = 1.0                          # one pixel changes from the last frame
     last = torch.zeros(1, 1, 4, 4)
     decoded = torch.full_like(truth, 0.1)               # a blurred guess: a little wrong everywhere
     decoded[0, :, 0, 0, 0] = 0.6
-    out = error_split(decoded, last, truth)
+    out = kth_decoder.error_split(decoded, last, truth)
     assert out["changing_share"] == pytest.approx(1 / 16)
     assert out["copy_last_static"] == 0 and out["copy_last_changing"] == pytest.approx(1 / 16)
     assert out["decoded_static"] == pytest.approx(15 * 0.01 / 16)
@@ -209,9 +207,9 @@ def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its
     cfg, model, bank = _model_and_two_scenarios()
     n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
     clips = kth_experiment.test_clips(bank, n_past + horizon, 12, 0)
-    out = kth_experiment.ceiling_by_scenario(model, bank, clips, cfg, chunk=5)
+    out = kth_decoder.ceiling_by_scenario(model, bank, clips, cfg, chunk=5)
     scenario, action = bank.scenario[clips.sequence], bank.action[clips.sequence]
-    moving = torch.tensor([ACTIONS[a] in kth_experiment.MOVING for a in action.tolist()])
+    moving = torch.tensor([ACTIONS[a] in kth_decoder.MOVING for a in action.tolist()])
     expected = {}
     for d, m in zip(scenario.tolist(), moving.tolist()):
         group = expected.setdefault(f"d{d}", {}).setdefault("moving" if m else "in place", 0)
@@ -222,7 +220,7 @@ def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its
     part = clips.subset(torch.nonzero(rows).flatten())
     observed = bank.render(part, torch.arange(n_past))
     truth = bank.render(part, torch.arange(n_past, n_past + horizon))
-    ceiling = kth_experiment.decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
+    ceiling = kth_decoder.decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
     direct = prediction_metrics(observed, ceiling, truth)
     assert out["d4"]["in place"]["copy_last_psnr_mean"] == pytest.approx(float(np.mean(direct["copy_last_psnr"])), abs=1e-3)
     assert out["d4"]["in place"]["oracle_psnr_mean"] == pytest.approx(float(np.mean(direct["psnr"])), abs=1e-3)
@@ -231,11 +229,11 @@ def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its
 def test_self_reconstruction_scores_the_last_observed_frame_decoded_from_its_own_codes():
     cfg, model, bank = _model_and_two_scenarios()
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + 2, 12, 0)
-    out = kth_experiment.self_reconstruction_by_scenario(model, bank, clips, cfg, chunk=5)
+    out = kth_decoder.self_reconstruction_by_scenario(model, bank, clips, cfg, chunk=5)
     assert sum(v["clips"] for groups in out.values() for v in groups.values()) == len(clips)
     # d4's in-place clips scored directly, all at once
     scenario, action = bank.scenario[clips.sequence], bank.action[clips.sequence]
-    rows = (scenario == 4) & torch.tensor([ACTIONS[a] not in kth_experiment.MOVING for a in action.tolist()])
+    rows = (scenario == 4) & torch.tensor([ACTIONS[a] not in kth_decoder.MOVING for a in action.tolist()])
     frame = bank.render(clips.subset(torch.nonzero(rows).flatten()), torch.tensor([cfg.lstm.n_past - 1]))[:, 0]
     with torch.no_grad():
         content, skips = model.encode_content(frame)

@@ -9,14 +9,14 @@ The KTH notebook's results hold two models (``variants``: with and without the a
 ``RESULTS_JSON:VARIANT=CHECKPOINT`` names one, e.g. ``results/cpu/kth_seed0.json:noadv=PATH/drnet.pt``.
 ``--measure`` picks what is measured for every pair:
 
-* ``error_split`` (the default): :func:`drnet_lib.kth_experiment.ceiling_error_split` re-renders
+* ``error_split`` (the default): :func:`drnet_lib.kth_decoder.ceiling_error_split` re-renders
   the run's test clips and splits the squared error of the frames decoded from the true poses,
   and of the last observed frame, into the pixels that change and the ones that stay;
 * ``person_leak``: :func:`drnet_lib.kth_experiment.scores_across_scenarios` encodes the test
   persons' windows and names the person from each code with the scored scenario held out;
-* ``ceiling_by_scenario``: :func:`drnet_lib.kth_experiment.ceiling_by_scenario` scores the frames
+* ``ceiling_by_scenario``: :func:`drnet_lib.kth_decoder.ceiling_by_scenario` scores the frames
   decoded from the true poses, and the last observed frame, per scenario and action group;
-* ``self_reconstruction``: :func:`drnet_lib.kth_experiment.self_reconstruction_by_scenario` decodes
+* ``self_reconstruction``: :func:`drnet_lib.kth_decoder.self_reconstruction_by_scenario` decodes
   each test clip's last observed frame from its own codes (the autoencoder's fidelity, and the
   brightness offset of its frames), per scenario and action group.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from drnet_lib import kth_analysis, kth_experiment
+from drnet_lib import kth_analysis, kth_decoder, kth_experiment
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
 from drnet_lib.models import DrNet
 from drnet_lib.results import REPO_ROOT, provenance, read_results
@@ -54,7 +54,7 @@ from drnet_lib.train import DrNetTrainer, make_bank
 
 WHAT = {
     "error_split": ("squared error of the decoder's ceiling and of copy-last, split into the pixels that change "
-                    f"(|truth - last observed| > {kth_experiment.CHANGE_THRESHOLD}) and the pixels that stay; "
+                    f"(|truth - last observed| > {kth_decoder.CHANGE_THRESHOLD}) and the pixels that stay; "
                     "each part divided by all pixels"),
     "ceiling_by_scenario": ("mean PSNR and SSIM over the first eval.metric_steps predicted steps of the decoder's ceiling "
                             "(frames decoded from the true poses) and of copy-last, per scenario (d1-d4) and action group "
@@ -91,12 +91,12 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
                                       cfg.data.test_seed)
     if what == "self_reconstruction":
         return {"iteration": state["iteration"], "clips": len(clips),
-                "scenarios": kth_experiment.self_reconstruction_by_scenario(model, bank, clips, cfg)}
+                "scenarios": kth_decoder.self_reconstruction_by_scenario(model, bank, clips, cfg)}
     if what == "ceiling_by_scenario":
         return {"iteration": state["iteration"], "clips": len(clips),
-                "scenarios": kth_experiment.ceiling_by_scenario(model, bank, clips, cfg)}
+                "scenarios": kth_decoder.ceiling_by_scenario(model, bank, clips, cfg)}
     return {"iteration": state["iteration"], "clips": len(clips),
-            "split": kth_experiment.ceiling_error_split(model, bank, clips, cfg)}
+            "split": kth_decoder.ceiling_error_split(model, bank, clips, cfg)}
 
 
 def main(argv: list[str] | None = None) -> int:
