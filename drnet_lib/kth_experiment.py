@@ -61,6 +61,33 @@ def test_clips(bank: KTHClips, length: int, count: int, seed: int) -> ClipStarts
     return ClipStarts(chosen, start).to(bank.device)
 
 
+# MCNet's test list (reference/repro_anchors.md §2.2) starts a clip every 3 frames of a running or
+# jogging range and every T (= the scored steps) frames of the others: fast actions get more clips.
+MCNET_DENSE_ACTIONS = ("running", "jogging")
+MCNET_DENSE_STRIDE = 3
+
+
+def mcnet_clips(bank: KTHClips, n_past: int, horizon: int) -> ClipStarts:
+    """MCNet's clip list: in every annotated range, the clips of ``n_past + horizon`` frames that
+    start every :data:`MCNET_DENSE_STRIDE` frames (running, jogging) or every ``horizon`` frames
+    (the other actions), from the range's first frame while the clip fits; in range order.
+
+    MCNet's script loops ``j`` over ``range(start, end - K - T - 1, stride)`` on video frames, with
+    the file's 1-indexed range bounds: its first and last clips sit a frame or two from ours. The
+    list's point, how many clips each action gets, is kept; those off-by-ones are not.
+    """
+    length = n_past + horizon
+    sequence, start = [], []
+    for q, (n, action) in enumerate(zip(bank.lengths.tolist(), bank.action.tolist())):
+        stride = MCNET_DENSE_STRIDE if ACTIONS[action] in MCNET_DENSE_ACTIONS else horizon
+        starts = range(0, n - length + 1, stride)
+        sequence += [q] * len(starts)
+        start += starts
+    if not sequence:
+        raise ValueError(f"no test range has {length} frames (n_past + eval.metric_steps)")
+    return ClipStarts(torch.tensor(sequence), torch.tensor(start)).to(bank.device)
+
+
 def window_starts(bank: KTHClips, window: int) -> ClipStarts:
     """Every non-overlapping window of ``window`` frames of every range, in range order."""
     lengths = bank.lengths.cpu()

@@ -162,6 +162,29 @@ def test_train_record_measures_a_kth_run(tmp_path):
     assert entry["checkpoint_origin"] == "this run's own, named again"
     assert sum(g["clips"] for groups in entry["scenarios"].values() for g in groups.values()) == entry["clips"]
     assert set(entry["scenarios"]) <= {"d1", "d2", "d3", "d4"}
+    # the run's prediction again, with its pose LSTM, on its own clips (the recorded numbers, up to the
+    # memory layout's rounding) and on MCNet's list of the same persons' ranges
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "mcnet_clips",
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lists = json.loads((tmp_path / "results" / "smoke" / "kth_mcnet_clips.json").read_text())["runs"]["kth_short_seed0"]["lists"]
+    own = lists["one_per_range"]
+    for key in ("psnr", "copy_last_psnr", "ssim"):
+        assert own[key] == pytest.approx(metrics[f"prediction.{key}"], rel=1e-3)
+    assert own["steps_beating_copy_last"] == metrics["prediction.steps_beating_copy_last"]
+    assert lists["mcnet"]["clips"] == sum(v["clips"] for v in lists["mcnet"]["by_action"].values()) > 0
+    assert sorted(map(int, lists["mcnet"]["psnr"])) == list(range(1, 6))
+    # a pose LSTM that did not finish is refused by name
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(tmp_path / "ckpt" / "smoke" / "kth_short_seed0" / "drnet.pt", unfinished / "drnet.pt")
+    lstm_state = torch.load(tmp_path / "ckpt" / "smoke" / "kth_short_seed0" / "lstm.pt", weights_only=False)
+    torch.save({**lstm_state, "iteration": 2}, unfinished / "lstm.pt")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "mcnet_clips",
+                           f"{run}={unfinished / 'drnet.pt'}", "--results-dir", str(tmp_path / "results")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "stopped at 2 of 4" in done.stderr
     # the same on the persons DrNet trained on: its own file, its entry says whose clips
     done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure",
                            "ceiling_by_scenario", "--persons", "train",

@@ -45,6 +45,21 @@ def _bank(lengths, persons=(1,), actions=range(6), ranges=4, size=8, seed=0) -> 
                     range_index=index)
 
 
+
+def test_mcnet_clips_start_every_3_frames_of_running_and_jogging_and_every_horizon_of_the_rest():
+    # ACTIONS order: walking, jogging, running, boxing, handwaving, handclapping
+    bank = _bank([40, 29], actions=[1, 2, 3], ranges=2)       # per action: a 40-frame and a 29-frame range
+    clips = kth_experiment.mcnet_clips(bank, n_past=10, horizon=20)
+    by_action = {}
+    for q, start in zip(clips.sequence.tolist(), clips.start.tolist()):
+        by_action.setdefault(int(bank.action[q]), []).append((int(bank.lengths[q]), start))
+    assert by_action[1] == [(40, 0), (40, 3), (40, 6), (40, 9)]   # jogging: every 3rd start that fits
+    assert by_action[2] == [(40, 0), (40, 3), (40, 6), (40, 9)]   # running
+    assert by_action[3] == [(40, 0)]                              # boxing: every 20th (the next, 20, would not fit)
+    bank.render(clips, torch.arange(30))                          # every clip inside its range
+    with pytest.raises(ValueError, match="no test range has 50 frames"):
+        kth_experiment.mcnet_clips(bank, n_past=10, horizon=40)
+
 class PixelCodes(nn.Module):
     """A stand-in for a trained DrNet: pose = the action pixels, content = the person pixels."""
 

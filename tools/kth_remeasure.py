@@ -1,6 +1,6 @@
 """Measurements added to KTH runs after they were recorded, taken on their saved DrNet checkpoints.
 
-    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction] \
+    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction|mcnet_clips] \
         results/cpu/kth_oracle_seed0.json=PATH/drnet.pt [...]
 
 Each argument pairs a recorded run's results JSON (its configuration) with the DrNet checkpoint
@@ -18,7 +18,11 @@ The KTH notebook's results hold two models (``variants``: with and without the a
   decoded from the true poses, and the last observed frame, per scenario and action group;
 * ``self_reconstruction``: :func:`drnet_lib.kth_decoder.self_reconstruction_by_scenario` decodes
   each test clip's last observed frame from its own codes (the autoencoder's fidelity, and the
-  brightness offset of its frames), per scenario and action group.
+  brightness offset of its frames), per scenario and action group;
+* ``mcnet_clips``: DrNet's prediction (with the run's pose LSTM, ``lstm.pt`` beside ``drnet.pt``)
+  and copy-last scored twice, on the run's own test clips (one per range, what it recorded) and on
+  MCNet's clip list (:func:`drnet_lib.kth_experiment.mcnet_clips`, more clips of the fast actions):
+  whether the study's protocol, rather than MCNet's, decides the verdict on copy-last.
 
 A run recorded with ``lstm.bn_refresh_batches > 0`` measured its model with BatchNorm statistics
 recomputed for the final weights; so does this tool (the checkpoint holds training's own).
@@ -41,13 +45,14 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
-from drnet_lib.models import DrNet
+from drnet_lib.models import DrNet, PoseLSTM
 from drnet_lib.results import REPO_ROOT, provenance, read_results
 from drnet_lib.train import DrNetTrainer, make_bank
 
@@ -62,6 +67,12 @@ WHAT = {
     "self_reconstruction": ("the last observed frame of each test clip decoded from its own content code, skips and pose "
                             "code: mean PSNR, mean signed brightness offset (decoded - true, intensities in [0, 1]) and the "
                             "share of the squared error that offset accounts for, per scenario and action group"),
+    "mcnet_clips": ("per-step PSNR and SSIM of DrNet's prediction (the run's DrNet and pose LSTM) and of copy-last over "
+                    "the first eval.metric_steps predicted steps, their means, the share of steps after the first few "
+                    "where DrNet beats copy-last, and the same per action, on two clip lists of the test persons: "
+                    "the run's own (kth_experiment.test_clips, one clip per range) and MCNet's "
+                    "(kth_experiment.mcnet_clips: a clip every 3 frames of running and jogging ranges, every "
+                    "eval.metric_steps frames of the others)"),
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
@@ -89,6 +100,11 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
                 "scores": kth_experiment.scores_across_scenarios(windows, cfg)}
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, cfg.eval.rollout_clips,
                                       cfg.data.test_seed)
+    if what == "mcnet_clips":
+        lstm = _finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
+        lists = {"one_per_range": clips, "mcnet": kth_experiment.mcnet_clips(bank, cfg.lstm.n_past, cfg.eval.metric_steps)}
+        return {"iteration": state["iteration"], "lists": {name: _prediction_only(model, lstm, bank, part, cfg)
+                                                           for name, part in lists.items()}}
     if what == "self_reconstruction":
         return {"iteration": state["iteration"], "clips": len(clips),
                 "scenarios": kth_decoder.self_reconstruction_by_scenario(model, bank, clips, cfg)}
@@ -97,6 +113,27 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
                 "scenarios": kth_decoder.ceiling_by_scenario(model, bank, clips, cfg)}
     return {"iteration": state["iteration"], "clips": len(clips),
             "split": kth_decoder.ceiling_error_split(model, bank, clips, cfg)}
+
+
+def _finished_lstm(cfg, path: Path) -> PoseLSTM:
+    """The run's pose LSTM from its checkpoint, refused by name when it belongs to another
+    configuration or stopped before ``lstm.iterations``."""
+    state = load_checkpoint(path, cfg.fingerprint("experiment", "seed", "model", "data", "train", "lstm"))
+    if state["iteration"] < cfg.lstm.iterations:
+        raise SystemExit(f"{path}: the pose LSTM stopped at {state['iteration']} of {cfg.lstm.iterations} "
+                         "iterations; finish it (drnet train --resume) before measuring its predictions")
+    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers)
+    lstm.load_state_dict(state["modules"]["lstm"])
+    return lstm.eval()
+
+
+def _prediction_only(model, lstm, bank, clips, cfg) -> dict:
+    """:func:`kth_experiment.predict_and_roll_out`'s prediction scores on ``clips``, without the long
+    rollouts (generation stops at the last scored step; no rollout checkpoints)."""
+    short = replace(cfg, eval=replace(cfg.eval, rollout_steps=cfg.eval.metric_steps, rollout_checkpoints=[]))
+    metrics, _ = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, short, action_classifier=None)
+    return {"clips": len(clips), **{key.removeprefix("prediction."): value for key, value in metrics.items()
+                                    if key.startswith("prediction.") and key != "prediction.error_split"}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint_origin:
             entry["checkpoint_origin"] = args.checkpoint_origin
         entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
-        print(results_json.stem, json.dumps({k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}, indent=1))
+        shown = {k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}
+        shown.update({name: {k: v for k, v in scores.items() if not isinstance(v, dict)}   # the means, not the curves
+                      for name, scores in entry.get("lists", {}).items()})
+        print(results_json.stem, json.dumps(shown, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
         seen = args.persons == "train"
         out = args.results_dir / run["profile"] / f"kth_{args.measure}{'_train_persons' if seen else ''}.json"
