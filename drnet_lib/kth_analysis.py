@@ -5,8 +5,9 @@ the functions here take such dicts (``results.read_results``) and answer the pag
 what a run changed from its profile (:func:`changed_settings`), how a variant compares with the
 reference runs of the same seeds (:func:`against_same_seeds`), what the adversarial weight moves
 (:func:`adversarial_sweep`, :func:`sweep_by_beta`), how the scores split by action
-(:func:`by_action_mean`, :func:`margin_over_copy_last`) and what the person-leak measurement says
-(:func:`person_leak_rows`). They compute nothing from a model.
+(:func:`by_action_mean`, :func:`margin_over_copy_last`), what the person-leak measurement says
+(:func:`person_leak_rows`) and how the clip list weighs the verdict (:func:`clip_list_rows`). They
+compute nothing from a model.
 """
 
 from __future__ import annotations
@@ -301,4 +302,23 @@ def schedule_rows(record) -> list[dict]:
         rows.append({"iterations": int(iterations),
                      "minutes": m["train.seconds_per_iteration"] * m["train.iterations_done"] / 60,
                      **run_summary(entry)})
+    return rows
+
+
+def clip_list_rows(entries: dict[str, dict]) -> list[dict]:
+    """``tools/kth_remeasure.py --measure mcnet_clips`` entries (``{run: entry}``) as one row per run
+    and clip list (``one_per_range``, ``mcnet``): ``run``, ``list``, ``clips``, the share of them from
+    the :data:`MOVING` actions (``moving share``), DrNet's and copy-last's mean PSNR over the scored
+    steps (``DrNet``, ``copy last``), DrNet's ``margin`` over copy-last (dB, the mean over clips, so the
+    clip list weights the actions) and ``steps beating`` (the share of steps after the first few where
+    DrNet's mean PSNR is the higher)."""
+    rows = []
+    for run, entry in entries.items():
+        for name, scores in entry["lists"].items():
+            per_action = scores["by_action"]
+            moving = sum(v["clips"] for a, v in per_action.items() if a in MOVING)
+            rows.append({"run": run, "list": name, "clips": scores["clips"], "moving share": moving / scores["clips"],
+                         "DrNet": scores["psnr_mean"], "copy last": scores["copy_last_psnr_mean"],
+                         "margin": scores["psnr_mean"] - scores["copy_last_psnr_mean"],
+                         "steps beating": scores["steps_beating_copy_last"]})
     return rows

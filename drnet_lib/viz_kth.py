@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 QUESTIONS = (("action_from_pose", "action from pose"), ("action_from_content", "action from content"),
@@ -167,6 +168,31 @@ def margin_over_copy_last(gaps: Mapping[str, Mapping[str, float]], ylabel: str =
     ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups], fontsize=8)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(labels), 3), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def psnr_by_clip_list(curves: Mapping[str, Mapping[str, np.ndarray]], baseline: str = "copy last"):
+    """Per-step mean PSNR of several guesses on several clip lists, one panel per list.
+
+    Args:
+        curves: ``{list label: {series label: (T,) mean PSNR at predicted steps 1..T}}``; the series
+            named ``baseline`` is drawn dashed and black, the others solid.
+        baseline: the name of the baseline series.
+    Returns:
+        A Figure with one Axes per list, sharing the PSNR axis.
+    """
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.2), sharey=True, squeeze=False)
+    for ax, (title, series) in zip(axes[0], curves.items()):
+        for label, values in series.items():
+            steps = np.arange(1, len(values) + 1)
+            style = dict(color="black", ls="--", lw=1.4) if label == baseline else dict(lw=1.8)
+            ax.plot(steps, values, label=label, **style)
+        ax.set(title=title, xlabel="predicted step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # steps are whole frames
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("mean PSNR (dB)")
+    axes[0, -1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,8 @@ import pytest
 
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS
-from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, pooled_ceiling,
+from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, clip_list_rows,
+                                    pooled_ceiling,
                                     run_summary, scenario_rows, self_reconstruction_rows, schedule_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
                                     run_config, sweep_by_beta, with_rollout_summary)
@@ -202,3 +203,17 @@ def test_schedule_rows_sort_milestones_numerically_and_summarize_each():
     assert [r["iterations"] for r in rows] == [1500, 3000, 12000]              # not "12000" < "1500"
     assert [r["classification.action_from_pose"] for r in rows] == [0.3, 0.6, 0.7]
     assert rows[0]["minutes"] == pytest.approx(1500 * 0.12 / 60) and rows[0]["margin.drnet.moving"] == pytest.approx(1.0)
+
+
+def test_clip_list_rows_count_the_moving_share_and_the_margin_per_run_and_list():
+    def scores(clips_by_action, drnet, copy_last):
+        return {"clips": sum(clips_by_action.values()), "psnr_mean": drnet, "copy_last_psnr_mean": copy_last,
+                "steps_beating_copy_last": 0.25, "by_action": {a: {"clips": n} for a, n in clips_by_action.items()}}
+
+    entries = {"kth_a_seed0": {"lists": {"one_per_range": scores({"walking": 3, "boxing": 1}, 25.0, 26.0),
+                                         "mcnet": scores({"jogging": 6, "running": 1, "boxing": 1}, 25.5, 25.0)}}}
+    rows = clip_list_rows(entries)
+    assert [(r["run"], r["list"]) for r in rows] == [("kth_a_seed0", "one_per_range"), ("kth_a_seed0", "mcnet")]
+    assert rows[0]["moving share"] == 0.75 and rows[1]["moving share"] == 7 / 8
+    assert rows[0]["margin"] == -1.0 and rows[1]["margin"] == 0.5
+    assert rows[1]["clips"] == 8 and rows[1]["steps beating"] == 0.25

@@ -274,6 +274,19 @@ def test_kth_error_split_stacks_static_under_changing_with_copy_last_once():
     plt.close(fig)
 
 
+def test_kth_psnr_by_clip_list_draws_one_panel_per_list_with_the_baseline_dashed():
+    from drnet_lib import viz_kth
+
+    curves = {"ours": {"DrNet": np.array([25.0, 24.0]), "copy last": np.array([27.0, 26.0])},
+              "MCNet's": {"DrNet": np.array([26.0, 25.0]), "copy last": np.array([26.5, 25.5])}}
+    fig = viz_kth.psnr_by_clip_list(curves)
+    assert [ax.get_title() for ax in fig.axes] == ["ours", "MCNet's"]
+    lines = {line.get_label(): line for line in fig.axes[1].get_lines()}
+    assert list(lines["DrNet"].get_ydata()) == [26.0, 25.0] and list(lines["DrNet"].get_xdata()) == [1, 2]
+    assert lines["copy last"].get_linestyle() == "--" and lines["DrNet"].get_linestyle() == "-"
+    plt.close(fig)
+
+
 def test_kth_person_or_place_draws_both_splits_per_model_with_their_chances():
     from drnet_lib import viz_kth
 
