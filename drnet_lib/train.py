@@ -295,9 +295,11 @@ class DrNetTrainer(ResumableLoop):
         for _ in range(batches):
             yield self.bank.render(*self.sample_batch(generator))
 
-    def refresh_bn_statistics(self, batches: int) -> None:
+    def refresh_bn_statistics(self, batches: int, model: DrNet | None = None) -> None:
         """Replace every BatchNorm's running mean and variance by their plain average over
         ``batches`` training batches at the current weights (torch.optim.swa_utils.update_bn).
+        ``model``: another DrNet to refresh on this trainer's batches, e.g. a frozen copy of its
+        model (default: the trainer's own).
 
         Why: in eval mode BatchNorm normalises with running averages that training updated with
         momentum 0.1, i.e. mostly over its last few iterations' calls, each made at slightly older
@@ -310,7 +312,7 @@ class DrNetTrainer(ResumableLoop):
         The checkpoint on disk keeps the training's own running averages (a resume continues from those).
         """
         check_bn_refresh_batches(batches, allow_zero=False)
-        update_bn(self.training_batches(batches, self.cfg.seed), _TrainingCalls(self.model))
+        update_bn(self.training_batches(batches, self.cfg.seed), _TrainingCalls(self.model if model is None else model))
 
 
 class _TrainingCalls(torch.nn.Module):

@@ -344,3 +344,17 @@ def test_kth_schedule_measures_milestones_of_one_run_and_resumes(tmp_path):
     other = subprocess.run(tool + ["--milestones", "2", "4", "--set", "lstm.iterations=5"] + common,
                            capture_output=True, text=True)
     assert other.returncode == 1 and "other settings" in other.stderr
+
+    # --refresh-pair: each milestone measured as trained and with recomputed BatchNorm statistics, same weights
+    paired = subprocess.run(tool + ["--milestones", "2", "--set", "lstm.iterations=3", "--refresh-pair", "2",
+                                    "--tag", "paired"] + common, capture_output=True, text=True)
+    assert paired.returncode == 0, paired.stderr
+    entry = json.loads((tmp_path / "results" / "smoke" / "kth_paired.json").read_text())["milestones"]["2"]
+    as_trained, refreshed = entry["metrics"], entry["refreshed"]["metrics"]
+    assert as_trained["train.final"] == pytest.approx(at_2["train.final"])     # the same DrNet at milestone 2
+    assert refreshed["train.final"] == as_trained["train.final"]
+    assert refreshed["prediction.oracle_psnr_mean"] != as_trained["prediction.oracle_psnr_mean"]
+    assert as_trained["prediction.oracle_psnr_mean"] == pytest.approx(at_2["prediction.oracle_psnr_mean"])
+    unpaired = subprocess.run(tool + ["--milestones", "2", "--set", "lstm.iterations=3", "--tag", "paired"] + common,
+                              capture_output=True, text=True)
+    assert unpaired.returncode == 1 and "other settings" in unpaired.stderr

@@ -1,7 +1,7 @@
 """KTH's measurements along one longer DrNet schedule: how far the decoder and the predictions go with training.
 
     .venv/bin/python tools/kth_schedule.py [--seed 0] [--milestones 1500 3000 6000 12000 24000] \
-        [--set lstm.bn_mode=train ...] [--tag schedule]
+        [--set lstm.bn_mode=train ...] [--refresh-pair 200] [--tag schedule]
 
 One DrNet of a KTH profile (``cpu`` by default) (the adversarial variant, the profile's seed) trains to the
 last milestone; at every milestone a copy of it is frozen, a pose LSTM of the profile's schedule is
@@ -15,6 +15,12 @@ Everything goes to ``results/<profile>/kth_<tag>.json`` (``milestones``: iterati
 provenance of that measurement), rewritten atomically after each milestone; a run that stops resumes
 from its DrNet checkpoint (``checkpoints/<profile>/kth_<tag>_seed<k>/``) and skips the milestones already
 in the file. The rollouts stop at ``eval.rollout_steps=50`` unless ``--set`` says otherwise.
+
+``--refresh-pair N`` measures every milestone twice: the frozen copy as trained (``metrics``) and
+the same copy with its BatchNorm statistics recomputed over N training batches
+(:meth:`.DrNetTrainer.refresh_bn_statistics`, what ``lstm.bn_refresh_batches`` does at the end of a
+run), with a pose LSTM of its own (``refreshed``: its metrics and provenance). Same weights, same
+trajectory: whether training longer helps once the statistics match the weights.
 """
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ from drnet_lib.train import DrNetTrainer, checkpoint_paths
 SHORT_ROLLOUTS = {"eval.rollout_steps": 50, "eval.rollout_checkpoints": [10, 50]}
 
 
-def measure_frozen_copy(cfg, trainer: DrNetTrainer, lstm_checkpoint: Path) -> dict:
+def measure_frozen_copy(cfg, trainer: DrNetTrainer, lstm_checkpoint: Path, refresh_batches: int = 0) -> dict:
     """The experiment's measurements of a frozen copy of ``trainer``'s DrNet, with a pose LSTM trained
-    on it (the LSTM freezes the model it is given, so the trainer's own keeps training afterwards)."""
+    on it (the LSTM freezes the model it is given, so the trainer's own keeps training afterwards);
+    with ``refresh_batches``, the copy's BatchNorm statistics are recomputed first."""
     frozen = copy.deepcopy(trainer.model)
+    if refresh_batches:
+        trainer.refresh_bn_statistics(refresh_batches, model=frozen)
     lstm = train_lstm(cfg, frozen, trainer.bank, lstm_checkpoint, resume=True, progress=False)
     snapshot = SimpleNamespace(model=frozen, bank=trainer.bank, device=trainer.device, history=trainer.history,
                                iteration=trainer.iteration, wall_s=trainer.wall_s)
@@ -57,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--milestones", type=int, nargs="+", default=[1500, 3000, 6000, 12000, 24000])
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="settings changed from the cpu profile for the whole run (train.iterations is the last milestone)")
+    parser.add_argument("--refresh-pair", type=int, default=0, metavar="N",
+                        help="also measure each milestone with BatchNorm statistics recomputed over N training batches")
     parser.add_argument("--tag", default="schedule", help="names the results file and the checkpoint folder")
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
     parser.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints")
@@ -65,15 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     milestones = sorted(set(args.milestones))
     if milestones[0] < 1:
         parser.error("--milestones are DrNet iteration counts (>= 1)")
+    if args.refresh_pair < 0:
+        parser.error("--refresh-pair is a number of training batches (0: measure as trained only)")
     overrides = {**SHORT_ROLLOUTS, **parse_set(args.set), "train.iterations": milestones[-1]}
     cfg = get_config("kth", args.profile, args.seed, overrides,
                      **({"data_root": str(args.data_root)} if args.data_root else {}))
     out = args.results_dir / cfg.profile / f"kth_{args.tag}.json"
     record = json.loads(out.read_text()) if out.exists() else {}
-    if record and record.get("config") != json.loads(json.dumps(cfg.to_dict())):
+    if record and (record.get("config") != json.loads(json.dumps(cfg.to_dict()))
+                   or record.get("refresh_pair", 0) != args.refresh_pair):
         raise SystemExit(f"{out} holds a run of other settings; pass another --tag or move it aside")
     record = record or {"experiment": "kth", "profile": cfg.profile, "seed": cfg.seed, "tag": args.tag,
-                        "changed": overrides, "config": cfg.to_dict(), "milestones": {}}
+                        "changed": overrides, "config": cfg.to_dict(), "milestones": {},
+                        **({"refresh_pair": args.refresh_pair} if args.refresh_pair else {})}
     drnet_ckpt, _ = checkpoint_paths(cfg, args.checkpoint_dir, args.tag)
     trainer = DrNetTrainer(cfg, "cpu")
     if trainer.resume(drnet_ckpt):
@@ -88,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         trainer.fit(drnet_ckpt)
         start = time.perf_counter()
         metrics = measure_frozen_copy(cfg, trainer, drnet_ckpt.with_name(f"lstm_at_{m}.pt"))
-        record["milestones"][str(m)] = {"metrics": metrics,
-                                        "provenance": provenance(trainer.device, time.perf_counter() - start)}
+        entry = {"metrics": metrics, "provenance": provenance(trainer.device, time.perf_counter() - start)}
+        if args.refresh_pair:
+            start = time.perf_counter()
+            refreshed = measure_frozen_copy(cfg, trainer, drnet_ckpt.with_name(f"lstm_at_{m}_refreshed.pt"),
+                                            args.refresh_pair)
+            entry["refreshed"] = {"metrics": refreshed,
+                                  "provenance": provenance(trainer.device, time.perf_counter() - start)}
+        record["milestones"][str(m)] = entry
         atomic_write(out, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
         print(f"iteration {m}: wrote {out}")
     return 0
