@@ -292,16 +292,17 @@ def pooled_ceiling(entry: dict) -> float:
     return sum(v["clips"] * v["oracle_psnr_mean"] for v in groups) / sum(v["clips"] for v in groups)
 
 
-def schedule_rows(record) -> list[dict]:
+def schedule_rows(record, refreshed: bool = False) -> list[dict]:
     """``tools/kth_schedule.py``'s record (one DrNet measured at milestones of its schedule) as
-    one row per milestone, in iteration order: ``iterations``, the DrNet and LSTM wall time up to
-    there in minutes, and that milestone's :func:`run_summary`."""
+    one row per milestone, in iteration order: ``iterations``, the DrNet wall time up to there in
+    minutes, and that milestone's :func:`run_summary`. ``refreshed``: the measurements of the same
+    weights with BatchNorm statistics recomputed (a record made with ``--refresh-pair``)."""
     rows = []
     for iterations, entry in sorted(record["milestones"].items(), key=lambda kv: int(kv[0])):
         m = entry["metrics"]
         rows.append({"iterations": int(iterations),
                      "minutes": m["train.seconds_per_iteration"] * m["train.iterations_done"] / 60,
-                     **run_summary(entry)})
+                     **run_summary(entry["refreshed"] if refreshed else entry)})
     return rows
 
 

@@ -3,8 +3,9 @@
 Every measurement uses the *test persons* (people DrNet never saw):
 
 * **prediction** (MCNet's 10 observed and 20 scored frames, reference/repro_anchors.md §2.2, but
-  not its clip list: deviation K7): for ``eval.rollout_clips`` fixed test clips (:func:`test_clips`),
-  the pose LSTM sees ``lstm.n_past`` frames and generates on; per-step PSNR and SSIM
+  not its clip list, deviation K7; :func:`mcnet_clips` builds that list for a diagnostic): for
+  ``eval.rollout_clips`` fixed test clips (:func:`test_clips`), the pose LSTM sees ``lstm.n_past``
+  frames and generates on; per-step PSNR and SSIM
   (:func:`.evaluate.frame_metrics`, scikit-image) of the first ``eval.metric_steps`` generated frames
   against the truth, beside the copy-last-observed-frame baseline;
 * **long range**: the same rollouts continue to ``eval.rollout_steps`` frames, far past the end of

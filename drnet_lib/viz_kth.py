@@ -292,3 +292,33 @@ def schedule_plot(rows, chance: Mapping[str, float]):
         ax.set_xlabel("DrNet iterations")
     fig.tight_layout()
     return fig
+
+
+def refreshed_schedule_plot(rows: Mapping[str, list]):
+    """One schedule measured with BatchNorm statistics as trained and recomputed
+    (``tools/kth_schedule.py --refresh-pair``): the margin over repeating the last frame of the
+    frames decoded from the true poses (left) and of DrNet's own prediction (right), per action
+    group, one line style per setting.
+
+    Args:
+        rows: ``{setting label: schedule_rows(...)}``, e.g. ``{"as trained": ..., "refreshed": ...}``;
+            the first setting is drawn dashed, the others solid.
+    Returns:
+        A Figure with two Axes sharing the dB axis, DrNet iterations on a log axis.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    for ax, (guess, title) in zip(axes, (("ceiling", "decoded from true poses"), ("drnet", "DrNet's prediction"))):
+        for i, (setting, setting_rows) in enumerate(rows.items()):
+            it = [r["iterations"] for r in setting_rows]
+            for group, color in (("moving", "C0"), ("in place", "C1")):
+                ax.plot(it, [r[f"margin.{guess}.{group}"] for r in setting_rows], "--" if i == 0 else "-",
+                        color=color, marker="o", mfc="white" if i == 0 else color, label=f"{group}, {setting}")
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks(it, [f"{n:,}" for n in it], fontsize=7)
+        ax.minorticks_off()
+        ax.set(title=title, xlabel="DrNet iterations")
+    axes[0].set_ylabel("PSNR − copy last (dB)")
+    axes[1].legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -204,6 +204,11 @@ def test_schedule_rows_sort_milestones_numerically_and_summarize_each():
     assert [r["classification.action_from_pose"] for r in rows] == [0.3, 0.6, 0.7]
     assert rows[0]["minutes"] == pytest.approx(1500 * 0.12 / 60) and rows[0]["margin.drnet.moving"] == pytest.approx(1.0)
 
+    # a record made with --refresh-pair: the refreshed measurements of the same milestones
+    paired = {"milestones": {"3000": {**entry(3000, 0.6), "refreshed": entry(3000, 0.65)}}}
+    assert schedule_rows(paired)[0]["classification.action_from_pose"] == 0.6
+    assert schedule_rows(paired, refreshed=True)[0]["classification.action_from_pose"] == 0.65
+
 
 def test_clip_list_rows_count_the_moving_share_and_the_margin_per_run_and_list():
     def scores(clips_by_action, drnet, copy_last):

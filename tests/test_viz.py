@@ -287,6 +287,24 @@ def test_kth_psnr_by_clip_list_draws_one_panel_per_list_with_the_baseline_dashed
     plt.close(fig)
 
 
+def test_kth_refreshed_schedule_plot_draws_each_group_and_setting_per_guess():
+    from drnet_lib import viz_kth
+
+    def row(it, shift):
+        return {"iterations": it, "margin.ceiling.moving": 2 + shift, "margin.ceiling.in place": -5 + shift,
+                "margin.drnet.moving": 1 + shift, "margin.drnet.in place": -7 + shift}
+
+    fig = viz_kth.refreshed_schedule_plot({"as trained": [row(3000, 0), row(6000, 0.5)],
+                                           "refreshed": [row(3000, 1), row(6000, 1.5)]})
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"moving, as trained", "in place, as trained", "moving, refreshed", "in place, refreshed"}
+    assert list(lines["in place, refreshed"].get_ydata()) == [-4, -3.5]
+    assert lines["in place, as trained"].get_linestyle() == "--" and lines["in place, refreshed"].get_linestyle() == "-"
+    right = {line.get_label(): line for line in fig.axes[1].get_lines()}
+    assert list(right["moving, as trained"].get_ydata()) == [1, 1.5]
+    plt.close(fig)
+
+
 def test_kth_person_or_place_draws_both_splits_per_model_with_their_chances():
     from drnet_lib import viz_kth
 
