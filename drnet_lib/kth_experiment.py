@@ -25,8 +25,8 @@ Every measurement uses the *test persons* (people DrNet never saw):
 
 Each prediction also decodes the *true* future poses (the decoder's ceiling) and splits its error
 by the pixels that change and those that stay; those measurements, and the decoder's other
-diagnostics, are :mod:`.kth_decoder`'s. Reading recorded runs back (what a run changed, seeds paired, the beta sweep, per-action means)
-is :mod:`.kth_analysis`'s job; this module measures.
+diagnostics, are :mod:`.kth_decoder`'s. Reading recorded runs back (what a run changed, seeds
+paired, the beta sweep, per-action means) is :mod:`.kth_analysis`'s job; this module measures.
 """
 
 from __future__ import annotations
