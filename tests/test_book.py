@@ -40,6 +40,16 @@ def test_no_page_shows_an_error(html):
             assert not re.search(r"\b\w*(Error|Exception)\b", out.get_text()), (page, out.get_text()[:300])
 
 
+def test_book_pages_tables_keep_their_rounding(html):
+    """A table cell of a book page that prints six decimals is a Styler whose precision was lost
+    (e.g. a second ``.format(dict)`` call resets the first call's ``precision`` for every other
+    column): the page then shows digits no sentence relies on."""
+    for page in sorted((html / "book").glob("*.html")):
+        cells = [td.get_text(strip=True) for td in soup(page).select("table td")]
+        unrounded = [c for c in cells if re.fullmatch(r"-?\d+\.\d{5,}", c)]
+        assert not unrounded, (page.name, unrounded[:5])
+
+
 def test_images_and_internal_links_resolve(html):
     for page in pages(html):
         doc = soup(page)
