@@ -288,10 +288,10 @@ class DrNetTrainer(ResumableLoop):
         return factors, sample_frame_times(B, T, self.cfg.train.pair_sampling, generator, self.device)
 
     # -- after training ------------------------------------------------------------------------
-    def training_batches(self, batches: int, seed: int):
+    def training_batches(self, batches: int):
         """``batches`` frame batches ``(B, 5, C, H, W)`` drawn as :meth:`step` draws them, from their
-        own generator seeded with ``seed`` (the training generator, which a resume needs, is untouched)."""
-        generator = torch.Generator(self.device).manual_seed(seed)
+        own generator seeded with the run's seed (the training generator, which a resume needs, is untouched)."""
+        generator = torch.Generator(self.device).manual_seed(self.cfg.seed)
         for _ in range(batches):
             yield self.bank.render(*self.sample_batch(generator))
 
@@ -312,7 +312,7 @@ class DrNetTrainer(ResumableLoop):
         The checkpoint on disk keeps the training's own running averages (a resume continues from those).
         """
         check_bn_refresh_batches(batches, allow_zero=False)
-        update_bn(self.training_batches(batches, self.cfg.seed), _TrainingCalls(self.model if model is None else model))
+        update_bn(self.training_batches(batches), _TrainingCalls(self.model if model is None else model))
 
 
 class _TrainingCalls(torch.nn.Module):

@@ -38,7 +38,7 @@ def test_running_statistics_become_the_plain_average_over_the_training_calls(tra
         if name in seen:
             m.register_forward_hook(lambda mod, inp, out, name=name: seen[name].append(inp[0].mean((0, 2, 3))))
     with torch.no_grad():
-        for frames in trained.training_batches(3, trained.cfg.seed):
+        for frames in trained.training_batches(3):
             twin.encode_pose(frames[:, 0]), twin.encode_pose(frames[:, 4])
             content, skips = twin.encode_content(frames[:, 0])
             twin.encode_content(frames[:, 1])
