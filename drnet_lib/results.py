@@ -155,6 +155,27 @@ def load_grid(results_dir, profile: str, experiment: str):
     return pd.DataFrame(rows)
 
 
+def grid_cell_summary(runs, metrics, by=("adversarial_weight", "pose_dim")):
+    """Per grid cell, the number of seeds and each metric's mean and sample std over them.
+
+    Args:
+        runs: :func:`load_grid`'s frame (one row per run, so several per cell with several seeds).
+        metrics: metric columns to summarise, e.g. ``["classification.pose"]``.
+        by: the grid parameters that name a cell.
+    Returns:
+        One row per cell: the ``by`` columns, ``seeds``, and ``<metric> mean`` / ``<metric> std``
+        (std is NaN for a cell with one seed).
+    """
+    import pandas as pd
+
+    grouped = runs.groupby(list(by), sort=True)
+    table = grouped["seed"].nunique().rename("seeds").to_frame()
+    for metric in metrics:
+        table[f"{metric} mean"] = grouped[metric].mean()
+        table[f"{metric} std"] = grouped[metric].std(ddof=1)
+    return pd.DataFrame(table).reset_index()
+
+
 def summarize(values) -> dict:
     """Mean, sample std and a 95% t-interval of per-seed values (n = number of seeds)."""
     from scipy import stats

@@ -89,22 +89,24 @@ def classification_bars(scores: Mapping[str, Mapping[str, float]], chance: float
     return fig
 
 
-def grid_heatmaps(cells: pd.DataFrame, values: Mapping[str, str], chance: float = 0.2):
-    """One heatmap per metric over the beta x pose_dim grid.
+def grid_heatmaps(runs: pd.DataFrame, values: Mapping[str, str], chance: float = 0.2):
+    """One heatmap per metric over the beta x pose_dim grid, each cell the mean over its seeds.
 
     Args:
-        cells: one row per grid cell with columns ``adversarial_weight``, ``pose_dim`` and each
-            metric column named in ``values``.
+        runs: one row per grid run (``results.load_grid``) with columns ``adversarial_weight``,
+            ``pose_dim``, ``seed`` and each metric column named in ``values``.
         values: column -> panel title, e.g. ``{"pose": "category from pose"}``.
     """
-    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.2), layout="constrained",
+    seeds = runs.groupby(["adversarial_weight", "pose_dim"])["seed"].nunique()
+    averaged = f"mean of {seeds.min()} seeds" if seeds.min() == seeds.max() else f"mean of {seeds.min()}-{seeds.max()} seeds"
+    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.4), layout="constrained",
                              squeeze=False)
     for ax, (column, title) in zip(axes[0], values.items()):
-        table = cells.pivot_table(index="pose_dim", columns="adversarial_weight", values=column)
+        table = runs.pivot_table(index="pose_dim", columns="adversarial_weight", values=column, aggfunc="mean")
         table.columns = [f"{b:g}" for b in table.columns]
         sns.heatmap(table, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False,
                     annot_kws={"fontsize": 11})
         ax.set_xlabel("adversarial weight β")
         ax.set_ylabel("pose_dim")
-        ax.set_title(f"{title}\n(chance {chance:.2f})", fontsize=10)
+        ax.set_title(f"{title}\n({averaged}; chance {chance:.2f})", fontsize=10)
     return fig

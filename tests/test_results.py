@@ -12,7 +12,8 @@ from scipy import stats
 
 from drnet_lib import __version__, claims
 from drnet_lib.config import config_from_dict, get_config
-from drnet_lib.results import host_cpu, load_runs, read_results, results_path, summarize, write_results
+from drnet_lib.results import (grid_cell_summary, grid_tag, host_cpu, load_grid, load_runs, read_results,
+                               results_path, summarize, write_results)
 
 
 def _strict_json(text: str):
@@ -102,6 +103,32 @@ def test_load_runs_sorted_by_seed(tmp_path):
     runs = load_runs(tmp_path, "smoke", "mnist")
     assert [r["seed"] for r in runs] == [0, 2, 10]
     assert load_runs(tmp_path, "paper", "mnist") == []
+
+
+def _write_grid(tmp_path, values: dict):
+    """values: (beta, pose_dim) -> per-seed metric values; one results file per cell and seed."""
+    for (beta, pose_dim), per_seed in values.items():
+        cell = {"adversarial_weight": beta, "pose_dim": pose_dim}
+        for seed, v in enumerate(per_seed):
+            write_results(tmp_path, get_config("norb", "smoke", seed=seed), {"classification.pose": v}, "cpu", 60.0,
+                          extra={"grid": cell}, tag="grid_" + grid_tag(cell))
+
+
+def test_grid_cells_summarised_over_their_seeds(tmp_path):
+    values = {(0.0, 2): [0.30, 0.40, 0.35], (0.1, 10): [0.60, 0.50, 0.70], (0.1, 2): [0.25]}
+    _write_grid(tmp_path, values)
+    runs = load_grid(tmp_path, "smoke", "norb_grid")
+    assert len(runs) == 7 and sorted(runs["seed"].unique()) == [0, 1, 2]
+    table = grid_cell_summary(runs, ["classification.pose"])
+    assert len(table) == 3
+    for (beta, pose_dim), per_seed in values.items():
+        row = table[(table["adversarial_weight"] == beta) & (table["pose_dim"] == pose_dim)].iloc[0]
+        assert row["seeds"] == len(per_seed)
+        assert row["classification.pose mean"] == pytest.approx(np.mean(per_seed))
+        if len(per_seed) > 1:
+            assert row["classification.pose std"] == pytest.approx(np.std(per_seed, ddof=1))
+        else:
+            assert math.isnan(row["classification.pose std"])
 
 
 def test_summarize_matches_numpy_and_scipy():

@@ -318,3 +318,16 @@ def test_kth_person_or_place_draws_both_splits_per_model_with_their_chances():
     assert [t.get_text() for t in mlp.get_xticklabels()] == ["β = 0", "β = 1e-4"]
     plt.close(fig)
 
+
+
+def test_grid_heatmaps_average_each_cells_seeds():
+    import pandas as pd
+
+    from drnet_lib import viz_norb
+
+    runs = pd.DataFrame({"adversarial_weight": [0.0, 0.0, 0.1, 0.1], "pose_dim": [2, 2, 2, 2],
+                         "seed": [0, 1, 0, 1], "classification.pose": [0.2, 0.4, 0.5, 0.9]})
+    fig = viz_norb.grid_heatmaps(runs, {"classification.pose": "category from pose"})
+    (ax,) = fig.axes
+    assert sorted(t.get_text() for t in ax.texts) == ["0.30", "0.70"]      # cell means, not a seed's value
+    assert "mean of 2 seeds" in ax.get_title()
