@@ -12,7 +12,7 @@ import pytest
 bs4 = pytest.importorskip("bs4")
 
 from drnet_lib.claims import lookup  # noqa: E402
-from drnet_lib.results import REPO_ROOT, load_runs, summarize  # noqa: E402
+from drnet_lib.results import REPO_ROOT, grid_cell_summary, load_grid, load_runs, summarize  # noqa: E402
 
 # the built book: the session fixture `html` in conftest.py (shared with test_browser.py)
 
@@ -111,6 +111,11 @@ def test_norb_page_numbers_equal_the_json(html):
             s = summarize([lookup(r["metrics"], f"classification.{variant}.{code}") for r in runs])
             assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text, (variant, code)
     assert "recalled" in text  # the paper's values never appear unlabelled
+    # the grid's spread table: every cell's mean ± std over its seeds
+    grid = load_grid(REPO_ROOT / "results", "cpu", "norb_grid")
+    for _, cell in grid_cell_summary(grid, ["classification.pose"]).iterrows():
+        mean, std = cell["classification.pose mean"], cell["classification.pose std"]
+        assert (f"{mean:.2f} ± {std:.2f}" if std == std else f"{mean:.2f}") in text, dict(cell)
 
 
 def test_kth_page_numbers_equal_the_json(html):
