@@ -316,12 +316,14 @@ def prepare_chairs(source: str, root: str | Path = "data", size: str = "cpu",
     if source == "embedded":
         from .chairs_standin import write_standin
 
-        return write_standin(standin_root(root, size), size=size, progress=progress)
+        with registry.preparing(root, f"chairs-standin-{size}"):
+            return write_standin(standin_root(root, size), size=size, progress=progress)
     if source == "real":
         from .chairs_aubry import convert_aubry
 
-        tar = registry.fetch(AUBRY_KEY, root, progress=progress)
-        return convert_aubry(tar, Path(root) / AUBRY_SUBDIR, size=64, progress=progress)
+        with registry.preparing(root, "chairs-aubry"):
+            tar = registry.fetch(AUBRY_KEY, root, progress=progress)
+            return convert_aubry(tar, Path(root) / AUBRY_SUBDIR, size=64, progress=progress)
     if source == "authors":
         if not chairs_dir(root).is_dir():
             raise FileNotFoundError(

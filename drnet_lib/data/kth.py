@@ -258,20 +258,21 @@ def prepare(source: str = "embedded", root: str | Path = "data", size: str = "cp
     if workers is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         workers = min(cpus or 1, 8)
-    if source == "embedded":
-        from .kth_standin import write_standin
-
-        data_root = write_standin(standin_root(root, size), size=size, progress=progress,
-                                  workers=workers)
-    elif source == "real":
-        data_root = Path(root)
-        registry.fetch(SEQUENCES_KEY, data_root, progress=progress)
-        for action in ACTIONS:
-            zpath = registry.fetch(ZIP_KEYS[action], data_root, progress=progress)
-            extract_zip(zpath, raw_dir(data_root) / action, progress=progress)
-    else:
+    if source not in ("embedded", "real"):
         raise ValueError(f"unknown KTH source {source!r}; choose 'embedded' or 'real'")
-    convert(data_root, image_size, progress=progress, skip_corrupt=skip_corrupt, workers=workers)
+    with registry.preparing(root, f"kth-standin-{size}" if source == "embedded" else "kth"):
+        if source == "embedded":
+            from .kth_standin import write_standin
+
+            data_root = write_standin(standin_root(root, size), size=size, progress=progress,
+                                      workers=workers)
+        else:
+            data_root = Path(root)
+            registry.fetch(SEQUENCES_KEY, data_root, progress=progress)
+            for action in ACTIONS:
+                zpath = registry.fetch(ZIP_KEYS[action], data_root, progress=progress)
+                extract_zip(zpath, raw_dir(data_root) / action, progress=progress)
+        convert(data_root, image_size, progress=progress, skip_corrupt=skip_corrupt, workers=workers)
     return data_root
 
 

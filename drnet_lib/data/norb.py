@@ -204,14 +204,16 @@ def prepare(source: str, root: str | Path = "data", size: str = "cpu", progress:
     """Make the six files available and return their folder: download and check the real ones,
     or render the stand-in of ``size`` (``"ci"`` or ``"cpu"``) if it is not there yet."""
     if source == "real":
-        for split in SPLITS:
-            for kind in KINDS:
-                registry.fetch(f"norb/{file_name(split, kind)}", root, progress=progress)
+        with registry.preparing(root, "norb"):
+            for split in SPLITS:
+                for kind in KINDS:
+                    registry.fetch(f"norb/{file_name(split, kind)}", root, progress=progress)
         return norb_dir(root)
     if source == "embedded":
         from .norb_standin import write_standin
 
-        write_standin(standin_root(root, size), size=size, progress=progress)
+        with registry.preparing(root, f"norb-standin-{size}"):
+            write_standin(standin_root(root, size), size=size, progress=progress)
         return norb_dir(standin_root(root, size))
     raise ValueError(f"unknown source {source!r}; choose 'embedded' or 'real'")
 

@@ -30,14 +30,42 @@ import hashlib
 import os
 import sys
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = [
     "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
-    "array_after_header", "digest_of", "fetch", "local_path", "read_maybe_gzipped",
+    "array_after_header", "digest_of", "fetch", "local_path", "preparing", "read_maybe_gzipped",
     "recorded_sha256_path", "register", "sha256_of",
 ]
+
+
+@contextmanager
+def preparing(root: str | Path, dataset: str):
+    """Hold ``<root>/.<dataset>.lock`` while preparing ``dataset`` (downloading, rendering a
+    stand-in, converting) under ``root``.
+
+    Why: ``drnet reproduce --workers N`` runs several notebooks at once, and on a fresh clone each
+    finds the data missing and starts writing the same files; the stand-in writers clear each
+    other's half-written folders (seen: ``FileExistsError`` in the chairs stand-in). With the lock
+    the first process prepares and the others wait, then find the data complete. A lock left by a
+    killed process is released by the operating system with it (``filelock``'s ``flock``).
+    """
+    from filelock import FileLock, Timeout
+
+    Path(root).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(Path(root) / f".{dataset}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another process that is preparing the {dataset} data in {root} ...",
+              file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class DatasetFormatError(ValueError):
