@@ -166,14 +166,12 @@ def grid_cell_summary(runs, metrics, by=("adversarial_weight", "pose_dim")):
         One row per cell: the ``by`` columns, ``seeds``, and ``<metric> mean`` / ``<metric> std``
         (std is NaN for a cell with one seed).
     """
-    import pandas as pd
-
     grouped = runs.groupby(list(by), sort=True)
     table = grouped["seed"].nunique().rename("seeds").to_frame()
     for metric in metrics:
         table[f"{metric} mean"] = grouped[metric].mean()
         table[f"{metric} std"] = grouped[metric].std(ddof=1)
-    return pd.DataFrame(table).reset_index()
+    return table.reset_index()
 
 
 def summarize(values) -> dict:

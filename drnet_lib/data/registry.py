@@ -20,6 +20,10 @@ hash is known it belongs in the ``register`` call, which makes the entry an ordi
 **Files published with a SHA1 only** (the KTH action zips) are registered with ``sha256=None`` and
 ``sha1=<hex>``; they are checked against that SHA1 (pooch's ``"sha1:<hex>"``) exactly as the others
 are against their sha256, and no hash is recorded for them.
+
+**One process at a time** prepares a dataset: the datasets' ``prepare`` functions hold
+:func:`preparing`'s lock while they download, render or convert, so notebooks run side by side
+(``drnet reproduce --workers N``) wait for one another instead of writing the same files.
 """
 
 from __future__ import annotations
