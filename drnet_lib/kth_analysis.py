@@ -323,3 +323,28 @@ def clip_list_rows(entries: dict[str, dict]) -> list[dict]:
                          "margin": scores["psnr_mean"] - scores["copy_last_psnr_mean"],
                          "steps beating": scores["steps_beating_copy_last"]})
     return rows
+
+
+def clip_list_mean_curve(entries: list[dict], clip_list: str, score: str) -> np.ndarray:
+    """The per-step mean over several runs of one clip list's ``score`` curve (``"psnr"`` or
+    ``"copy_last_psnr"``, each ``{step: value}`` with string steps) from ``tools/kth_remeasure.py
+    --measure mcnet_clips`` entries: ``(T,)`` for predicted steps 1..T."""
+    curves = [entry["lists"][clip_list][score] for entry in entries]
+    return np.mean([[curve[s] for s in sorted(curve, key=int)] for curve in curves], axis=0)
+
+
+def steps_ahead(curve: np.ndarray, baseline: np.ndarray) -> list[int]:
+    """The predicted steps (1-based) at which ``curve`` is above ``baseline``."""
+    return [step for step, (a, b) in enumerate(zip(curve, baseline), start=1) if a > b]
+
+
+def steps_text(steps: list[int]) -> str:
+    """Steps for a sentence: ``[]`` -> "no step", ``[3]`` -> "step 3", ``[2, 3, 4]`` -> "steps 2–4",
+    ``[2, 5]`` -> "steps 2, 5"."""
+    if not steps:
+        return "no step"
+    if len(steps) == 1:
+        return f"step {steps[0]}"
+    if steps == list(range(steps[0], steps[-1] + 1)):
+        return f"steps {steps[0]}–{steps[-1]}"
+    return "steps " + ", ".join(map(str, steps))

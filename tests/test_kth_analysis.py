@@ -3,12 +3,13 @@ the reference runs, the beta sweep, per-action means, the person-leak rows."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS
-from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings, clip_list_rows,
-                                    pooled_ceiling,
+from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings,
+                                    clip_list_mean_curve, clip_list_rows, pooled_ceiling, steps_ahead, steps_text,
                                     run_summary, scenario_rows, self_reconstruction_rows, schedule_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
                                     run_config, sweep_by_beta, with_rollout_summary)
@@ -222,3 +223,20 @@ def test_clip_list_rows_count_the_moving_share_and_the_margin_per_run_and_list()
     assert rows[0]["moving share"] == 0.75 and rows[1]["moving share"] == 7 / 8
     assert rows[0]["margin"] == -1.0 and rows[1]["margin"] == 0.5
     assert rows[1]["clips"] == 8 and rows[1]["steps beating"] == 0.25
+
+
+def test_clip_list_mean_curve_orders_steps_numerically_and_averages_runs():
+    def entry(values):   # steps as the JSON keys them: strings, 10 after 9
+        return {"lists": {"mcnet": {"psnr": {str(i + 1): v for i, v in enumerate(values)}}}}
+
+    runs = [entry([30.0, 29, 28, 27, 26, 25, 24, 23, 22, 21]), entry([28.0, 27, 26, 25, 24, 23, 22, 21, 20, 19])]
+    curve = clip_list_mean_curve(runs, "mcnet", "psnr")
+    assert curve.tolist() == [29.0, 28, 27, 26, 25, 24, 23, 22, 21, 20]
+
+
+def test_steps_ahead_and_their_text():
+    assert steps_ahead(np.array([1.0, 3, 3, 3, 0]), np.array([2.0, 2, 2, 2, 2])) == [2, 3, 4]
+    assert steps_text([2, 3, 4]) == "steps 2–4"
+    assert steps_text([2, 5]) == "steps 2, 5"
+    assert steps_text([7]) == "step 7"
+    assert steps_text([]) == "no step"

@@ -319,7 +319,6 @@ def test_kth_person_or_place_draws_both_splits_per_model_with_their_chances():
     plt.close(fig)
 
 
-
 def test_grid_heatmaps_average_each_cells_seeds():
     import pandas as pd
 

@@ -46,16 +46,19 @@ SHORT_ROLLOUTS = {"eval.rollout_steps": 50, "eval.rollout_checkpoints": [10, 50]
 
 
 def measure_frozen_copy(cfg, trainer: DrNetTrainer, lstm_checkpoint: Path, refresh_batches: int = 0) -> dict:
-    """The experiment's measurements of a frozen copy of ``trainer``'s DrNet, with a pose LSTM trained
-    on it (the LSTM freezes the model it is given, so the trainer's own keeps training afterwards);
-    with ``refresh_batches``, the copy's BatchNorm statistics are recomputed first."""
+    """A milestone's entry, ``{"metrics", "provenance"}``: the experiment's measurements of a frozen
+    copy of ``trainer``'s DrNet, with a pose LSTM trained on it (the LSTM freezes the model it is
+    given, so the trainer's own keeps training afterwards), timed in the provenance; with
+    ``refresh_batches``, the copy's BatchNorm statistics are recomputed first."""
+    start = time.perf_counter()
     frozen = copy.deepcopy(trainer.model)
     if refresh_batches:
         trainer.refresh_bn_statistics(refresh_batches, model=frozen)
     lstm = train_lstm(cfg, frozen, trainer.bank, lstm_checkpoint, resume=True, progress=False)
     snapshot = SimpleNamespace(model=frozen, bank=trainer.bank, device=trainer.device, history=trainer.history,
                                iteration=trainer.iteration, wall_s=trainer.wall_s)
-    return recorded_metrics(cfg, snapshot, lstm)
+    metrics = recorded_metrics(cfg, snapshot, lstm)
+    return {"metrics": metrics, "provenance": provenance(trainer.device, time.perf_counter() - start)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,15 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                              f"{out} lacks; delete {drnet_ckpt} to measure it")
         trainer.iterations = m
         trainer.fit(drnet_ckpt)
-        start = time.perf_counter()
-        metrics = measure_frozen_copy(cfg, trainer, drnet_ckpt.with_name(f"lstm_at_{m}.pt"))
-        entry = {"metrics": metrics, "provenance": provenance(trainer.device, time.perf_counter() - start)}
+        entry = measure_frozen_copy(cfg, trainer, drnet_ckpt.with_name(f"lstm_at_{m}.pt"))
         if args.refresh_pair:
-            start = time.perf_counter()
-            refreshed = measure_frozen_copy(cfg, trainer, drnet_ckpt.with_name(f"lstm_at_{m}_refreshed.pt"),
-                                            args.refresh_pair)
-            entry["refreshed"] = {"metrics": refreshed,
-                                  "provenance": provenance(trainer.device, time.perf_counter() - start)}
+            entry["refreshed"] = measure_frozen_copy(cfg, trainer, drnet_ckpt.with_name(f"lstm_at_{m}_refreshed.pt"),
+                                                     args.refresh_pair)
         record["milestones"][str(m)] = entry
         atomic_write(out, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
         print(f"iteration {m}: wrote {out}")
