@@ -11,6 +11,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from .results import grid_cell_summary
 from .viz import decode_pairs
 
 
@@ -97,12 +98,13 @@ def grid_heatmaps(runs: pd.DataFrame, values: Mapping[str, str], chance: float =
             ``pose_dim``, ``seed`` and each metric column named in ``values``.
         values: column -> panel title, e.g. ``{"pose": "category from pose"}``.
     """
-    seeds = runs.groupby(["adversarial_weight", "pose_dim"])["seed"].nunique()
+    cells = grid_cell_summary(runs, list(values))
+    seeds = cells["seeds"]
     averaged = f"mean of {seeds.min()} seeds" if seeds.min() == seeds.max() else f"mean of {seeds.min()}-{seeds.max()} seeds"
     fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.4), layout="constrained",
                              squeeze=False)
     for ax, (column, title) in zip(axes[0], values.items()):
-        table = runs.pivot_table(index="pose_dim", columns="adversarial_weight", values=column, aggfunc="mean")
+        table = cells.pivot(index="pose_dim", columns="adversarial_weight", values=f"{column} mean")
         table.columns = [f"{b:g}" for b in table.columns]
         sns.heatmap(table, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False,
                     annot_kws={"fontsize": 11})
