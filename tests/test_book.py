@@ -128,6 +128,11 @@ def test_kth_page_numbers_equal_the_json(html):
         s = summarize([lookup(r["metrics"], claim.key) for r in runs])
         assert f"{s['mean']:.3f} ± {s['std']:.3f}" in text, claim.key
     assert f"over {len(runs)} seeds" in text
+    # the summary at the top quotes the same seeds' prediction means
+    short = re.sub(r"\s+", " ", soup(html / "book" / "kth_results.html").find(id="in-short").get_text(" "))
+    drnet, copy_last = (summarize([r["metrics"][key] for r in runs])["mean"]
+                        for key in ("prediction.psnr_mean", "prediction.copy_last_psnr_mean"))
+    assert f"average {drnet:.1f} dB PSNR, the last observed frame {copy_last:.1f} dB" in short
 
 
 def test_datasets_page_lists_every_registered_file_with_its_hash(html):
