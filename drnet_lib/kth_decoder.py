@@ -7,6 +7,8 @@ of a prediction's error from the pose predictor's, on the clips of :mod:`.kth_ex
 
 * **the ceiling** (:func:`decode_true_poses`): the frames decoded from the *true* future pose
   codes, the best any pose predictor could reach with this encoder and decoder;
+* **standing still** (:func:`decode_held_pose`): the last observed frame's own pose held, what a
+  predictor of no motion would show (copy-last, redrawn by the decoder);
 * **where it goes wrong** (:func:`error_split`, :func:`ceiling_error_split`): its squared error and
   copy-last's on the pixels that change from the last observed frame and on those that stay;
 * **per scenario** (:func:`ceiling_by_scenario`): the ceiling and copy-last by place (the
@@ -59,10 +61,21 @@ def decode_true_poses(model, observed: torch.Tensor, truth: torch.Tensor, bn_mod
     return decoded.view_as(truth)
 
 
-def oracle_metrics(ceiling: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:
-    """PSNR/SSIM of :func:`decode_true_poses`' frames. Keys ``oracle_psnr``, ``oracle_ssim``, each ``(T,)``."""
-    scores = frame_metrics(ceiling, truth)
-    return {"oracle_psnr": scores["psnr"], "oracle_ssim": scores["ssim"]}
+@torch.no_grad()
+def decode_held_pose(model, observed: torch.Tensor, steps: int, bn_mode: str) -> torch.Tensor:
+    """DrNet standing still: the last observed frame decoded from its own content, skips and pose
+    code, held for ``steps`` steps. It is what a pose predictor that predicts no motion would show,
+    so it tells the pose LSTM's motion from its mere presence, and it is copy-last as redrawn by
+    the decoder. ``observed`` ``(B, n_past, C, H, W)`` -> ``(B, steps, C, H, W)``."""
+    still = decode_true_poses(model, observed, observed[:, -1:], bn_mode)    # (B, 1, C, H, W)
+    return still.expand(-1, steps, -1, -1, -1)
+
+
+def scored_as(name: str, frames: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-step PSNR/SSIM (:func:`frame_metrics`) of ``frames`` against ``truth`` (both
+    ``(B, T, C, H, W)``), under the keys ``<name>_psnr`` and ``<name>_ssim``, each ``(T,)``."""
+    scores = frame_metrics(frames, truth)
+    return {f"{name}_psnr": scores["psnr"], f"{name}_ssim": scores["ssim"]}
 
 
 # A pixel "changes" when it moves by more than this from the last observed frame to the true one

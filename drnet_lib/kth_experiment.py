@@ -39,7 +39,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import mean_over_chunks, prediction_metrics
-from .kth_decoder import clip_error_splits, decode_true_poses, grouped_error_split, oracle_metrics
+from .kth_decoder import clip_error_splits, decode_held_pose, decode_true_poses, grouped_error_split, scored_as
 from .models import evaluating
 from .predict import rollout
 
@@ -217,8 +217,9 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     """Roll every clip of ``clips`` out to ``eval.rollout_steps`` frames and score it.
 
     Returns ``(metrics, samples)``. Metrics: per-step ``prediction.{psnr,ssim}``,
-    ``prediction.copy_last_{psnr,ssim}`` and ``prediction.oracle_{psnr,ssim}`` (decoded from the
-    true future poses: the decoder's ceiling; dicts step -> mean over clips, steps 1..metric_steps),
+    ``prediction.copy_last_{psnr,ssim}``, ``prediction.oracle_{psnr,ssim}`` (decoded from the
+    true future poses: the decoder's ceiling) and ``prediction.held_pose_{psnr,ssim}`` (the last
+    observed pose held: DrNet predicting no motion) (dicts step -> mean over clips, steps 1..metric_steps),
     their means, ``prediction.steps_beating_copy_last`` (share of steps after :data:`FIRST_FEW`
     where DrNet's PSNR is higher), ``prediction.by_action`` (action name -> clips, mean PSNR/SSIM of
     DrNet, copy-last and the ceiling, and that share, over that action's clips),
@@ -242,9 +243,10 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
         for action in np.unique(labels):   # scored per action, so the per-action means come for free
             rows = torch.as_tensor(labels == action, device=device)
             ceiling = decode_true_poses(model, observed[rows], truth[rows], cfg.lstm.bn_mode)
+            still = decode_held_pose(model, observed[rows], horizon, cfg.lstm.bn_mode)
             scores.append((int(action), int(rows.sum()), {
                 **prediction_metrics(observed[rows], generated[rows, :horizon], truth[rows]),
-                **oracle_metrics(ceiling, truth[rows])}))
+                **scored_as("oracle", ceiling, truth[rows]), **scored_as("held_pose", still, truth[rows])}))
             splits += [(int(action), split) for split in clip_error_splits(ceiling, observed[rows], truth[rows])]
         real_motion.append(_motion(truth).cpu())
         with evaluating(model):

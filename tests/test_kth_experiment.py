@@ -146,7 +146,8 @@ def test_rollout_scores_have_the_contract_keys_and_steps():
             return np.zeros(len(x), np.int64)
 
     metrics, samples = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, Constant(), chunk=4)
-    for key in ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim", "oracle_psnr", "oracle_ssim"):
+    for key in ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim", "oracle_psnr", "oracle_ssim", "held_pose_psnr",
+                "held_pose_ssim"):
         assert list(metrics[f"prediction.{key}"]) == list(range(1, cfg.eval.metric_steps + 1))
     assert 0.0 <= metrics["prediction.steps_beating_copy_last"] <= 1.0
     assert list(metrics["rollout.action_accuracy"]) == [s for s in cfg.eval.rollout_checkpoints if s >= cfg.lstm.n_past]
@@ -159,7 +160,7 @@ def test_rollout_scores_have_the_contract_keys_and_steps():
     actions = bank.action[clips.sequence]
     assert {a: v["clips"] for a, v in by_action.items()} == {
         ACTIONS[a]: int((actions == a).sum()) for a in actions.unique().tolist()}
-    for key in ("psnr_mean", "copy_last_psnr_mean", "oracle_psnr_mean"):
+    for key in ("psnr_mean", "copy_last_psnr_mean", "oracle_psnr_mean", "held_pose_psnr_mean"):
         pooled = sum(v["clips"] * v[key] for v in by_action.values()) / len(clips)
         assert pooled == pytest.approx(metrics[f"prediction.{key}"], abs=1e-3)
 
@@ -260,3 +261,20 @@ def test_self_reconstruction_scores_the_last_observed_frame_decoded_from_its_own
     assert got["offset_mean"] == pytest.approx(float(offset.mean()), abs=1e-6)
     assert got["offset_share"] == pytest.approx(float((offset ** 2).mean() / mse.mean()), rel=1e-4)
     assert 0 < got["offset_share"] <= 1
+
+
+def test_held_pose_is_the_last_frame_redrawn_from_its_own_codes_at_every_step():
+    cfg, model, bank = _model_and_two_scenarios()
+    n_past = cfg.lstm.n_past
+    clips = kth_experiment.test_clips(bank, n_past + 3, 6, 0)
+    observed = bank.render(clips, torch.arange(n_past))
+    still = kth_decoder.decode_held_pose(model, observed, 3, cfg.lstm.bn_mode)
+    assert still.shape == (len(clips), 3, *observed.shape[2:])
+    with torch.no_grad():
+        content, skips = model.encode_content(observed[:, -1])
+        redrawn = model.decode(content, skips, model.encode_pose(observed[:, -1]))
+    for step in range(3):
+        torch.testing.assert_close(still[:, step], redrawn)
+    # a future where nothing moves: the true poses are the last frame's, so the ceiling is standing still
+    frozen = observed[:, -1:].expand(-1, 3, -1, -1, -1)
+    torch.testing.assert_close(kth_decoder.decode_true_poses(model, observed, frozen, cfg.lstm.bn_mode), still)

@@ -19,8 +19,8 @@ The KTH notebook's results hold two models (``variants``: with and without the a
 * ``self_reconstruction``: :func:`drnet_lib.kth_decoder.self_reconstruction_by_scenario` decodes
   each test clip's last observed frame from its own codes (the autoencoder's fidelity, and the
   brightness offset of its frames), per scenario and action group;
-* ``mcnet_clips``: DrNet's prediction (with the run's pose LSTM, ``lstm.pt`` beside ``drnet.pt``)
-  and copy-last scored twice, on the run's own test clips (one per range, what it recorded) and on
+* ``mcnet_clips``: DrNet's prediction (with the run's pose LSTM, ``lstm.pt`` beside ``drnet.pt``),
+  copy-last, the ceiling and DrNet standing still (:func:`drnet_lib.kth_decoder.decode_held_pose`) scored twice, on the run's own test clips (one per range, what it recorded) and on
   MCNet's clip list (:func:`drnet_lib.kth_experiment.mcnet_clips`, more clips of the fast actions):
   whether the study's protocol, rather than MCNet's, decides the verdict on copy-last.
 
@@ -67,7 +67,8 @@ WHAT = {
     "self_reconstruction": ("the last observed frame of each test clip decoded from its own content code, skips and pose "
                             "code: mean PSNR, mean signed brightness offset (decoded - true, intensities in [0, 1]) and the "
                             "share of the squared error that offset accounts for, per scenario and action group"),
-    "mcnet_clips": ("per-step PSNR and SSIM of DrNet's prediction (the run's DrNet and pose LSTM) and of copy-last over "
+    "mcnet_clips": ("per-step PSNR and SSIM of DrNet's prediction (the run's DrNet and pose LSTM), of copy-last, of "
+                    "the frames decoded from the true poses (oracle) and of the last observed pose held (held_pose) over "
                     "the first eval.metric_steps predicted steps, their means, the share of steps after the first few "
                     "where DrNet beats copy-last, and the same per action, on two clip lists of the test persons: "
                     "the run's own (kth_experiment.test_clips, one clip per range) and MCNet's "
