@@ -196,7 +196,17 @@ def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float)
 def by_action_mean(results) -> dict[str, dict[str, float]]:
     """``prediction.by_action`` averaged over runs: ``{action: {score: mean}}`` for the scores
     every run has (``clips`` and other counts are left out)."""
-    tables = [r["metrics"]["prediction.by_action"] for r in results]
+    return mean_by_action([r["metrics"]["prediction.by_action"] for r in results])
+
+
+def clip_list_by_action(entries: list[dict], clip_list: str) -> dict[str, dict[str, float]]:
+    """One clip list's ``by_action`` table averaged over several ``tools/kth_remeasure.py
+    --measure mcnet_clips`` entries, as :func:`by_action_mean` does for recorded runs."""
+    return mean_by_action([entry["lists"][clip_list]["by_action"] for entry in entries])
+
+
+def mean_by_action(tables: list[dict]) -> dict[str, dict[str, float]]:
+    """Several ``{action: {score: value}}`` tables averaged, for the float scores all of them have."""
     out = {}
     for action in tables[0]:
         keys = [k for k, v in tables[0][action].items() if isinstance(v, float) and all(k in t[action] for t in tables)]

@@ -173,10 +173,10 @@ def margin_over_copy_last(gaps: Mapping[str, Mapping[str, float]], ylabel: str =
 
 
 def psnr_by_clip_list(curves: Mapping[str, Mapping[str, np.ndarray]], baseline: str = "copy last"):
-    """Per-step mean PSNR of several guesses on several clip lists, one panel per list.
+    """Per-step mean PSNR of several guesses, one panel per clip list (or per set of models).
 
     Args:
-        curves: ``{list label: {series label: (T,) mean PSNR at predicted steps 1..T}}``; the series
+        curves: ``{panel title: {series label: (T,) mean PSNR at predicted steps 1..T}}``; the series
             named ``baseline`` is drawn dashed and black, the others solid.
         baseline: the name of the baseline series.
     Returns:

@@ -9,7 +9,7 @@ import pytest
 from drnet_lib.config import get_config
 from drnet_lib.data.kth import ACTIONS
 from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_action_mean, changed_settings,
-                                    clip_list_mean_curve, clip_list_rows, pooled_ceiling, steps_ahead, steps_text,
+                                    clip_list_by_action, clip_list_mean_curve, clip_list_rows, pooled_ceiling, steps_ahead, steps_text,
                                     run_summary, scenario_rows, self_reconstruction_rows, schedule_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
                                     run_config, sweep_by_beta, with_rollout_summary)
@@ -53,6 +53,16 @@ def test_changed_settings_name_what_a_run_changed_from_its_profile():
     assert changed_settings(result(2)) == {}                    # the seed is not a change
     assert changed_settings(result(0, **{"model.content_model": "vgg_unet", "model.base_width": 64})) == {
         "model.content_model": "vgg_unet", "model.base_width": 64}
+
+
+def test_clip_list_by_action_averages_one_lists_tables_over_entries():
+    def entry(value):
+        table = lambda v: {a: {"clips": 3, "held_pose_psnr_mean": v} for a in ACTIONS}
+        return {"lists": {"one_per_range": {"by_action": table(value)}, "mcnet": {"by_action": table(value + 10)}}}
+
+    mean = clip_list_by_action([entry(20.0), entry(23.0)], "one_per_range")
+    assert mean["boxing"] == {"held_pose_psnr_mean": pytest.approx(21.5)}     # counts are left out
+    assert clip_list_by_action([entry(20.0)], "mcnet")["walking"]["held_pose_psnr_mean"] == pytest.approx(30.0)
 
 
 def test_margin_over_copy_last_averages_runs_then_groups_actions():
