@@ -181,3 +181,20 @@ def test_every_figure_a_book_page_draws_is_in_its_output(html):
             assert images or says_missing, (path.name, cell.source[:120])
             checked += 1
     assert checked >= 5
+
+
+def test_performance_summary_states_each_cpus_ratio_to_the_authors_and_the_goal(html):
+    """The summary at the top of the performance page quotes, for each CPU, the ratio of our
+    iteration to the authors' that its results/perf file holds (our defaults), and its verdict."""
+    import json
+
+    section = soup(html / "book" / "performance.html").find(id="in-short")
+    assert section is not None
+    text = re.sub(r"\s+", " ", section.get_text(" "))
+    rows = [json.loads(line) for path in sorted((REPO_ROOT / "results" / "perf").glob("bench_cpu*_authors.jsonl"))
+            for line in path.read_text().splitlines() if line.strip()]
+    defaults = [r for r in rows if not r["ours_overrides"]]
+    assert defaults, "no CPU timing of the authors' code beside ours"
+    for r in defaults:
+        verdict = "goal met" if r["ours_over_authors"] <= 0.7 else "goal not met"
+        assert f"{r['ours_over_authors']:.2f}x on the CPU {r['host_cpu']} ({verdict})" in text, r["host_cpu"]
