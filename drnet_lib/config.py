@@ -56,6 +56,8 @@ class TrainConfig:
     iterations: int = 120_000       # drnet-py: 200 epochs x 600 iterations
     batch_size: int = 100
     lr: float = 0.002
+    lr_schedule: str = "constant"   # "constant" (the authors': Adam at train.lr throughout) or "cosine" (a
+                                    # diagnostic: lr follows a half cosine from train.lr to 0 over train.iterations)
     beta1: float = 0.5              # drnet-py Adam beta1 (the Lua code effectively used 0.9)
     similarity_weight: float = 1.0  # alpha
     adversarial_weight: float = 0.1  # beta; paper value for MNIST as recalled, not read

@@ -19,6 +19,7 @@ interrupted run and an uninterrupted one end with identical weights.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -37,6 +38,7 @@ from .models import DrNet
 from .results import run_name
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")   # torch.compile's modes (train.compile_mode)
+LR_SCHEDULES = ("constant", "cosine")                           # train.lr_schedule
 LOSS_NAMES = ("reconstruction", "similarity", "pose_adversarial", "discriminator_bce", "discriminator_accuracy")
 
 
@@ -185,6 +187,8 @@ class DrNetTrainer(ResumableLoop):
             raise ValueError(f"train.precision must be 'fp32' or 'bf16', got {t.precision!r}")
         check_compile_mode(t.compile_mode, self.device)
         check_conv_tf32(t.conv_tf32)
+        if t.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {t.lr_schedule!r}")
         if not isinstance(t.keep_freed_memory, bool):
             raise ValueError(f"train.keep_freed_memory must be true or false, got {t.keep_freed_memory!r}")
         if t.compile:
@@ -273,12 +277,31 @@ class DrNetTrainer(ResumableLoop):
         apply_process_settings(self.cfg.train, self.device)
         if self.marks_cuda_graph_steps:
             torch.compiler.cudagraph_mark_step_begin()
+        self.set_learning_rate()
         factors, times = self.sample_batch(self.generator)             # the global batch's clips
         frames = self.bank.render(factors.subset(self.share), times[self.share])  # (b, 5, C, H, W), b = B / ranks
         self.model.train()
         d_bce, d_acc = self.discriminator_step(frames)                 # C first, as the authors do
         rec, sim, adv = self.main_step(frames)
         return distributed.mean_over_ranks(torch.stack([rec, sim, adv, d_bce, d_acc]), self.world)
+
+    def learning_rate(self, iteration: int) -> float:
+        """Adam's step size for 0-based ``iteration``: ``train.lr`` throughout (the authors'), or with
+        ``train.lr_schedule = "cosine"`` a half cosine from ``train.lr`` down towards 0 at ``train.iterations``.
+        A function of the iteration alone, so a resumed run continues the schedule exactly."""
+        t = self.cfg.train
+        if t.lr_schedule == "constant":
+            return t.lr
+        return t.lr * 0.5 * (1 + math.cos(math.pi * iteration / t.iterations))
+
+    def set_learning_rate(self) -> None:
+        """All four optimisers at :meth:`learning_rate` of the iteration about to run."""
+        if self.cfg.train.lr_schedule == "constant":
+            return   # Adam keeps train.lr, as constructed
+        lr = self.learning_rate(self.iteration)
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
     def sample_batch(self, generator: torch.Generator):
         """One global batch: ``train.batch_size`` clips (the bank's factors) and the 5 frame times

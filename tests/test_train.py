@@ -221,6 +221,30 @@ def test_resume_history_is_exact_when_logging_and_checkpoints_are_not_aligned(tr
     assert resumed.history == straight.history
 
 
+def test_cosine_learning_rate_falls_from_lr_to_zero_and_resumes_exactly(train_bank, tmp_path):
+    cfg = _cfg(**{"train.iterations": 12, "train.checkpoint_every": 4, "train.lr_schedule": "cosine"})
+    straight = _trainer(cfg, train_bank)
+    lr = cfg.train.lr
+    assert straight.learning_rate(0) == lr
+    assert straight.learning_rate(6) == pytest.approx(lr / 2)
+    assert 0 < straight.learning_rate(11) < 0.02 * lr
+    straight.fit(tmp_path / "straight.pt", progress=False)
+    # every optimiser took its last step at the schedule's last value
+    assert {g["lr"] for o in straight.optimizers.values() for g in o.param_groups} == {straight.learning_rate(11)}
+    resumed, start = _killed_then_resumed(lambda: _trainer(cfg, train_bank), tmp_path / "killed.pt", 10)
+    assert start == 8
+    assert_same_state(_final_state(resumed), _final_state(straight))
+    # the authors' constant rate is untouched by the schedule's code
+    constant = _trainer(_cfg(**{"train.iterations": 2}), train_bank)
+    constant.fit(progress=False)
+    assert {g["lr"] for o in constant.optimizers.values() for g in o.param_groups} == {lr}
+
+
+def test_unknown_learning_rate_schedule_is_refused_by_name(train_bank):
+    with pytest.raises(ValueError, match="train.lr_schedule"):
+        _trainer(_cfg(**{"train.lr_schedule": "step"}), train_bank)
+
+
 def test_resume_of_a_finished_run_does_no_work(uninterrupted, smoke_cfg, train_bank):
     straight, path = uninterrupted
     again = _trainer(smoke_cfg, train_bank)
