@@ -219,10 +219,10 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     Returns ``(metrics, samples)``. Metrics: per-step ``prediction.{psnr,ssim}``,
     ``prediction.copy_last_{psnr,ssim}``, ``prediction.oracle_{psnr,ssim}`` (decoded from the
     true future poses: the decoder's ceiling) and ``prediction.held_pose_{psnr,ssim}`` (the last
-    observed pose held: DrNet predicting no motion) (dicts step -> mean over clips, steps 1..metric_steps),
-    their means, ``prediction.steps_beating_copy_last`` (share of steps after :data:`FIRST_FEW`
-    where DrNet's PSNR is higher), ``prediction.by_action`` (action name -> clips, mean PSNR/SSIM of
-    DrNet, copy-last and the ceiling, and that share, over that action's clips),
+    observed pose held: DrNet predicting no motion), each a dict step -> mean over clips for steps
+    1..metric_steps; their means, ``prediction.steps_beating_copy_last`` (share of steps after
+    :data:`FIRST_FEW` where DrNet's PSNR is higher), ``prediction.by_action`` (action name -> clips,
+    the mean PSNR/SSIM of each of those four, and that share, over that action's clips),
     ``prediction.error_split`` (where the ceiling and copy-last go wrong, :func:`.kth_decoder.ceiling_error_split`'s
     groups, from the same decoded frames), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
     (dicts checkpoint step -> value; module docstring). ``samples``: the first ``keep`` clips'

@@ -296,8 +296,6 @@ class DrNetTrainer(ResumableLoop):
 
     def set_learning_rate(self) -> None:
         """All four optimisers at :meth:`learning_rate` of the iteration about to run."""
-        if self.cfg.train.lr_schedule == "constant":
-            return   # Adam keeps train.lr, as constructed
         lr = self.learning_rate(self.iteration)
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:

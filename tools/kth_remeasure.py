@@ -20,8 +20,8 @@ The KTH notebook's results hold two models (``variants``: with and without the a
   each test clip's last observed frame from its own codes (the autoencoder's fidelity, and the
   brightness offset of its frames), per scenario and action group;
 * ``mcnet_clips``: DrNet's prediction (with the run's pose LSTM, ``lstm.pt`` beside ``drnet.pt``),
-  copy-last, the ceiling and DrNet standing still (:func:`drnet_lib.kth_decoder.decode_held_pose`) scored twice, on the run's own test clips (one per range, what it recorded) and on
-  MCNet's clip list (:func:`drnet_lib.kth_experiment.mcnet_clips`, more clips of the fast actions):
+  copy-last, the ceiling and DrNet standing still (:func:`drnet_lib.kth_decoder.decode_held_pose`)
+  scored twice, on the run's own test clips (one per range, what it recorded) and on MCNet's clip list (:func:`drnet_lib.kth_experiment.mcnet_clips`, more clips of the fast actions):
   whether the study's protocol, rather than MCNet's, decides the verdict on copy-last.
 
 A run recorded with ``lstm.bn_refresh_batches > 0`` measured its model with BatchNorm statistics
