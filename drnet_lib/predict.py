@@ -127,14 +127,19 @@ def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, checkpoin
 
 
 @torch.no_grad()
-def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
-            bn_mode: str = "eval") -> torch.Tensor:
-    """Generate ``steps`` frames after the observed ones.
+def predict_poses(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
+                  bn_mode: str = "eval") -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """The pose LSTM's prediction in code space: ``steps`` pose codes after the observed frames.
+
+    The LSTM reads the observed frames' pose codes (teacher-forced), then feeds each prediction
+    back as its next input; the content code of the last observed frame conditions every step.
 
     Args:
         observed: ``(B, n_past, C, H, W)`` real frames.
     Returns:
-        ``(B, steps, C, H, W)`` generated frames; frame i is the prediction for time n_past + i.
+        ``(poses (B, steps, dp), content (B, dc, 1, 1), skips)``: pose i is the prediction for time
+        n_past + i; content and skips (the content encoder's feature maps) are the last observed
+        frame's, what a rollout decodes every pose with. The models' train/eval flags are restored.
     """
     was_training = model.training, lstm.training
     set_bn_mode(model, bn_mode)
@@ -144,12 +149,32 @@ def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
     content_vec = content.flatten(1)
     predicted, state = lstm(poses, content_vec)       # teacher-forced through the observed frames
     pose = predicted[:, -1:]                          # prediction for frame n_past
-    frames = []
-    for _ in range(steps):
-        frames.append(model.decode(content, skips, pose.reshape(*pose.shape[:1], -1, 1, 1)))
+    future = [pose]
+    for _ in range(steps - 1):
         pose, state = lstm(pose, content_vec, state)
+        future.append(pose)
     model.train(was_training[0])
     lstm.train(was_training[1])
+    return torch.cat(future, dim=1), content, skips
+
+
+@torch.no_grad()
+def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
+            bn_mode: str = "eval") -> torch.Tensor:
+    """Generate ``steps`` frames after the observed ones: :func:`predict_poses`, each decoded with
+    the last observed frame's content and skips.
+
+    Args:
+        observed: ``(B, n_past, C, H, W)`` real frames.
+    Returns:
+        ``(B, steps, C, H, W)`` generated frames; frame i is the prediction for time n_past + i.
+    """
+    poses, content, skips = predict_poses(model, lstm, observed, steps, bn_mode)
+    was_training = model.training
+    set_bn_mode(model, bn_mode)
+    # one step at a time: 500 steps of a batch never sit in the decoder's activations at once
+    frames = [model.decode(content, skips, poses[:, i].reshape(len(poses), -1, 1, 1)) for i in range(steps)]
+    model.train(was_training)
     return torch.stack(frames, dim=1)
 
 

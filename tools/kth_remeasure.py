@@ -1,6 +1,6 @@
 """Measurements added to KTH runs after they were recorded, taken on their saved DrNet checkpoints.
 
-    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction|mcnet_clips] \
+    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction|mcnet_clips|pose_codes] \
         results/cpu/kth_oracle_seed0.json=PATH/drnet.pt [...]
 
 Each argument pairs a recorded run's results JSON (its configuration) with the DrNet checkpoint
@@ -22,7 +22,10 @@ The KTH notebook's results hold two models (``variants``: with and without the a
 * ``mcnet_clips``: DrNet's prediction (with the run's pose LSTM, ``lstm.pt`` beside ``drnet.pt``),
   copy-last, the ceiling and DrNet standing still (:func:`drnet_lib.kth_decoder.decode_held_pose`)
   scored twice, on the run's own test clips (one per range, what it recorded) and on MCNet's clip list (:func:`drnet_lib.kth_experiment.mcnet_clips`, more clips of the fast actions):
-  whether the study's protocol, rather than MCNet's, decides the verdict on copy-last.
+  whether the study's protocol, rather than MCNet's, decides the verdict on copy-last;
+* ``pose_codes``: :func:`drnet_lib.kth_pose_codes.pose_code_agreement`, the pose LSTM's predicted
+  motion against the true one in code space (direction, length, error against holding the last
+  pose), per action and action group: whether its swings fall out of step or die down.
 
 A run recorded with ``lstm.bn_refresh_batches > 0`` measured its model with BatchNorm statistics
 recomputed for the final weights; so does this tool (the checkpoint holds training's own).
@@ -50,7 +53,7 @@ from pathlib import Path
 
 import torch
 
-from drnet_lib import kth_analysis, kth_decoder, kth_experiment
+from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
 from drnet_lib.models import DrNet, PoseLSTM
 from drnet_lib.results import REPO_ROOT, provenance, read_results
@@ -74,6 +77,12 @@ WHAT = {
                     "the run's own (kth_experiment.test_clips, one clip per range) and MCNet's "
                     "(kth_experiment.mcnet_clips: a clip every 3 frames of running and jogging ranges, every "
                     "eval.metric_steps frames of the others)"),
+    "pose_codes": ("per predicted step (the first eval.metric_steps), in pose-code space, with the run's DrNet and pose "
+                   "LSTM: the cosine between the predicted and the true motion from the last observed pose (alignment) "
+                   "and between each step's predicted and true motion (step_alignment), the predicted motion's mean "
+                   "length over the true one's (length_ratio), and the mean squared error of the predicted codes over "
+                   "that of holding the last observed pose (error_ratio); per action and per action group (moving: "
+                   "walking, jogging, running; in place: boxing, handwaving, handclapping; each action counted once)"),
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
@@ -106,6 +115,10 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
         lists = {"one_per_range": clips, "mcnet": kth_experiment.mcnet_clips(bank, cfg.lstm.n_past, cfg.eval.metric_steps)}
         return {"iteration": state["iteration"], "lists": {name: _prediction_only(model, lstm, bank, part, cfg)
                                                            for name, part in lists.items()}}
+    if what == "pose_codes":
+        lstm = _finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
+        return {"iteration": state["iteration"], "clips": len(clips),
+                **kth_pose_codes.pose_code_agreement(model, lstm, bank, clips, cfg)}
     if what == "self_reconstruction":
         return {"iteration": state["iteration"], "clips": len(clips),
                 "scenarios": kth_decoder.self_reconstruction_by_scenario(model, bank, clips, cfg)}
@@ -172,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         shown = {k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}
         shown.update({name: {k: v for k, v in scores.items() if not isinstance(v, dict)}   # the means, not the curves
                       for name, scores in entry.get("lists", {}).items()})
+        shown.update({group: {k: [round(x, 2) for x in curve] for k, curve in entry[group].items()}
+                      for group in ("moving", "in place") if group in entry})       # pose_codes' curves
         print(results_json.stem, json.dumps(shown, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
         seen = args.persons == "train"

@@ -1,0 +1,113 @@
+"""The pose LSTM in code space: does the motion it predicts go the way the true motion goes?
+
+On KTH the pose LSTM's predicted motion helps DrNet for a few steps and then costs it, most on the
+clips where the arms swing on the spot (the book's "what the predicted motion is worth"). Pixels
+mix the predictor's error with the decoder's; pose codes do not. For each clip, with ``p0`` the
+last observed frame's pose code, ``p_t`` the true future frames' codes and ``q_t`` the LSTM's
+predictions, the motions from the last observed pose are ``d_t = p_t - p0`` (true) and
+``e_t = q_t - p0`` (predicted). Then
+
+    |q_t - p_t|^2 = |d_t|^2 - (2 e_t.d_t - |e_t|^2)
+
+so predicting motion lowers the code error below holding the last pose (``|d_t|^2``) exactly when
+``cos(e_t, d_t) > |e_t| / (2 |d_t|)``: the predicted motion must point the true motion's way by more
+than half its length relative to the true one. A predictor that falls out of step with a swing
+keeps its length but loses the direction (the cosine falls to zero or below); one that damps the
+swing keeps the direction and loses the length.
+
+:func:`motion_terms` computes these per clip and step; :func:`pose_code_agreement` averages them
+over a clip list per action and action group. ``tools/kth_remeasure.py --measure pose_codes``
+measures them on saved checkpoints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ExperimentConfig
+from .data.kth import ACTIONS, KTHClips
+from .data.sweeps import ClipStarts
+from .kth_decoder import IN_PLACE, MOVING
+from .predict import predict_poses, set_bn_mode
+
+
+def motion_terms(predicted: torch.Tensor, true: torch.Tensor, held: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Predicted against true motion from the last observed pose, per clip and step.
+
+    Args:
+        predicted: ``(B, T, dp)`` the LSTM's pose codes for the T steps after the observed frames.
+        true: ``(B, T, dp)`` the pose codes of the true future frames.
+        held: ``(B, dp)`` the last observed frame's pose code.
+    Returns:
+        ``(B, T)`` tensors: ``alignment`` cos(predicted motion, true motion) from the held pose;
+        ``step_alignment`` the same for the motion of each step alone (from the step before, the
+        held pose before the first); ``predicted_length`` and ``true_length`` the two motions'
+        lengths; ``predicted_error`` |predicted - true|^2 and ``held_error`` |held - true|^2.
+        A cosine with a zero-length motion is 0.
+    """
+    held = held.unsqueeze(1)
+    moved, truly_moved = predicted - held, true - held
+    step, true_step = torch.diff(predicted, dim=1, prepend=held), torch.diff(true, dim=1, prepend=held)
+    return {"alignment": F.cosine_similarity(moved, truly_moved, dim=-1, eps=1e-12),
+            "step_alignment": F.cosine_similarity(step, true_step, dim=-1, eps=1e-12),
+            "predicted_length": moved.norm(dim=-1), "true_length": truly_moved.norm(dim=-1),
+            "predicted_error": (moved - truly_moved).pow(2).sum(-1), "held_error": truly_moved.pow(2).sum(-1)}
+
+
+def summarize(terms: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+    """:func:`motion_terms` of a set of clips reduced to per-step curves (lists of T floats):
+    mean ``alignment`` and ``step_alignment``; ``length_ratio`` (mean predicted length over mean
+    true length); ``error_ratio`` (mean predicted error over mean held error: below 1 where the
+    predicted motion brings the codes closer to the truth than holding still); ``true_length`` the
+    true motion's mean length (in the model's code units: compare it between groups of one model,
+    not between models)."""
+    mean = {k: v.double().mean(0) for k, v in terms.items()}
+    curves = {"alignment": mean["alignment"], "step_alignment": mean["step_alignment"],
+              "length_ratio": mean["predicted_length"] / mean["true_length"],
+              "error_ratio": mean["predicted_error"] / mean["held_error"], "true_length": mean["true_length"]}
+    return {k: [float(x) for x in v] for k, v in curves.items()}
+
+
+@torch.no_grad()
+def pose_code_agreement(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig,
+                        chunk: int = 32) -> dict[str, dict]:
+    """The pose LSTM's predicted motion against the true motion, in code space, over the first
+    ``eval.metric_steps`` predicted steps of ``clips`` (see the module's docstring).
+
+    Returns ``{"by_action": {action: {"clips": n, <curve>: [T floats]}}, "moving": {...},
+    "in place": {...}}`` with the curves of :func:`summarize` per action (pooled over the action's
+    clips); a group's curves are the plain mean of its actions' (each action once, as the book's
+    other per-group margins).
+    """
+    device = next(model.parameters()).device
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    per_action: dict[str, list[dict[str, torch.Tensor]]] = {}
+    for start in range(0, len(clips), chunk):
+        part = clips.subset(slice(start, start + chunk))
+        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
+        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
+        predicted, _, _ = predict_poses(model, lstm, observed, horizon, cfg.lstm.bn_mode)
+        was_training = model.training
+        set_bn_mode(model, cfg.lstm.bn_mode)
+        true = model.encode_pose(truth.flatten(0, 1)).view(*predicted.shape)
+        held = model.encode_pose(observed[:, -1]).flatten(1)
+        model.train(was_training)
+        terms = motion_terms(predicted, true, held)
+        actions = bank.action[part.sequence].tolist()
+        for a in set(actions):
+            rows = torch.tensor([x == a for x in actions], device=predicted.device)
+            per_action.setdefault(ACTIONS[a], []).append({k: v[rows] for k, v in terms.items()})
+    by_action = {}
+    for name in ACTIONS:
+        if name in per_action:
+            terms = {k: torch.cat([t[k] for t in per_action[name]]) for k in per_action[name][0]}
+            by_action[name] = {"clips": len(terms["alignment"]), **summarize(terms)}
+    out: dict[str, dict] = {"by_action": by_action}
+    for group, names in (("moving", MOVING), ("in place", IN_PLACE)):
+        present = [by_action[n] for n in names if n in by_action]
+        if present:
+            out[group] = {k: [float(x) for x in np.mean([p[k] for p in present], axis=0)]
+                          for k in present[0] if k != "clips"}
+    return out

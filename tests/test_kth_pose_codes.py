@@ -1,0 +1,91 @@
+"""The pose LSTM's predicted motion against the true one, in code space (drnet_lib.kth_pose_codes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from drnet_lib import kth_experiment, kth_pose_codes
+from drnet_lib.data.kth import ACTIONS
+from drnet_lib.kth_decoder import IN_PLACE, MOVING
+from drnet_lib.models import PoseLSTM
+from drnet_lib.predict import predict_poses, rollout
+from test_kth_experiment import _model_and_two_scenarios
+
+
+def test_predicted_motion_lowers_the_error_exactly_when_it_points_the_true_way_by_half_its_relative_length():
+    g = torch.Generator().manual_seed(0)
+    held = torch.randn(64, 5, generator=g)
+    true = held[:, None] + torch.randn(64, 7, 5, generator=g)
+    predicted = held[:, None] + torch.randn(64, 7, 5, generator=g) * torch.rand(64, 7, 1, generator=g) * 2
+    t = kth_pose_codes.motion_terms(predicted, true, held)
+    e, d = predicted - held[:, None], true - held[:, None]
+    # |q - p|^2 = |d|^2 - (2 e.d - |e|^2)
+    torch.testing.assert_close(t["predicted_error"], t["held_error"] - (2 * (e * d).sum(-1) - (e * e).sum(-1)))
+    better = t["predicted_error"] < t["held_error"]
+    criterion = t["alignment"] > t["predicted_length"] / (2 * t["true_length"])
+    assert 0 < better.sum() < better.numel()          # both cases occur, and the criterion tells them apart
+    assert torch.equal(better, criterion)
+
+
+def test_a_perfect_prediction_an_idle_one_and_a_swing_out_of_step():
+    held = torch.zeros(3, 4)
+    swing = torch.stack([torch.tensor([math.sin(0.5 * (k + 1)), 0.0, 0.0, 1.0]) for k in range(8)])
+    true = held[:, None] + swing
+    perfect = kth_pose_codes.summarize(kth_pose_codes.motion_terms(true.clone(), true, held))
+    assert perfect["alignment"] == pytest.approx([1.0] * 8) and perfect["step_alignment"] == pytest.approx([1.0] * 8)
+    assert perfect["length_ratio"] == pytest.approx([1.0] * 8) and perfect["error_ratio"] == pytest.approx([0.0] * 8)
+    idle = kth_pose_codes.summarize(kth_pose_codes.motion_terms(held[:, None].expand_as(true), true, held))
+    assert idle["error_ratio"] == pytest.approx([1.0] * 8)
+    assert idle["alignment"] == [0.0] * 8 and idle["length_ratio"] == [0.0] * 8     # no motion: no direction
+    # the same swing half a period late: as long as the true one, pointing the other way
+    mirrored = held[:, None] - true
+    late = kth_pose_codes.summarize(kth_pose_codes.motion_terms(mirrored, true, held))
+    assert late["alignment"] == pytest.approx([-1.0] * 8) and late["length_ratio"] == pytest.approx([1.0] * 8)
+    assert late["error_ratio"] == pytest.approx([4.0] * 8)
+
+
+def test_a_rollout_decodes_the_predicted_pose_codes():
+    cfg, model, bank = _model_and_two_scenarios()
+    torch.manual_seed(1)
+    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1).eval()
+    clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + 3, 4, 0)
+    observed = bank.render(clips, torch.arange(cfg.lstm.n_past))
+    poses, content, skips = predict_poses(model, lstm, observed, 3, cfg.lstm.bn_mode)
+    assert poses.shape == (len(clips), 3, cfg.model.pose_dim)
+    frames = rollout(model, lstm, observed, 3, cfg.lstm.bn_mode)
+    with torch.no_grad():
+        for i in range(3):
+            torch.testing.assert_close(frames[:, i], model.decode(content, skips, poses[:, i, :, None, None]))
+
+
+def test_agreement_counts_every_clip_once_and_pools_each_action_over_its_chunks():
+    cfg, model, bank = _model_and_two_scenarios()
+    torch.manual_seed(1)
+    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1).eval()
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    clips = kth_experiment.test_clips(bank, n_past + horizon, 12, 0)
+    out = kth_pose_codes.pose_code_agreement(model, lstm, bank, clips, cfg, chunk=5)
+    actions = bank.action[clips.sequence]
+    assert {a: v["clips"] for a, v in out["by_action"].items()} == {
+        ACTIONS[a]: int((actions == a).sum()) for a in actions.unique().tolist()}
+    # one action measured directly, all its clips at once
+    name = next(iter(out["by_action"]))
+    part = clips.subset(torch.nonzero(actions == ACTIONS.index(name)).flatten())
+    observed = bank.render(part, torch.arange(n_past))
+    truth = bank.render(part, torch.arange(n_past, n_past + horizon))
+    predicted, _, _ = predict_poses(model, lstm, observed, horizon, cfg.lstm.bn_mode)
+    with torch.no_grad():
+        true = model.encode_pose(truth.flatten(0, 1)).view(*predicted.shape)
+        held = model.encode_pose(observed[:, -1]).flatten(1)
+    direct = kth_pose_codes.summarize(kth_pose_codes.motion_terms(predicted, true, held))
+    for key, curve in direct.items():
+        assert out["by_action"][name][key] == pytest.approx(curve, rel=1e-4, abs=1e-6)
+    # a group is the plain mean of its actions' curves
+    for group, names in (("moving", MOVING), ("in place", IN_PLACE)):
+        present = [out["by_action"][n]["error_ratio"] for n in names if n in out["by_action"]]
+        assert len(out[group]["error_ratio"]) == horizon
+        assert out[group]["error_ratio"] == pytest.approx(list(np.mean(present, axis=0)))
