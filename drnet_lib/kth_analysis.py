@@ -358,3 +358,10 @@ def steps_text(steps: list[int]) -> str:
     if steps == list(range(steps[0], steps[-1] + 1)):
         return f"steps {steps[0]}–{steps[-1]}"
     return "steps " + ", ".join(map(str, steps))
+
+
+def mean_code_curves(entries: list[dict], group: str) -> dict[str, np.ndarray]:
+    """One action group's pose-code curves (``tools/kth_remeasure.py --measure pose_codes``
+    entries: ``alignment``, ``length_ratio``, ``error_ratio``, ...) averaged step by step over
+    several runs: ``{curve: (T,)}`` for predicted steps 1..T."""
+    return {key: np.mean([entry[group][key] for entry in entries], axis=0) for key in entries[0][group]}

@@ -60,13 +60,14 @@ def summarize(terms: dict[str, torch.Tensor]) -> dict[str, list[float]]:
     """:func:`motion_terms` of a set of clips reduced to per-step curves (lists of T floats):
     mean ``alignment`` and ``step_alignment``; ``length_ratio`` (mean predicted length over mean
     true length); ``error_ratio`` (mean predicted error over mean held error: below 1 where the
-    predicted motion brings the codes closer to the truth than holding still); ``true_length`` the
-    true motion's mean length (in the model's code units: compare it between groups of one model,
-    not between models)."""
+    predicted motion brings the codes closer to the truth than holding still); ``true_length`` and
+    ``predicted_length`` the two motions' mean lengths (in the model's code units: compare them
+    between groups of one model, not between models)."""
     mean = {k: v.double().mean(0) for k, v in terms.items()}
     curves = {"alignment": mean["alignment"], "step_alignment": mean["step_alignment"],
               "length_ratio": mean["predicted_length"] / mean["true_length"],
-              "error_ratio": mean["predicted_error"] / mean["held_error"], "true_length": mean["true_length"]}
+              "error_ratio": mean["predicted_error"] / mean["held_error"],
+              "true_length": mean["true_length"], "predicted_length": mean["predicted_length"]}
     return {k: [float(x) for x in v] for k, v in curves.items()}
 
 

@@ -322,3 +322,39 @@ def refreshed_schedule_plot(rows: Mapping[str, list]):
     axes[1].legend(fontsize=7, frameon=False)
     fig.tight_layout()
     return fig
+
+
+POSE_CODE_PANELS = {"alignment": "direction: cos(predicted, true motion)",
+                    "length_ratio": "length: predicted / true motion",
+                    "error_ratio": "code error: predicted / pose held"}
+
+
+def pose_code_motion(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]):
+    """The pose LSTM's predicted motion against the true one in code space, per predicted step
+    (:mod:`drnet_lib.kth_pose_codes`): its direction, its length and the error it leaves, one
+    panel each. A dotted line marks where the prediction would be perfect (direction and length
+    1) and, on the error panel (log scale), where it equals holding the last observed pose.
+
+    Args:
+        curves: ``{group: {setting: {"alignment" | "length_ratio" | "error_ratio": (T,)}}}``; one
+            colour per group (e.g. moving, in place), one line style per setting.
+    Returns:
+        A Figure with one Axes per quantity.
+    """
+    fig, axes = plt.subplots(1, len(POSE_CODE_PANELS), figsize=(4.4 * len(POSE_CODE_PANELS), 3.2))
+    styles = ("-", "--", ":", "-.")
+    for colour, (group, settings) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], curves.items()):
+        for style, (setting, values) in zip(styles, settings.items()):
+            for ax, key in zip(axes, POSE_CODE_PANELS):
+                steps = np.arange(1, len(values[key]) + 1)
+                ax.plot(steps, values[key], color=colour, ls=style, lw=1.8, label=f"{group}, {setting}")
+    for ax, (key, title) in zip(axes, POSE_CODE_PANELS.items()):
+        ax.axhline(1.0, color="black", ls=":", lw=1)
+        ax.set(title=title, xlabel="predicted step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # steps are whole frames
+        ax.grid(alpha=0.3)
+    axes[-1].set_yscale("log")
+    axes[0].axhline(0.0, color="grey", lw=0.8)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -38,6 +38,8 @@ def test_a_perfect_prediction_an_idle_one_and_a_swing_out_of_step():
     perfect = kth_pose_codes.summarize(kth_pose_codes.motion_terms(true.clone(), true, held))
     assert perfect["alignment"] == pytest.approx([1.0] * 8) and perfect["step_alignment"] == pytest.approx([1.0] * 8)
     assert perfect["length_ratio"] == pytest.approx([1.0] * 8) and perfect["error_ratio"] == pytest.approx([0.0] * 8)
+    assert perfect["predicted_length"] == pytest.approx(perfect["true_length"])
+    assert perfect["true_length"] == pytest.approx(swing.norm(dim=-1).tolist())
     idle = kth_pose_codes.summarize(kth_pose_codes.motion_terms(held[:, None].expand_as(true), true, held))
     assert idle["error_ratio"] == pytest.approx([1.0] * 8)
     assert idle["alignment"] == [0.0] * 8 and idle["length_ratio"] == [0.0] * 8     # no motion: no direction

@@ -287,6 +287,26 @@ def test_kth_psnr_by_clip_list_draws_one_panel_per_list_with_the_baseline_dashed
     plt.close(fig)
 
 
+def test_kth_pose_code_motion_draws_each_group_and_setting_on_every_panel():
+    from drnet_lib import viz_kth
+
+    def curves(scale):
+        return {"alignment": np.array([0.9, 0.8]) * scale, "length_ratio": np.array([1.0, 1.1]) * scale,
+                "error_ratio": np.array([0.2, 0.3]) * scale}
+
+    fig = viz_kth.pose_code_motion({"moving": {"refreshed": curves(1.0), "as trained": curves(0.5)},
+                                    "in place": {"refreshed": curves(2.0)}})
+    assert [ax.get_title() for ax in fig.axes] == list(viz_kth.POSE_CODE_PANELS.values())
+    assert fig.axes[-1].get_yscale() == "log"
+    for ax, key in zip(fig.axes, viz_kth.POSE_CODE_PANELS):
+        lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+        assert set(lines) == {"moving, refreshed", "moving, as trained", "in place, refreshed"}
+        assert list(lines["in place, refreshed"].get_ydata()) == list(curves(2.0)[key])
+        assert lines["moving, as trained"].get_linestyle() == "--"
+        assert lines["moving, refreshed"].get_color() != lines["in place, refreshed"].get_color()
+    plt.close(fig)
+
+
 def test_kth_refreshed_schedule_plot_draws_each_group_and_setting_per_guess():
     from drnet_lib import viz_kth
 
