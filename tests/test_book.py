@@ -3,6 +3,7 @@ on any page, every image and internal link resolves, Colab links point at real n
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -133,6 +134,11 @@ def test_kth_page_numbers_equal_the_json(html):
     drnet, copy_last = (summarize([r["metrics"][key] for r in runs])["mean"]
                         for key in ("prediction.psnr_mean", "prediction.copy_last_psnr_mean"))
     assert f"average {drnet:.1f} dB PSNR, the last observed frame {copy_last:.1f} dB" in short
+    # and the pose-code measurement's in-place first step, mean over the refreshed models
+    codes = json.loads((REPO_ROOT / "results" / "cpu" / "kth_pose_codes.json").read_text())["runs"]
+    in_place = [e["in place"] for run, e in codes.items() if run.startswith("kth_bnrefresh_seed")]
+    length, cosine = (sum(e[key][0] for e in in_place) / len(in_place) for key in ("length_ratio", "alignment"))
+    assert f"move {length:.1f} times as far as the true ones at the first step, in no true direction (cosine {cosine:.2f})" in short
 
 
 def test_datasets_page_lists_every_registered_file_with_its_hash(html):
