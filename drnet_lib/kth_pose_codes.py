@@ -30,7 +30,8 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .kth_decoder import IN_PLACE, MOVING
-from .predict import predict_poses, set_bn_mode
+from .evaluate import frame_metrics
+from .predict import frozen_with_bn_mode, predict_poses
 
 
 def motion_terms(predicted: torch.Tensor, true: torch.Tensor, held: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -71,6 +72,42 @@ def summarize(terms: dict[str, torch.Tensor]) -> dict[str, list[float]]:
     return {k: [float(x) for x in v] for k, v in curves.items()}
 
 
+def _chunks(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int):
+    """``clips`` in chunks: ``(actions, truth, predicted, held, content, skips)``: each clip's action
+    index (list), the true future frames ``(b, T, C, H, W)`` (T = ``eval.metric_steps``), the pose
+    LSTM's codes ``(b, T, dp)``, the last observed frame's pose code ``(b, dp)`` and its content
+    code and skips (what a prediction decodes with)."""
+    device = next(model.parameters()).device
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    for start in range(0, len(clips), chunk):
+        part = clips.subset(slice(start, start + chunk))
+        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
+        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
+        predicted, content, skips = predict_poses(model, lstm, observed, horizon, cfg.lstm.bn_mode)
+        with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
+            held = model.encode_pose(observed[:, -1]).flatten(1)
+        yield bank.action[part.sequence].tolist(), truth, predicted, held, content, skips
+
+
+def _by_action_rows(actions: list[int]):
+    """``(action index, boolean row mask)`` for each action present in a chunk's ``actions``."""
+    for a in sorted(set(actions)):
+        yield a, torch.tensor([x == a for x in actions])
+
+
+def _group_means(by_action: dict[str, dict], key: str) -> dict[str, object]:
+    """``{"moving" | "in place": mean over the group's actions of by_action[action][key]}`` for
+    the groups with an action present; ``key``'s values are lists (per step) or dicts (per scale)."""
+    out = {}
+    for group, names in (("moving", MOVING), ("in place", IN_PLACE)):
+        present = [by_action[n][key] for n in names if n in by_action]
+        if present and isinstance(present[0], dict):
+            out[group] = {k: float(np.mean([p[k] for p in present])) for k in present[0]}
+        elif present:
+            out[group] = [float(x) for x in np.mean(present, axis=0)]
+    return out
+
+
 @torch.no_grad()
 def pose_code_agreement(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig,
                         chunk: int = 32) -> dict[str, dict]:
@@ -82,33 +119,55 @@ def pose_code_agreement(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Exp
     clips); a group's curves are the plain mean of its actions' (each action once, as the book's
     other per-group margins).
     """
-    device = next(model.parameters()).device
-    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
     per_action: dict[str, list[dict[str, torch.Tensor]]] = {}
-    for start in range(0, len(clips), chunk):
-        part = clips.subset(slice(start, start + chunk))
-        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
-        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
-        predicted, _, _ = predict_poses(model, lstm, observed, horizon, cfg.lstm.bn_mode)
-        was_training = model.training
-        set_bn_mode(model, cfg.lstm.bn_mode)
-        true = model.encode_pose(truth.flatten(0, 1)).view(*predicted.shape)
-        held = model.encode_pose(observed[:, -1]).flatten(1)
-        model.train(was_training)
+    for actions, truth, predicted, held, _, _ in _chunks(model, lstm, bank, clips, cfg, chunk):
+        with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
+            true = model.encode_pose(truth.flatten(0, 1)).view(*predicted.shape)
         terms = motion_terms(predicted, true, held)
-        actions = bank.action[part.sequence].tolist()
-        for a in set(actions):
-            rows = torch.tensor([x == a for x in actions], device=predicted.device)
-            per_action.setdefault(ACTIONS[a], []).append({k: v[rows] for k, v in terms.items()})
+        for a, rows in _by_action_rows(actions):
+            per_action.setdefault(ACTIONS[a], []).append({k: v[rows.to(v.device)] for k, v in terms.items()})
     by_action = {}
     for name in ACTIONS:
         if name in per_action:
             terms = {k: torch.cat([t[k] for t in per_action[name]]) for k in per_action[name][0]}
             by_action[name] = {"clips": len(terms["alignment"]), **summarize(terms)}
-    out: dict[str, dict] = {"by_action": by_action}
-    for group, names in (("moving", MOVING), ("in place", IN_PLACE)):
-        present = [by_action[n] for n in names if n in by_action]
-        if present:
-            out[group] = {k: [float(x) for x in np.mean([p[k] for p in present], axis=0)]
-                          for k in present[0] if k != "clips"}
-    return out
+    groups = {key: _group_means(by_action, key) for key in next(iter(by_action.values())) if key != "clips"}
+    return {"by_action": by_action, **{group: {key: groups[key][group] for key in groups}
+                                       for group in ("moving", "in place") if group in groups["alignment"]}}
+
+
+# How much of the pose LSTM's predicted motion a shorter-motion guess keeps: 0 is DrNet standing
+# still (the last observed pose held), 1 is DrNet's own prediction.
+MOTION_SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@torch.no_grad()
+def scaled_motion_psnr(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig,
+                       scales=MOTION_SCALES, chunk: int = 32) -> dict[str, dict]:
+    """What a shorter predicted motion would be worth in pixels: the frames decoded (content and
+    skips of the last observed frame, as in a prediction) from ``p0 + s (q_t - p0)`` for each scale
+    ``s``, with ``p0`` the last observed pose code and ``q_t`` the LSTM's prediction, scored by
+    mean PSNR over the first ``eval.metric_steps`` predicted steps.
+
+    Returns ``{"by_action": {action: {"clips": n, "psnr_mean": {str(s): dB}}}, "moving": {str(s):
+    dB}, "in place": {...}}``; a group's value is the plain mean of its actions' (each action once).
+    """
+    sums: dict[str, dict[float, float]] = {}
+    counts: dict[str, int] = {}
+    for actions, truth, predicted, held, content, skips in _chunks(model, lstm, bank, clips, cfg, chunk):
+        B, T = predicted.shape[:2]
+        for s in scales:
+            poses = held.unsqueeze(1) + s * (predicted - held.unsqueeze(1))
+            with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
+                frames = model.decode(content.repeat_interleave(T, 0), [k.repeat_interleave(T, 0) for k in skips],
+                                      poses.reshape(B * T, -1, 1, 1)).view_as(truth)
+            for a, rows in _by_action_rows(actions):
+                rows = rows.to(frames.device)
+                psnr = float(frame_metrics(frames[rows], truth[rows])["psnr"].mean())
+                sums.setdefault(ACTIONS[a], {}).setdefault(s, 0.0)
+                sums[ACTIONS[a]][s] += psnr * int(rows.sum())
+        for a, rows in _by_action_rows(actions):
+            counts[ACTIONS[a]] = counts.get(ACTIONS[a], 0) + int(rows.sum())
+    by_action = {name: {"clips": counts[name], "psnr_mean": {f"{s:g}": sums[name][s] / counts[name] for s in scales}}
+                 for name in ACTIONS if name in counts}
+    return {"by_action": by_action, **_group_means(by_action, "psnr_mean")}

@@ -18,6 +18,8 @@ reproduces that), and the LSTM's ``(B, pose_dim)`` output is reshaped to the enc
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +34,19 @@ def set_bn_mode(model: DrNet, bn_mode: str) -> None:
     if bn_mode not in ("eval", "train"):
         raise ValueError(f"lstm.bn_mode must be 'eval' or 'train', got {bn_mode!r}")
     model.train(bn_mode == "train")
+
+
+@contextlib.contextmanager
+def frozen_with_bn_mode(model: DrNet, bn_mode: str):
+    """``with frozen_with_bn_mode(model, mode):`` the frozen DrNet under ``no_grad`` with BatchNorm
+    as :func:`set_bn_mode` says; its train/eval flag is restored afterwards."""
+    was_training = model.training
+    set_bn_mode(model, bn_mode)
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -170,11 +185,9 @@ def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
         ``(B, steps, C, H, W)`` generated frames; frame i is the prediction for time n_past + i.
     """
     poses, content, skips = predict_poses(model, lstm, observed, steps, bn_mode)
-    was_training = model.training
-    set_bn_mode(model, bn_mode)
-    # one step at a time: 500 steps of a batch never sit in the decoder's activations at once
-    frames = [model.decode(content, skips, poses[:, i].reshape(len(poses), -1, 1, 1)) for i in range(steps)]
-    model.train(was_training)
+    with frozen_with_bn_mode(model, bn_mode):
+        # one step at a time: 500 steps of a batch never sit in the decoder's activations at once
+        frames = [model.decode(content, skips, poses[:, i].reshape(len(poses), -1, 1, 1)) for i in range(steps)]
     return torch.stack(frames, dim=1)
 
 

@@ -91,3 +91,30 @@ def test_agreement_counts_every_clip_once_and_pools_each_action_over_its_chunks(
         present = [out["by_action"][n]["error_ratio"] for n in names if n in out["by_action"]]
         assert len(out[group]["error_ratio"]) == horizon
         assert out[group]["error_ratio"] == pytest.approx(list(np.mean(present, axis=0)))
+
+
+def test_scaled_motion_spans_standing_still_to_the_prediction():
+    from drnet_lib import kth_decoder
+    from drnet_lib.evaluate import frame_metrics
+
+    cfg, model, bank = _model_and_two_scenarios()
+    torch.manual_seed(1)
+    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1).eval()
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    clips = kth_experiment.test_clips(bank, n_past + horizon, 12, 0)
+    out = kth_pose_codes.scaled_motion_psnr(model, lstm, bank, clips, cfg, scales=(0.0, 0.5, 1.0), chunk=5)
+    actions = bank.action[clips.sequence]
+    assert sum(v["clips"] for v in out["by_action"].values()) == len(clips)
+    # scale 1 is DrNet's own prediction, scale 0 the last observed frame redrawn (standing still)
+    name = next(iter(out["by_action"]))
+    part = clips.subset(torch.nonzero(actions == ACTIONS.index(name)).flatten())
+    observed = bank.render(part, torch.arange(n_past))
+    truth = bank.render(part, torch.arange(n_past, n_past + horizon))
+    predicted = rollout(model, lstm, observed, horizon, cfg.lstm.bn_mode)
+    still = kth_decoder.decode_held_pose(model, observed, horizon, cfg.lstm.bn_mode)
+    got = out["by_action"][name]["psnr_mean"]
+    assert got["1"] == pytest.approx(float(frame_metrics(predicted, truth)["psnr"].mean()), abs=1e-3)
+    assert got["0"] == pytest.approx(float(frame_metrics(still, truth)["psnr"].mean()), abs=1e-3)
+    for group, names in (("moving", MOVING), ("in place", IN_PLACE)):
+        present = [out["by_action"][n]["psnr_mean"]["0.5"] for n in names if n in out["by_action"]]
+        assert out[group]["0.5"] == pytest.approx(float(np.mean(present)))

@@ -25,7 +25,9 @@ The KTH notebook's results hold two models (``variants``: with and without the a
   whether the study's protocol, rather than MCNet's, decides the verdict on copy-last;
 * ``pose_codes``: :func:`drnet_lib.kth_pose_codes.pose_code_agreement`, the pose LSTM's predicted
   motion against the true one in code space (direction, length, error against holding the last
-  pose), per action and action group: whether its swings fall out of step or die down.
+  pose), per action and action group: whether its swings fall out of step or die down; and
+  :func:`drnet_lib.kth_pose_codes.scaled_motion_psnr`, the PSNR of the predicted motion shortened
+  (0: standing still ... 1: the prediction), what a shorter motion would be worth in pixels.
 
 A run recorded with ``lstm.bn_refresh_batches > 0`` measured its model with BatchNorm statistics
 recomputed for the final weights; so does this tool (the checkpoint holds training's own).
@@ -82,7 +84,10 @@ WHAT = {
                    "and between each step's predicted and true motion (step_alignment), the predicted motion's mean "
                    "length over the true one's (length_ratio), and the mean squared error of the predicted codes over "
                    "that of holding the last observed pose (error_ratio); per action and per action group (moving: "
-                   "walking, jogging, running; in place: boxing, handwaving, handclapping; each action counted once)"),
+                   "walking, jogging, running; in place: boxing, handwaving, handclapping; each action counted once); "
+                   "and scaled_motion: the mean PSNR over those steps of frames decoded from the last observed pose "
+                   "plus s times the LSTM's predicted motion, for s in kth_pose_codes.MOTION_SCALES (0: standing "
+                   "still, 1: DrNet's prediction), per action and group"),
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
@@ -118,7 +123,8 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     if what == "pose_codes":
         lstm = _finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
         return {"iteration": state["iteration"], "clips": len(clips),
-                **kth_pose_codes.pose_code_agreement(model, lstm, bank, clips, cfg)}
+                **kth_pose_codes.pose_code_agreement(model, lstm, bank, clips, cfg),
+                "scaled_motion": kth_pose_codes.scaled_motion_psnr(model, lstm, bank, clips, cfg)}
     if what == "self_reconstruction":
         return {"iteration": state["iteration"], "clips": len(clips),
                 "scenarios": kth_decoder.self_reconstruction_by_scenario(model, bank, clips, cfg)}
@@ -187,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                       for name, scores in entry.get("lists", {}).items()})
         shown.update({group: {k: [round(x, 2) for x in curve] for k, curve in entry[group].items()}
                       for group in ("moving", "in place") if group in entry})       # pose_codes' curves
+        if "scaled_motion" in entry:
+            shown["scaled_motion"] = {g: v for g, v in entry["scaled_motion"].items() if g != "by_action"}
         print(results_json.stem, json.dumps(shown, indent=1))
         # one file per profile and measurement; each run's entry is replaced, the others kept
         seen = args.persons == "train"
