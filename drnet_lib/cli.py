@@ -270,7 +270,8 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (KeyError, ValueError, FileNotFoundError, CheckpointError, DownloadError) as err:
-        print(f"drnet {args.command}: error: {err}", file=sys.stderr)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err   # str(KeyError) adds quotes
+        print(f"drnet {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

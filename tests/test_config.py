@@ -150,3 +150,27 @@ def test_format_differences_aligns_every_column():
     assert any("(10, 50, 100, 200)" in line for line in lines)
     assert len({line.index("paper: ") for line in lines}) == 1
     assert format_differences(get_config("kth", "paper"), get_config("kth", "paper")).startswith("(the same settings")
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("train.iterations", "abc", "takes int"), ("train.iterations", True, "takes int"),
+    ("train.iterations", -5, "must not be negative"), ("train.lr", -0.1, "must not be negative"),
+    ("model.content_model", 3, "takes str"), ("lstm.bn_refresh_batches", 2.5, "takes int"),
+])
+def test_a_value_of_the_wrong_type_or_sign_is_refused_by_name(key, value, says):
+    with pytest.raises(ValueError, match=says) as err:
+        get_config("kth", "smoke", overrides={key: value})
+    assert repr(key) in str(err.value)
+
+
+def test_values_of_the_settings_own_kinds_are_accepted():
+    cfg = get_config("kth", "smoke", overrides={"train.adversarial_weight": 0, "train.channels_last": True,
+                                                "train.conv_tf32": "pytorch", "eval.rollout_checkpoints": [1, 2]})
+    assert cfg.train.adversarial_weight == 0 and cfg.train.channels_last is True
+
+
+def test_cli_reports_a_bad_setting_without_a_traceback(capsys):
+    from drnet_lib.cli import main
+
+    assert main(["train", "--experiment", "kth", "--profile", "smoke", "--set", "train.iterations=abc"]) == 2
+    assert "train.iterations" in capsys.readouterr().err
