@@ -131,9 +131,12 @@ def pose_code_agreement(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Exp
         if name in per_action:
             terms = {k: torch.cat([t[k] for t in per_action[name]]) for k in per_action[name][0]}
             by_action[name] = {"clips": len(terms["alignment"]), **summarize(terms)}
-    groups = {key: _group_means(by_action, key) for key in next(iter(by_action.values())) if key != "clips"}
-    return {"by_action": by_action, **{group: {key: groups[key][group] for key in groups}
-                                       for group in ("moving", "in place") if group in groups["alignment"]}}
+    out: dict[str, dict] = {"by_action": by_action}
+    for key in next(iter(by_action.values())):
+        if key != "clips":
+            for group, curve in _group_means(by_action, key).items():
+                out.setdefault(group, {})[key] = curve
+    return out
 
 
 # How much of the pose LSTM's predicted motion a shorter-motion guess keeps: 0 is DrNet standing

@@ -85,7 +85,12 @@ def test_train_drnet_refreshes_after_the_last_checkpoint(smoke_cfg, train_bank, 
 
 @pytest.mark.parametrize("value", [-1, 1.5, "200", True])
 def test_a_bad_refresh_setting_fails_before_training(train_bank, tmp_path, value):
-    cfg = get_config("mnist", "smoke", overrides={"lstm.bn_refresh_batches": value})
+    # refused when set (the configuration's type check) ...
+    with pytest.raises(ValueError, match="lstm.bn_refresh_batches"):
+        get_config("mnist", "smoke", overrides={"lstm.bn_refresh_batches": value})
+    # ... and by the trainer, for a configuration that did not pass through the check
+    cfg = get_config("mnist", "smoke")
+    cfg.lstm.bn_refresh_batches = value
     with pytest.raises(ValueError, match="lstm.bn_refresh_batches"):
         train_drnet(cfg, "cpu", tmp_path / "drnet.pt", progress=False, bank=train_bank)
     assert not (tmp_path / "drnet.pt").exists()
