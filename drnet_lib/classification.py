@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import confusion_matrix
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -96,3 +97,14 @@ def chance_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
     """Test accuracy of always answering the most frequent training label (0.2 on NORB)."""
     majority = np.bincount(train_labels).argmax()
     return float(np.mean(test_labels == majority))
+
+
+def confusion_shares(classifier, x_test, y_test, names: list[str]) -> dict[str, dict[str, float]]:
+    """Where a fitted classifier's answers go: ``{true name: {predicted name: share of that true
+    class's test samples}}`` (scikit-learn's confusion matrix, each row normalised to sum to 1),
+    for the classes ``names[k]`` (label k) present in ``y_test``."""
+    labels = list(range(len(names)))
+    shares = confusion_matrix(y_test, classifier.predict(x_test), labels=labels, normalize="true")
+    present = set(np.unique(y_test).tolist())
+    return {names[i]: {names[j]: float(shares[i, j]) for j in labels} for i in labels if i in present}
+

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .classification import chance_accuracy, classify, fit_classifier
+from .classification import chance_accuracy, classify, confusion_shares, fit_classifier
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
@@ -128,8 +128,9 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
     ``classification.{action,person}_from_{pose,content}`` (two-layer classifier) and
     ``probe.…`` (linear), the person from each code with the scored scenario held out
     (``…person_from_{pose,content}_across_scenarios``, :func:`person_across_scenarios`), plus the
-    chance levels. Also returns the fitted action-from-pose
-    classifier, for the generated frames."""
+    chance levels, and ``classification.action_confusion_from_pose`` (where the two-layer
+    action-from-pose classifier's answers go, per true action: :func:`.classification.confusion_shares`).
+    Also returns the fitted action-from-pose classifier, for the generated frames."""
     e, window = cfg.eval, cfg.lstm.n_past
     train, test = encode_windows(model, train_bank, window), encode_windows(model, test_bank, window)
     odd = test["range_index"] % 2 == 1
@@ -146,6 +147,8 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
     out["classification.person_chance"] = chance_accuracy(test["person"][~odd], test["person"][odd])
     out.update(scores_across_scenarios(test, cfg))
     out["classification.windows"] = {"train": len(train["action"]), "test": len(test["action"])}
+    out["classification.action_confusion_from_pose"] = confusion_shares(fitted["mlp", "pose"], test["pose"],
+                                                                        test["action"], list(ACTIONS))
     return out, fitted["mlp", "pose"]
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -52,6 +53,13 @@ def device_name(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({host_cpu()}, {torch.get_num_threads()} threads)"
+
+
+def recorded_cpu_threads(result: dict) -> int | None:
+    """The thread count a CPU run recorded in its provenance (:func:`device_name`), or None for a
+    GPU run or a device string without one."""
+    found = re.fullmatch(r"cpu \(.*, (\d+) threads\)", result.get("provenance", {}).get("device", ""))
+    return int(found.group(1)) if found else None
 
 
 def provenance(device, wall_s: float) -> dict:

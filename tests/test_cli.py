@@ -12,7 +12,7 @@ from drnet_lib import cli
 from drnet_lib.config import PROFILES
 from drnet_lib.checkpoint import load_checkpoint
 from drnet_lib.predict import LSTMTrainer
-from drnet_lib.results import host_cpu
+from drnet_lib.results import host_cpu, recorded_cpu_threads
 from drnet_lib.train import DrNetTrainer
 
 TRAIN = ["train", "--profile", "smoke", "--device", "cpu"]
@@ -153,6 +153,25 @@ def test_train_record_measures_a_kth_run(tmp_path):
     assert scores == pytest.approx({k: v for k, v in metrics.items() if k.endswith("_across_scenarios")}, nan_ok=True)
     assert set(scores) == {"classification.person_chance_across_scenarios"} | {
         f"{p}.person_from_{c}_across_scenarios" for p in ("classification", "probe") for c in ("pose", "content")}
+    # the action classifier refitted with the run's own thread count: the run's scores again, exactly
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "action_confusion",
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((tmp_path / "results" / "smoke" / "kth_action_confusion.json").read_text())["runs"]["kth_short_seed0"]
+    assert entry["action_from_pose"] == metrics["classification.action_from_pose"]
+    assert entry["confusion"] == metrics["classification.action_confusion_from_pose"]
+    recorded = json.loads(run.read_text())
+    assert recorded_cpu_threads(entry) == recorded_cpu_threads(recorded) is not None
+    # the pose LSTM's motion in code space, and shortened in pixels: every group's curve has a value per step
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "pose_codes",
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((tmp_path / "results" / "smoke" / "kth_pose_codes.json").read_text())["runs"]["kth_short_seed0"]
+    groups = [g for g in ("moving", "in place") if g in entry]
+    assert groups and all(len(entry[g]["alignment"]) == 5 for g in groups)
+    assert set(entry["scaled_motion"]["by_action"]) == set(entry["by_action"])
     done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure",
                            "ceiling_by_scenario", "--checkpoint-origin", "this run's own, named again",
                            f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",

@@ -110,6 +110,12 @@ def test_classifiers_read_each_factor_only_from_the_code_that_holds_it():
     assert scores["classification.windows"] == {"train": windows, "test": windows}
     boxing = np.tile(np.eye(6)[3], cfg.lstm.n_past)[None]
     assert action_clf.predict(boxing)[0] == 3
+    # the confusion of that classifier: one row per action, each row's shares sum to 1, mass on the diagonal
+    confusion = scores["classification.action_confusion_from_pose"]
+    assert list(confusion) == list(ACTIONS) and all(list(row) == list(ACTIONS) for row in confusion.values())
+    assert all(sum(row.values()) == pytest.approx(1.0) for row in confusion.values())
+    diagonal = np.mean([confusion[a][a] for a in ACTIONS])
+    assert diagonal == pytest.approx(scores["classification.action_from_pose"], abs=0.02)   # classes of equal size
     # every window was filmed in one scenario: nothing to hold out
     assert np.isnan(scores["probe.person_from_pose_across_scenarios"])
     assert np.isnan(scores["classification.person_chance_across_scenarios"])
@@ -278,3 +284,14 @@ def test_held_pose_is_the_last_frame_redrawn_from_its_own_codes_at_every_step():
     # a future where nothing moves: the true poses are the last frame's, so the ceiling is standing still
     frozen = observed[:, -1:].expand(-1, 3, -1, -1, -1)
     torch.testing.assert_close(kth_decoder.decode_true_poses(model, observed, frozen, cfg.lstm.bn_mode), still)
+
+
+def test_confusion_shares_normalise_each_true_class_and_skip_absent_ones():
+    from drnet_lib.classification import confusion_shares
+
+    class Fixed:
+        def predict(self, x):
+            return np.array([0, 1, 1, 2])
+
+    out = confusion_shares(Fixed(), np.zeros((4, 1)), np.array([0, 0, 1, 1]), ["a", "b", "c"])
+    assert out == {"a": {"a": 0.5, "b": 0.5, "c": 0.0}, "b": {"a": 0.0, "b": 0.5, "c": 0.5}}

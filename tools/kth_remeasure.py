@@ -1,6 +1,6 @@
 """Measurements added to KTH runs after they were recorded, taken on their saved DrNet checkpoints.
 
-    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction|mcnet_clips|pose_codes] \
+    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction|mcnet_clips|pose_codes|action_confusion] \
         results/cpu/kth_oracle_seed0.json=PATH/drnet.pt [...]
 
 Each argument pairs a recorded run's results JSON (its configuration) with the DrNet checkpoint
@@ -27,10 +27,15 @@ The KTH notebook's results hold two models (``variants``: with and without the a
   motion against the true one in code space (direction, length, error against holding the last
   pose), per action and action group: whether its swings fall out of step or die down; and
   :func:`drnet_lib.kth_pose_codes.scaled_motion_psnr`, the PSNR of the predicted motion shortened
-  (0: standing still ... 1: the prediction), what a shorter motion would be worth in pixels.
+  (0: standing still ... 1: the prediction), what a shorter motion would be worth in pixels;
+* ``action_confusion``: :func:`drnet_lib.kth_experiment.classification_scores` refitted (it
+  reproduces the run's recorded scores), kept: the action-from-pose accuracy and where its answers
+  go per true action (``classification.action_confusion_from_pose``, recorded by runs from now on).
 
 A run recorded with ``lstm.bn_refresh_batches > 0`` measured its model with BatchNorm statistics
-recomputed for the final weights; so does this tool (the checkpoint holds training's own).
+recomputed for the final weights; so does this tool (the checkpoint holds training's own). It also
+measures with the CPU thread count the run recorded (``--threads`` to choose): scikit-learn's
+classifiers fit slightly differently with another, so only then do refitted scores equal the run's.
 
 ``--persons train`` takes the clips of the persons DrNet trained on instead of the test persons
 (``error_split`` and ``ceiling_by_scenario``): whether the decoder does better on people it has
@@ -54,11 +59,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
 from drnet_lib.models import DrNet, PoseLSTM
-from drnet_lib.results import REPO_ROOT, provenance, read_results
+from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads
 from drnet_lib.train import DrNetTrainer, make_bank
 
 
@@ -88,6 +94,9 @@ WHAT = {
                    "and scaled_motion: the mean PSNR over those steps of frames decoded from the last observed pose "
                    "plus s times the LSTM's predicted motion, for s in kth_pose_codes.MOTION_SCALES (0: standing "
                    "still, 1: DrNet's prediction), per action and group"),
+    "action_confusion": ("the two-layer action-from-pose classifier of kth_experiment.classification_scores, refitted "
+                         "on the training persons' windows: its accuracy on the test persons' windows and, per true "
+                         "action, the share of its windows given each action (rows sum to 1)"),
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
@@ -109,6 +118,11 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
         model = DrNet(cfg.model)
         model.load_state_dict(state["modules"]["drnet"])
     bank = make_bank(cfg, persons, "cpu")
+    if what == "action_confusion":
+        scores, _ = kth_experiment.classification_scores(model, make_bank(cfg, "train", "cpu"), bank, cfg)
+        return {"iteration": state["iteration"], "windows": scores["classification.windows"],
+                "action_from_pose": scores["classification.action_from_pose"],
+                "confusion": scores["classification.action_confusion_from_pose"]}
     if what == "person_leak":
         windows = kth_experiment.encode_windows(model, bank, cfg.lstm.n_past)
         return {"iteration": state["iteration"], "windows": len(windows["person"]),
@@ -164,12 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--persons", choices=("test", "train"), default="test",
                         help="whose clips: the test persons (default) or those DrNet trained on")
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads to measure with (default: as many as the run recorded in its provenance; "
+                             "the classifiers' fits depend on it, so a rerun reproduces the run's scores only with them)")
     parser.add_argument("--checkpoint-origin", metavar="TEXT",
                         help="where the checkpoints come from, when they are not the recorded runs' own "
                              "(e.g. retrained from the same settings and seeds); kept in each entry")
     args = parser.parse_args(argv)
-    if args.persons == "train" and args.measure == "person_leak":
-        parser.error("--persons train: person_leak names the test persons only (its classifiers are fitted on them)")
+    if args.persons == "train" and args.measure in ("person_leak", "action_confusion"):
+        parser.error(f"--persons train: {args.measure} scores the test persons only (its classifiers are fitted on "
+                     "them or on the training persons)")
     if any("=" not in a for a in args.pairs):
         parser.error("each argument is RESULTS_JSON=CHECKPOINT, e.g. results/cpu/kth_vgg_seed0.json=checkpoints/cpu/kth_vgg_seed0/drnet.pt")
     for pair in args.pairs:
@@ -182,13 +200,20 @@ def main(argv: list[str] | None = None) -> int:
             cfg = kth_analysis.run_config(run, variant)
         except ValueError as err:
             raise SystemExit(f"{results_json}: {err}") from None
-        entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
-                 **({"persons": "train"} if args.persons == "train" else {}),
-                 **measure(cfg, checkpoint, args.measure, args.persons)}
+        threads = args.threads or recorded_cpu_threads(run) or torch.get_num_threads()
+        default_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with threadpool_limits(limits=threads):      # numpy's BLAS too (scikit-learn's classifiers)
+                entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
+                         **({"persons": "train"} if args.persons == "train" else {}),
+                         **measure(cfg, checkpoint, args.measure, args.persons)}
+                entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
+        finally:
+            torch.set_num_threads(default_threads)
         if args.checkpoint_origin:
             entry["checkpoint_origin"] = args.checkpoint_origin
-        entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
-        shown = {k: v for k, v in entry.items() if k in ("split", "scores", "scenarios")}
+        shown = {k: v for k, v in entry.items() if k in ("split", "scores", "scenarios", "action_from_pose", "confusion")}
         shown.update({name: {k: v for k, v in scores.items() if not isinstance(v, dict)}   # the means, not the curves
                       for name, scores in entry.get("lists", {}).items()})
         shown.update({group: {k: [round(x, 2) for x in curve] for k, curve in entry[group].items()}
