@@ -7,6 +7,8 @@ from typing import Mapping
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
+import pandas as pd
+import seaborn as sns
 
 QUESTIONS = (("action_from_pose", "action from pose"), ("action_from_content", "action from content"),
              ("person_from_pose", "person from pose"), ("person_from_content", "person from content"))
@@ -358,3 +360,26 @@ def pose_code_motion(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def action_confusion(confusions: Mapping[str, Mapping[str, Mapping[str, float]]]):
+    """Where an action classifier's answers go: one heatmap per panel, a row per true action and a
+    column per answer, each cell the share of the true action's windows given that answer (rows
+    sum to 1; the diagonal is each action's accuracy).
+
+    Args:
+        confusions: ``{panel title: {true action: {answered action: share}}}`` (e.g.
+            ``classification.action_confusion_from_pose``, or its mean over seeds).
+    Returns:
+        A Figure with one Axes per panel, actions in the order of the first panel's rows.
+    """
+    fig, axes = plt.subplots(1, len(confusions), figsize=(4.6 * len(confusions), 4.0), layout="constrained",
+                             squeeze=False)
+    for ax, (title, shares) in zip(axes[0], confusions.items()):
+        order = list(shares)
+        table = pd.DataFrame(shares).T.loc[order, order]      # rows: true action, columns: answer
+        sns.heatmap(table, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False,
+                    annot_kws={"fontsize": 9})
+        ax.set(title=title, xlabel="answered", ylabel="true action")
+    return fig
+

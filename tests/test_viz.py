@@ -307,6 +307,18 @@ def test_kth_pose_code_motion_draws_each_group_and_setting_on_every_panel():
     plt.close(fig)
 
 
+def test_kth_action_confusion_draws_a_row_per_true_action_with_its_shares():
+    from drnet_lib import viz_kth
+
+    shares = {"walking": {"walking": 0.9, "boxing": 0.1}, "boxing": {"walking": 0.25, "boxing": 0.75}}
+    fig = viz_kth.action_confusion({"refreshed": shares, "as trained": shares})
+    assert [ax.get_title() for ax in fig.axes] == ["refreshed", "as trained"]
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["walking", "boxing"]
+    assert [t.get_text() for t in ax.texts] == ["0.90", "0.10", "0.25", "0.75"]   # row by row
+    plt.close(fig)
+
+
 def test_kth_refreshed_schedule_plot_draws_each_group_and_setting_per_guess():
     from drnet_lib import viz_kth
 
