@@ -63,7 +63,7 @@ from threadpoolctl import threadpool_limits
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
-from drnet_lib.models import DrNet, PoseLSTM
+from drnet_lib.models import PoseLSTM
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads
 from drnet_lib.train import DrNetTrainer, make_bank
 
@@ -109,14 +109,13 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
         raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
     # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
     state = load_checkpoint(checkpoint, cfg.fingerprint("experiment", "seed", "model", "data", "train"))
+    # the run's own model, memory layout included (channels-last on the CPU): another layout rounds
+    # differently, and the classifiers' fits turn that into other scores
+    trainer = DrNetTrainer(cfg, "cpu")
+    trainer.model.load_state_dict(state["modules"]["drnet"])
     if cfg.lstm.bn_refresh_batches:   # as the run measured it: statistics recomputed on its training batches
-        trainer = DrNetTrainer(cfg, "cpu")
-        trainer.model.load_state_dict(state["modules"]["drnet"])
         trainer.refresh_bn_statistics(cfg.lstm.bn_refresh_batches)
-        model = trainer.model
-    else:
-        model = DrNet(cfg.model)
-        model.load_state_dict(state["modules"]["drnet"])
+    model = trainer.model
     bank = make_bank(cfg, persons, "cpu")
     if what == "action_confusion":
         scores, _ = kth_experiment.classification_scores(model, make_bank(cfg, "train", "cpu"), bank, cfg)
