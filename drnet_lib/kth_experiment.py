@@ -21,7 +21,8 @@ Every measurement uses the *test persons* (people DrNet never saw):
   the test persons' even-numbered ranges and scored on their odd ones (chance 1 / test persons).
   Each with the two-layer classifier and the linear probe of :mod:`.classification`. The person
   once more with each scenario held out in turn (:func:`person_across_scenarios`): what a code
-  knows of the person beyond the place where the person was filmed.
+  knows of the person beyond the place where the person was filmed. Beside the codes, the action
+  from the frames' own motion (:func:`frame_motion`), what the frames hold without DrNet.
 
 Each prediction also decodes the *true* future poses (the decoder's ceiling) and splits its error
 by the pixels that change and those that stay; those measurements, and the decoder's other
@@ -123,13 +124,38 @@ def encode_windows(model, bank: KTHClips, window: int, batch_size: int = 64) -> 
     return out
 
 
+# The frames' own motion, pooled to a coarse grid: a baseline for the action with no DrNet at all.
+MOTION_POOL = 4
+
+
+@torch.no_grad()
+def frame_motion(bank: KTHClips, window: int, pool: int = MOTION_POOL, batch_size: int = 64) -> np.ndarray:
+    """Where each :func:`window_starts` window moves: the mean absolute difference between its
+    consecutive frames, averaged over ``pool`` x ``pool`` pixel blocks.
+
+    Returns ``(N windows, C * (S // pool) ** 2)`` float32, in the order of :func:`encode_windows`.
+    A classifier on it names the action from the frames alone, which tells what the frames hold
+    that the pose codes may not.
+    """
+    windows = window_starts(bank, window)
+    times = torch.arange(window, device=bank.device)
+    out = []
+    for start in range(0, len(windows), batch_size):
+        frames = bank.render(windows.subset(slice(start, start + batch_size)), times)   # (b, window, C, S, S)
+        moved = (frames[:, 1:] - frames[:, :-1]).abs().mean(1)                         # (b, C, S, S)
+        out.append(torch.nn.functional.avg_pool2d(moved, pool).flatten(1).cpu())
+    return torch.cat(out).numpy()
+
+
 def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg: ExperimentConfig) -> tuple[dict, object]:
     """Action and person from each code (module docstring), as results keys
     ``classification.{action,person}_from_{pose,content}`` (two-layer classifier) and
     ``probe.…`` (linear), the person from each code with the scored scenario held out
     (``…person_from_{pose,content}_across_scenarios``, :func:`person_across_scenarios`), plus the
     chance levels, and ``classification.action_confusion_from_pose`` (where the two-layer
-    action-from-pose classifier's answers go, per true action: :func:`.classification.confusion_shares`).
+    action-from-pose classifier's answers go, per true action: :func:`.classification.confusion_shares`);
+    and a baseline without DrNet: the same classifier on the windows' :func:`frame_motion`
+    (``classification.action_from_frame_motion`` and its ``…confusion…``).
     Also returns the fitted action-from-pose classifier, for the generated frames."""
     e, window = cfg.eval, cfg.lstm.n_past
     train, test = encode_windows(model, train_bank, window), encode_windows(model, test_bank, window)
@@ -149,6 +175,12 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
     out["classification.windows"] = {"train": len(train["action"]), "test": len(test["action"])}
     out["classification.action_confusion_from_pose"] = confusion_shares(fitted["mlp", "pose"], test["pose"],
                                                                         test["action"], list(ACTIONS))
+    # the same classifier on the frames' own motion (no codes): what the frames hold of the action
+    motion_train, motion_test = frame_motion(train_bank, window), frame_motion(test_bank, window)
+    from_motion = fit_classifier(motion_train, train["action"], "mlp", e.classifier_hidden, e.classifier_max_iter, cfg.seed)
+    out["classification.action_from_frame_motion"] = float(from_motion.score(motion_test, test["action"]))
+    out["classification.action_confusion_from_frame_motion"] = confusion_shares(from_motion, motion_test,
+                                                                                test["action"], list(ACTIONS))
     return out, fitted["mlp", "pose"]
 
 

@@ -161,6 +161,7 @@ def test_train_record_measures_a_kth_run(tmp_path):
     entry = json.loads((tmp_path / "results" / "smoke" / "kth_action_confusion.json").read_text())["runs"]["kth_short_seed0"]
     assert entry["action_from_pose"] == metrics["classification.action_from_pose"]
     assert entry["confusion"] == metrics["classification.action_confusion_from_pose"]
+    assert entry["action_from_frame_motion"] == metrics["classification.action_from_frame_motion"]
     recorded = json.loads(run.read_text())
     assert recorded_cpu_threads(entry) == recorded_cpu_threads(recorded) is not None
     # the pose LSTM's motion in code space, and shortened in pixels: every group's curve has a value per step

@@ -116,6 +116,9 @@ def test_classifiers_read_each_factor_only_from_the_code_that_holds_it():
     assert all(sum(row.values()) == pytest.approx(1.0) for row in confusion.values())
     diagonal = np.mean([confusion[a][a] for a in ACTIONS])
     assert diagonal == pytest.approx(scores["classification.action_from_pose"], abs=0.02)   # classes of equal size
+    # the frames' motion baseline: here the action is drawn still (row 0) in moving noise, so it cannot tell
+    assert scores["classification.action_from_frame_motion"] < 0.4
+    assert set(scores["classification.action_confusion_from_frame_motion"]) == set(ACTIONS)
     # every window was filmed in one scenario: nothing to hold out
     assert np.isnan(scores["probe.person_from_pose_across_scenarios"])
     assert np.isnan(scores["classification.person_chance_across_scenarios"])
@@ -295,3 +298,17 @@ def test_confusion_shares_normalise_each_true_class_and_skip_absent_ones():
 
     out = confusion_shares(Fixed(), np.zeros((4, 1)), np.array([0, 0, 1, 1]), ["a", "b", "c"])
     assert out == {"a": {"a": 0.5, "b": 0.5, "c": 0.0}, "b": {"a": 0.0, "b": 0.5, "c": 0.5}}
+
+
+def test_frame_motion_maps_where_each_window_moves():
+    # two ranges of 8 frames, 8x8 px: the first still, the second blinking in its top-left 4x4 block
+    frames = np.full((16, 1, 8, 8), 100, np.uint8)
+    frames[8::2, 0, :4, :4] = 200
+    bank = KTHClips(torch.from_numpy(frames), [0, 8], [8, 8],
+                    {"action": np.array([0, 3]), "person": np.array([1, 1]), "scenario": np.array([1, 1])},
+                    range_index=[0, 0])
+    motion = kth_experiment.frame_motion(bank, window=4, pool=4)
+    assert motion.shape == (4, 4)                      # two windows per range, a 2x2 grid of 4x4 blocks
+    assert np.all(motion[:2] == 0)                     # the still range
+    assert motion[2:, 0] == pytest.approx([100 / 255] * 2) and np.all(motion[2:, 1:] == 0)
+

@@ -96,7 +96,8 @@ WHAT = {
                    "still, 1: DrNet's prediction), per action and group"),
     "action_confusion": ("the two-layer action-from-pose classifier of kth_experiment.classification_scores, refitted "
                          "on the training persons' windows: its accuracy on the test persons' windows and, per true "
-                         "action, the share of its windows given each action (rows sum to 1)"),
+                         "action, the share of its windows given each action (rows sum to 1); the same for the "
+                         "classifier on the windows' frame motion (kth_experiment.frame_motion: no DrNet)"),
     "person_leak": ("the test person named from each code of a scenario's windows by classifiers fitted on the "
                     "same persons' other scenarios (kth_experiment.person_across_scenarios)"),
 }
@@ -121,7 +122,9 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
         scores, _ = kth_experiment.classification_scores(model, make_bank(cfg, "train", "cpu"), bank, cfg)
         return {"iteration": state["iteration"], "windows": scores["classification.windows"],
                 "action_from_pose": scores["classification.action_from_pose"],
-                "confusion": scores["classification.action_confusion_from_pose"]}
+                "confusion": scores["classification.action_confusion_from_pose"],
+                "action_from_frame_motion": scores["classification.action_from_frame_motion"],
+                "frame_motion_confusion": scores["classification.action_confusion_from_frame_motion"]}
     if what == "person_leak":
         windows = kth_experiment.encode_windows(model, bank, cfg.lstm.n_past)
         return {"iteration": state["iteration"], "windows": len(windows["person"]),
@@ -212,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(default_threads)
         if args.checkpoint_origin:
             entry["checkpoint_origin"] = args.checkpoint_origin
-        shown = {k: v for k, v in entry.items() if k in ("split", "scores", "scenarios", "action_from_pose", "confusion")}
+        shown = {k: v for k, v in entry.items() if k in ("split", "scores", "scenarios", "action_from_pose", "confusion",
+                                                         "action_from_frame_motion")}
         shown.update({name: {k: v for k, v in scores.items() if not isinstance(v, dict)}   # the means, not the curves
                       for name, scores in entry.get("lists", {}).items()})
         shown.update({group: {k: [round(x, 2) for x in curve] for k, curve in entry[group].items()}
