@@ -120,16 +120,22 @@ def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     return grouped_error_split(splits)
 
 
-def _ceiling_chunks(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int):
-    """``clips`` in chunks of ``chunk``: ``(part, observed, truth, ceiling)``, the observed
-    ``(b, n_past, ...)`` and true ``(b, eval.metric_steps, ...)`` frames on the model's device and
-    the frames decoded from the true poses (:func:`decode_true_poses`)."""
-    device = next(model.parameters()).device
+def clip_chunks(bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, device, chunk: int):
+    """``clips`` in chunks of ``chunk`` (so hundreds of clips never sit in memory at once):
+    ``(part, observed, truth)``, the chunk's clips and their observed ``(b, lstm.n_past, C, H, W)``
+    and true future ``(b, eval.metric_steps, C, H, W)`` frames on ``device``."""
     n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
     for start in range(0, len(clips), chunk):
         part = clips.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
         truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
+        yield part, observed, truth
+
+
+def _ceiling_chunks(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int):
+    """:func:`clip_chunks` on the model's device, each with the frames decoded from the true poses
+    (:func:`decode_true_poses`): ``(part, observed, truth, ceiling)``."""
+    for part, observed, truth in clip_chunks(bank, clips, cfg, next(model.parameters()).device, chunk):
         yield part, observed, truth, decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
 
 

@@ -40,7 +40,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import mean_over_chunks, prediction_metrics
-from .kth_decoder import clip_error_splits, decode_held_pose, decode_true_poses, grouped_error_split, scored_as
+from .kth_decoder import clip_chunks, clip_error_splits, decode_held_pose, decode_true_poses, grouped_error_split, scored_as
 from .models import evaluating
 from .predict import rollout
 
@@ -263,16 +263,13 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     (dicts checkpoint step -> value; module docstring). ``samples``: the first ``keep`` clips'
     observed, generated and true frames (the truth stops at ``metric_steps``).
     """
-    e, n_past, window = cfg.eval, cfg.lstm.n_past, cfg.lstm.n_past
+    e, window = cfg.eval, cfg.lstm.n_past
     device = next(model.parameters()).device
     horizon = e.metric_steps
     checkpoints = [s for s in e.rollout_checkpoints if window <= s <= e.rollout_steps]
     scores, hits, motion, real_motion, samples = [], {s: 0.0 for s in checkpoints}, {s: [] for s in checkpoints}, [], {}
     splits = []   # (action, error_split of one clip's ceiling)
-    for start in range(0, len(clips), chunk):
-        part = clips.subset(slice(start, start + chunk))
-        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
-        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
+    for part, observed, truth in clip_chunks(bank, clips, cfg, device, chunk):
         generated = rollout(model, lstm, observed, e.rollout_steps, cfg.lstm.bn_mode)
         labels = bank.action[part.sequence].cpu().numpy()
         for action in np.unique(labels):   # scored per action, so the per-action means come for free

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
-from .kth_decoder import IN_PLACE, MOVING
+from .kth_decoder import IN_PLACE, MOVING, clip_chunks
 from .evaluate import frame_metrics
 from .predict import frozen_with_bn_mode, predict_poses
 
@@ -77,13 +77,8 @@ def _chunks(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfi
     index (list), the true future frames ``(b, T, C, H, W)`` (T = ``eval.metric_steps``), the pose
     LSTM's codes ``(b, T, dp)``, the last observed frame's pose code ``(b, dp)`` and its content
     code and skips (what a prediction decodes with)."""
-    device = next(model.parameters()).device
-    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
-    for start in range(0, len(clips), chunk):
-        part = clips.subset(slice(start, start + chunk))
-        observed = bank.render(part, torch.arange(n_past, device=bank.device)).to(device)
-        truth = bank.render(part, torch.arange(n_past, n_past + horizon, device=bank.device)).to(device)
-        predicted, content, skips = predict_poses(model, lstm, observed, horizon, cfg.lstm.bn_mode)
+    for part, observed, truth in clip_chunks(bank, clips, cfg, next(model.parameters()).device, chunk):
+        predicted, content, skips = predict_poses(model, lstm, observed, truth.shape[1], cfg.lstm.bn_mode)
         with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
             held = model.encode_pose(observed[:, -1]).flatten(1)
         yield bank.action[part.sequence].tolist(), truth, predicted, held, content, skips

@@ -50,11 +50,25 @@ def test_a_perfect_prediction_an_idle_one_and_a_swing_out_of_step():
     assert late["error_ratio"] == pytest.approx([4.0] * 8)
 
 
-def test_a_rollout_decodes_the_predicted_pose_codes():
+def _model_lstm_and_clips(clip_count: int = 12):
+    """The smoke profile's untrained DrNet and a small pose LSTM (eval mode), the two-scenario bank
+    and ``clip_count`` of its test clips long enough for ``eval.metric_steps`` predicted steps."""
     cfg, model, bank = _model_and_two_scenarios()
     torch.manual_seed(1)
     lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1).eval()
-    clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + 3, 4, 0)
+    clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, clip_count, 0)
+    return cfg, model, lstm, bank, clips
+
+
+def _one_action(bank, clips, cfg, name):
+    """The observed and true frames of ``clips``' clips of the action ``name``, all at once."""
+    part = clips.subset(torch.nonzero(bank.action[clips.sequence] == ACTIONS.index(name)).flatten())
+    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
+    return bank.render(part, torch.arange(n_past)), bank.render(part, torch.arange(n_past, n_past + horizon))
+
+
+def test_a_rollout_decodes_the_predicted_pose_codes():
+    cfg, model, lstm, bank, clips = _model_lstm_and_clips(4)
     observed = bank.render(clips, torch.arange(cfg.lstm.n_past))
     poses, content, skips = predict_poses(model, lstm, observed, 3, cfg.lstm.bn_mode)
     assert poses.shape == (len(clips), 3, cfg.model.pose_dim)
@@ -65,20 +79,15 @@ def test_a_rollout_decodes_the_predicted_pose_codes():
 
 
 def test_agreement_counts_every_clip_once_and_pools_each_action_over_its_chunks():
-    cfg, model, bank = _model_and_two_scenarios()
-    torch.manual_seed(1)
-    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1).eval()
-    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
-    clips = kth_experiment.test_clips(bank, n_past + horizon, 12, 0)
+    cfg, model, lstm, bank, clips = _model_lstm_and_clips()
+    horizon = cfg.eval.metric_steps
     out = kth_pose_codes.pose_code_agreement(model, lstm, bank, clips, cfg, chunk=5)
     actions = bank.action[clips.sequence]
     assert {a: v["clips"] for a, v in out["by_action"].items()} == {
         ACTIONS[a]: int((actions == a).sum()) for a in actions.unique().tolist()}
     # one action measured directly, all its clips at once
     name = next(iter(out["by_action"]))
-    part = clips.subset(torch.nonzero(actions == ACTIONS.index(name)).flatten())
-    observed = bank.render(part, torch.arange(n_past))
-    truth = bank.render(part, torch.arange(n_past, n_past + horizon))
+    observed, truth = _one_action(bank, clips, cfg, name)
     predicted, _, _ = predict_poses(model, lstm, observed, horizon, cfg.lstm.bn_mode)
     with torch.no_grad():
         true = model.encode_pose(truth.flatten(0, 1)).view(*predicted.shape)
@@ -97,19 +106,13 @@ def test_scaled_motion_spans_standing_still_to_the_prediction():
     from drnet_lib import kth_decoder
     from drnet_lib.evaluate import frame_metrics
 
-    cfg, model, bank = _model_and_two_scenarios()
-    torch.manual_seed(1)
-    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1).eval()
-    n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps
-    clips = kth_experiment.test_clips(bank, n_past + horizon, 12, 0)
+    cfg, model, lstm, bank, clips = _model_lstm_and_clips()
+    horizon = cfg.eval.metric_steps
     out = kth_pose_codes.scaled_motion_psnr(model, lstm, bank, clips, cfg, scales=(0.0, 0.5, 1.0), chunk=5)
-    actions = bank.action[clips.sequence]
     assert sum(v["clips"] for v in out["by_action"].values()) == len(clips)
     # scale 1 is DrNet's own prediction, scale 0 the last observed frame redrawn (standing still)
     name = next(iter(out["by_action"]))
-    part = clips.subset(torch.nonzero(actions == ACTIONS.index(name)).flatten())
-    observed = bank.render(part, torch.arange(n_past))
-    truth = bank.render(part, torch.arange(n_past, n_past + horizon))
+    observed, truth = _one_action(bank, clips, cfg, name)
     predicted = rollout(model, lstm, observed, horizon, cfg.lstm.bn_mode)
     still = kth_decoder.decode_held_pose(model, observed, horizon, cfg.lstm.bn_mode)
     got = out["by_action"][name]["psnr_mean"]
