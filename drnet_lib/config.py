@@ -352,3 +352,33 @@ def format_differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> st
         return f"(the same settings as the {reference.profile} profile)"
     key_w, ours_w = (max(len(r[i]) for r in rows) for i in (0, 1))
     return "\n".join(f"{key:<{key_w}}  {ours:<{ours_w}}  {reference.profile}: {theirs}" for key, ours, theirs in rows)
+
+
+def check_papermill_parameters(history: list[str]) -> None:
+    """Refuse a parameter papermill injected that the notebook does not declare.
+
+    Papermill only warns about such a name (``-p profil cpu``) and the notebook then runs with its
+    defaults: a misspelt ``profile`` would silently run the smoke profile. Called by each notebook's
+    setup cell with IPython's input history ``In``: when the cell before it is papermill's injected
+    one (it starts with ``# Parameters``), every name it assigns must be assigned in the cell before
+    that, the notebook's ``parameters`` cell. Anywhere else (a plain run, nbval) there is nothing to check.
+    """
+    if len(history) < 3 or not history[-2].lstrip().startswith("# Parameters"):
+        return
+    injected, declared = _assigned_names(history[-2]), _assigned_names(history[-3])
+    unknown = sorted(injected - declared)
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {unknown}: this notebook takes {sorted(declared)} "
+                         "(papermill -p NAME VALUE, with a name from its parameters cell)")
+
+
+def _assigned_names(source: str) -> set[str]:
+    """The names a cell's top-level assignments bind (``a = 1``, ``a: int = 1``)."""
+    import ast
+
+    names = set()
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+

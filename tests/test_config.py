@@ -174,3 +174,13 @@ def test_cli_reports_a_bad_setting_without_a_traceback(capsys):
 
     assert main(["train", "--experiment", "kth", "--profile", "smoke", "--set", "train.iterations=abc"]) == 2
     assert "train.iterations" in capsys.readouterr().err
+
+
+def test_a_misspelt_papermill_parameter_is_refused_by_name():
+    from drnet_lib.config import check_papermill_parameters
+
+    parameters = 'profile = "smoke"   # which profile\nseed = 0\n'
+    check_papermill_parameters(["install", parameters, "setup"])                         # no papermill: nothing to check
+    check_papermill_parameters(["install", parameters, '# Parameters\nprofile = "cpu"\n', "setup"])
+    with pytest.raises(ValueError, match=r"\['profil'\].*\['profile', 'seed'\]"):
+        check_papermill_parameters(["install", parameters, '# Parameters\nprofil = "cpu"\nseed = 1\n', "setup"])

@@ -112,3 +112,16 @@ def test_workers_survive_a_killed_kernel_and_keep_job_order(fake_experiments, ca
     assert "killed_seed1.ipynb" in capsys.readouterr().out
     with pytest.raises(ValueError, match="workers"):
         reproduce.reproduce(["ok"], [0], results_dir=results, progress=False, workers=0)
+
+
+def test_a_source_notebook_refuses_a_misspelt_papermill_parameter(tmp_path):
+    """papermill itself only warns about ``-p profil cpu`` and would run the smoke profile; the
+    notebook's setup cell stops there, naming the parameter."""
+    import papermill as pm
+
+    from drnet_lib.results import REPO_ROOT
+
+    with pytest.raises(pm.PapermillExecutionError, match="unknown notebook parameter.*profil"):
+        pm.execute_notebook(str(REPO_ROOT / "notebooks" / "01_mnist.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profil": "cpu"}, cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3",
+                            progress_bar=False)
