@@ -8,6 +8,7 @@ given as dotted keys, e.g. ``{"train.iterations": 100}``.
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import hashlib
@@ -374,8 +375,6 @@ def check_papermill_parameters(history: list[str]) -> None:
 
 def _assigned_names(source: str) -> set[str]:
     """The names a cell's top-level assignments bind (``a = 1``, ``a: int = 1``)."""
-    import ast
-
     names = set()
     for node in ast.parse(source).body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
