@@ -30,7 +30,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import frame_metrics, mean_over_chunks, prediction_metrics
-from .predict import set_bn_mode
+from .predict import frozen_with_bn_mode, set_bn_mode
 
 
 # The stand-in's actions, as KTH groups them: the person crosses the field, or stays on the spot
@@ -45,20 +45,27 @@ def action_group(action: int) -> str:
     return "moving" if ACTIONS[action] in MOVING else "in place"
 
 
-@torch.no_grad()
+def decode_pose_codes(model, content: torch.Tensor, skips: list[torch.Tensor], poses: torch.Tensor,
+                      bn_mode: str) -> torch.Tensor:
+    """Every pose code of a sequence decoded with one frame's content code and skips, as a
+    prediction decodes. ``content`` ``(B, dc, 1, 1)`` and its skips, ``poses`` ``(B, T, dp)`` ->
+    ``(B, T, C, H, W)``; the model's train/eval flag is restored."""
+    B, T = poses.shape[:2]
+    with frozen_with_bn_mode(model, bn_mode):
+        decoded = model.decode(content.repeat_interleave(T, 0), [s.repeat_interleave(T, 0) for s in skips],
+                               poses.reshape(B * T, -1, 1, 1))
+    return decoded.view(B, T, *decoded.shape[1:])
+
+
 def decode_true_poses(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> torch.Tensor:
     """The decoder's ceiling: the frames decoded from the *true* future pose codes, with content
     and skips from the last observed frame (as in a rollout), the best any pose predictor could do
     with this encoder and decoder. ``observed`` ``(B, n_past, C, H, W)``, ``truth`` ``(B, T, C, H, W)``
     -> ``(B, T, C, H, W)``; the model's train/eval flag is restored."""
-    was_training = model.training
-    set_bn_mode(model, bn_mode)
-    content, skips = model.encode_content(observed[:, -1])
-    T = truth.shape[1]
-    poses = model.encode_pose(truth.flatten(0, 1))
-    decoded = model.decode(content.repeat_interleave(T, 0), [s.repeat_interleave(T, 0) for s in skips], poses)
-    model.train(was_training)
-    return decoded.view_as(truth)
+    with frozen_with_bn_mode(model, bn_mode):
+        content, skips = model.encode_content(observed[:, -1])
+        poses = model.encode_pose(truth.flatten(0, 1)).view(*truth.shape[:2], -1)
+    return decode_pose_codes(model, content, skips, poses, bn_mode)
 
 
 @torch.no_grad()

@@ -100,51 +100,43 @@ def window_starts(bank: KTHClips, window: int) -> ClipStarts:
     return ClipStarts(sequence, start).to(bank.device)
 
 
+# The frames' own motion, pooled to a coarse grid: a baseline for the action with no DrNet at all.
+MOTION_POOL = 4
+
+
+def frame_motion(frames: torch.Tensor, pool: int = MOTION_POOL) -> torch.Tensor:
+    """Where a window moves: the mean absolute difference between its consecutive frames, averaged
+    over ``pool`` x ``pool`` pixel blocks. ``(b, T, C, S, S)`` -> ``(b, C * (S // pool) ** 2)``.
+    A classifier on it names the action from the frames alone, which tells what the frames hold
+    that the pose codes may not."""
+    moved = (frames[:, 1:] - frames[:, :-1]).abs().mean(1)             # (b, C, S, S)
+    return torch.nn.functional.avg_pool2d(moved, pool).flatten(1)
+
+
 @torch.no_grad()
 def encode_windows(model, bank: KTHClips, window: int, batch_size: int = 64) -> dict[str, np.ndarray]:
     """Frozen codes of every :func:`window_starts` window.
 
     Returns (N windows): ``pose`` ``(N, window * dp)`` (the window's pose codes in time order),
-    ``content`` ``(N, dc)`` (its first frame's), and ``action``, ``person``, ``scenario``,
-    ``range_index`` ``(N,)``.
+    ``content`` ``(N, dc)`` (its first frame's), ``frame_motion`` (:func:`frame_motion` of its
+    frames, from the same rendering), and ``action``, ``person``, ``scenario``, ``range_index`` ``(N,)``.
     """
     device = next(model.parameters()).device
     windows = window_starts(bank, window)
     times = torch.arange(window, device=bank.device)
-    pose, content = [], []
+    pose, content, motion = [], [], []
     with evaluating(model):
         for start in range(0, len(windows), batch_size):
             frames = bank.render(windows.subset(slice(start, start + batch_size)), times).to(device)
             pose.append(model.encode_pose(frames.flatten(0, 1)).reshape(len(frames), -1).cpu())
             content.append(model.encode_content(frames[:, 0])[0].flatten(1).cpu())
+            motion.append(frame_motion(frames).cpu())
     seq = windows.sequence.cpu()
-    out = {"pose": torch.cat(pose).numpy(), "content": torch.cat(content).numpy()}
+    out = {"pose": torch.cat(pose).numpy(), "content": torch.cat(content).numpy(),
+           "frame_motion": torch.cat(motion).numpy()}
     for name in ("action", "person", "scenario", "range_index"):
         out[name] = getattr(bank, name).cpu()[seq].numpy()
     return out
-
-
-# The frames' own motion, pooled to a coarse grid: a baseline for the action with no DrNet at all.
-MOTION_POOL = 4
-
-
-@torch.no_grad()
-def frame_motion(bank: KTHClips, window: int, pool: int = MOTION_POOL, batch_size: int = 64) -> np.ndarray:
-    """Where each :func:`window_starts` window moves: the mean absolute difference between its
-    consecutive frames, averaged over ``pool`` x ``pool`` pixel blocks.
-
-    Returns ``(N windows, C * (S // pool) ** 2)`` float32, in the order of :func:`encode_windows`.
-    A classifier on it names the action from the frames alone, which tells what the frames hold
-    that the pose codes may not.
-    """
-    windows = window_starts(bank, window)
-    times = torch.arange(window, device=bank.device)
-    out = []
-    for start in range(0, len(windows), batch_size):
-        frames = bank.render(windows.subset(slice(start, start + batch_size)), times)   # (b, window, C, S, S)
-        moved = (frames[:, 1:] - frames[:, :-1]).abs().mean(1)                         # (b, C, S, S)
-        out.append(torch.nn.functional.avg_pool2d(moved, pool).flatten(1).cpu())
-    return torch.cat(out).numpy()
 
 
 def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg: ExperimentConfig) -> tuple[dict, object]:
@@ -176,10 +168,10 @@ def classification_scores(model, train_bank: KTHClips, test_bank: KTHClips, cfg:
     out["classification.action_confusion_from_pose"] = confusion_shares(fitted["mlp", "pose"], test["pose"],
                                                                         test["action"], list(ACTIONS))
     # the same classifier on the frames' own motion (no codes): what the frames hold of the action
-    motion_train, motion_test = frame_motion(train_bank, window), frame_motion(test_bank, window)
-    from_motion = fit_classifier(motion_train, train["action"], "mlp", e.classifier_hidden, e.classifier_max_iter, cfg.seed)
-    out["classification.action_from_frame_motion"] = float(from_motion.score(motion_test, test["action"]))
-    out["classification.action_confusion_from_frame_motion"] = confusion_shares(from_motion, motion_test,
+    from_motion = fit_classifier(train["frame_motion"], train["action"], "mlp", e.classifier_hidden,
+                                 e.classifier_max_iter, cfg.seed)
+    out["classification.action_from_frame_motion"] = float(from_motion.score(test["frame_motion"], test["action"]))
+    out["classification.action_confusion_from_frame_motion"] = confusion_shares(from_motion, test["frame_motion"],
                                                                                 test["action"], list(ACTIONS))
     return out, fitted["mlp", "pose"]
 

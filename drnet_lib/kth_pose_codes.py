@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
-from .kth_decoder import IN_PLACE, MOVING, clip_chunks
+from .kth_decoder import IN_PLACE, MOVING, clip_chunks, decode_pose_codes
 from .evaluate import frame_metrics
 from .predict import frozen_with_bn_mode, predict_poses
 
@@ -153,12 +153,9 @@ def scaled_motion_psnr(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Expe
     sums: dict[str, dict[float, float]] = {}
     counts: dict[str, int] = {}
     for actions, truth, predicted, held, content, skips in _chunks(model, lstm, bank, clips, cfg, chunk):
-        B, T = predicted.shape[:2]
         for s in scales:
             poses = held.unsqueeze(1) + s * (predicted - held.unsqueeze(1))
-            with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
-                frames = model.decode(content.repeat_interleave(T, 0), [k.repeat_interleave(T, 0) for k in skips],
-                                      poses.reshape(B * T, -1, 1, 1)).view_as(truth)
+            frames = decode_pose_codes(model, content, skips, poses, cfg.lstm.bn_mode)
             for a, rows in _by_action_rows(actions):
                 rows = rows.to(frames.device)
                 psnr = float(frame_metrics(frames[rows], truth[rows])["psnr"].mean())

@@ -156,11 +156,10 @@ def predict_poses(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: i
         n_past + i; content and skips (the content encoder's feature maps) are the last observed
         frame's, what a rollout decodes every pose with. The models' train/eval flags are restored.
     """
-    was_training = model.training, lstm.training
-    set_bn_mode(model, bn_mode)
+    was_training = lstm.training
     lstm.eval()
-    n_past = observed.shape[1]
-    poses, content, skips = encode_sequence(model, observed, n_past - 1)
+    with frozen_with_bn_mode(model, bn_mode):
+        poses, content, skips = encode_sequence(model, observed, observed.shape[1] - 1)
     content_vec = content.flatten(1)
     predicted, state = lstm(poses, content_vec)       # teacher-forced through the observed frames
     pose = predicted[:, -1:]                          # prediction for frame n_past
@@ -168,8 +167,7 @@ def predict_poses(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: i
     for _ in range(steps - 1):
         pose, state = lstm(pose, content_vec, state)
         future.append(pose)
-    model.train(was_training[0])
-    lstm.train(was_training[1])
+    lstm.train(was_training)
     return torch.cat(future, dim=1), content, skips
 
 

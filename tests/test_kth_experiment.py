@@ -301,14 +301,10 @@ def test_confusion_shares_normalise_each_true_class_and_skip_absent_ones():
 
 
 def test_frame_motion_maps_where_each_window_moves():
-    # two ranges of 8 frames, 8x8 px: the first still, the second blinking in its top-left 4x4 block
-    frames = np.full((16, 1, 8, 8), 100, np.uint8)
-    frames[8::2, 0, :4, :4] = 200
-    bank = KTHClips(torch.from_numpy(frames), [0, 8], [8, 8],
-                    {"action": np.array([0, 3]), "person": np.array([1, 1]), "scenario": np.array([1, 1])},
-                    range_index=[0, 0])
-    motion = kth_experiment.frame_motion(bank, window=4, pool=4)
-    assert motion.shape == (4, 4)                      # two windows per range, a 2x2 grid of 4x4 blocks
-    assert np.all(motion[:2] == 0)                     # the still range
-    assert motion[2:, 0] == pytest.approx([100 / 255] * 2) and np.all(motion[2:, 1:] == 0)
-
+    # two windows of 4 frames, 8x8 px: the first still, the second blinking in its top-left 4x4 block
+    frames = torch.full((2, 4, 1, 8, 8), 100 / 255)
+    frames[1, ::2, 0, :4, :4] = 200 / 255
+    motion = kth_experiment.frame_motion(frames, pool=4)
+    assert motion.shape == (2, 4)                      # a 2x2 grid of 4x4 blocks per window
+    assert torch.all(motion[0] == 0)                   # the still window
+    assert float(motion[1, 0]) == pytest.approx(100 / 255) and torch.all(motion[1, 1:] == 0)

@@ -117,9 +117,10 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     if cfg.lstm.bn_refresh_batches:   # as the run measured it: statistics recomputed on its training batches
         trainer.refresh_bn_statistics(cfg.lstm.bn_refresh_batches)
     model = trainer.model
-    bank = make_bank(cfg, persons, "cpu")
+    # the trainer already holds the training persons' clips: load the test persons' only when asked for
+    bank = trainer.bank if persons == "train" else make_bank(cfg, persons, "cpu")
     if what == "action_confusion":
-        scores, _ = kth_experiment.classification_scores(model, make_bank(cfg, "train", "cpu"), bank, cfg)
+        scores, _ = kth_experiment.classification_scores(model, trainer.bank, bank, cfg)
         return {"iteration": state["iteration"], "windows": scores["classification.windows"],
                 "action_from_pose": scores["classification.action_from_pose"],
                 "confusion": scores["classification.action_confusion_from_pose"],
