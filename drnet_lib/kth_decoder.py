@@ -30,7 +30,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import frame_metrics, mean_over_chunks, prediction_metrics
-from .predict import frozen_with_bn_mode, set_bn_mode
+from .predict import frozen_with_bn_mode
 
 
 # The stand-in's actions, as KTH groups them: the person crosses the field, or stays on the spot
@@ -195,7 +195,6 @@ def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     return out
 
 
-@torch.no_grad()
 def self_reconstruction_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig,
                                     chunk: int = 32) -> dict[str, dict[str, dict[str, float]]]:
     """The decoder redrawing the frame it was given: each clip's last observed frame decoded from
@@ -209,20 +208,19 @@ def self_reconstruction_by_scenario(model, bank: KTHClips, clips: ClipStarts, cf
     of the squared error that this per-frame offset accounts for (mean offset² / mean MSE).
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    set_bn_mode(model, cfg.lstm.bn_mode)
     groups: dict[tuple[int, str], list] = {}
-    for start in range(0, len(clips), chunk):
-        part = clips.subset(slice(start, start + chunk))
-        frame = bank.render(part, torch.tensor([cfg.lstm.n_past - 1], device=bank.device)).to(device)[:, 0]
-        content, skips = model.encode_content(frame)
-        decoded = model.decode(content, skips, model.encode_pose(frame))
-        psnr = frame_metrics(decoded[None], frame[None])["psnr"]   # the frames as the steps of one clip: one PSNR each
-        offset = (decoded - frame).flatten(1).mean(1).tolist()
-        mse = ((decoded - frame) ** 2).flatten(1).mean(1).tolist()
-        for i, key in enumerate(_scenario_groups(bank, part)):
-            groups.setdefault(key, []).append((psnr[i], offset[i], mse[i]))
-    model.train(was_training)
+    last_observed = torch.tensor([cfg.lstm.n_past - 1], device=bank.device)
+    with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
+        for start in range(0, len(clips), chunk):
+            part = clips.subset(slice(start, start + chunk))
+            frame = bank.render(part, last_observed).to(device)[:, 0]
+            content, skips = model.encode_content(frame)
+            decoded = model.decode(content, skips, model.encode_pose(frame))
+            psnr = frame_metrics(decoded[None], frame[None])["psnr"]   # the frames as the steps of one clip: one PSNR each
+            offset = (decoded - frame).flatten(1).mean(1).tolist()
+            mse = ((decoded - frame) ** 2).flatten(1).mean(1).tolist()
+            for i, key in enumerate(_scenario_groups(bank, part)):
+                groups.setdefault(key, []).append((psnr[i], offset[i], mse[i]))
     out: dict[str, dict[str, dict[str, float]]] = {}
     for (d, group), rows in sorted(groups.items()):
         psnr, offset, mse = (np.array(col) for col in zip(*rows))
