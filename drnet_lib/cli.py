@@ -20,6 +20,20 @@ from .data.registry import DownloadError
 from .results import REPO_ROOT
 
 
+class RepeatableList(argparse.Action):
+    """A list option that may be given more than once: ``--set a=1 --set b=2`` keeps both.
+
+    With argparse's plain ``nargs`` the last use replaces the earlier ones silently, so a setting
+    given first would be dropped without a word. The first use replaces the default; each later
+    use adds to what came before.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        earlier = [] if current is None or current is self.default else list(current)
+        setattr(namespace, self.dest, earlier + list(values))
+
+
 def parse_set(items: list[str]) -> dict:
     """``key=value`` pairs; values are parsed as JSON where possible (numbers, lists, booleans)."""
     out = {}
@@ -205,19 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--record", metavar="TAG",
                    help="write losses and timings to <results-dir>/<profile>/<experiment>_<TAG>_seed<k>.json")
     t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
-    t.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="override settings, e.g. train.iterations=500")
+    t.add_argument("--set", nargs="*", action=RepeatableList, metavar="KEY=VALUE", help="override settings, e.g. train.iterations=500")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("reproduce", help="run experiment notebooks through papermill into results/")
     r.add_argument("--profile", default="cpu")
-    r.add_argument("--experiments", nargs="+", default=["mnist"])
-    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--experiments", nargs="+", action=RepeatableList, default=["mnist"])
+    r.add_argument("--seeds", nargs="+", action=RepeatableList, type=int, default=[0, 1, 2])
     r.add_argument("--device", default="auto")
     r.add_argument("--data-source", default="embedded", choices=["embedded", "real"])
     r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
     r.add_argument("--workers", type=int, default=1,
                    help="notebooks run at once (each in its own kernel; cores are shared out between them)")
-    r.add_argument("--grid", nargs="*", metavar="NAME=V1,V2",
+    r.add_argument("--grid", nargs="*", action=RepeatableList, metavar="NAME=V1,V2",
                    help="notebook parameters to sweep, e.g. adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--force", action="store_true", help="rerun even where results exist")
@@ -226,11 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time training iterations and data generation (JSON lines)")
     b.add_argument("--device", default="auto")
-    b.add_argument("--experiments", nargs="+")
-    b.add_argument("--profiles", nargs="+")
+    b.add_argument("--experiments", nargs="+", action=RepeatableList)
+    b.add_argument("--profiles", nargs="+", action=RepeatableList)
     b.add_argument("--repeats", type=int, default=10)
     b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True)
-    b.add_argument("--variants", nargs="+", default=["fp32"],
+    b.add_argument("--variants", nargs="+", action=RepeatableList, default=["fp32"],
                    help="fp32 | bf16 | compile | bf16+compile | cuda_graphs | channels_last | nchw | adam_fused | adam_for_loop | "
                         "strict_fp32 | cudnn_benchmark | "
                         "plain: each timed against fp32 (the default configuration) in the same run, "
@@ -239,8 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--loss-iterations", type=int, default=50, help="iterations of each loss_check run")
     b.add_argument("--scaling", action="store_true",
                    help="instead: seconds per iteration over --scaling-batch x --scaling-size")
-    b.add_argument("--scaling-batch", nargs="+", type=int, default=[16, 32, 64])
-    b.add_argument("--scaling-size", nargs="+", type=int, default=[64, 128])
+    b.add_argument("--scaling-batch", nargs="+", action=RepeatableList, type=int, default=[16, 32, 64])
+    b.add_argument("--scaling-size", nargs="+", action=RepeatableList, type=int, default=[64, 128])
     b.add_argument("--breakdown", action="store_true",
                    help="instead: a torch.profiler breakdown of one iteration (top operators by self time)")
     b.add_argument("--layers", action="store_true",

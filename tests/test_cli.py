@@ -102,6 +102,21 @@ def test_set_values_are_parsed_as_json():
         "a.b": 4, "c.d": 0.5, "e.f": [1, 2], "g.h": True, "i.j": "dcgan"}
 
 
+
+def test_a_list_option_given_twice_keeps_both_and_the_first_replaces_the_default():
+    # argparse's plain nargs list kept only the last use: "--set a=1 --set b=2" dropped a=1 silently
+    parser = cli.build_parser()
+    train = parser.parse_args(["train", "--set", "train.iterations=4", "--set", "lstm.iterations=2", "eval.swap_pairs=8"])
+    assert train.set == ["train.iterations=4", "lstm.iterations=2", "eval.swap_pairs=8"]
+    assert parser.parse_args(["train"]).set is None
+    assert parser.parse_args(["reproduce"]).seeds == [0, 1, 2]
+    assert parser.parse_args(["reproduce", "--seeds", "5"]).seeds == [5]
+    assert parser.parse_args(["reproduce", "--seeds", "5", "--seeds", "6", "7"]).seeds == [5, 6, 7]
+    bench = parser.parse_args(["bench", "--experiments", "mnist", "--experiments", "kth", "--variants", "bf16"])
+    assert (bench.experiments, bench.variants) == (["mnist", "kth"], ["bf16"])
+    # the default list itself is never changed by a use
+    assert parser.parse_args(["reproduce"]).seeds == [0, 1, 2]
+
 def test_bench_prints_one_json_line_per_configuration(capsys):
     assert cli.main(["bench", "--profiles", "smoke", "--repeats", "2", "--device", "cpu"]) == 0
     lines = [l for l in capsys.readouterr().out.splitlines() if l.strip()]

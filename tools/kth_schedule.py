@@ -36,7 +36,7 @@ from types import SimpleNamespace
 import torch
 
 from drnet_lib.checkpoint import atomic_write
-from drnet_lib.cli import parse_set, recorded_metrics
+from drnet_lib.cli import RepeatableList, parse_set, recorded_metrics
 from drnet_lib.config import get_config
 from drnet_lib.predict import train_lstm
 from drnet_lib.results import REPO_ROOT, provenance
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--profile", default="cpu", help="the KTH profile the run starts from (smoke for a quick try)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--milestones", type=int, nargs="+", default=[1500, 3000, 6000, 12000, 24000])
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--milestones", type=int, nargs="+", action=RepeatableList, default=[1500, 3000, 6000, 12000, 24000])
+    parser.add_argument("--set", nargs="*", action=RepeatableList, default=[], metavar="KEY=VALUE",
                         help="settings changed from the cpu profile for the whole run (train.iterations is the last milestone)")
     parser.add_argument("--refresh-pair", type=int, default=0, metavar="N",
                         help="also measure each milestone with BatchNorm statistics recomputed over N training batches")

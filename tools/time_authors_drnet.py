@@ -68,7 +68,7 @@ GOAL = 0.7   # issue 7: our iteration at most 0.7x the authors' time at the same
 sys.path.insert(0, str(REPO))
 
 from drnet_lib.bench import count_flops, matmul_flops_per_s, synchronize, where_it_ran  # noqa: E402
-from drnet_lib.cli import parse_set  # noqa: E402
+from drnet_lib.cli import RepeatableList, parse_set  # noqa: E402
 from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
     parser.add_argument("--block", type=int, default=4, help="iterations of theirs, then of ours, per round")
     parser.add_argument("--data-threads", type=int, default=5, help="their data-loader workers (their default: 5)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", nargs="*", action=RepeatableList, default=[], metavar="KEY=VALUE",
                         help="settings of our side, as for drnet train (e.g. train.channels_last=false)")
     parser.add_argument("--source", help="how the checkout was obtained, recorded when it is not a git clone")
     parser.add_argument("--log-dir", default="/tmp/drnet_py_logs", help="where their script makes its log folders")
