@@ -19,6 +19,8 @@ from .results import REPO_ROOT, grid_tag, results_path
 
 NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "02b_norb_grid.ipynb",
              "suncg": "03_suncg.ipynb", "kth": "04_kth.ipynb"}
+# whose profiles a notebook runs (the NORB grid notebook trains NORB models)
+PROFILES_OF = {"norb_grid": "norb"}
 
 
 @dataclass
@@ -36,6 +38,16 @@ def source_notebook(experiment: str) -> Path:
     if experiment not in NOTEBOOKS:
         raise ValueError(f"unknown experiment {experiment!r}; known: {sorted(NOTEBOOKS)}")
     return REPO_ROOT / "notebooks" / NOTEBOOKS[experiment]
+
+
+def check_profile(experiment: str, profile: str) -> None:
+    """Refuse a profile the experiment does not have before its notebook starts (the notebook
+    would fail in its first cell and leave a failed copy in ``results/<profile>/``)."""
+    from .config import PROFILES
+
+    known = PROFILES[PROFILES_OF.get(experiment, experiment)]
+    if profile not in known:
+        raise ValueError(f"unknown profile {profile!r} for {experiment}; choose one of {sorted(known)}")
 
 
 def grid_points(grid: dict[str, list] | None) -> list[dict]:
@@ -117,8 +129,9 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     results_dir = Path(results_dir or REPO_ROOT / "results")
-    for e in experiments:  # fail fast on an unknown name or grid parameter, before any run starts
+    for e in experiments:  # fail fast on an unknown name, profile or grid parameter, before any run starts
         check_grid(e, grid)
+        check_profile(e, profile)
     jobs = [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))

@@ -33,6 +33,7 @@ def fake_experiments(tmp_path, monkeypatch):
     tiny_notebook(tmp_path / "notebooks" / "broken.ipynb", "raise RuntimeError('deliberately broken')")
     monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(reproduce, "NOTEBOOKS", {"ok": "ok.ipynb", "broken": "broken.ipynb"})
+    monkeypatch.setattr(reproduce, "PROFILES_OF", {name: "mnist" for name in ("ok", "broken", "cell", "killed")})
     return tmp_path
 
 
@@ -58,6 +59,21 @@ def test_unknown_experiment_fails_before_any_run(fake_experiments):
     with pytest.raises(ValueError, match="unknown experiment 'nope'"):
         reproduce.reproduce(["ok", "nope"], [0], results_dir=fake_experiments / "results", progress=False)
     assert not (fake_experiments / "results").exists()
+
+
+def test_unknown_profile_fails_before_any_run(fake_experiments):
+    # the notebook would only fail in its first cell, leaving a failed copy in results/<profile>/
+    with pytest.raises(ValueError, match="unknown profile 'gpu' for ok; choose one of .'cpu', 'paper', 'smoke'."):
+        reproduce.reproduce(["ok"], [0], profile="gpu", results_dir=fake_experiments / "results", progress=False)
+    assert not (fake_experiments / "results").exists()
+
+
+def test_every_notebook_runs_the_profiles_of_a_configured_experiment():
+    from drnet_lib.config import PROFILES
+
+    for experiment in reproduce.NOTEBOOKS:
+        reproduce.check_profile(experiment, "smoke")
+        assert reproduce.PROFILES_OF.get(experiment, experiment) in PROFILES
 
 
 def test_grid_runs_every_cell_and_names_results_after_it(fake_experiments):
