@@ -42,11 +42,29 @@ LR_SCHEDULES = ("constant", "cosine")                           # train.lr_sched
 LOSS_NAMES = ("reconstruction", "similarity", "pose_adversarial", "discriminator_bce", "discriminator_accuracy")
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> cuda if available, else cpu."""
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> cuda if available, else cpu; "cpu", "cuda" or "cuda:<k>" as given, if PyTorch can
+    use it here. A device name PyTorch does not know, or a GPU it cannot see, raises ValueError
+    naming the setting and what to use instead (rather than a traceback from deep in torch)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:<index>") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = ("this PyTorch was built without CUDA" if torch.version.cuda is None
+                   else "PyTorch sees no CUDA GPU on this machine")
+            raise ValueError(f"device {device!r} asked for, but {why} (torch {torch.__version__}): "
+                             f"use device auto or cpu")
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(f"device {device!r} asked for, but PyTorch sees {count} GPU(s) "
+                             f"(cuda:0 to cuda:{count - 1})")
+    elif chosen.type != "cpu" and not (chosen.type == "mps" and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} is not supported here: use auto, cpu or cuda")
+    return chosen
 
 
 def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepVideos | KTHClips:

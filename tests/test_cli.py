@@ -92,6 +92,22 @@ def test_bad_set_key_exits_2(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_device_this_machine_cannot_use_exits_2_naming_it(tmp_path, capsys):
+    # both were tracebacks from inside torch
+    train = ["train", "--profile", "smoke", "--checkpoint-dir", str(tmp_path)]
+    assert cli.main(train + ["--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
+    missing = "cuda:7" if torch.cuda.is_available() and torch.cuda.device_count() < 8 else "cuda"
+    if torch.cuda.is_available() and missing == "cuda":
+        pytest.skip("this machine has 8 or more GPUs")
+    assert cli.main(train + ["--device", missing]) == 2
+    err = capsys.readouterr().err
+    assert f"device '{missing}' asked for" in err and ("use device auto or cpu" in err or "GPU(s)" in err)
+    assert cli.main(["bench", "--device", missing, "--experiments", "mnist", "--profiles", "smoke"]) == 2
+    assert f"device '{missing}' asked for" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_set_without_equals_sign_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="key=value"):
         cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--set", "train.iterations"])
