@@ -1,4 +1,4 @@
-"""Reading recorded KTH runs back: the comparisons the KTH results page draws between runs.
+"""Reading recorded KTH runs back: the comparisons the KTH diagnostics page draws between runs.
 
 :mod:`.kth_experiment` measures one model and ``drnet train --record`` writes its results dict;
 the functions here take such dicts (``results.read_results``) and answer the page's questions:
@@ -233,7 +233,7 @@ def mean_error_split(splits: list[dict[str, dict[str, float]]]) -> dict[str, dic
             for group in splits[0]}
 
 
-# What compares KTH runs of different sizes at a glance (the results page's table of the short
+# What compares KTH runs of different sizes at a glance (the diagnostics page's table of the short
 # paper-profile runs on a GPU beside the cpu profile): scores read as they are, then margins.
 SUMMARY_KEYS = ("prediction.psnr_mean", "prediction.oracle_psnr_mean", "prediction.copy_last_psnr_mean",
                 "prediction.ssim_mean", "prediction.copy_last_ssim_mean", "prediction.steps_beating_copy_last",

@@ -29,7 +29,8 @@ def soup(path: Path):
 def test_every_toc_page_is_built(html):
     for page in ("book/intro", "book/method", "results/cpu/mnist_seed0", "book/results", "results/cpu/norb_seed0",
                  "book/norb_results", "results/cpu/suncg_seed0", "book/suncg_results",
-                 "results/cpu/kth_seed0", "book/kth_results", "book/deviations", "book/reproduce"):
+                 "results/cpu/kth_seed0", "book/kth_results", "book/kth_diagnostics", "book/deviations",
+                 "book/reproduce"):
         assert (html / f"{page}.html").exists(), page
 
 

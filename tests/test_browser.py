@@ -29,6 +29,7 @@ if not (CHROMIUM and DRIVER):
 
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 KEY_PAGES = ("book/intro", "book/report", "results/cpu/mnist_seed0", "results/cpu/kth_seed0", "book/kth_results",
+             "book/kth_diagnostics",
              "book/deviations")
 
 
