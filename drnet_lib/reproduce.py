@@ -50,6 +50,17 @@ def check_profile(experiment: str, profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r} for {experiment}; choose one of {sorted(known)}")
 
 
+def cells_changed_since(experiment: str, executed) -> tuple[int, int]:
+    """How far an executed run's notebook is behind its source: ``(changed, total)``, the number
+    of the source notebook's cells whose text the executed copy does not contain, and the source's
+    cell count. The book shows executed runs as the chapters; this says how stale one is."""
+    import nbformat
+
+    ran = {cell.source for cell in nbformat.read(str(executed), as_version=4).cells}
+    cells = nbformat.read(str(source_notebook(experiment)), as_version=4).cells
+    return sum(cell.source not in ran for cell in cells), len(cells)
+
+
 def grid_points(grid: dict[str, list] | None) -> list[dict]:
     """Every combination of a parameter grid: ``{"a": [1, 2], "b": [3]}`` -> ``[{a:1,b:3}, {a:2,b:3}]``."""
     if not grid:

@@ -141,3 +141,16 @@ def test_a_source_notebook_refuses_a_misspelt_papermill_parameter(tmp_path):
         pm.execute_notebook(str(REPO_ROOT / "notebooks" / "01_mnist.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"profil": "cpu"}, cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3",
                             progress_bar=False)
+
+
+def test_cells_changed_since_counts_source_cells_the_executed_copy_lacks(fake_experiments, tmp_path):
+    results = fake_experiments / "results"
+    reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    executed = results / "smoke" / "ok_seed0.ipynb"
+    assert reproduce.cells_changed_since("ok", executed) == (0, 2)   # papermill's injected cell is not counted
+    source = fake_experiments / "notebooks" / "ok.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[1].source += "\nprint('edited')"
+    nb.cells.append(nbformat.v4.new_markdown_cell("## added later"))
+    nbformat.write(nb, source)
+    assert reproduce.cells_changed_since("ok", executed) == (2, 3)
