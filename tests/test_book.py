@@ -206,3 +206,16 @@ def test_performance_summary_states_each_cpus_ratio_to_the_authors_and_the_goal(
     for r in defaults:
         verdict = "goal met" if r["ours_over_authors"] <= 0.7 else "goal not met"
         assert f"{r['ours_over_authors']:.2f}x on the CPU {r['host_cpu']} ({verdict})" in text, r["host_cpu"]
+
+
+def test_book_pages_hide_their_code():
+    """The results pages narrate; their code is there for who asks (hide-input: a toggle) or not
+    shown at all (remove-input). A code cell without either prints its source into the page."""
+    import nbformat
+
+    for path in sorted((REPO_ROOT / "book").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                tags = set(cell.metadata.get("tags", []))
+                assert tags & {"hide-input", "remove-input", "hide-cell", "remove-cell"}, \
+                    (path.name, cell.get("id"), cell.source[:80])
