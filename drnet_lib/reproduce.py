@@ -43,11 +43,9 @@ def source_notebook(experiment: str) -> Path:
 def check_profile(experiment: str, profile: str) -> None:
     """Refuse a profile the experiment does not have before its notebook starts (the notebook
     would fail in its first cell and leave a failed copy in ``results/<profile>/``)."""
-    from .config import PROFILES
+    from .config import get_config
 
-    known = PROFILES[PROFILES_OF.get(experiment, experiment)]
-    if profile not in known:
-        raise ValueError(f"unknown profile {profile!r} for {experiment}; choose one of {sorted(known)}")
+    get_config(PROFILES_OF.get(experiment, experiment), profile)   # its error names the profiles there are
 
 
 def cells_changed_since(experiment: str, executed) -> tuple[int, int]:

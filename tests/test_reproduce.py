@@ -63,7 +63,7 @@ def test_unknown_experiment_fails_before_any_run(fake_experiments):
 
 def test_unknown_profile_fails_before_any_run(fake_experiments):
     # the notebook would only fail in its first cell, leaving a failed copy in results/<profile>/
-    with pytest.raises(ValueError, match="unknown profile 'gpu' for ok; choose one of .'cpu', 'paper', 'smoke'."):
+    with pytest.raises(ValueError, match="unknown profile 'gpu' for mnist; choose one of .'cpu', 'paper', 'smoke'."):
         reproduce.reproduce(["ok"], [0], profile="gpu", results_dir=fake_experiments / "results", progress=False)
     assert not (fake_experiments / "results").exists()
 
