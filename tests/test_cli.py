@@ -168,6 +168,13 @@ def test_train_record_measures_a_kth_run(tmp_path):
 
     from drnet_lib.results import REPO_ROOT
     run = tmp_path / "results" / "smoke" / "kth_short_seed0.json"
+    # a misspelt file anywhere in the list stops the tool before it measures anything, naming the file
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"),
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
+                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drent.pt'}",
+                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    assert done.returncode == 2 and "no such file" in done.stderr and "drent.pt" in done.stderr
+    assert not (tmp_path / "results" / "smoke" / "kth_error_split.json").exists()
     done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"),
                            f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
                            "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)

@@ -286,6 +286,11 @@ def test_checkpoint_of_another_configuration_is_refused(uninterrupted, train_ban
         other.resume(path)
 
 
+def test_a_missing_checkpoint_is_named_not_called_corrupt(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at .*nothere.pt"):
+        load_checkpoint(tmp_path / "nothere.pt")
+
+
 def test_checkpoint_of_another_seed_is_refused(uninterrupted, train_bank):
     _, path = uninterrupted
     other = DrNetTrainer(get_config("mnist", "smoke", seed=1), "cpu", bank=train_bank)

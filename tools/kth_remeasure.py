@@ -193,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
                      "them or on the training persons)")
     if any("=" not in a for a in args.pairs):
         parser.error("each argument is RESULTS_JSON=CHECKPOINT, e.g. results/cpu/kth_vgg_seed0.json=checkpoints/cpu/kth_vgg_seed0/drnet.pt")
+    # every file before any measurement: a misspelt last pair would otherwise stop a long batch at its end
+    missing = [path for pair in args.pairs for path in (pair.split("=", 1)[0].partition(":")[0], pair.split("=", 1)[1])
+               if not Path(path).is_file()]
+    if missing:
+        parser.error(f"no such file: {', '.join(missing)}")
     for pair in args.pairs:
         results_arg, checkpoint = pair.split("=", 1)
         results_json, _, variant = results_arg.partition(":")
