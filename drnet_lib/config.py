@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass, field
 
 
@@ -268,27 +269,30 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict) -> ExperimentConfig:
             raise KeyError(f"unknown setting {key!r}; valid settings are: {', '.join(valid)}")
         if isinstance(getattr(target, name), tuple) and isinstance(value, list):
             value = tuple(value)
-        _check_value(key, next(f for f in dataclasses.fields(target) if f.name == name).type, value)
+        value = _checked(key, next(f for f in dataclasses.fields(target) if f.name == name).type, value)
         setattr(target, name, value)
     return cfg
 
 
 # What a setting's annotation accepts (``--set train.iterations=abc`` would otherwise fail deep in
 # training with a TypeError): a float setting takes an int too (``adversarial_weight=0``).
-_ACCEPTS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "tuple": (tuple,)}
+# numbers.Integral/Real: numpy's scalars count too (a seed from np.arange, a rate from a numpy sweep)
+_ACCEPTS = {"int": (numbers.Integral,), "float": (numbers.Real,), "str": (str,), "bool": (bool,), "tuple": (tuple,)}
 
 
-def _check_value(key: str, annotation, value) -> None:
-    """Refuse, by name, a value of the wrong type for the setting ``key`` (its dataclass field's
-    ``annotation``, e.g. ``"int"`` or ``"bool | str"``) or a negative number (every numeric
-    setting is a size, a count, a rate or a weight)."""
+def _checked(key: str, annotation, value):
+    """``value`` for the setting ``key``, as a plain Python value (a numpy scalar becomes a number:
+    configurations are written to JSON and hashed for checkpoints). Refuses, by name, a value of the
+    wrong type for the setting (its dataclass field's ``annotation``, e.g. ``"int"`` or ``"bool |
+    str"``) or a negative number (every numeric setting is a size, a count, a rate or a weight)."""
     kinds = [k.strip() for k in str(annotation).split("|")]
     accepted = tuple(t for k in kinds for t in _ACCEPTS.get(k, (object,)))
     is_bool = isinstance(value, bool)
     if not isinstance(value, accepted) or (is_bool and "bool" not in kinds):
         raise ValueError(f"setting {key!r} takes {' or '.join(kinds)}, got {value!r} ({type(value).__name__})")
-    if isinstance(value, (int, float)) and not is_bool and value < 0:
+    if isinstance(value, numbers.Real) and not is_bool and value < 0:
         raise ValueError(f"setting {key!r} must not be negative, got {value!r}")
+    return value.item() if isinstance(value, numbers.Number) and hasattr(value, "item") else value
 
 
 def get_config(experiment: str, profile: str, seed: int = 0, overrides: dict | None = None,
@@ -303,6 +307,7 @@ def get_config(experiment: str, profile: str, seed: int = 0, overrides: dict | N
     if profile not in PROFILES[experiment]:
         raise ValueError(f"unknown profile {profile!r} for {experiment}; "
                          f"choose one of {sorted(PROFILES[experiment])}")
+    seed = _checked("seed", "int", seed)   # a papermill '-p seed abc' arrives as a string
     cfg = ExperimentConfig(experiment=experiment, profile=profile, seed=seed)
     cfg = apply_overrides(cfg, PROFILES[experiment][profile])
     extra = dict(overrides or {})

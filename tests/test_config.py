@@ -163,6 +163,23 @@ def test_a_value_of_the_wrong_type_or_sign_is_refused_by_name(key, value, says):
     assert repr(key) in str(err.value)
 
 
+@pytest.mark.parametrize("seed, says", [("abc", "takes int"), (1.5, "takes int"), (True, "takes int"),
+                                         (-1, "must not be negative")])
+def test_a_seed_that_is_not_a_whole_number_from_zero_is_refused(seed, says):
+    # papermill's '-p seed abc' arrives as a string; it used to be taken and fail deep in training
+    with pytest.raises(ValueError, match=f"'seed' {says}"):
+        get_config("mnist", "smoke", seed=seed)
+
+
+def test_numpy_numbers_are_taken_as_numbers():
+    import numpy as np
+
+    cfg = get_config("mnist", "smoke", seed=np.int64(2), overrides={"train.lr": np.float32(0.001),
+                                                                    "train.iterations": np.int64(5)})
+    assert (cfg.seed, cfg.train.iterations, cfg.train.lr) == (2, 5, pytest.approx(0.001))
+    assert type(cfg.seed) is int and type(cfg.train.iterations) is int and type(cfg.train.lr) is float
+
+
 def test_values_of_the_settings_own_kinds_are_accepted():
     cfg = get_config("kth", "smoke", overrides={"train.adversarial_weight": 0, "train.channels_last": True,
                                                 "train.conv_tf32": "pytorch", "eval.rollout_checkpoints": [1, 2]})
