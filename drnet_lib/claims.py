@@ -116,3 +116,16 @@ def seed_table(experiment: str, runs: list[dict]) -> list[dict]:
                      "seeds meeting the goal": f"{sum(c.met(v) for v in values)}/{len(values)}",
                      "verdict": "supported" if c.met(s["mean"]) else "not supported"})
     return rows
+
+
+def claims_style(table):
+    """A claims table (``pandas.DataFrame(seed_table(...))``) as the book shows it: no index, the
+    claim's sentence in a column wide enough to read, and the measurement's long dotted name allowed
+    to break after its dots and underscores (``<wbr>``, which copying leaves out), so that the table
+    fits the page and the verdict column stays in view."""
+    style = table.style.hide(axis="index")
+    if table.empty:
+        return style
+    return (style.set_properties(subset=["claim"], **{"min-width": "14em"})
+            .format(lambda key: key.replace(".", ".<wbr>").replace("_", "_<wbr>"), subset=["measurement"]))
+
