@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -42,8 +43,9 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_checkpoint(path: str | os.PathLike, fingerprint: str | None = None) -> dict:
-    """Load a checkpoint; refuse one that is corrupt or belongs to a different configuration."""
+def load_checkpoint(path: str | os.PathLike, fingerprint: str | Collection[str] | None = None) -> dict:
+    """Load a checkpoint; refuse one that is corrupt or belongs to a different configuration (its
+    fingerprint not ``fingerprint``, or not one of them)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: check the path, or train the run first")
@@ -52,9 +54,10 @@ def load_checkpoint(path: str | os.PathLike, fingerprint: str | None = None) -> 
     except Exception as err:  # truncated or foreign file
         raise CheckpointError(f"checkpoint {path} cannot be read ({err.__class__.__name__}: {err}); "
                               f"delete it to start this run from scratch") from err
-    if fingerprint is not None and state.get("fingerprint") != fingerprint:
+    accepted = {fingerprint} if isinstance(fingerprint, str) else set(fingerprint or ())
+    if fingerprint is not None and state.get("fingerprint") not in accepted:
         raise CheckpointError(
             f"checkpoint {path} was written for another configuration "
-            f"(fingerprint {state.get('fingerprint')} != {fingerprint}); use another checkpoint "
-            f"folder or delete it to start over")
+            f"(fingerprint {state.get('fingerprint')}, not {' or '.join(sorted(accepted))}); use another "
+            f"checkpoint folder or delete it to start over")
     return state

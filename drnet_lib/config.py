@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 LOCATION_SETTINGS = frozenset({"data.root"})
 LAYOUT_SETTINGS = frozenset({"train.channels_last", "train.cudnn_benchmark", "train.keep_freed_memory"})
 NOT_COMPARED = LOCATION_SETTINGS | LAYOUT_SETTINGS
+# How often a run saves a checkpoint and reads its losses back: not what it computes, so a run
+# resumes with other values. (They stay in the book's lists of differences between runs.)
+CADENCE_SETTINGS = frozenset({"train.checkpoint_every", "train.log_every", "lstm.checkpoint_every", "lstm.log_every"})
 
 
 @dataclass
@@ -130,15 +133,16 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def fingerprint(self, *sections: str) -> str:
+    def fingerprint(self, *sections: str, leave_out: frozenset = NOT_COMPARED | CADENCE_SETTINGS) -> str:
         """Short hash of the named sections (all if none): a checkpoint refuses another config.
 
         Settings at their dataclass default are left out of the hash, so adding a new setting
-        (with a default) does not orphan every checkpoint written before it existed.
+        (with a default) does not orphan every checkpoint written before it existed; so are the
+        ``leave_out`` settings, which do not change what is computed.
         """
         d = self.to_dict()
         defaults = ExperimentConfig(experiment=self.experiment, profile=self.profile, seed=self.seed).to_dict()
-        for key in NOT_COMPARED:
+        for key in leave_out:
             section, name = key.split(".")
             d[section].pop(name)
         for section, values in d.items():
@@ -146,6 +150,11 @@ class ExperimentConfig:
                 d[section] = {k: v for k, v in values.items() if v != defaults[section].get(k, object())}
         chosen = {k: d[k] for k in (sections or d.keys())}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def accepted_fingerprints(self, *sections: str) -> frozenset[str]:
+        """The fingerprints a checkpoint of this configuration may carry: today's, and the one
+        written before the cadence settings were left out (checkpoints made until 2026-12-07)."""
+        return frozenset({self.fingerprint(*sections), self.fingerprint(*sections, leave_out=NOT_COMPARED)})
 
 
 # Every experiment's smoke profile starts from these: tiny networks, a few dozen steps.

@@ -33,8 +33,9 @@ def make_adam(params, lr: float, beta1: float, implementation: str = "foreach") 
 
 
 class ResumableLoop:
-    """Subclasses set: ``iterations, log_every, checkpoint_every, log_names, fingerprint,
-    generator, modules (dict of nn.Module), optimizers (dict)`` and implement ``step()``."""
+    """Subclasses set: ``iterations, log_every, checkpoint_every, log_names, fingerprint`` (written
+    into checkpoints), ``accepted_fingerprints`` (those a checkpoint to resume may carry),
+    ``generator, modules (dict of nn.Module), optimizers (dict)`` and implement ``step()``."""
 
     iteration: int = 0
     wall_s: float = 0.0          # training time of this run, summed over every resumed session
@@ -114,7 +115,7 @@ class ResumableLoop:
         path = Path(path)
         if not path.exists():
             return False
-        self.load_state_dict(load_checkpoint(path, self.fingerprint))
+        self.load_state_dict(load_checkpoint(path, self.accepted_fingerprints))
         self.resumed_wall_s = self.wall_s
         return True
 

@@ -112,6 +112,7 @@ class LSTMTrainer(ResumableLoop):
         self.iterations, self.log_every, self.checkpoint_every = c.iterations, c.log_every, c.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
         self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train", "lstm")
+        self.accepted_fingerprints = cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train", "lstm")
 
     def step(self) -> torch.Tensor:
         c = self.cfg.lstm

@@ -219,6 +219,7 @@ class DrNetTrainer(ResumableLoop):
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
         self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train")
+        self.accepted_fingerprints = cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train")
 
     def extra_state(self) -> dict:
         return {"config": self.cfg.to_dict()}

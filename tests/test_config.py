@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from drnet_lib.config import (PROFILES, ExperimentConfig, apply_overrides, config_from_dict, differences,
+from drnet_lib.config import (NOT_COMPARED, PROFILES, ExperimentConfig, apply_overrides, config_from_dict, differences,
                               format_differences, get_config)
 from drnet_lib.models import DrNet
 
@@ -115,6 +115,18 @@ def test_paper_profile_matches_drnet_py_defaults():
     assert c.data.clip_length == 20            # max_step
     assert c.data.num_digits == 2 and c.data.digit_size == 32 and c.data.max_velocity == 4
     assert c.lstm.lr == 0.0002 and c.lstm.beta1 == 0.9 and c.lstm.hidden == 256 and c.lstm.layers == 2
+
+
+def test_fingerprint_ignores_how_often_a_run_saves_and_logs():
+    base = get_config("kth", "cpu")
+    cadence = get_config("kth", "cpu", overrides={"train.checkpoint_every": 7, "train.log_every": 3,
+                                                  "lstm.checkpoint_every": 11, "lstm.log_every": 2})
+    assert cadence.fingerprint() == base.fingerprint()
+    # checkpoints written when the hash still counted them are accepted alongside today's
+    assert base.accepted_fingerprints("train") == {base.fingerprint("train"),
+                                                   base.fingerprint("train", leave_out=NOT_COMPARED)}
+    assert len(base.accepted_fingerprints("train")) == 2   # the cpu profile sets checkpoint_every
+    assert get_config("kth", "cpu", overrides={"train.iterations": 7}).fingerprint() != base.fingerprint()
 
 
 def test_fingerprint_ignores_where_the_data_sits_but_not_what_it_is():

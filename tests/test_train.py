@@ -13,7 +13,7 @@ import torch
 from drnet_lib import checkpoint as ckpt
 from drnet_lib import losses
 from drnet_lib.checkpoint import CheckpointError, load_checkpoint
-from drnet_lib.config import differences, get_config
+from drnet_lib.config import NOT_COMPARED, differences, get_config
 from drnet_lib.predict import LSTMTrainer, encode_sequence, rollout, train_lstm
 from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times, uses_channels_last
 
@@ -289,6 +289,33 @@ def test_checkpoint_of_another_configuration_is_refused(uninterrupted, train_ban
 def test_a_missing_checkpoint_is_named_not_called_corrupt(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at .*nothere.pt"):
         load_checkpoint(tmp_path / "nothere.pt")
+
+
+def test_a_run_resumes_with_another_checkpoint_interval_and_an_older_fingerprint(uninterrupted, smoke_cfg,
+                                                                               train_bank, tmp_path):
+    # how often a run saves and logs does not change what it computes: the 30-iteration smoke run,
+    # stopped at its checkpoint at 20, finishes with checkpoints every 5 and logs every 3 exactly as in one go
+    straight, straight_path = uninterrupted
+    path = tmp_path / "drnet.pt"
+    state = load_checkpoint(straight_path)
+    first = _trainer(smoke_cfg, train_bank)
+    _interrupt_at(first, 25)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit(path, progress=False)                    # killed at 25: its last checkpoint is at 20
+    other = _cfg(**{"train.checkpoint_every": 5, "train.log_every": 3})
+    resumed = _trainer(other, train_bank)
+    assert resumed.resume(path) and resumed.iteration == 20
+    resumed.fit(path, progress=False)
+    assert_same_state(resumed.model.state_dict(), straight.model.state_dict())
+    # a checkpoint written before the cadence settings left the fingerprint (its hash counted them) resumes
+    legacy = smoke_cfg.fingerprint("experiment", "seed", "model", "data", "train", leave_out=NOT_COMPARED)
+    same = _trainer(smoke_cfg, train_bank)
+    assert legacy != state["fingerprint"] and legacy in same.accepted_fingerprints
+    torch.save({**state, "fingerprint": legacy}, tmp_path / "legacy.pt")
+    assert same.resume(tmp_path / "legacy.pt") and same.iteration == 30
+    # what is computed still counts
+    with pytest.raises(CheckpointError, match="another configuration"):
+        _trainer(_cfg(**{"train.lr": 0.001}), train_bank).resume(tmp_path / "legacy.pt")
 
 
 def test_checkpoint_of_another_seed_is_refused(uninterrupted, train_bank):

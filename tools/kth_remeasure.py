@@ -109,7 +109,7 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     if cfg.experiment != "kth":
         raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
     # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
-    state = load_checkpoint(checkpoint, cfg.fingerprint("experiment", "seed", "model", "data", "train"))
+    state = load_checkpoint(checkpoint, cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train"))
     # the run's own model, memory layout included (channels-last on the CPU): another layout rounds
     # differently, and the classifiers' fits turn that into other scores
     trainer = DrNetTrainer(cfg, "cpu")
@@ -155,7 +155,7 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
 def _finished_lstm(cfg, path: Path) -> PoseLSTM:
     """The run's pose LSTM from its checkpoint, refused by name when it belongs to another
     configuration or stopped before ``lstm.iterations``."""
-    state = load_checkpoint(path, cfg.fingerprint("experiment", "seed", "model", "data", "train", "lstm"))
+    state = load_checkpoint(path, cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train", "lstm"))
     if state["iteration"] < cfg.lstm.iterations:
         raise SystemExit(f"{path}: the pose LSTM stopped at {state['iteration']} of {cfg.lstm.iterations} "
                          "iterations; finish it (drnet train --resume) before measuring its predictions")
