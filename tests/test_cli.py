@@ -416,3 +416,13 @@ def test_kth_schedule_measures_milestones_of_one_run_and_resumes(tmp_path):
     unpaired = subprocess.run(tool + ["--milestones", "2", "--set", "lstm.iterations=3", "--tag", "paired"] + common,
                               capture_output=True, text=True)
     assert unpaired.returncode == 1 and "other settings" in unpaired.stderr
+
+
+def test_the_paper_profile_on_a_cpu_says_it_is_made_for_a_gpu(tmp_path, capsys):
+    assert cli.main(["train", "--profile", "paper", "--device", "cpu", "--checkpoint-dir", str(tmp_path),
+                     "--skip-lstm", "--set", "train.iterations=1", "train.batch_size=4"]) == 0
+    err = capsys.readouterr().err
+    assert "paper profile is the authors' setting for a GPU" in err and "--profile cpu" in err
+    capsys.readouterr()
+    assert cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=1"]) == 0
+    assert "for a GPU" not in capsys.readouterr().err
