@@ -57,7 +57,7 @@ def cmd_train(args) -> int:
     from .config import get_config
     from .distributed import init_from_env
     from .predict import train_lstm
-    from .train import checkpoint_paths, resolve_device, train_drnet
+    from .train import checkpoint_paths, note_paper_profile_on_cpu, resolve_device, train_drnet
 
     cfg = get_config(args.experiment, args.profile, args.seed, parse_set(args.set),
                      data_source=args.data_source, data_root=str(args.data_root))
@@ -67,10 +67,7 @@ def cmd_train(args) -> int:
     drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir, args.record)
     if rank == 0:
         print(f"DrNet checkpoint: {drnet_ckpt}" + (f" ({world} processes)" if world > 1 else ""))
-        if cfg.profile == "paper" and resolve_device(args.device).type == "cpu":
-            print(f"note: the paper profile is the authors' setting for a GPU ({cfg.train.iterations:,} DrNet "
-                  f"iterations); on a CPU it takes days. The cpu profile is the one made for a CPU "
-                  f"(--profile cpu). Going on; the run can be stopped and resumed.", file=sys.stderr)
+        note_paper_profile_on_cpu(cfg, resolve_device(args.device))
     trainer = train_drnet(cfg, args.device, drnet_ckpt, resume=args.resume)
     if rank != 0:
         return 0

@@ -20,6 +20,7 @@ interrupted run and an uninterrupted one end with identical weights.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -65,6 +66,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     elif chosen.type != "cpu" and not (chosen.type == "mps" and torch.backends.mps.is_available()):
         raise ValueError(f"device {device!r} is not supported here: use auto, cpu or cuda")
     return chosen
+
+
+def note_paper_profile_on_cpu(cfg: ExperimentConfig, device) -> None:
+    """Say so (on stderr) when the ``paper`` profile, the authors' setting for a GPU, is about to
+    train on a CPU, where it takes days; the run goes on (it can be stopped and resumed)."""
+    if cfg.profile == "paper" and torch.device(device).type == "cpu":
+        print(f"note: the paper profile is the authors' setting for a GPU ({cfg.train.iterations:,} DrNet "
+              f"iterations); on a CPU it takes days. The cpu profile is the one made for a CPU. Going on; "
+              f"the run can be stopped and resumed.", file=sys.stderr)
 
 
 def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepVideos | KTHClips:

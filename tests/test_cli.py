@@ -422,7 +422,7 @@ def test_the_paper_profile_on_a_cpu_says_it_is_made_for_a_gpu(tmp_path, capsys):
     assert cli.main(["train", "--profile", "paper", "--device", "cpu", "--checkpoint-dir", str(tmp_path),
                      "--skip-lstm", "--set", "train.iterations=1", "train.batch_size=4"]) == 0
     err = capsys.readouterr().err
-    assert "paper profile is the authors' setting for a GPU" in err and "--profile cpu" in err
+    assert "paper profile is the authors' setting for a GPU" in err and "cpu profile is the one made for a CPU" in err
     capsys.readouterr()
     assert cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=1"]) == 0
     assert "for a GPU" not in capsys.readouterr().err
