@@ -33,16 +33,27 @@ def make_adam(params, lr: float, beta1: float, implementation: str = "foreach") 
 
 
 class ResumableLoop:
-    """Subclasses set: ``iterations, log_every, checkpoint_every, log_names, fingerprint`` (written
-    into checkpoints), ``accepted_fingerprints`` (those a checkpoint to resume may carry),
-    ``generator, modules (dict of nn.Module), optimizers (dict)`` and implement ``step()``."""
+    """Subclasses set: ``cfg``, ``checkpoint_sections`` (the configuration sections a checkpoint
+    must match), ``iterations, log_every, checkpoint_every, log_names, generator, modules (dict of
+    nn.Module), optimizers (dict)`` and implement ``step()``."""
 
+    checkpoint_sections: tuple[str, ...] = ()
     iteration: int = 0
     wall_s: float = 0.0          # training time of this run, summed over every resumed session
     resumed_wall_s: float = 0.0  # the part of wall_s spent before this process resumed
     _window, _n_window = None, 0  # running sum of the current log window (saved in checkpoints)
     name = "train"
     rank = 0                     # under torchrun only rank 0 writes checkpoints and shows progress
+
+    @property
+    def fingerprint(self) -> str:
+        """Written into every checkpoint: the hash of the ``checkpoint_sections`` settings."""
+        return self.cfg.fingerprint(*self.checkpoint_sections)
+
+    @property
+    def accepted_fingerprints(self) -> frozenset[str]:
+        """The fingerprints a checkpoint this run resumes from may carry (config.accepted_fingerprints)."""
+        return self.cfg.accepted_fingerprints(*self.checkpoint_sections)
 
     def step(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

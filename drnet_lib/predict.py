@@ -92,6 +92,8 @@ class LSTMTrainer(ResumableLoop):
 
     name = "pose LSTM"
     log_names = ("pose_mse",)
+    # the DrNet's sections as well: an LSTM is trained on the codes of one trained DrNet
+    checkpoint_sections = ("experiment", "seed", "model", "data", "train", "lstm")
 
     def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True):
         c = cfg.lstm
@@ -111,8 +113,6 @@ class LSTMTrainer(ResumableLoop):
         self.optimizers = {"lstm": make_adam(self.lstm.parameters(), c.lr, c.beta1, cfg.train.adam)}
         self.iterations, self.log_every, self.checkpoint_every = c.iterations, c.log_every, c.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
-        self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train", "lstm")
-        self.accepted_fingerprints = cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train", "lstm")
 
     def step(self) -> torch.Tensor:
         c = self.cfg.lstm

@@ -185,6 +185,7 @@ class DrNetTrainer(ResumableLoop):
 
     name = "DrNet"
     log_names = LOSS_NAMES
+    checkpoint_sections = ("experiment", "seed", "model", "data", "train")   # not lstm, eval: they do not train it
 
     def __init__(self, cfg: ExperimentConfig, device="auto", bank: MovingMNIST | None = None):
         self.cfg = cfg
@@ -228,8 +229,6 @@ class DrNetTrainer(ResumableLoop):
         self.marks_cuda_graph_steps = t.compile and t.compile_mode == "reduce-overhead"
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
-        self.fingerprint = cfg.fingerprint("experiment", "seed", "model", "data", "train")
-        self.accepted_fingerprints = cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train")
 
     def extra_state(self) -> dict:
         return {"config": self.cfg.to_dict()}

@@ -64,6 +64,7 @@ from threadpoolctl import threadpool_limits
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
 from drnet_lib.checkpoint import atomic_write, load_checkpoint
 from drnet_lib.models import PoseLSTM
+from drnet_lib.predict import LSTMTrainer
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads
 from drnet_lib.train import DrNetTrainer, make_bank
 
@@ -109,7 +110,7 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     if cfg.experiment != "kth":
         raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
     # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
-    state = load_checkpoint(checkpoint, cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train"))
+    state = load_checkpoint(checkpoint, cfg.accepted_fingerprints(*DrNetTrainer.checkpoint_sections))
     # the run's own model, memory layout included (channels-last on the CPU): another layout rounds
     # differently, and the classifiers' fits turn that into other scores
     trainer = DrNetTrainer(cfg, "cpu")
@@ -155,7 +156,7 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
 def _finished_lstm(cfg, path: Path) -> PoseLSTM:
     """The run's pose LSTM from its checkpoint, refused by name when it belongs to another
     configuration or stopped before ``lstm.iterations``."""
-    state = load_checkpoint(path, cfg.accepted_fingerprints("experiment", "seed", "model", "data", "train", "lstm"))
+    state = load_checkpoint(path, cfg.accepted_fingerprints(*LSTMTrainer.checkpoint_sections))
     if state["iteration"] < cfg.lstm.iterations:
         raise SystemExit(f"{path}: the pose LSTM stopped at {state['iteration']} of {cfg.lstm.iterations} "
                          "iterations; finish it (drnet train --resume) before measuring its predictions")
@@ -193,15 +194,17 @@ def main(argv: list[str] | None = None) -> int:
                      "them or on the training persons)")
     if any("=" not in a for a in args.pairs):
         parser.error("each argument is RESULTS_JSON=CHECKPOINT, e.g. results/cpu/kth_vgg_seed0.json=checkpoints/cpu/kth_vgg_seed0/drnet.pt")
-    # every file before any measurement: a misspelt last pair would otherwise stop a long batch at its end
-    missing = [path for pair in args.pairs for path in (pair.split("=", 1)[0].partition(":")[0], pair.split("=", 1)[1])
-               if not Path(path).is_file()]
-    if missing:
-        parser.error(f"no such file: {', '.join(missing)}")
+    runs = []   # (results JSON, variant or None, checkpoint) per argument
     for pair in args.pairs:
         results_arg, checkpoint = pair.split("=", 1)
         results_json, _, variant = results_arg.partition(":")
-        results_json, checkpoint, variant = Path(results_json), Path(checkpoint), variant or None
+        runs.append((Path(results_json), variant or None, Path(checkpoint)))
+    # every file before any measurement: a misspelt last pair would otherwise stop a long batch at its end
+    missing = [str(path) for results_json, _, checkpoint in runs for path in (results_json, checkpoint)
+               if not path.is_file()]
+    if missing:
+        parser.error(f"no such file: {', '.join(missing)}")
+    for results_json, variant, checkpoint in runs:
         start = time.perf_counter()
         run = read_results(results_json)
         try:
