@@ -308,7 +308,7 @@ def test_a_run_resumes_with_another_checkpoint_interval_and_an_older_fingerprint
     resumed.fit(path, progress=False)
     assert_same_state(resumed.model.state_dict(), straight.model.state_dict())
     # a checkpoint written before the cadence settings left the fingerprint (its hash counted them) resumes
-    legacy = smoke_cfg.fingerprint("experiment", "seed", "model", "data", "train", leave_out=NOT_COMPARED)
+    legacy = smoke_cfg.fingerprint(*DrNetTrainer.checkpoint_sections, leave_out=NOT_COMPARED)
     same = _trainer(smoke_cfg, train_bank)
     assert legacy != state["fingerprint"] and legacy in same.accepted_fingerprints
     torch.save({**state, "fingerprint": legacy}, tmp_path / "legacy.pt")
