@@ -151,11 +151,6 @@ class ExperimentConfig:
         chosen = {k: d[k] for k in (sections or d.keys())}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-    def accepted_fingerprints(self, *sections: str) -> frozenset[str]:
-        """The fingerprints a checkpoint of this configuration may carry: today's, and the one
-        written before the cadence settings were left out (checkpoints made until 2026-12-07)."""
-        return frozenset({self.fingerprint(*sections), self.fingerprint(*sections, leave_out=NOT_COMPARED)})
-
 
 # Every experiment's smoke profile starts from these: tiny networks, a few dozen steps.
 _SMOKE_DRNET = {"model.image_size": 32, "model.base_width": 8, "model.content_dim": 16, "model.pose_dim": 5,

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import CADENCE_SETTINGS, NOT_COMPARED, ExperimentConfig, config_from_dict, differences
 
 
 # How torch runs Adam's update: "for-loop" tensor by tensor (the authors' era, torch's CPU default),
@@ -34,10 +35,19 @@ def make_adam(params, lr: float, beta1: float, implementation: str = "foreach") 
 
 class ResumableLoop:
     """Subclasses set: ``cfg``, ``checkpoint_sections`` (the configuration sections a checkpoint
-    must match), ``iterations, log_every, checkpoint_every, log_names, generator, modules (dict of
-    nn.Module), optimizers (dict)`` and implement ``step()``."""
+    must match), ``length_setting`` (the dotted setting that holds ``iterations``), ``iterations,
+    log_every, checkpoint_every, log_names, generator, modules (dict of nn.Module), optimizers
+    (dict)`` and implement ``step()``.
+
+    A checkpoint resumes under settings that change when the run saves and logs, where its files
+    are, or how the same sums are laid out (config.NOT_COMPARED, config.CADENCE_SETTINGS), and
+    under a larger ``iterations`` where the steps do not depend on the run's length: the first n
+    iterations of a longer run are then exactly those of an n-iteration run, so a finished run
+    asked for more continues. Any other difference is refused, naming the settings.
+    """
 
     checkpoint_sections: tuple[str, ...] = ()
+    length_setting: str = ""
     iteration: int = 0
     wall_s: float = 0.0          # training time of this run, summed over every resumed session
     resumed_wall_s: float = 0.0  # the part of wall_s spent before this process resumed
@@ -45,24 +55,69 @@ class ResumableLoop:
     name = "train"
     rank = 0                     # under torchrun only rank 0 writes checkpoints and shows progress
 
+    @classmethod
+    def length_shapes_steps(cls, cfg: ExperimentConfig) -> bool:
+        """Whether ``cfg``'s run length changes what the steps compute (e.g. a step size that
+        falls to zero at the last iteration); such a run cannot be extended."""
+        return False
+
+    @classmethod
+    def settings_left_out(cls, cfg: ExperimentConfig) -> frozenset[str]:
+        """The settings of ``checkpoint_sections`` a checkpoint may differ in and still resume."""
+        extendable = {cls.length_setting} if cls.length_setting and not cls.length_shapes_steps(cfg) else set()
+        return NOT_COMPARED | CADENCE_SETTINGS | frozenset(extendable)
+
+    @classmethod
+    def checkpoint_fingerprint(cls, cfg: ExperimentConfig) -> str:
+        """Written into every checkpoint: the hash of the ``checkpoint_sections`` settings that count."""
+        return cfg.fingerprint(*cls.checkpoint_sections, leave_out=cls.settings_left_out(cfg))
+
+    @classmethod
+    def accepted_checkpoint_fingerprints(cls, cfg: ExperimentConfig) -> frozenset[str]:
+        """Today's fingerprint and those of older checkpoints, whose hash still counted the run's
+        length (such a checkpoint resumes only at its own length), or also the cadence settings."""
+        return frozenset({cls.checkpoint_fingerprint(cfg),
+                          cfg.fingerprint(*cls.checkpoint_sections, leave_out=NOT_COMPARED | CADENCE_SETTINGS),
+                          cfg.fingerprint(*cls.checkpoint_sections, leave_out=NOT_COMPARED)})
+
+    @classmethod
+    def read_checkpoint(cls, cfg: ExperimentConfig, path: str | Path) -> dict:
+        """Load the checkpoint at ``path`` for a run of ``cfg``, refusing one written for another
+        configuration with the settings that differ (load_checkpoint's errors otherwise)."""
+        state = load_checkpoint(path)
+        if state.get("fingerprint") not in cls.accepted_checkpoint_fingerprints(cfg):
+            raise CheckpointError(f"checkpoint {path} was written for another configuration "
+                                  f"({cls._what_differs(cfg, state.get('config'))}); use another checkpoint "
+                                  f"folder, or delete it to start over")
+        return state
+
+    @classmethod
+    def _what_differs(cls, cfg: ExperimentConfig, saved: dict | None) -> str:
+        """``"train.lr 0.001 here, 0.0002 in the checkpoint; ..."`` over the settings that count;
+        a generic phrase where the checkpoint holds no readable configuration (an older pose LSTM's)."""
+        try:
+            theirs = config_from_dict(saved)
+        except (TypeError, KeyError):  # no configuration saved, or one with settings since removed
+            return "its saved settings cannot be compared with these"
+        left_out = cls.settings_left_out(cfg)
+        rows = [(key, getattr(cfg, key), getattr(theirs, key)) for key in ("experiment", "seed")
+                if key in cls.checkpoint_sections and getattr(cfg, key) != getattr(theirs, key)]
+        rows += [(key, ours, saved_value) for key, ours, saved_value in differences(cfg, theirs)
+                 if key.split(".")[0] in cls.checkpoint_sections and key not in left_out]
+        if not rows:
+            return "its settings match these, but its fingerprint does not"
+        return "; ".join(f"{key} {ours!r} here, {saved_value!r} in the checkpoint" for key, ours, saved_value in rows)
+
     @property
     def fingerprint(self) -> str:
-        """Written into every checkpoint: the hash of the ``checkpoint_sections`` settings."""
-        return self.cfg.fingerprint(*self.checkpoint_sections)
+        return self.checkpoint_fingerprint(self.cfg)
 
     @property
     def accepted_fingerprints(self) -> frozenset[str]:
-        """The fingerprints a checkpoint this run resumes from may carry (config.accepted_fingerprints)."""
-        return self.cfg.accepted_fingerprints(*self.checkpoint_sections)
+        return self.accepted_checkpoint_fingerprints(self.cfg)
 
     def step(self) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
 
     def fit(self, checkpoint_path: str | Path | None = None, progress: bool = True) -> list[dict]:
         """Run until ``self.iterations``; a finished run returns at once."""
@@ -103,7 +158,7 @@ class ResumableLoop:
             "history": self.history,
             "wall_s": self.wall_s,
             "log_window": (self._window, self._n_window),
-            **self.extra_state(),
+            "config": self.cfg.to_dict(),   # to name the settings that differ when a resume is refused
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -116,17 +171,23 @@ class ResumableLoop:
         self.history = list(state["history"])
         self.wall_s = state["wall_s"]
         self._window, self._n_window = state["log_window"]
-        self.load_extra_state(state)
 
     def save(self, path: str | Path) -> Path:
         return save_checkpoint(self.state_dict(), path)
 
     def resume(self, path: str | Path) -> bool:
-        """Load ``path`` if it exists (refusing another configuration's); True if it did."""
+        """Load ``path`` if it exists (refusing another configuration's, or one already past
+        ``iterations``); True if it did."""
         path = Path(path)
         if not path.exists():
             return False
-        self.load_state_dict(load_checkpoint(path, self.accepted_fingerprints))
+        state = self.read_checkpoint(self.cfg, path)
+        if state["iteration"] > self.iterations:
+            raise CheckpointError(
+                f"checkpoint {path} is at iteration {state['iteration']}, past the {self.iterations} asked for "
+                f"({self.length_setting}); ask for at least {state['iteration']}, or use another checkpoint "
+                f"folder for the shorter run")
+        self.load_state_dict(state)
         self.resumed_wall_s = self.wall_s
         return True
 

@@ -94,6 +94,7 @@ class LSTMTrainer(ResumableLoop):
     log_names = ("pose_mse",)
     # the DrNet's sections as well: an LSTM is trained on the codes of one trained DrNet
     checkpoint_sections = ("experiment", "seed", "model", "data", "train", "lstm")
+    length_setting = "lstm.iterations"   # (DrNet's train.iterations counts: it names the DrNet trained on)
 
     def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True):
         c = cfg.lstm

@@ -186,6 +186,7 @@ class DrNetTrainer(ResumableLoop):
     name = "DrNet"
     log_names = LOSS_NAMES
     checkpoint_sections = ("experiment", "seed", "model", "data", "train")   # not lstm, eval: they do not train it
+    length_setting = "train.iterations"
 
     def __init__(self, cfg: ExperimentConfig, device="auto", bank: MovingMNIST | None = None):
         self.cfg = cfg
@@ -230,8 +231,10 @@ class DrNetTrainer(ResumableLoop):
         self.iterations, self.log_every, self.checkpoint_every = t.iterations, t.log_every, t.checkpoint_every
         self.iteration, self.wall_s, self.history = 0, 0.0, []
 
-    def extra_state(self) -> dict:
-        return {"config": self.cfg.to_dict()}
+    @classmethod
+    def length_shapes_steps(cls, cfg: ExperimentConfig) -> bool:
+        """A step size that falls to zero at ``train.iterations`` depends on it; the authors' constant one does not."""
+        return cfg.train.lr_schedule != "constant"
 
     # -- one iteration -------------------------------------------------------------------------
     def _pose(self, x: torch.Tensor) -> torch.Tensor:

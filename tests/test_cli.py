@@ -242,7 +242,14 @@ def test_train_record_measures_a_kth_run(tmp_path):
     done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "mcnet_clips",
                            f"{run}={unfinished / 'drnet.pt'}", "--results-dir", str(tmp_path / "results")],
                           capture_output=True, text=True)
-    assert done.returncode != 0 and "stopped at 2 of 4" in done.stderr
+    assert done.returncode != 0 and "the pose LSTM is at iteration 2, not the run's 4" in done.stderr
+    # so is a DrNet that did not reach the run's length (a checkpoint now resumes under a longer one)
+    drnet_state = torch.load(unfinished / "drnet.pt", weights_only=False)
+    torch.save({**drnet_state, "iteration": 3}, unfinished / "drnet.pt")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "error_split",
+                           f"{run}={unfinished / 'drnet.pt'}", "--results-dir", str(tmp_path / "results")],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "DrNet is at iteration 3, not the run's 4" in done.stderr
     # the same on the persons DrNet trained on: its own file, its entry says whose clips
     done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure",
                            "ceiling_by_scenario", "--persons", "train",

@@ -122,10 +122,7 @@ def test_fingerprint_ignores_how_often_a_run_saves_and_logs():
     cadence = get_config("kth", "cpu", overrides={"train.checkpoint_every": 7, "train.log_every": 3,
                                                   "lstm.checkpoint_every": 11, "lstm.log_every": 2})
     assert cadence.fingerprint() == base.fingerprint()
-    # checkpoints written when the hash still counted them are accepted alongside today's
-    assert base.accepted_fingerprints("train") == {base.fingerprint("train"),
-                                                   base.fingerprint("train", leave_out=NOT_COMPARED)}
-    assert len(base.accepted_fingerprints("train")) == 2   # the cpu profile sets checkpoint_every
+    # the run's length counts here; a trainer leaves it out where its steps do not depend on it (test_train)
     assert get_config("kth", "cpu", overrides={"train.iterations": 7}).fingerprint() != base.fingerprint()
 
 

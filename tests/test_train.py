@@ -278,12 +278,53 @@ def test_resume_without_a_checkpoint_returns_false(smoke_cfg, train_bank, tmp_pa
 
 # -- checkpoints ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides", [{"train.lr": 0.001}, {"model.pose_dim": 4}, {"data.max_velocity": 3}])
-def test_checkpoint_of_another_configuration_is_refused(uninterrupted, train_bank, overrides):
+@pytest.mark.parametrize("key,value", [("train.lr", 0.001), ("model.pose_dim", 4), ("data.max_velocity", 3)])
+def test_checkpoint_of_another_configuration_is_refused_naming_the_setting(uninterrupted, train_bank, key, value):
     _, path = uninterrupted
-    other = _trainer(_cfg(**overrides), train_bank)
-    with pytest.raises(CheckpointError, match="another configuration"):
+    section, name = key.split(".")
+    saved = _cfg().to_dict()[section][name]
+    other = _trainer(_cfg(**{key: value}), train_bank)
+    with pytest.raises(CheckpointError, match=rf"another configuration \({key} {value} here, {saved} in the checkpoint\)"):
         other.resume(path)
+
+
+def test_a_finished_run_asked_for_more_iterations_continues_exactly(uninterrupted, train_bank, tmp_path):
+    # with the authors' constant step size nothing in a step depends on the run's length: the
+    # 30-iteration smoke run is a 20-iteration run continued for 10 more
+    straight, _ = uninterrupted
+    path = tmp_path / "drnet.pt"
+    _trainer(_cfg(**{"train.iterations": 20}), train_bank).fit(path, progress=False)
+    longer = _trainer(_cfg(), train_bank)
+    assert longer.resume(path) and longer.iteration == 20
+    longer.fit(path, progress=False)
+    assert_same_state(_final_state(longer), _final_state(straight))
+    assert longer.history == straight.history
+
+
+def test_a_checkpoint_past_the_asked_length_is_refused(uninterrupted, train_bank):
+    _, path = uninterrupted
+    shorter = _trainer(_cfg(**{"train.iterations": 20}), train_bank)
+    with pytest.raises(CheckpointError, match=r"drnet\.pt is at iteration 30, past the 20 asked for \(train\.iterations\)"):
+        shorter.resume(path)
+    assert shorter.iteration == 0                        # nothing loaded
+
+
+def test_a_run_whose_step_size_depends_on_its_length_is_not_extended(train_bank, tmp_path):
+    path = tmp_path / "drnet.pt"
+    _trainer(_cfg(**{"train.lr_schedule": "cosine", "train.iterations": 10}), train_bank).fit(path, progress=False)
+    longer = _trainer(_cfg(**{"train.lr_schedule": "cosine", "train.iterations": 20}), train_bank)
+    with pytest.raises(CheckpointError, match="train.iterations 20 here, 10 in the checkpoint"):
+        longer.resume(path)
+
+
+def test_a_refusal_without_saved_settings_still_names_the_file(uninterrupted, train_bank, tmp_path):
+    # older checkpoints of the pose LSTM hold no configuration to compare
+    _, path = uninterrupted
+    state = load_checkpoint(path)
+    del state["config"]
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match=r"old\.pt was written for another configuration \(its saved settings cannot"):
+        _trainer(_cfg(**{"train.lr": 0.001}), train_bank).resume(tmp_path / "old.pt")
 
 
 def test_a_missing_checkpoint_is_named_not_called_corrupt(tmp_path):
@@ -321,7 +362,7 @@ def test_a_run_resumes_with_another_checkpoint_interval_and_an_older_fingerprint
 def test_checkpoint_of_another_seed_is_refused(uninterrupted, train_bank):
     _, path = uninterrupted
     other = DrNetTrainer(get_config("mnist", "smoke", seed=1), "cpu", bank=train_bank)
-    with pytest.raises(CheckpointError, match="another configuration"):
+    with pytest.raises(CheckpointError, match=r"another configuration \(seed 1 here, 0 in the checkpoint\)"):
         other.resume(path)
 
 
@@ -418,8 +459,15 @@ def test_lstm_checkpoint_refuses_other_lstm_settings(smoke_cfg, trained_model, t
     path = tmp_path / "lstm.pt"
     LSTMTrainer(_cfg(**{"lstm.iterations": 2}), trained_model, train_bank).fit(path, progress=False)
     other = LSTMTrainer(_cfg(**{"lstm.iterations": 2, "lstm.hidden": 16}), trained_model, train_bank)
-    with pytest.raises(CheckpointError, match="another configuration"):
+    with pytest.raises(CheckpointError, match="lstm.hidden 16 here, 32 in the checkpoint"):
         other.resume(path)
+    # an LSTM is trained on one DrNet: a DrNet of another length is another DrNet
+    other_drnet = LSTMTrainer(_cfg(**{"lstm.iterations": 2, "train.iterations": 40}), trained_model, train_bank)
+    with pytest.raises(CheckpointError, match="train.iterations 40 here, 30 in the checkpoint"):
+        other_drnet.resume(path)
+    # its own length may grow
+    longer = LSTMTrainer(_cfg(**{"lstm.iterations": 4}), trained_model, train_bank)
+    assert longer.resume(path) and longer.iteration == 2
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
-from drnet_lib.checkpoint import atomic_write, load_checkpoint
+from drnet_lib.checkpoint import atomic_write
 from drnet_lib.models import PoseLSTM
 from drnet_lib.predict import LSTMTrainer
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads
@@ -109,8 +109,11 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     its DrNet checkpoint, on the clips of the ``persons`` split ("test" or "train")."""
     if cfg.experiment != "kth":
         raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
-    # the trainer's fingerprint: a checkpoint of any other configuration is refused by name
-    state = load_checkpoint(checkpoint, cfg.accepted_fingerprints(*DrNetTrainer.checkpoint_sections))
+    # as the trainer reads it: a checkpoint of any other configuration is refused, naming the settings
+    state = DrNetTrainer.read_checkpoint(cfg, checkpoint)
+    if state["iteration"] != cfg.train.iterations:
+        raise SystemExit(f"{checkpoint}: DrNet is at iteration {state['iteration']}, not the run's "
+                         f"{cfg.train.iterations}; finish it (drnet train) before measuring it")
     # the run's own model, memory layout included (channels-last on the CPU): another layout rounds
     # differently, and the classifiers' fits turn that into other scores
     trainer = DrNetTrainer(cfg, "cpu")
@@ -156,10 +159,10 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
 def _finished_lstm(cfg, path: Path) -> PoseLSTM:
     """The run's pose LSTM from its checkpoint, refused by name when it belongs to another
     configuration or stopped before ``lstm.iterations``."""
-    state = load_checkpoint(path, cfg.accepted_fingerprints(*LSTMTrainer.checkpoint_sections))
-    if state["iteration"] < cfg.lstm.iterations:
-        raise SystemExit(f"{path}: the pose LSTM stopped at {state['iteration']} of {cfg.lstm.iterations} "
-                         "iterations; finish it (drnet train --resume) before measuring its predictions")
+    state = LSTMTrainer.read_checkpoint(cfg, path)
+    if state["iteration"] != cfg.lstm.iterations:
+        raise SystemExit(f"{path}: the pose LSTM is at iteration {state['iteration']}, not the run's "
+                         f"{cfg.lstm.iterations}; finish it (drnet train) before measuring its predictions")
     lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers)
     lstm.load_state_dict(state["modules"]["lstm"])
     return lstm.eval()
