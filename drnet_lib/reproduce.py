@@ -100,19 +100,27 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
                   data_root=os.path.relpath(REPO_ROOT / "data", notebooks),
                   results_dir=os.path.relpath(Path(results_dir).resolve(), notebooks),
                   checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks), **(extra or {}))
+    # papermill saves the notebook after every cell: it runs under another name, and replaces the
+    # last executed notebook only once it has finished, so a run that fails or is stopped leaves
+    # the previous one (and the results file beside it) as they were
+    running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
     start = time.perf_counter()
     try:
         # The kernel starts in notebooks/ through nbclient's resources (the kernel process's own
         # cwd), not papermill's cwd=: that one chdirs the whole Python process, and with several
         # worker threads a kernel could start in another thread's directory and write its
         # results elsewhere.
-        pm.execute_notebook(str(source_notebook(experiment)), str(out_nb), parameters=params,
+        pm.execute_notebook(str(source_notebook(experiment)), str(running), parameters=params,
                             resources={"metadata": {"path": str(notebooks)}}, kernel_name="python3",
                             progress_bar=False, request_save_on_cell_execute=True)
     except Exception as err:  # keep going: one failing run must not stop the batch
-        return RunOutcome(experiment, seed, "failed", out_nb, time.perf_counter() - start,
+        if running.exists():   # kept for reading, under a name that says what it is
+            os.replace(running, failed)
+        return RunOutcome(experiment, seed, "failed", failed, time.perf_counter() - start,
                           f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}",
                           tag)
+    os.replace(running, out_nb)
+    failed.unlink(missing_ok=True)   # an earlier failure's copy is out of date
     return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
 
 

@@ -46,13 +46,34 @@ def test_runs_skip_and_failures(fake_experiments, capsys):
     assert (results / "smoke" / "ok_seed1.ipynb").exists()           # the executed notebook
     failed = [o for o in outcomes if o.status == "failed"]
     assert all("deliberately broken" in o.error and o.notebook.name.startswith("broken_seed") for o in failed)
+    assert all(o.notebook.name.endswith(".failed.ipynb") and o.notebook.exists() for o in failed)  # kept to read
     summary = capsys.readouterr().out
-    assert "failed" in summary and "broken_seed0.ipynb" in summary
+    assert "failed" in summary and "broken_seed0.failed.ipynb" in summary
+    assert not list(results.rglob("*.running.ipynb"))
 
     again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
     assert again[0].status == "skipped"
     forced = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)
     assert forced[0].status == "done"
+
+
+def test_a_forced_rerun_that_fails_keeps_the_last_executed_notebook(fake_experiments):
+    # make reproduce always forces: a rerun that breaks half-way must not leave a half-executed
+    # notebook where the book reads the finished one
+    results = fake_experiments / "results"
+    reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    finished = (results / "smoke" / "ok_seed0.ipynb").read_bytes()
+    tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", "raise RuntimeError('broke on the rerun')")
+    again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)
+    assert again[0].status == "failed" and again[0].notebook == results / "smoke" / "ok_seed0.failed.ipynb"
+    assert (results / "smoke" / "ok_seed0.ipynb").read_bytes() == finished
+    assert "broke on the rerun" in again[0].notebook.read_text()
+    # a later successful run replaces the finished notebook and clears the failed copy
+    tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", "x = 1")
+    assert reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True,
+                               progress=False)[0].status == "done"
+    assert (results / "smoke" / "ok_seed0.ipynb").read_bytes() != finished
+    assert not (results / "smoke" / "ok_seed0.failed.ipynb").exists()
 
 
 def test_unknown_experiment_fails_before_any_run(fake_experiments):
@@ -125,7 +146,7 @@ def test_workers_survive_a_killed_kernel_and_keep_job_order(fake_experiments, ca
         ("ok", 0, "done"), ("ok", 1, "done")]
     assert "Dead" in outcomes[0].error or "died" in outcomes[0].error.lower()
     assert (results / "smoke" / "ok_seed0.json").exists() and (results / "smoke" / "ok_seed1.json").exists()
-    assert "killed_seed1.ipynb" in capsys.readouterr().out
+    assert "killed_seed1.failed.ipynb" in capsys.readouterr().out
     with pytest.raises(ValueError, match="workers"):
         reproduce.reproduce(["ok"], [0], results_dir=results, progress=False, workers=0)
 
