@@ -284,11 +284,17 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict) -> ExperimentConfig:
 _ACCEPTS = {"int": (numbers.Integral,), "float": (numbers.Real,), "str": (str,), "bool": (bool,), "tuple": (tuple,)}
 
 
+# Whole-number settings that may be 0 (no training, no refresh, a seed); every other one counts
+# things that must exist (a batch, a width, a frame, a step between checkpoints) and is at least 1.
+MAY_BE_ZERO = frozenset({"seed", "data.test_seed", "train.iterations", "lstm.iterations", "lstm.bn_refresh_batches"})
+
+
 def _checked(key: str, annotation, value):
     """``value`` for the setting ``key``, as a plain Python value (a numpy scalar becomes a number:
     configurations are written to JSON and hashed for checkpoints). Refuses, by name, a value of the
     wrong type for the setting (its dataclass field's ``annotation``, e.g. ``"int"`` or ``"bool |
-    str"``) or a negative number (every numeric setting is a size, a count, a rate or a weight)."""
+    str"``), a negative number (every numeric setting is a size, a count, a rate or a weight), or
+    a count of 0 outside :data:`MAY_BE_ZERO`."""
     kinds = [k.strip() for k in str(annotation).split("|")]
     accepted = tuple(t for k in kinds for t in _ACCEPTS.get(k, (object,)))
     is_bool = isinstance(value, bool)
@@ -296,6 +302,8 @@ def _checked(key: str, annotation, value):
         raise ValueError(f"setting {key!r} takes {' or '.join(kinds)}, got {value!r} ({type(value).__name__})")
     if isinstance(value, numbers.Real) and not is_bool and value < 0:
         raise ValueError(f"setting {key!r} must not be negative, got {value!r}")
+    if kinds == ["int"] and value == 0 and key not in MAY_BE_ZERO:
+        raise ValueError(f"setting {key!r} counts something that must exist: it must be at least 1, got 0")
     return value.item() if isinstance(value, numbers.Number) and hasattr(value, "item") else value
 
 

@@ -68,10 +68,18 @@ def rank_and_world() -> tuple[int, int]:
 
 def my_share(global_batch: int, rank: int, world: int) -> slice:
     """The contiguous slice of a global batch that ``rank`` trains on."""
+    if global_batch < 3:
+        # the scene discriminator pairs each clip of the batch's second half with another clip of
+        # that half (two clips at least), and BatchNorm needs more than one frame per call
+        raise ValueError(f"train.batch_size must be at least 3 (the scene discriminator's cross-clip pairs "
+                         f"need two clips in the second half of the batch), got {global_batch}")
     if global_batch % world:
         raise ValueError(f"train.batch_size ({global_batch}) must be divisible by the number of "
                          f"processes ({world}); each trains on an equal share of the global batch")
     size = global_batch // world
+    if size < 2:
+        raise ValueError(f"train.batch_size ({global_batch}) over {world} processes leaves {size} clip per "
+                         "process; BatchNorm needs at least 2 frames per call")
     return slice(rank * size, (rank + 1) * size)
 
 

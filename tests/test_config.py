@@ -165,6 +165,8 @@ def test_format_differences_aligns_every_column():
     ("train.iterations", "abc", "takes int"), ("train.iterations", True, "takes int"),
     ("train.iterations", -5, "must not be negative"), ("train.lr", -0.1, "must not be negative"),
     ("model.content_model", 3, "takes str"), ("lstm.bn_refresh_batches", 2.5, "takes int"),
+    ("train.batch_size", 0, "at least 1"), ("model.pose_dim", 0, "at least 1"),
+    ("train.checkpoint_every", 0, "at least 1"), ("lstm.n_past", 0, "at least 1"), ("eval.metric_steps", 0, "at least 1"),
 ])
 def test_a_value_of_the_wrong_type_or_sign_is_refused_by_name(key, value, says):
     with pytest.raises(ValueError, match=says) as err:
@@ -187,6 +189,13 @@ def test_numpy_numbers_are_taken_as_numbers():
                                                                     "train.iterations": np.int64(5)})
     assert (cfg.seed, cfg.train.iterations, cfg.train.lr) == (2, 5, pytest.approx(0.001))
     assert type(cfg.seed) is int and type(cfg.train.iterations) is int and type(cfg.train.lr) is float
+
+
+def test_the_counts_that_may_be_zero_take_zero():
+    # no training (an untrained model), no BatchNorm refresh, test clips drawn with seed 0
+    cfg = get_config("kth", "smoke", seed=0, overrides={"train.iterations": 0, "lstm.iterations": 0,
+                                                        "lstm.bn_refresh_batches": 0, "data.test_seed": 0})
+    assert (cfg.train.iterations, cfg.lstm.iterations, cfg.lstm.bn_refresh_batches, cfg.data.test_seed) == (0, 0, 0, 0)
 
 
 def test_values_of_the_settings_own_kinds_are_accepted():

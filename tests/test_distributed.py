@@ -46,6 +46,11 @@ def test_shares_partition_the_global_batch():
     assert [list(range(12))[s] for s in shares] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
     with pytest.raises(ValueError, match="divisible"):
         distributed.my_share(10, 0, 3)
+    # the discriminator's cross-clip pairs need two clips in the batch's second half, BatchNorm two frames a call
+    with pytest.raises(ValueError, match="train.batch_size must be at least 3"):
+        distributed.my_share(2, 0, 1)
+    with pytest.raises(ValueError, match="leaves 1 clip per process"):
+        distributed.my_share(4, 0, 4)
 
 
 def test_two_processes_follow_the_single_process_trajectory(tmp_path):
