@@ -341,21 +341,37 @@ def frame_metrics(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarr
     PSNR is computed per frame, capped at ``PSNR_CAP_DB`` = 100 dB (identical frames would give
     infinity), then averaged over clips in dB.
     """
+    p, t = _as_float64_arrays(pred, truth)
+    N, T = p.shape[:2]
+    win = min(7, min(p.shape[-2:]) - (1 - min(p.shape[-2:]) % 2))  # odd, <= frame side
+    ssim = np.zeros((N, T))
+    for i in range(N):
+        for j in range(T):
+            ssim[i, j] = structural_similarity(t[i, j], p[i, j], channel_axis=0, data_range=1, win_size=win)
+    return {"psnr": _psnr_per_frame(p, t).mean(axis=0), "ssim": ssim.mean(axis=0)}
+
+
+def frame_psnr(pred: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
+    """:func:`frame_metrics`' PSNR alone, ``(N, T, C, S, S)`` x2 -> ``(T,)``: for measurements that
+    keep no SSIM (SSIM takes most of frame_metrics' time)."""
+    return _psnr_per_frame(*_as_float64_arrays(pred, truth)).mean(axis=0)
+
+
+def _as_float64_arrays(pred: torch.Tensor, truth: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     if pred.shape != truth.shape or pred.dim() != 5:
         raise ValueError("expected two (N, T, C, S, S) tensors of one shape, "
                          f"got {tuple(pred.shape)} and {tuple(truth.shape)}")
-    p = pred.detach().cpu().double().numpy()
-    t = truth.detach().cpu().double().numpy()
-    N, T = p.shape[:2]
-    win = min(7, min(p.shape[-2:]) - (1 - min(p.shape[-2:]) % 2))  # odd, <= frame side
-    psnr, ssim = np.zeros((N, T)), np.zeros((N, T))
-    for i in range(N):
-        for j in range(T):
-            with np.errstate(divide="ignore"):  # mse 0 -> inf, capped below
+    return pred.detach().cpu().double().numpy(), truth.detach().cpu().double().numpy()
+
+
+def _psnr_per_frame(p: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``(N, T)`` PSNR of each frame in dB, capped at ``PSNR_CAP_DB``."""
+    psnr = np.zeros(p.shape[:2])
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            with np.errstate(divide="ignore"):  # mse 0 -> inf, capped
                 psnr[i, j] = min(peak_signal_noise_ratio(t[i, j], p[i, j], data_range=1), PSNR_CAP_DB)
-            ssim[i, j] = structural_similarity(t[i, j], p[i, j], channel_axis=0, data_range=1,
-                                               win_size=win)
-    return {"psnr": psnr.mean(axis=0), "ssim": ssim.mean(axis=0)}
+    return psnr
 
 
 def prediction_metrics(observed: torch.Tensor, generated: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import torch
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
-from .evaluate import frame_metrics, mean_over_chunks, prediction_metrics
+from .evaluate import frame_metrics, frame_psnr, mean_over_chunks, prediction_metrics
 from .predict import frozen_with_bn_mode
 
 
@@ -203,7 +203,7 @@ def self_reconstruction_by_scenario(model, bank: KTHClips, clips: ClipStarts, cf
     (:func:`decode_true_poses`) from above and tells the autoencoder's fidelity from the rest.
 
     Returns ``{"d<k>": {"moving" | "in place": {"clips", "self_psnr_mean", "offset_mean",
-    "offset_share"}}}``: mean PSNR (:func:`frame_metrics`), the mean signed brightness offset of
+    "offset_share"}}}``: mean PSNR (:func:`frame_psnr`), the mean signed brightness offset of
     the decoded frame (decoded - true averaged over its pixels, intensities in [0, 1]) and the share
     of the squared error that this per-frame offset accounts for (mean offset² / mean MSE).
     """
@@ -216,7 +216,7 @@ def self_reconstruction_by_scenario(model, bank: KTHClips, clips: ClipStarts, cf
             frame = bank.render(part, last_observed).to(device)[:, 0]
             content, skips = model.encode_content(frame)
             decoded = model.decode(content, skips, model.encode_pose(frame))
-            psnr = frame_metrics(decoded[None], frame[None])["psnr"]   # the frames as the steps of one clip: one PSNR each
+            psnr = frame_psnr(decoded[None], frame[None])   # the frames as the steps of one clip: one PSNR each
             offset = (decoded - frame).flatten(1).mean(1).tolist()
             mse = ((decoded - frame) ** 2).flatten(1).mean(1).tolist()
             for i, key in enumerate(_scenario_groups(bank, part)):

@@ -30,7 +30,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .kth_decoder import IN_PLACE, MOVING, clip_chunks, decode_pose_codes
-from .evaluate import frame_metrics
+from .evaluate import frame_psnr
 from .predict import frozen_with_bn_mode, predict_poses
 
 
@@ -158,7 +158,7 @@ def scaled_motion_psnr(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Expe
             frames = decode_pose_codes(model, content, skips, poses, cfg.lstm.bn_mode)
             for a, rows in _by_action_rows(actions):
                 rows = rows.to(frames.device)
-                psnr = float(frame_metrics(frames[rows], truth[rows])["psnr"].mean())
+                psnr = float(frame_psnr(frames[rows], truth[rows]).mean())
                 sums.setdefault(ACTIONS[a], {}).setdefault(s, 0.0)
                 sums[ACTIONS[a]][s] += psnr * int(rows.sum())
         for a, rows in _by_action_rows(actions):

@@ -12,7 +12,7 @@ from drnet_lib.config import get_config
 from drnet_lib.data.mnist import load_digits
 from drnet_lib.data.moving_mnist import ClipFactors, MovingMNIST, frozen_test_factors
 from drnet_lib.evaluate import (
-    PSNR_CAP_DB, channel_centroids, encode_clips, fit_probes, frame_metrics, judge_accuracy,
+    PSNR_CAP_DB, channel_centroids, encode_clips, fit_probes, frame_metrics, frame_psnr, judge_accuracy,
     judge_predict, rollout_identity, sample_swap_pairs, swap_scores, train_judge,
 )
 
@@ -235,6 +235,9 @@ def test_frame_metrics_identical_noisy_and_exact(banks, test_factors):
     direct = np.mean([structural_similarity(truth[i, 2].double().numpy(), pred[i, 2], channel_axis=0,
                                             data_range=1) for i in range(3)])
     assert frame_metrics(torch.from_numpy(pred), truth)["ssim"][2] == pytest.approx(direct)
+    # the PSNR alone (for measurements that keep no SSIM) is the same numbers
+    for frames in (truth, truth + 0.1, torch.from_numpy(pred).float()):
+        np.testing.assert_array_equal(frame_psnr(frames, truth), frame_metrics(frames, truth)["psnr"])
 
 
 def test_frame_metrics_small_frames_and_bad_shapes():
