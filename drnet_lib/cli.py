@@ -16,8 +16,15 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
+from .config import PROFILES
 from .data.registry import DownloadError
+from .reproduce import NOTEBOOKS
 from .results import REPO_ROOT
+
+# help texts shared by the subcommands
+_PROFILE_HELP = ("smoke (seconds, tiny networks; its numbers mean nothing) | cpu (the book's CPU runs) | "
+                 "paper (the authors' setting, for a GPU); default %(default)s")
+_DEVICE_HELP = "auto (a GPU when PyTorch sees one, else the CPU) | cpu | cuda | cuda:N; default %(default)s"
 
 
 class RepeatableList(argparse.Action):
@@ -207,28 +214,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train DrNet and its pose LSTM (resumable)")
-    t.add_argument("--experiment", default="mnist")
-    t.add_argument("--profile", default="cpu")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--data-source", default="embedded", choices=["embedded", "real", "authors"])
-    t.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints")
+    t.add_argument("--experiment", default="mnist", help=f"{' | '.join(PROFILES)}; default %(default)s")
+    t.add_argument("--profile", default="cpu", help=_PROFILE_HELP)
+    t.add_argument("--seed", type=int, default=0, help="the run's seed (weights, training batches); default %(default)s")
+    t.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    t.add_argument("--data-source", default="embedded", choices=["embedded", "real", "authors"],
+                   help="embedded: the offline stand-ins; real: the published dataset, downloaded; "
+                        "authors: the authors' chairs tree (suncg); default %(default)s")
+    t.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints",
+                   help="checkpoints go to <dir>/<profile>/<experiment>[_<TAG>]_seed<k>/ (drnet.pt, lstm.pt)")
     t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="continue from the last checkpoint (default); --no-resume starts over")
-    t.add_argument("--skip-lstm", action="store_true")
-    t.add_argument("--data-root", type=Path, default=REPO_ROOT / "data")
+                   help="continue from the last checkpoint (default; a finished run asked for more iterations "
+                        "continues too); --no-resume starts over")
+    t.add_argument("--skip-lstm", action="store_true", help="train DrNet only")
+    t.add_argument("--data-root", type=Path, default=REPO_ROOT / "data",
+                   help="where datasets are downloaded, converted or generated")
     t.add_argument("--record", metavar="TAG",
                    help="write losses and timings to <results-dir>/<profile>/<experiment>_<TAG>_seed<k>.json")
     t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
-    t.add_argument("--set", nargs="*", action=RepeatableList, metavar="KEY=VALUE", help="override settings, e.g. train.iterations=500")
+    t.add_argument("--set", nargs="*", action=RepeatableList, metavar="KEY=VALUE",
+                   help="override settings by name, e.g. train.iterations=500 lstm.hidden=128 (may be repeated; "
+                        "an unknown name lists the valid ones)")
     t.set_defaults(func=cmd_train)
 
     r = sub.add_parser("reproduce", help="run experiment notebooks through papermill into results/")
-    r.add_argument("--profile", default="cpu")
-    r.add_argument("--experiments", nargs="+", action=RepeatableList, default=["mnist"])
-    r.add_argument("--seeds", nargs="+", action=RepeatableList, type=int, default=[0, 1, 2])
-    r.add_argument("--device", default="auto")
-    r.add_argument("--data-source", default="embedded", choices=["embedded", "real"])
+    r.add_argument("--profile", default="cpu", help=_PROFILE_HELP)
+    r.add_argument("--experiments", nargs="+", action=RepeatableList, default=["mnist"],
+                   help=f"notebooks to run: {' | '.join(NOTEBOOKS)}; default mnist")
+    r.add_argument("--seeds", nargs="+", action=RepeatableList, type=int, default=[0, 1, 2], help="default 0 1 2")
+    r.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    r.add_argument("--data-source", default="embedded", choices=["embedded", "real"],
+                   help="embedded: the offline stand-ins; real: the published datasets, downloaded; default %(default)s")
     r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
     r.add_argument("--workers", type=int, default=1,
                    help="notebooks run at once (each in its own kernel; cores are shared out between them)")
@@ -240,11 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_reproduce)
 
     b = sub.add_parser("bench", help="time training iterations and data generation (JSON lines)")
-    b.add_argument("--device", default="auto")
-    b.add_argument("--experiments", nargs="+", action=RepeatableList)
-    b.add_argument("--profiles", nargs="+", action=RepeatableList)
-    b.add_argument("--repeats", type=int, default=10)
-    b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True)
+    b.add_argument("--device", default="auto", help=_DEVICE_HELP)
+    b.add_argument("--experiments", nargs="+", action=RepeatableList,
+                   help=f"{' | '.join(PROFILES)}; default all (mnist with --scaling, --breakdown, --layers)")
+    b.add_argument("--profiles", nargs="+", action=RepeatableList,
+                   help="paper | cpu | smoke; default paper and cpu (paper with --scaling, --breakdown, --layers)")
+    b.add_argument("--repeats", type=int, default=10, help="timed iterations after warm-up (their median is reported); "
+                                                           "default %(default)s")
+    b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True,
+                   help="one JSON object per line (default); --no-json prints a line of text per row")
     b.add_argument("--variants", nargs="+", action=RepeatableList, default=["fp32"],
                    help="fp32 | bf16 | compile | bf16+compile | cuda_graphs | channels_last | nchw | adam_fused | adam_for_loop | "
                         "strict_fp32 | cudnn_benchmark | "
@@ -266,10 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="dataset utilities")
     dsub = d.add_subparsers(dest="action", required=True)
     prep = dsub.add_parser("prepare", help="download (real) or check (embedded) a dataset")
-    prep.add_argument("dataset")
+    prep.add_argument("dataset", help=" | ".join(PROFILES))
     prep.add_argument("--source", default="embedded", choices=["embedded", "real", "authors"],
                       help="authors: the authors' chairs tree, extracted by hand (suncg only)")
-    prep.add_argument("--root", default="data")
+    prep.add_argument("--root", default="data", help="where the dataset goes; default %(default)s")
     prep.add_argument("--size", default="cpu", choices=["ci", "cpu"],
                       help="stand-in size for NORB, the chairs and KTH (embedded source only)")
     prep.add_argument("--image-size", type=int, default=64, choices=[32, 64, 128],
