@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         seen = args.persons == "train"
         out = args.results_dir / run["profile"] / f"kth_{args.measure}{'_train_persons' if seen else ''}.json"
         what = WHAT[args.measure] + (" On the clips of the persons DrNet trained on." if seen else "")
-        record = json.loads(out.read_text()) if out.exists() else {"runs": {}}
+        record = read_results(out) if out.exists() else {"runs": {}}
         record = {"what": what, "runs": record["runs"]}     # the measurement's description as it is now
         record["runs"][results_json.stem + (f":{variant}" if variant else "")] = entry
         atomic_write(out, lambda f, record=record: f.write((json.dumps(record, indent=1) + "\n").encode()))

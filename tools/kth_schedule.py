@@ -39,7 +39,7 @@ from drnet_lib.checkpoint import atomic_write
 from drnet_lib.cli import RepeatableList, parse_set, recorded_metrics
 from drnet_lib.config import get_config
 from drnet_lib.predict import train_lstm
-from drnet_lib.results import REPO_ROOT, provenance
+from drnet_lib.results import REPO_ROOT, provenance, read_results
 from drnet_lib.train import DrNetTrainer, checkpoint_paths
 
 SHORT_ROLLOUTS = {"eval.rollout_steps": 50, "eval.rollout_checkpoints": [10, 50]}
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = get_config("kth", args.profile, args.seed, overrides,
                      **({"data_root": str(args.data_root)} if args.data_root else {}))
     out = args.results_dir / cfg.profile / f"kth_{args.tag}.json"
-    record = json.loads(out.read_text()) if out.exists() else {}
+    record = read_results(out) if out.exists() else {}
     if record and (record.get("config") != json.loads(json.dumps(cfg.to_dict()))
                    or record.get("refresh_pair", 0) != args.refresh_pair):
         raise SystemExit(f"{out} holds a run of other settings; pass another --tag or move it aside")
