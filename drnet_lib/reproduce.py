@@ -119,9 +119,20 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
         return RunOutcome(experiment, seed, "failed", failed, time.perf_counter() - start,
                           f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}",
                           tag)
-    os.replace(running, out_nb)
+    _finish(running, out_nb)
     failed.unlink(missing_ok=True)   # an earlier failure's copy is out of date
     return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
+
+
+def _finish(running: Path, out_nb: Path) -> None:
+    """Move a finished notebook from ``running`` to ``out_nb`` in one step, its papermill metadata
+    naming the path it now has."""
+    import nbformat
+
+    nb = nbformat.read(running, as_version=4)
+    nb.metadata.setdefault("papermill", {})["output_path"] = str(out_nb)
+    nbformat.write(nb, running)
+    os.replace(running, out_nb)
 
 
 def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device: str = "auto",

@@ -44,6 +44,8 @@ def test_runs_skip_and_failures(fake_experiments, capsys):
     assert status == {("broken", 0): "failed", ("broken", 1): "failed", ("ok", 0): "done", ("ok", 1): "done"}
     assert json.loads((results / "smoke" / "ok_seed1.json").read_text()) == {"seed": 1, "profile": "smoke"}
     assert (results / "smoke" / "ok_seed1.ipynb").exists()           # the executed notebook
+    executed = json.loads((results / "smoke" / "ok_seed1.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["output_path"] == str(results / "smoke" / "ok_seed1.ipynb")
     failed = [o for o in outcomes if o.status == "failed"]
     assert all("deliberately broken" in o.error and o.notebook.name.startswith("broken_seed") for o in failed)
     assert all(o.notebook.name.endswith(".failed.ipynb") and o.notebook.exists() for o in failed)  # kept to read
