@@ -104,6 +104,12 @@ class ResumableLoop:
                 if key in cls.checkpoint_sections and getattr(cfg, key) != getattr(theirs, key)]
         rows += [(key, ours, saved_value) for key, ours, saved_value in differences(cfg, theirs)
                  if key.split(".")[0] in cls.checkpoint_sections and key not in left_out]
+        if not rows and cls.length_setting:
+            section, name = cls.length_setting.split(".")
+            saved_length = getattr(getattr(theirs, section), name)
+            if saved_length != getattr(getattr(cfg, section), name):   # only the length differs
+                return (f"it was written before a run's length left the fingerprint, so it resumes only at its "
+                        f"own {cls.length_setting}, {saved_length}")
         if not rows:
             return "its settings match these, but its fingerprint does not"
         return "; ".join(f"{key} {ours!r} here, {saved_value!r} in the checkpoint" for key, ours, saved_value in rows)

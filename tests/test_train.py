@@ -13,7 +13,7 @@ import torch
 from drnet_lib import checkpoint as ckpt
 from drnet_lib import losses
 from drnet_lib.checkpoint import CheckpointError, load_checkpoint
-from drnet_lib.config import NOT_COMPARED, differences, get_config
+from drnet_lib.config import CADENCE_SETTINGS, NOT_COMPARED, differences, get_config
 from drnet_lib.predict import LSTMTrainer, encode_sequence, rollout, train_lstm
 from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times, uses_channels_last
 
@@ -299,6 +299,19 @@ def test_a_finished_run_asked_for_more_iterations_continues_exactly(uninterrupte
     longer.fit(path, progress=False)
     assert_same_state(_final_state(longer), _final_state(straight))
     assert longer.history == straight.history
+
+
+def test_an_older_checkpoint_resumes_only_at_its_own_length(train_bank, tmp_path):
+    # written when the run's length still counted in the fingerprint: extending it is refused, saying why
+    path = tmp_path / "drnet.pt"
+    short = _cfg(**{"train.iterations": 20})
+    trainer = _trainer(short, train_bank)
+    trainer.fit(path, progress=False)
+    older = short.fingerprint(*DrNetTrainer.checkpoint_sections, leave_out=NOT_COMPARED | CADENCE_SETTINGS)
+    torch.save({**load_checkpoint(path), "fingerprint": older}, path)
+    assert _trainer(short, train_bank).resume(path)
+    with pytest.raises(CheckpointError, match="resumes only at its own train.iterations, 20"):
+        _trainer(_cfg(), train_bank).resume(path)
 
 
 def test_a_checkpoint_past_the_asked_length_is_refused(uninterrupted, train_bank):
