@@ -37,7 +37,11 @@ class RunOutcome:
 def source_notebook(experiment: str) -> Path:
     if experiment not in NOTEBOOKS:
         raise ValueError(f"unknown experiment {experiment!r}; known: {sorted(NOTEBOOKS)}")
-    return REPO_ROOT / "notebooks" / NOTEBOOKS[experiment]
+    path = REPO_ROOT / "notebooks" / NOTEBOOKS[experiment]
+    if not path.is_file():   # e.g. drnet_lib installed as a wheel, run outside a clone
+        raise FileNotFoundError(f"no notebook at {path}: drnet reproduce runs the repository's notebooks; "
+                                "run it inside a clone of the repository")
+    return path
 
 
 def check_profile(experiment: str, profile: str) -> None:

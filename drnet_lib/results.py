@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import importlib.metadata
 import json
 import math
 import os
@@ -22,15 +23,48 @@ import torch
 
 from .checkpoint import atomic_write
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent   # the repository, or site-packages
+
+
+def project_root(package_parent: Path | None = None) -> Path:
+    """Where ``drnet``'s default folders (checkpoints/, data/, results/) and notebooks/ are: the
+    repository when the package runs from a checkout (``pip install -e .``, ``make setup``); the
+    working directory when it was installed as a wheel (Colab's ``pip install git+...``), where
+    the folder holding the package is site-packages."""
+    package_parent = package_parent or PACKAGE_PARENT
+    return package_parent if runs_from_checkout(package_parent) else Path.cwd()
+
+
+def runs_from_checkout(package_parent: Path | None = None) -> bool:
+    return ((package_parent or PACKAGE_PARENT) / "pyproject.toml").is_file()
+
+
+REPO_ROOT = project_root()
 
 
 def _git(*args: str) -> str | None:
+    """A git command's output in the package's own checkout (None outside one, or on any failure:
+    a wheel's working directory may be some other repository)."""
+    if not runs_from_checkout():
+        return None
     try:
-        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", *args], cwd=PACKAGE_PARENT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def installed_commit(distribution: str = "drnet_lib") -> str | None:
+    """The commit pip installed the package from, outside a checkout: ``pip install git+URL@REF``
+    records it in the distribution's ``direct_url.json`` (PEP 610); None for other installs."""
+    try:
+        recorded = importlib.metadata.distribution(distribution).read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    try:
+        return json.loads(recorded or "{}").get("vcs_info", {}).get("commit_id")
+    except (json.JSONDecodeError, AttributeError):
+        return None
 
 
 @functools.cache   # every bench row and provenance asks; the CPU does not change under a process
@@ -72,7 +106,7 @@ def provenance(device, wall_s: float) -> dict:
     status = None if named else _git("status", "--porcelain", "--untracked-files=no", "--", ".",
                                      ":(exclude)results")
     return {
-        "git_commit": named or _git("rev-parse", "HEAD"),
+        "git_commit": named or (_git("rev-parse", "HEAD") if runs_from_checkout() else installed_commit()),
         "dirty": bool(status) if status is not None else None,
         "drnet_lib": __version__,
         "torch": torch.__version__,

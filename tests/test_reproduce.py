@@ -177,3 +177,19 @@ def test_cells_changed_since_counts_source_cells_the_executed_copy_lacks(fake_ex
     nb.cells.append(nbformat.v4.new_markdown_cell("## added later"))
     nbformat.write(nb, source)
     assert reproduce.cells_changed_since("ok", executed) == (2, 3)
+
+
+def test_outside_a_clone_the_folders_are_the_working_directory_and_reproduce_says_why_it_cannot_run(
+        tmp_path, monkeypatch):
+    from drnet_lib.results import project_root
+
+    # installed as a wheel (Colab), the package's parent folder is site-packages: no pyproject.toml there
+    monkeypatch.chdir(tmp_path)
+    assert project_root(tmp_path / "site-packages") == tmp_path
+    (tmp_path / "clone").mkdir()
+    (tmp_path / "clone" / "pyproject.toml").write_text("")
+    assert project_root(tmp_path / "clone") == tmp_path / "clone"
+    monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
+    with pytest.raises(FileNotFoundError, match="no notebook at .*01_mnist.ipynb.*inside a clone"):
+        reproduce.reproduce(["mnist"], [0], profile="smoke", progress=False)
+    assert not (tmp_path / "results").exists()

@@ -190,3 +190,25 @@ def test_claim_describe_and_lower_is_better():
     assert c.met(0.25) and c.met(0.1) and not c.met(0.3)
     assert "NOT supported" in c.describe(0.3) and "<= 0.25" in c.describe(0.3)
     assert claims.verdicts("unknown", {}) == []
+
+
+def test_provenance_outside_a_checkout_names_the_commit_pip_installed(tmp_path, monkeypatch):
+    # installed as a wheel (Colab: pip install git+URL@main) there is no checkout to ask git about,
+    # and the working directory may be another repository: the commit comes from the install record
+    from drnet_lib import results
+
+    info = tmp_path / "fakedrnet-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakedrnet\nVersion: 0.1\n")
+    (info / "direct_url.json").write_text(json.dumps(
+        {"url": "https://github.com/drnet-book/drnet-book", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert results.installed_commit("fakedrnet") == "abc123"
+    assert results.installed_commit("no-such-distribution") is None
+    site_packages = tmp_path / "site-packages"
+    site_packages.mkdir()
+    monkeypatch.setattr(results, "PACKAGE_PARENT", site_packages)
+    monkeypatch.setattr(results, "installed_commit", lambda: "abc123")
+    assert not results.runs_from_checkout() and results._git("rev-parse", "HEAD") is None
+    made = results.provenance("cpu", 1.0)
+    assert made["git_commit"] == "abc123" and made["dirty"] is None

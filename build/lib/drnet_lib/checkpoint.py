@@ -1,0 +1,63 @@
+"""Atomic checkpoint files: a crash mid-write never leaves a half-written checkpoint behind.
+
+Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the
+target (``os.replace`` is atomic on POSIX and Windows), so a reader sees the old file or the new
+one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: unreadable, or written for another configuration."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    return atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | os.PathLike, fingerprint: str | Collection[str] | None = None) -> dict:
+    """Load a checkpoint; refuse one that is corrupt or belongs to a different configuration (its
+    fingerprint not ``fingerprint``, or not one of them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: check the path, or train the run first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated or foreign file
+        raise CheckpointError(f"checkpoint {path} cannot be read ({err.__class__.__name__}: {err}); "
+                              f"delete it to start this run from scratch") from err
+    accepted = {fingerprint} if isinstance(fingerprint, str) else set(fingerprint or ())
+    if fingerprint is not None and state.get("fingerprint") not in accepted:
+        raise CheckpointError(
+            f"checkpoint {path} was written for another configuration "
+            f"(fingerprint {state.get('fingerprint')}, not {' or '.join(sorted(accepted))}); use another "
+            f"checkpoint folder or delete it to start over")
+    return state

@@ -1,0 +1,131 @@
+"""The paper's claims this study tests, each tied to a metric and the goal we set for it.
+
+Goals are the study's own pass marks (from the project's issue for each experiment), not numbers
+from the paper: the paper reports no figures for these measurements. A verdict is computed from
+a results JSON, never typed by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Claim:
+    key: str            # metric key in the results JSON (``a.b`` addresses a per-step dict entry)
+    claim: str          # what the paper says, in our words
+    goal: float
+    higher_is_better: bool = True
+
+    def met(self, value: float) -> bool:
+        return value >= self.goal if self.higher_is_better else value <= self.goal
+
+    @property
+    def goal_text(self) -> str:
+        return ("≥ " if self.higher_is_better else "≤ ") + f"{self.goal:g}"
+
+    def describe(self, value: float) -> str:
+        sign = ">=" if self.higher_is_better else "<="
+        verdict = "supported" if self.met(value) else "NOT supported"
+        return f"{verdict:>13}: {self.claim} ({self.key} = {value:.3f}, goal {sign} {self.goal})"
+
+
+MNIST_CLAIMS = (
+    Claim("probe.content_to_identity", "the content code carries the digits' identity", 0.90),
+    Claim("probe.pose_to_identity", "the pose code carries no digit identity (chance 0.1)", 0.25, False),
+    Claim("probe.pose_to_position_r2", "the pose code carries the digits' positions", 0.80),
+    Claim("swap.identity_accuracy", "decoding content of clip a with pose of clip b shows a's digits", 0.85),
+    Claim("rollout.identity_accuracy.500", "500 predicted frames later the digits are still recognisable", 0.70),
+)
+
+NORB_CLAIMS = (
+    Claim("classification.adv.content", "with the adversarial loss, the content code names the "
+          "object category of unseen instances", 0.90),
+    Claim("classification.adv.pose", "with the adversarial loss, the pose code does not (chance 0.2)",
+          0.40, False),
+    Claim("classification.noadv.pose", "without the adversarial loss (pose_dim 10), the pose code "
+          "leaks the category", 0.50),
+)
+
+SUNCG_CLAIMS = (
+    Claim("probe.pose_to_azimuth_r2", "the pose code carries where the chair faces", 0.80),
+    Claim("probe.content_to_azimuth_r2", "the content code does not", 0.20, False),
+    Claim("probe.identity_content_minus_pose", "the content code tells chairs apart far better "
+          "than the pose code (accuracy difference)", 0.30),
+    Claim("rollout.azimuth_match.36", "a full turn after the observed frames, the generated chair "
+          "still faces the expected way (within 10 degrees)", 0.50),
+)
+
+KTH_CLAIMS = (
+    Claim("prediction.steps_beating_copy_last", "predicted frames of unseen persons are closer to "
+          "the truth (PSNR) than repeating the last observed frame, at most steps after the third "
+          "(share of steps)", 0.5),
+    Claim("classification.action_from_pose", "the pose codes of ten frames name the action of "
+          "unseen persons (chance 1/6)", 0.5),
+    Claim("classification.person_from_pose", "with the adversarial loss, the pose codes do not "
+          "name the person (near chance, 1 / test persons)", 0.25, False),
+    Claim("rollout.action_accuracy.100", "100 frames into a rollout, the generated motion is "
+          "still recognisably the observed action", 0.5),
+)
+
+# The paper's Table 1 (two-layer classifier, object category on NORB), as RECALLED in
+# reference/repro_anchors.md §3: not read from the paper. Shown only with that label.
+NORB_PAPER_RECALLED = {"adv": {"content": 0.933, "pose": 0.609},
+                       "noadv": {"content": 0.938, "pose": 0.913}}
+
+CLAIMS = {"mnist": MNIST_CLAIMS, "norb": NORB_CLAIMS, "suncg": SUNCG_CLAIMS, "kth": KTH_CLAIMS}
+
+
+def lookup(metrics: dict, key: str):
+    """``metrics[key]``, or ``metrics[head][tail]`` for per-step keys like ``rollout.identity_accuracy.500``."""
+    if key in metrics:
+        return metrics[key]
+    head, _, tail = key.rpartition(".")
+    table = metrics[head]
+    return table[tail] if tail in table else table[int(tail)]
+
+
+def verdicts(experiment: str, metrics: dict) -> list[tuple[Claim, float, bool]]:
+    """``[(claim, value, met)]`` for every claim of ``experiment`` found in ``metrics`` (a short
+    profile may not reach a claim's step, e.g. the smoke rollouts stop before step 100)."""
+    rows = []
+    for c in CLAIMS.get(experiment, ()):
+        try:
+            value = float(lookup(metrics, c.key))
+        except KeyError:
+            continue
+        rows.append((c, value, c.met(value)))
+    return rows
+
+
+def seed_table(experiment: str, runs: list[dict]) -> list[dict]:
+    """The book's claims table for one experiment over several runs (seeds): one row per claim
+    found in every run, with its measurement and goal, mean ± std over the runs, how many runs
+    meet the goal, and the verdict, taken on the mean."""
+    from .results import summarize
+
+    rows = []
+    for c in CLAIMS.get(experiment, ()):
+        try:
+            values = [float(lookup(r["metrics"], c.key)) for r in runs]
+        except KeyError:
+            continue
+        s = summarize(values)
+        rows.append({"claim": c.claim, "measurement": c.key, "goal": c.goal_text,
+                     "mean ± std": f"{s['mean']:.3f} ± {s['std']:.3f}",
+                     "seeds meeting the goal": f"{sum(c.met(v) for v in values)}/{len(values)}",
+                     "verdict": "supported" if c.met(s["mean"]) else "not supported"})
+    return rows
+
+
+def claims_style(table):
+    """A claims table (``pandas.DataFrame(seed_table(...))``) as the book shows it: no index, the
+    claim's sentence in a column wide enough to read, and the measurement's long dotted name allowed
+    to break after its dots and underscores (``<wbr>``, which copying leaves out), so that the table
+    fits the page and the verdict column stays in view."""
+    style = table.style.hide(axis="index")
+    if table.empty:
+        return style
+    return (style.set_properties(subset=["claim"], **{"min-width": "14em"})
+            .format(lambda key: key.replace(".", ".<wbr>").replace("_", "_<wbr>"), subset=["measurement"]))
+

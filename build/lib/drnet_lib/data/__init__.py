@@ -1,0 +1,1 @@
+"""Datasets: real downloaders and loaders, and the offline stand-ins in the same formats."""

@@ -1,0 +1,200 @@
+"""KTH's video files: decoding an AVI to grey frames, squashing them, the frame cache, the zips.
+
+The per-video work of the pipeline in :mod:`.kth`. :func:`decode_video` decodes an AVI with PyAV
+(FFmpeg) to its luma and :func:`squash` resizes the frames by exact area averaging (the authors'
+``ffmpeg -s SxS``: no crop, the aspect ratio changes). :func:`_convert_one`, the worker that
+:func:`.kth.convert` runs for each video, writes one cache file ``<video>.npz`` (uint8 ``frames``,
+the ``key`` of the AVI it was made from, ``num_frames``, ``source_size``); :func:`_source_key` and
+:func:`_cache_is_current` decide whether a cache file can be kept. :func:`extract_zip` unpacks one
+of the real action zips. A video that cannot be decoded raises :class:`CorruptVideoError`.
+:mod:`.kth` re-exports the public names (and calls :func:`_convert_one` through its own name, so
+replacing ``kth._convert_one`` replaces the worker).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..checkpoint import atomic_write
+from .registry import DatasetFormatError
+
+__all__ = ["CACHE_VERSION", "CorruptVideoError", "decode_video", "extract_zip", "squash"]
+
+CACHE_VERSION = 2        # 2: exact area squash
+
+
+class CorruptVideoError(DatasetFormatError):
+    """An AVI cannot be decoded, or decodes to fewer frames than its header announces."""
+
+
+# --- decoding and the frame cache -----------------------------------------------------------------
+
+def _area_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each output cell ``[i, i + 1) * n_in / n_out`` of a resampled axis, the input pixels it
+    overlaps and the fraction of the cell each covers: ``(index, weight)``, ``(n_out, K)`` each."""
+    scale = n_in / n_out
+    k = int(np.ceil(scale)) + 1
+    idx = np.zeros((n_out, k), np.int64)
+    w = np.zeros((n_out, k), np.float64)
+    for i in range(n_out):
+        lo, hi = i * scale, (i + 1) * scale
+        first = int(np.floor(lo))
+        for j in range(k):
+            p = first + j
+            if p >= n_in:
+                break
+            cover = min(hi, p + 1) - max(lo, p)
+            if cover > 0:
+                idx[i, j], w[i, j] = p, cover / scale
+    return idx, w
+
+
+def squash(frames: np.ndarray, size: int, chunk: int = 256) -> np.ndarray:
+    """``(F, H, W)`` uint8 -> ``(F, size, size)`` uint8: each output pixel is the exact mean of
+    the ``H/size x W/size`` area of the frame it covers (fractional pixels weighted by their
+    overlap), rounded. The whole frame is kept, so a 160x120 frame is squashed, as the authors'
+    ``ffmpeg -s SxS`` does."""
+    F, H, W = frames.shape
+    iy, wy = _area_weights(H, size)
+    ix, wx = _area_weights(W, size)
+    out = np.empty((F, size, size), np.uint8)
+    for start in range(0, F, chunk):
+        x = frames[start:start + chunk].astype(np.float64)
+        cols = sum(x[:, :, ix[:, j]] * wx[:, j] for j in range(ix.shape[1]))        # (f, H, S)
+        both = sum(cols[:, iy[:, j], :] * wy[:, j, None] for j in range(iy.shape[1]))  # (f, S, S)
+        out[start:start + chunk] = np.clip(np.floor(both + 0.5), 0, 255).astype(np.uint8)
+    return out
+
+
+def decode_video(path: str | Path, image_size: int | None = None) -> tuple[np.ndarray, dict]:
+    """Decode an AVI to grey frames ``(F, H, W)`` uint8, squashed to ``image_size`` square if given.
+
+    Grey is the decoded luma plane (the KTH content is grey). Resizing is :func:`squash` (exact
+    area averaging of the whole frame, no crop). Returns the frames and ``{"width", "height",
+    "header_frames"}`` of the source. A file that cannot be decoded, holds no frame or yields
+    fewer frames than its header announces raises :class:`CorruptVideoError` naming it.
+    """
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    path = Path(path)
+    to_grey = VideoReformatter()
+    fix = (f"Fix: delete {path} and extract it again from its zip (prepare does it), or pass "
+           f"skip_corrupt=True to leave it out")
+    frames, width, height, header = [], None, None, 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise CorruptVideoError(f"{path}: no video stream. {fix}")
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1   # tiny frames: threads cost more than they save
+            header = int(stream.frames or 0)
+            for frame in container.decode(stream):
+                # one reformatter per video keeps FFmpeg's scaler context: much faster than
+                # frame.to_ndarray(format="gray"), which builds a new one for every frame
+                grey = to_grey.reformat(frame, format="gray").to_ndarray()
+                if width is None:
+                    height, width = grey.shape
+                elif grey.shape != (height, width):
+                    raise CorruptVideoError(f"{path}: frame {len(frames)} is {grey.shape[1]}x"
+                                            f"{grey.shape[0]}, the first was {width}x{height}. {fix}")
+                frames.append(grey)
+    except CorruptVideoError:
+        raise
+    except Exception as err:  # noqa: BLE001 - FFmpeg's errors are many; all mean a bad file
+        raise CorruptVideoError(f"{path}: cannot be decoded ({type(err).__name__}: {err}). "
+                                f"{fix}") from None
+    if not frames:
+        raise CorruptVideoError(f"{path}: no frame could be decoded. {fix}")
+    if header and len(frames) < header:
+        raise CorruptVideoError(f"{path}: truncated: its header announces {header} frames but only "
+                                f"{len(frames)} could be decoded. {fix}")
+    frames = np.stack(frames)
+    if image_size is not None and frames.shape[1:] != (image_size, image_size):
+        frames = squash(frames, image_size)
+    return frames, {"width": width, "height": height, "header_frames": header}
+
+
+def _source_key(avi: Path, image_size: int) -> str:
+    st = avi.stat()
+    return f"v{CACHE_VERSION} S={image_size} bytes={st.st_size} mtime_ns={st.st_mtime_ns}"
+
+
+def _cache_is_current(path: Path, key: str) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["key"]) == key
+    except FileNotFoundError:
+        return False
+    except Exception:  # noqa: BLE001 - a damaged cache file is converted again, never trusted
+        return False
+
+
+def _convert_one(task) -> tuple[str, str | None, dict | None]:
+    """Decode one AVI and write its cache file. Returns ``(video, error or None, info)``."""
+    video, avi, out, key, image_size = task
+    try:
+        frames, info = decode_video(avi, image_size)
+    except CorruptVideoError as err:
+        return video, str(err), None
+    info = dict(info, frames=len(frames))
+
+    def write(f):
+        np.savez_compressed(f, frames=frames, key=np.array(key),
+                            num_frames=np.array(len(frames), np.int64),
+                            source_size=np.array([info["width"], info["height"]], np.int64))
+    atomic_write(out, write)
+    return video, None, info
+
+
+def _cached_num_frames(path: Path) -> int:
+    with np.load(path, allow_pickle=False) as z:
+        return int(z["num_frames"])
+
+
+# --- real data: zips ------------------------------------------------------------------------------
+
+def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -> Path:
+    """Extract the AVIs of one KTH zip (they unpack flat) into ``dest``, once.
+
+    The files go to a hidden folder first, renamed to ``dest`` when complete; a marker records the
+    zip's size and modification time, so a later call with the same zip does nothing. A damaged
+    zip raises :class:`.registry.DatasetFormatError` naming it.
+    """
+    zip_path, dest = Path(zip_path), Path(dest)
+    st = zip_path.stat()
+    stamp = f"{zip_path.name} bytes={st.st_size} mtime_ns={st.st_mtime_ns}\n"
+    marker = dest / ".extracted"
+    if marker.is_file() and marker.read_text() == stamp:
+        return dest
+    tmp = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            members = [m for m in z.infolist() if not m.is_dir() and m.filename.endswith(".avi")]
+            if not members:
+                raise DatasetFormatError(f"{zip_path}: holds no .avi file; is it a KTH action "
+                                         f"zip? Fix: delete it and fetch it again")
+            for m in tqdm(members, desc=f"extracting {zip_path.name}", unit="avi",
+                          disable=not progress):
+                with z.open(m) as src, open(tmp / Path(m.filename).name, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DatasetFormatError(f"{zip_path}: damaged zip ({err}). Fix: delete it and fetch it "
+                                 f"again") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    (tmp / ".extracted").write_text(stamp)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest

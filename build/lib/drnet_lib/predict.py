@@ -1,0 +1,225 @@
+"""Future-frame prediction: a pose LSTM on frozen DrNet encoders, and rollouts of any length.
+
+Training (teacher forcing, as both official codes): for a clip of ``n_past + n_future`` frames,
+the LSTM sees the true pose code of frame t and the clip's content code and predicts the pose of
+frame t+1; the loss is the per-step MSE summed over *all* transitions, conditioning steps included
+(drnet-py). The content code comes from the last observed frame (frame ``n_past - 1``).
+
+Rollout: the observed frames are fed in with their true poses; from then on each predicted pose
+is fed back. Every frame is decoded from the fixed content code (and skips) of the last observed
+frame and the predicted pose, so identity can only drift if the pose drifts out of distribution.
+
+Departures from the authors (listed in the deviations table): the frozen encoders run BatchNorm
+in eval mode by default (the authors leave them in train mode: ``lstm.bn_mode="train"``
+reproduces that), and the LSTM's ``(B, pose_dim)`` output is reshaped to the encoder's
+``(B, pose_dim, 1, 1)`` before any loss or decoding, which drnet-py's MSE silently broadcast to
+``(B, P, B, P)`` on PyTorch >= 0.4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+from .config import ExperimentConfig
+from .data.moving_mnist import MovingMNIST
+from .loop import ResumableLoop, make_adam
+from .models import DrNet, PoseLSTM, init_weights
+
+
+def set_bn_mode(model: DrNet, bn_mode: str) -> None:
+    """BatchNorm of the frozen DrNet uses running stats ("eval") or batch stats ("train")."""
+    if bn_mode not in ("eval", "train"):
+        raise ValueError(f"lstm.bn_mode must be 'eval' or 'train', got {bn_mode!r}")
+    model.train(bn_mode == "train")
+
+
+@contextlib.contextmanager
+def frozen_with_bn_mode(model: DrNet, bn_mode: str):
+    """``with frozen_with_bn_mode(model, mode):`` the frozen DrNet under ``no_grad`` with BatchNorm
+    as :func:`set_bn_mode` says; its train/eval flag is restored afterwards."""
+    was_training = model.training
+    set_bn_mode(model, bn_mode)
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def encode_sequence(model: DrNet, frames: torch.Tensor, content_index: int):
+    """frames ``(B, T, C, H, W)`` -> poses ``(B, T, dp)``, content ``(B, dc, 1, 1)`` and its skips
+    from frame ``content_index``."""
+    B, T = frames.shape[:2]
+    poses = model.encode_pose(frames.flatten(0, 1)).view(B, T, -1)
+    content, skips = model.encode_content(frames[:, content_index])
+    return poses, content, skips
+
+
+@torch.no_grad()
+def encode_frame_table(model: DrNet, frames: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pose and content codes of every frame of a clip source's table, BatchNorm in eval mode.
+
+    Args:
+        frames: ``(N, C, S, S)`` uint8 (a bank's ``frame_table``).
+    Returns:
+        ``(poses (N, dp), contents (N, dc))`` float on the frames' device.
+    """
+    was_training = model.training
+    model.eval()
+    poses, contents = [], []
+    for start in range(0, len(frames), batch_size):
+        x = frames[start:start + batch_size].float() / 255.0
+        poses.append(model.encode_pose(x).flatten(1))
+        contents.append(model.encode_content(x)[0].flatten(1))
+    model.train(was_training)
+    return torch.cat(poses), torch.cat(contents)
+
+
+class LSTMTrainer(ResumableLoop):
+    """Trains a :class:`PoseLSTM` on pose codes of a frozen DrNet.
+
+    With frozen encoders in eval-mode BatchNorm, a frame's codes never change, so for clip
+    sources that hold a table of frames (NORB, chairs, KTH: ``frame_table``/``frame_index``) the
+    codes of every frame are computed once and each step gathers them: the same numbers as
+    encoding every clip again (same clips, same RNG draws), without re-running the encoders on
+    ``batch x (n_past + n_future)`` frames per step. ``cache_codes=False`` re-encodes (the test
+    that both agree uses it). Moving MNIST draws new frames every step and always encodes.
+    """
+
+    name = "pose LSTM"
+    log_names = ("pose_mse",)
+    # the DrNet's sections as well: an LSTM is trained on the codes of one trained DrNet
+    checkpoint_sections = ("experiment", "seed", "model", "data", "train", "lstm")
+    length_setting = "lstm.iterations"   # (DrNet's train.iterations counts: it names the DrNet trained on)
+
+    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True):
+        c = cfg.lstm
+        self.cfg, self.model, self.bank = cfg, model, bank
+        set_bn_mode(model, c.bn_mode)   # fail fast on a bad setting
+        model.requires_grad_(False)     # DrNet is frozen while the LSTM trains
+        self.device = next(model.parameters()).device
+        self.code_table = None
+        if cache_codes and c.bn_mode == "eval" and hasattr(bank, "frame_table"):
+            self.code_table = encode_frame_table(model, bank.frame_table)
+        torch.manual_seed(cfg.seed + 1)
+        self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers).to(self.device)
+        self.lstm.embed.apply(init_weights)   # the authors init the Linear layers only
+        self.lstm.out.apply(init_weights)
+        self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.modules = {"lstm": self.lstm}
+        self.optimizers = {"lstm": make_adam(self.lstm.parameters(), c.lr, c.beta1, cfg.train.adam)}
+        self.iterations, self.log_every, self.checkpoint_every = c.iterations, c.log_every, c.checkpoint_every
+        self.iteration, self.wall_s, self.history = 0, 0.0, []
+
+    def step(self) -> torch.Tensor:
+        c = self.cfg.lstm
+        length = c.n_past + c.n_future
+        if self.code_table is not None:   # the same clips as sample_clips draws, codes looked up
+            factors = self.bank.sample_factors(c.batch_size, self.generator, length)
+            rows = self.bank.frame_index(factors, torch.arange(length, device=self.device))
+            poses, content = self.code_table[0][rows], self.code_table[1][rows[:, c.n_past - 1]]
+        else:
+            set_bn_mode(self.model, c.bn_mode)  # callers may have switched modes between steps
+            frames, _ = self.bank.sample_clips(c.batch_size, self.generator, length)
+            poses, content, _ = encode_sequence(self.model, frames, c.n_past - 1)
+        self.lstm.train()
+        predicted, _ = self.lstm(poses[:, :-1], content.flatten(1))
+        # Sum over transitions of the per-step mean squared error (drnet-py's loss, unbroadcast).
+        loss = F.mse_loss(predicted, poses[:, 1:], reduction="none").mean(dim=(0, 2)).sum()
+        opt = self.optimizers["lstm"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return (loss.detach() / (poses.shape[1] - 1)).unsqueeze(0)  # logged: mean per-step MSE
+
+
+def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, checkpoint_path=None,
+               resume: bool = True, progress: bool = True, cache_codes: bool = True) -> LSTMTrainer:
+    """Train (or finish training) the pose LSTM; returns the trainer holding ``.lstm``."""
+    return LSTMTrainer(cfg, model, bank, cache_codes).run(checkpoint_path, resume, progress)
+
+
+@torch.no_grad()
+def predict_poses(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
+                  bn_mode: str = "eval") -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """The pose LSTM's prediction in code space: ``steps`` pose codes after the observed frames.
+
+    The LSTM reads the observed frames' pose codes (teacher-forced), then feeds each prediction
+    back as its next input; the content code of the last observed frame conditions every step.
+
+    Args:
+        observed: ``(B, n_past, C, H, W)`` real frames.
+    Returns:
+        ``(poses (B, steps, dp), content (B, dc, 1, 1), skips)``: pose i is the prediction for time
+        n_past + i; content and skips (the content encoder's feature maps) are the last observed
+        frame's, what a rollout decodes every pose with. The models' train/eval flags are restored.
+    """
+    was_training = lstm.training
+    lstm.eval()
+    with frozen_with_bn_mode(model, bn_mode):
+        poses, content, skips = encode_sequence(model, observed, observed.shape[1] - 1)
+    content_vec = content.flatten(1)
+    predicted, state = lstm(poses, content_vec)       # teacher-forced through the observed frames
+    pose = predicted[:, -1:]                          # prediction for frame n_past
+    future = [pose]
+    for _ in range(steps - 1):
+        pose, state = lstm(pose, content_vec, state)
+        future.append(pose)
+    lstm.train(was_training)
+    return torch.cat(future, dim=1), content, skips
+
+
+@torch.no_grad()
+def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
+            bn_mode: str = "eval") -> torch.Tensor:
+    """Generate ``steps`` frames after the observed ones: :func:`predict_poses`, each decoded with
+    the last observed frame's content and skips.
+
+    Args:
+        observed: ``(B, n_past, C, H, W)`` real frames.
+    Returns:
+        ``(B, steps, C, H, W)`` generated frames; frame i is the prediction for time n_past + i.
+    """
+    poses, content, skips = predict_poses(model, lstm, observed, steps, bn_mode)
+    with frozen_with_bn_mode(model, bn_mode):
+        # one step at a time: 500 steps of a batch never sit in the decoder's activations at once
+        frames = [model.decode(content, skips, poses[:, i].reshape(len(poses), -1, 1, 1)) for i in range(steps)]
+    return torch.stack(frames, dim=1)
+
+
+def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, judge, cfg: ExperimentConfig,
+                    keep: int = 4, chunk: int = 25) -> tuple[dict, dict]:
+    """Roll out ``eval.rollout_steps`` frames from ``lstm.n_past`` observed ones for every clip of
+    ``factors`` (in chunks, so 500 steps of 100 clips never sit in memory at once) and score them.
+
+    Returns ``(metrics, samples)``: ``rollout.identity_accuracy`` (judge, at ``eval.rollout_checkpoints``),
+    per-step ``rollout.psnr``/``rollout.ssim`` over the first ``eval.metric_steps`` predicted frames
+    and the same for the copy-last-observed-frame baseline; ``samples`` holds the first ``keep``
+    clips' observed, generated and true frames for figures.
+    """
+    from .evaluate import mean_over_chunks, prediction_metrics, rollout_identity
+
+    e, n_past = cfg.eval, cfg.lstm.n_past
+    horizon = min(e.metric_steps, factors.positions.shape[1] - n_past)
+    truth_times = torch.arange(n_past, n_past + horizon)
+    hits = {s: [] for s in e.rollout_checkpoints}
+    frame_scores, samples = [], {}
+    for start in range(0, len(factors), chunk):
+        part = factors.subset(slice(start, start + chunk))
+        observed = bank.render(part, torch.arange(n_past))
+        generated = rollout(model, lstm, observed, e.rollout_steps, cfg.lstm.bn_mode)
+        truth = bank.render(part, truth_times)
+        for s, acc in rollout_identity(judge, generated, part.labels, list(e.rollout_checkpoints)).items():
+            hits[s].append(acc * len(part))
+        frame_scores.append((len(part), prediction_metrics(observed, generated[:, :horizon], truth)))
+        if not samples:
+            samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
+                       "truth": truth[:keep].cpu()}
+    n = len(factors)
+    metrics = {"rollout.identity_accuracy": {s: sum(v) / n for s, v in hits.items()},
+               **mean_over_chunks(frame_scores, "rollout.")}
+    return metrics, samples

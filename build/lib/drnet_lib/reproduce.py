@@ -1,0 +1,194 @@
+"""Batch reruns of the experiment notebooks through papermill.
+
+For each (experiment, seed) the source notebook ``notebooks/<NN>_<experiment>.ipynb`` is executed
+with ``profile``/``seed``/... injected into ``results/<profile>/<experiment>_seed<k>.ipynb``; the
+notebook itself writes ``results/<profile>/<experiment>_seed<k>.json``. Source notebooks are
+never overwritten. A run whose JSON exists is skipped unless forced; a failed run is reported
+with its notebook path and does not stop the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .results import REPO_ROOT, grid_tag, results_path
+
+NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "02b_norb_grid.ipynb",
+             "suncg": "03_suncg.ipynb", "kth": "04_kth.ipynb"}
+# whose profiles a notebook runs (the NORB grid notebook trains NORB models)
+PROFILES_OF = {"norb_grid": "norb"}
+
+
+@dataclass
+class RunOutcome:
+    experiment: str
+    seed: int
+    status: str          # "done", "skipped" or "failed"
+    notebook: Path
+    seconds: float = 0.0
+    error: str = ""
+    tag: str | None = None
+
+
+def source_notebook(experiment: str) -> Path:
+    if experiment not in NOTEBOOKS:
+        raise ValueError(f"unknown experiment {experiment!r}; known: {sorted(NOTEBOOKS)}")
+    path = REPO_ROOT / "notebooks" / NOTEBOOKS[experiment]
+    if not path.is_file():   # e.g. drnet_lib installed as a wheel, run outside a clone
+        raise FileNotFoundError(f"no notebook at {path}: drnet reproduce runs the repository's notebooks; "
+                                "run it inside a clone of the repository")
+    return path
+
+
+def check_profile(experiment: str, profile: str) -> None:
+    """Refuse a profile the experiment does not have before its notebook starts (the notebook
+    would fail in its first cell and leave a failed copy in ``results/<profile>/``)."""
+    from .config import get_config
+
+    get_config(PROFILES_OF.get(experiment, experiment), profile)   # its error names the profiles there are
+
+
+def cells_changed_since(experiment: str, executed) -> tuple[int, int]:
+    """How far an executed run's notebook is behind its source: ``(changed, total)``, the number
+    of the source notebook's cells whose text the executed copy does not contain, and the source's
+    cell count. The book shows executed runs as the chapters; this says how stale one is."""
+    import nbformat
+
+    ran = {cell.source for cell in nbformat.read(str(executed), as_version=4).cells}
+    cells = nbformat.read(str(source_notebook(experiment)), as_version=4).cells
+    return sum(cell.source not in ran for cell in cells), len(cells)
+
+
+def grid_points(grid: dict[str, list] | None) -> list[dict]:
+    """Every combination of a parameter grid: ``{"a": [1, 2], "b": [3]}`` -> ``[{a:1,b:3}, {a:2,b:3}]``."""
+    if not grid:
+        return [{}]
+    names = list(grid)
+    return [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+def check_grid(experiment: str, grid: dict | None) -> None:
+    """Refuse grid names that are not parameters of the experiment's notebook (papermill would
+    inject them anyway, and the notebook would silently ignore them)."""
+    path = source_notebook(experiment)
+    if not grid:
+        return
+    import papermill as pm
+
+    known = set(pm.inspect_notebook(str(path)))
+    unknown = sorted(set(grid) - known)
+    if unknown:
+        raise ValueError(f"{path.name} has no parameter {', '.join(map(repr, unknown))}; "
+                         f"its parameters are: {', '.join(sorted(known))}")
+
+
+def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device: str = "auto",
+            data_source: str = "embedded", force: bool = False, extra: dict | None = None) -> RunOutcome:
+    """Execute one notebook run; ``extra`` are further papermill parameters (a grid point)."""
+    import papermill as pm
+
+    tag = grid_tag(extra) if extra else None
+    out_json = results_path(results_dir, profile, experiment, seed, tag)
+    out_nb = out_json.with_suffix(".ipynb")
+    if out_json.exists() and not force:
+        return RunOutcome(experiment, seed, "skipped", out_nb, tag=tag)
+    out_nb.parent.mkdir(parents=True, exist_ok=True)
+    notebooks = REPO_ROOT / "notebooks"
+    # paths as seen from the notebook's working directory (relative, so executed notebooks
+    # committed to the book do not show this machine's folders)
+    params = dict(profile=profile, seed=seed, device=device, data_source=data_source,
+                  data_root=os.path.relpath(REPO_ROOT / "data", notebooks),
+                  results_dir=os.path.relpath(Path(results_dir).resolve(), notebooks),
+                  checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks), **(extra or {}))
+    # papermill saves the notebook after every cell: it runs under another name, and replaces the
+    # last executed notebook only once it has finished, so a run that fails or is stopped leaves
+    # the previous one (and the results file beside it) as they were
+    running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
+    start = time.perf_counter()
+    try:
+        # The kernel starts in notebooks/ through nbclient's resources (the kernel process's own
+        # cwd), not papermill's cwd=: that one chdirs the whole Python process, and with several
+        # worker threads a kernel could start in another thread's directory and write its
+        # results elsewhere.
+        pm.execute_notebook(str(source_notebook(experiment)), str(running), parameters=params,
+                            resources={"metadata": {"path": str(notebooks)}}, kernel_name="python3",
+                            progress_bar=False, request_save_on_cell_execute=True)
+    except Exception as err:  # keep going: one failing run must not stop the batch
+        if running.exists():   # kept for reading, under a name that says what it is
+            os.replace(running, failed)
+        return RunOutcome(experiment, seed, "failed", failed, time.perf_counter() - start,
+                          f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}",
+                          tag)
+    _finish(running, out_nb)
+    failed.unlink(missing_ok=True)   # an earlier failure's copy is out of date
+    return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
+
+
+def _finish(running: Path, out_nb: Path) -> None:
+    """Move a finished notebook from ``running`` to ``out_nb`` in one step, its papermill metadata
+    naming the path it now has."""
+    import nbformat
+
+    nb = nbformat.read(running, as_version=4)
+    nb.metadata.setdefault("papermill", {})["output_path"] = str(out_nb)
+    nbformat.write(nb, running)
+    os.replace(running, out_nb)
+
+
+def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device: str = "auto",
+              data_source: str = "embedded", force: bool = False, progress: bool = True,
+              grid: dict[str, list] | None = None, workers: int = 1) -> list[RunOutcome]:
+    """Run every (experiment, seed, grid point) and print a summary table, in job order.
+
+    ``grid`` maps notebook parameters to lists of values (e.g. ``{"adversarial_weight": [0, 0.1],
+    "pose_dim": [2, 10]}``); each combination is one run, its results tagged by :func:`grid_tag`.
+
+    ``workers`` runs that many notebooks at once. Each run has its own kernel process, driven
+    from a thread here, so a kernel that crashes or is killed fails only its own run (reported
+    like a failing notebook) and the others go on. Unless ``OMP_NUM_THREADS`` is already set, the
+    machine's cores are shared out between the kernels (at least one thread each). An
+    interrupted batch resumes when run again: finished runs have their results and are skipped,
+    unfinished ones continue from their checkpoints.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    results_dir = Path(results_dir or REPO_ROOT / "results")
+    for e in experiments:  # fail fast on an unknown name, profile or grid parameter, before any run starts
+        check_grid(e, grid)
+        check_profile(e, profile)
+    jobs = [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    outcomes: dict[int, RunOutcome] = {}
+    bar = tqdm(total=len(jobs), desc=f"reproduce ({profile}, {workers} at once)", disable=not progress)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_one, e, profile, s, results_dir, device, data_source, force, p): i
+                   for i, (e, s, p) in enumerate(jobs)}
+        for future in as_completed(futures):
+            outcomes[futures[future]] = outcome = future.result()
+            bar.update()
+            if outcome.status == "failed":
+                bar.write(f"failed: {outcome.notebook} ({outcome.error})")
+    bar.close()
+    ordered = [outcomes[i] for i in range(len(jobs))]
+    print(format_summary(ordered))
+    return ordered
+
+
+def format_summary(outcomes: list[RunOutcome]) -> str:
+    lines = [f"{'experiment':<12}{'seed':>5}  {'status':<8}{'minutes':>8}  notebook"]
+    for o in outcomes:
+        lines.append(f"{o.experiment:<12}{o.seed:>5}  {o.status:<8}{o.seconds / 60:>8.1f}  {o.notebook}")
+        if o.tag:
+            lines[-1] = lines[-1].replace(f"{o.experiment:<12}", f"{o.experiment + ' ' + o.tag:<12}", 1)
+        if o.error:
+            lines.append(f"{'':<17}error: {o.error}")
+    return "\n".join(lines)

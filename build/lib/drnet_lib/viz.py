@@ -1,0 +1,365 @@
+"""Figures for the DrNet book: clips, training curves, the factorisation grid, probes.
+
+Every plotting function returns a :class:`matplotlib.figure.Figure` created through pyplot (so a
+notebook shows it inline) and never calls ``plt.show``; a script that makes many figures should
+``plt.close(fig)`` when done. Nothing here changes matplotlib's global settings: seaborn styling is applied
+inside ``matplotlib.rc_context`` only.
+
+Frames are ``(C, H, W)`` floats in [0, 1] (torch tensors or numpy arrays). With the Moving MNIST
+convention of drnet-py, ``C = 3``: digit 0 in the red channel, digit 1 in green, blue empty, so
+frames are drawn as RGB on black. One channel is drawn grey; two get an empty blue channel.
+
+Image grids use one Axes per tile, placed by hand so tiles are square and separated by thin white
+gaps. Each tile Axes carries a label (``ax.get_label()``) naming what it shows, e.g.
+``"decoded 1,2"`` or ``"truth 0 t=5"``, which the tests and callers can use to find it.
+
+Predictions (rollouts, their animation, per-step PSNR/SSIM) are drawn by :mod:`.viz_rollout`,
+with the same tiles and conventions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import matplotlib
+import matplotlib.ticker
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+
+from .models import evaluating
+
+__all__ = [
+    "show_clips", "plot_training_curves", "plot_lstm_curve", "factorization_grid", "probe_heatmap",
+    "frame_to_rgb",
+]
+
+LN2 = math.log(2.0)
+_TILE_FONT = 8
+
+
+# -- frames ------------------------------------------------------------------------------------
+def _to_numpy(x) -> np.ndarray:
+    if torch.is_tensor(x):
+        return x.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+def frame_to_rgb(frame) -> np.ndarray:
+    """One frame ``(C, H, W)`` in [0, 1] -> ``(H, W, 3)`` float array for ``imshow``.
+
+    ``C = 3`` is shown as RGB, ``C = 1`` as grey, ``C = 2`` with an empty blue channel; values
+    are clipped to [0, 1].
+    """
+    f = _to_numpy(frame)
+    if f.ndim != 3:
+        raise ValueError(f"a frame must be (C, H, W), got shape {f.shape}")
+    c = f.shape[0]
+    if c == 1:
+        f = np.repeat(f, 3, axis=0)
+    elif c == 2:
+        f = np.concatenate([f, np.zeros_like(f[:1])], axis=0)
+    elif c != 3:
+        raise ValueError(f"frames need 1, 2 or 3 channels, got {c}")
+    return np.clip(np.transpose(f, (1, 2, 0)), 0.0, 1.0)
+
+
+def _frames(x, ndim: int, name: str) -> np.ndarray:
+    arr = _to_numpy(x)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    return arr
+
+
+# -- tile layout -------------------------------------------------------------------------------
+def _positions(n: int, size: float, gap: float, start: float, wide_before: Mapping[int, float]):
+    """Offsets (inches) of n tiles of `size` separated by `gap`, plus extra gap before some."""
+    out, pos = [], start
+    for i in range(n):
+        if i:
+            pos += gap + wide_before.get(i, 0.0)
+        out.append(pos)
+        pos += size
+    return out, pos
+
+
+def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0, gap: float = 0.03,
+                 wide_rows: Mapping[int, float] | None = None, wide_cols: Mapping[int, float] | None = None,
+                 title: str | None = None, col_titles: bool = False, row_labels: bool = False):
+    """A white figure with a rows x cols array of image Axes; white gaps act as separators.
+
+    ``aspect`` is H / W of a tile; ``wide_rows`` / ``wide_cols`` map a row / column index to
+    extra space (inches) before it. Returns ``(fig, axes)`` with ``axes`` an object array.
+    """
+    tw, th = tile, tile * aspect
+    n_title_lines = title.count("\n") + 1 if title else 0
+    top = 0.08 + 0.24 * n_title_lines + (0.22 if col_titles else 0.0)
+    left = 0.08 + (0.22 if row_labels else 0.0)
+    xs, x_end = _positions(cols, tw, gap, left, wide_cols or {})
+    ys, y_end = _positions(rows, th, gap, top, wide_rows or {})
+    width, height = x_end + 0.08, y_end + 0.08
+    fig = plt.figure(figsize=(width, height), facecolor="white")
+    axes = np.empty((rows, cols), dtype=object)
+    for r in range(rows):
+        for c in range(cols):
+            ax = fig.add_axes((xs[c] / width, 1.0 - (ys[r] + th) / height, tw / width, th / height))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_facecolor("black")
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            axes[r, c] = ax
+    if title:
+        fig.text(0.5, 1.0 - 0.06 / height, title, ha="center", va="top", fontsize=10)
+    return fig, axes
+
+
+def _show(ax, frame, label: str) -> None:
+    ax.imshow(frame_to_rgb(frame), interpolation="nearest", vmin=0.0, vmax=1.0)
+    ax.set_label(label)
+
+
+def _blank(ax, label: str) -> None:
+    ax.set_axis_off()
+    ax.set_label(label)
+
+
+# -- clips ----------------------------------------------------------------------------------
+def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | None = None):
+    """A grid of clips, one clip per row.
+
+    Args:
+        frames: ``(N, T, C, H, W)`` in [0, 1] (a single clip ``(T, C, H, W)`` is also accepted).
+        max_clips: at most this many clips (the first ones) are drawn.
+        max_frames: at most this many frames (the first ones) per clip.
+        title: optional figure title.
+    Returns:
+        A Figure with ``min(N, max_clips) * min(T, max_frames)`` image Axes; the top row is
+        titled with the 1-indexed frame number, tiles are labelled ``"clip i t=k"``.
+    """
+    arr = _to_numpy(frames)
+    if arr.ndim == 4:
+        arr = arr[None]
+    arr = _frames(arr, 5, "frames")
+    n, t = min(arr.shape[0], max_clips), min(arr.shape[1], max_frames)
+    if n < 1 or t < 1:
+        raise ValueError(f"nothing to show: frames have shape {arr.shape}")
+    aspect = arr.shape[3] / arr.shape[4]
+    fig, axes = _tile_figure(n, t, tile=0.75, aspect=aspect, title=title, col_titles=True, row_labels=n > 1)
+    for i in range(n):
+        for k in range(t):
+            ax = axes[i, k]
+            _show(ax, arr[i, k], f"clip {i} t={k + 1}")
+            if i == 0:
+                ax.set_title(f"t={k + 1}", fontsize=_TILE_FONT, pad=3)
+        if n > 1:
+            axes[i, 0].set_ylabel(f"clip {i + 1}", fontsize=_TILE_FONT, labelpad=3)
+    return fig
+
+
+# -- line plots --------------------------------------------------------------------------------
+def _records(history) -> list[dict]:
+    if hasattr(history, "to_dict"):  # a pandas DataFrame
+        history = history.to_dict("records")
+    return list(history)
+
+
+def _series(rows: list[dict], key: str, x_key: str = "iteration"):
+    """(x, y) of the rows that have a finite value for `key`."""
+    xs, ys = [], []
+    for i, row in enumerate(rows):
+        y = row.get(key)
+        if y is None:
+            continue
+        y = float(y)
+        if math.isfinite(y):
+            xs.append(float(row.get(x_key, i)))
+            ys.append(y)
+    return np.asarray(xs), np.asarray(ys)
+
+
+class _Style:
+    def __init__(self, style: str = "whitegrid"):
+        self.style = style
+
+    def __enter__(self):
+        self._ctx = matplotlib.rc_context()
+        self._ctx.__enter__()
+        sns.set_theme(style=self.style, context="notebook", font_scale=0.9)
+        return self
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def plot_training_curves(history):
+    """DrNet training curves in three panels.
+
+    Args:
+        history: list of dicts (or a DataFrame) with ``iteration``, ``reconstruction``,
+            ``similarity``, ``pose_adversarial``, ``discriminator_bce`` and
+            ``discriminator_accuracy``; missing or non-finite values are skipped.
+    Returns:
+        A Figure with 3 Axes: (a) reconstruction and similarity MSE on a log scale, (b) the
+        scene-discriminator BCE seen by the pose encoder and by the discriminator, with a dashed
+        line at ln 2 (C at chance), (c) the discriminator's accuracy with a dashed line at 0.5.
+    """
+    rows = _records(history)
+    with _Style("whitegrid"):
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+        ax = axes[0]
+        for key, label in (("reconstruction", "reconstruction"), ("similarity", "content similarity")):
+            x, y = _series(rows, key)
+            if len(x):
+                ax.plot(x, y, label=label, lw=1.5)
+        ax.set_yscale("log")
+        ax.set_ylabel("MSE (log scale)")
+        ax.set_title("(a) reconstruction & similarity (MSE)")
+
+        ax = axes[1]
+        for key, label in (("pose_adversarial", "pose encoder (target ½)"),
+                           ("discriminator_bce", "discriminator C")):
+            x, y = _series(rows, key)
+            if len(x):
+                ax.plot(x, y, label=label, lw=1.5)
+        ax.axhline(LN2, ls="--", color="0.3", lw=1.2, label="ln 2 = 0.693 (C at chance)")
+        ax.set_ylabel("binary cross-entropy")
+        ax.set_title("(b) scene-discriminator BCE")
+
+        ax = axes[2]
+        x, y = _series(rows, "discriminator_accuracy")
+        if len(x):
+            ax.plot(x, y, color="C2", lw=1.5, label="C accuracy")
+        ax.axhline(0.5, ls="--", color="0.3", lw=1.2, label="chance (0.5)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel("accuracy (same vs. other clip)")
+        ax.set_title("(c) discriminator accuracy")
+
+        for ax in axes:
+            ax.set_xlabel("iteration")
+            ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def plot_lstm_curve(history):
+    """The pose LSTM's training loss.
+
+    Args:
+        history: list of dicts (or a DataFrame) with ``iteration`` and ``pose_mse``.
+    Returns:
+        A Figure with one Axes: predicted-pose MSE against iteration, log y.
+    """
+    rows = _records(history)
+    with _Style("whitegrid"):
+        fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
+        x, y = _series(rows, "pose_mse")
+        ax.plot(x, y, color="C0", lw=1.5, label="predicted-pose MSE")
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("MSE")
+        ax.set_title("Pose LSTM training loss")
+        ax.legend(fontsize=8)
+    return fig
+
+
+# -- factorisation grid ---------------------------------------------------------------------
+def decode_pairs(model, content_frames: torch.Tensor, pose_frames: torch.Tensor) -> np.ndarray:
+    """Every content frame ``(n, C, H, W)`` decoded with every pose frame's pose ``(m, C, H, W)``:
+    ``(n, m, C, H, W)`` numpy, row ``i`` keeping content ``i`` (with its skips). Eval mode, no grad."""
+    n, m = content_frames.shape[0], pose_frames.shape[0]
+    device = next(model.parameters()).device
+    with evaluating(model):
+        content, skips = model.encode_content(content_frames.to(device))
+        pose = model.encode_pose(pose_frames.to(device))
+        decoded = model.decode(content.repeat_interleave(m, dim=0), [s.repeat_interleave(m, dim=0) for s in skips],
+                               pose.repeat(n, 1, 1, 1)).float().cpu()
+    return decoded.reshape(n, m, *decoded.shape[1:]).numpy()
+
+
+def factorization_grid(model, content_frames, pose_frames):
+    """The paper's Figure 3 (left): every content frame decoded with every pose frame's pose.
+
+    Args:
+        model: a ``DrNet``; run in eval mode under ``no_grad`` (each submodule's previous
+            train/eval mode is restored afterwards).
+        content_frames: ``(n, C, H, W)`` in [0, 1], one per row.
+        pose_frames: ``(m, C, H, W)`` in [0, 1], one per column.
+    Returns:
+        A Figure with ``(n + 1) * (m + 1)`` Axes: the top-left tile is empty (it holds the
+        "content ↓ / pose →" legend, label ``"corner"``), the top row shows the pose frames
+        (``"pose j"``), the first column the content frames (``"content i"``), and tile
+        ``(i + 1, j + 1)`` (``"decoded i,j"``) shows ``decode(content(content_frames[i]) with its
+        skips, pose(pose_frames[j]))``.
+    """
+    cf = torch.as_tensor(_frames(content_frames, 4, "content_frames"))
+    pf = torch.as_tensor(_frames(pose_frames, 4, "pose_frames"))
+    n, m = cf.shape[0], pf.shape[0]
+    decoded = decode_pairs(model, cf, pf)
+
+    aspect = cf.shape[2] / cf.shape[3]
+    fig, axes = _tile_figure(n + 1, m + 1, tile=0.8, aspect=aspect, wide_rows={1: 0.1}, wide_cols={1: 0.1},
+                             title="DrNet factorisation: content from each row's frame,\n"
+                                   "pose from each column's frame")
+    corner = axes[0, 0]
+    _blank(corner, "corner")
+    corner.text(0.5, 0.5, "content ↓\npose →", ha="center", va="center", fontsize=9,
+                transform=corner.transAxes)
+    for j in range(m):
+        _show(axes[0, j + 1], pf[j], f"pose {j}")
+    for i in range(n):
+        _show(axes[i + 1, 0], cf[i], f"content {i}")
+        for j in range(m):
+            _show(axes[i + 1, j + 1], decoded[i, j], f"decoded {i},{j}")
+    return fig
+
+
+# -- probes ---------------------------------------------------------------------------------
+def _lookup(metrics: Mapping, dotted: str) -> float:
+    """metrics["probe.x"] or metrics["probe"]["x"]; NaN when absent."""
+    if dotted in metrics:
+        return float(metrics[dotted])
+    node = metrics
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return float("nan")
+        node = node[part]
+    return float(node)
+
+
+PROBE_ROWS = ["content", "pose"]
+PROBE_COLUMNS = ["digit identity (acc)", "digit position (R²)"]
+
+
+def probe_heatmap(metrics: Mapping, chance: Mapping[str, float] | None = None):
+    """Linear-probe results as a 2 x 2 heatmap: which code knows what.
+
+    Args:
+        metrics: holds ``probe.content_to_identity``, ``probe.pose_to_identity``,
+            ``probe.content_to_position_r2`` and ``probe.pose_to_position_r2`` (flat dotted keys
+            or nested ``{"probe": {...}}``); a missing value leaves its cell empty.
+        chance: optional chance levels, keys ``"identity"`` and/or ``"position"``, written as
+            ``"chance 0.10"`` under the column label.
+    Returns:
+        A Figure with the heatmap Axes and its colour bar: rows ``content``, ``pose``; columns
+        ``digit identity (acc)``, ``digit position (R²)``; cells annotated with 2 decimals, colour
+        scale fixed to [0, 1] (a negative R² is shown with the colour of 0).
+    """
+    keys = [["probe.content_to_identity", "probe.content_to_position_r2"],
+            ["probe.pose_to_identity", "probe.pose_to_position_r2"]]
+    data = np.array([[_lookup(metrics, k) for k in row] for row in keys])
+    columns = list(PROBE_COLUMNS)
+    for c, name in enumerate(("identity", "position")):
+        if chance and name in chance and chance[name] is not None:
+            columns[c] += f"\nchance {float(chance[name]):.2f}"
+    with _Style("white"):
+        fig, ax = plt.subplots(figsize=(5.2, 3.4), layout="constrained")
+        sns.heatmap(data, ax=ax, annot=True, fmt=".2f", vmin=0.0, vmax=1.0, cmap="viridis",
+                    xticklabels=columns, yticklabels=PROBE_ROWS, linewidths=1.5, linecolor="white",
+                    square=False, annot_kws={"fontsize": 13}, cbar_kws={"shrink": 0.9})
+        ax.tick_params(axis="both", length=0)
+        ax.set_yticklabels(PROBE_ROWS, rotation=0)
+        ax.set_title("Linear probes on each code\n"
+                     "(disentangled: content → identity high, pose → position high)", fontsize=10)
+    return fig
