@@ -1,1 +1,0 @@
-"""Datasets: real downloaders and loaders, and the offline stand-ins in the same formats."""
