@@ -48,6 +48,7 @@ class ResumableLoop:
 
     checkpoint_sections: tuple[str, ...] = ()
     length_setting: str = ""
+    refusal_fix = "use another checkpoint folder, or delete it to start over"   # after "another configuration"
     iteration: int = 0
     wall_s: float = 0.0          # training time of this run, summed over every resumed session
     resumed_wall_s: float = 0.0  # the part of wall_s spent before this process resumed
@@ -87,8 +88,7 @@ class ResumableLoop:
         state = load_checkpoint(path)
         if state.get("fingerprint") not in cls.accepted_checkpoint_fingerprints(cfg):
             raise CheckpointError(f"checkpoint {path} was written for another configuration "
-                                  f"({cls._what_differs(cfg, state.get('config'))}); use another checkpoint "
-                                  f"folder, or delete it to start over")
+                                  f"({cls._what_differs(cfg, state.get('config'))}); {cls.refusal_fix}")
         return state
 
     @classmethod

@@ -95,6 +95,9 @@ class LSTMTrainer(ResumableLoop):
     # the DrNet's sections as well: an LSTM is trained on the codes of one trained DrNet
     checkpoint_sections = ("experiment", "seed", "model", "data", "train", "lstm")
     length_setting = "lstm.iterations"   # (DrNet's train.iterations counts: it names the DrNet trained on)
+    # DrNet's checkpoint beside it may be the right one: only the LSTM has to go
+    refusal_fix = ("delete it to train the pose LSTM again on this DrNet with these settings, or use another "
+                   "checkpoint folder")
 
     def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True):
         c = cfg.lstm
