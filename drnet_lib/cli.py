@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where datasets are downloaded, converted or generated")
     t.add_argument("--record", metavar="TAG",
                    help="write losses and timings to <results-dir>/<profile>/<experiment>_<TAG>_seed<k>.json")
-    t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results", help="where --record writes")
     t.add_argument("--set", nargs="*", action=RepeatableList, metavar="KEY=VALUE",
                    help="override settings by name, e.g. train.iterations=500 lstm.hidden=128 (may be repeated; "
                         "an unknown name lists the valid ones)")
@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help=_DEVICE_HELP)
     r.add_argument("--data-source", default="embedded", choices=["embedded", "real"],
                    help="embedded: the offline stand-ins; real: the published datasets, downloaded; default %(default)s")
-    r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results",
+                   help="executed notebooks and results files go to <dir>/<profile>/")
     r.add_argument("--workers", type=int, default=1,
                    help="notebooks run at once (each in its own kernel; cores are shared out between them)")
     r.add_argument("--grid", nargs="*", action=RepeatableList, metavar="NAME=V1,V2",
@@ -274,8 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--loss-iterations", type=int, default=50, help="iterations of each loss_check run")
     b.add_argument("--scaling", action="store_true",
                    help="instead: seconds per iteration over --scaling-batch x --scaling-size")
-    b.add_argument("--scaling-batch", nargs="+", action=RepeatableList, type=int, default=[16, 32, 64])
-    b.add_argument("--scaling-size", nargs="+", action=RepeatableList, type=int, default=[64, 128])
+    b.add_argument("--scaling-batch", nargs="+", action=RepeatableList, type=int, default=[16, 32, 64],
+                   help="batch sizes for --scaling; default 16 32 64")
+    b.add_argument("--scaling-size", nargs="+", action=RepeatableList, type=int, default=[64, 128],
+                   help="frame sizes in pixels for --scaling; default 64 128")
     b.add_argument("--breakdown", action="store_true",
                    help="instead: a torch.profiler breakdown of one iteration (top operators by self time)")
     b.add_argument("--layers", action="store_true",

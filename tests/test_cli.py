@@ -433,3 +433,17 @@ def test_the_paper_profile_on_a_cpu_says_it_is_made_for_a_gpu(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=1"]) == 0
     assert "for a GPU" not in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    def undocumented(parser, command):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from undocumented(sub, f"{command} {name}")
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                yield f"{command} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(undocumented(cli.build_parser(), "drnet")) == []
