@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebook parameters to sweep, e.g. adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--force", action="store_true", help="rerun even where results exist")
-    g.add_argument("--skip-existing", action="store_true", help="skip runs whose results exist (default)")
+    g.add_argument("--skip-existing", action="store_true",
+                   help="skip runs whose results file and executed notebook exist (default)")
     r.set_defaults(func=cmd_reproduce)
 
     b = sub.add_parser("bench", help="time training iterations and data generation (JSON lines)")

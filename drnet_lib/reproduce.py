@@ -94,7 +94,8 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     tag = grid_tag(extra) if extra else None
     out_json = results_path(results_dir, profile, experiment, seed, tag)
     out_nb = out_json.with_suffix(".ipynb")
-    if out_json.exists() and not force:
+    # done means both: a run that wrote its results and then failed in a later cell has no notebook
+    if out_json.exists() and out_nb.exists() and not force:
         return RunOutcome(experiment, seed, "skipped", out_nb, tag=tag)
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     notebooks = REPO_ROOT / "notebooks"
@@ -151,7 +152,7 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     from a thread here, so a kernel that crashes or is killed fails only its own run (reported
     like a failing notebook) and the others go on. Unless ``OMP_NUM_THREADS`` is already set, the
     machine's cores are shared out between the kernels (at least one thread each). An
-    interrupted batch resumes when run again: finished runs have their results and are skipped,
+    interrupted batch resumes when run again: finished runs (results file and executed notebook) are skipped,
     unfinished ones continue from their checkpoints.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed

@@ -193,3 +193,19 @@ def test_outside_a_clone_the_folders_are_the_working_directory_and_reproduce_say
     with pytest.raises(FileNotFoundError, match="no notebook at .*01_mnist.ipynb.*inside a clone"):
         reproduce.reproduce(["mnist"], [0], profile="smoke", progress=False)
     assert not (tmp_path / "results").exists()
+
+
+def test_a_run_that_wrote_its_results_and_then_failed_is_not_taken_as_done(fake_experiments):
+    # the notebook writes its results file, then a later cell fails: no executed notebook is kept
+    # under the final name, so a later batch (make book skips what is done) runs it again
+    writes_then_fails = ("import json, pathlib\n"
+                         "p = pathlib.Path(results_dir, profile, f'ok_seed{seed}.json')\n"
+                         "p.parent.mkdir(parents=True, exist_ok=True)\n"
+                         "p.write_text(json.dumps({'seed': seed}))\n"
+                         "raise RuntimeError('a cell after the results failed')")
+    tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", writes_then_fails)
+    results = fake_experiments / "results"
+    first = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    assert first[0].status == "failed" and (results / "smoke" / "ok_seed0.json").exists()
+    again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    assert again[0].status == "failed"                     # ran again, not "skipped"
