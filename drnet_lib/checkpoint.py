@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection
 from pathlib import Path
 
 import torch
@@ -43,9 +42,9 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: torch.save(state, f))
 
 
-def load_checkpoint(path: str | os.PathLike, fingerprint: str | Collection[str] | None = None) -> dict:
-    """Load a checkpoint; refuse one that is corrupt or belongs to a different configuration (its
-    fingerprint not ``fingerprint``, or not one of them)."""
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint, refusing a missing, truncated or foreign file by name. Whether it belongs
+    to a run's configuration is :meth:`drnet_lib.loop.ResumableLoop.read_checkpoint`'s question."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: check the path, or train the run first")
@@ -54,10 +53,4 @@ def load_checkpoint(path: str | os.PathLike, fingerprint: str | Collection[str] 
     except Exception as err:  # truncated or foreign file
         raise CheckpointError(f"checkpoint {path} cannot be read ({err.__class__.__name__}: {err}); "
                               f"delete it to start this run from scratch") from err
-    accepted = {fingerprint} if isinstance(fingerprint, str) else set(fingerprint or ())
-    if fingerprint is not None and state.get("fingerprint") not in accepted:
-        raise CheckpointError(
-            f"checkpoint {path} was written for another configuration "
-            f"(fingerprint {state.get('fingerprint')}, not {' or '.join(sorted(accepted))}); use another "
-            f"checkpoint folder or delete it to start over")
     return state

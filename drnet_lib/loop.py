@@ -63,6 +63,12 @@ class ResumableLoop:
         return False
 
     @classmethod
+    def length_of(cls, cfg: ExperimentConfig) -> int:
+        """``cfg``'s value of ``length_setting``: the iterations a run of it trains for."""
+        section, name = cls.length_setting.split(".")
+        return getattr(getattr(cfg, section), name)
+
+    @classmethod
     def settings_left_out(cls, cfg: ExperimentConfig) -> frozenset[str]:
         """The settings of ``checkpoint_sections`` a checkpoint may differ in and still resume."""
         extendable = {cls.length_setting} if cls.length_setting and not cls.length_shapes_steps(cfg) else set()
@@ -92,6 +98,16 @@ class ResumableLoop:
         return state
 
     @classmethod
+    def read_finished_checkpoint(cls, cfg: ExperimentConfig, path: str | Path) -> dict:
+        """:meth:`read_checkpoint`, refusing a checkpoint that is not at the run's length (stopped
+        early, or trained further): what a measurement of the finished run must read."""
+        state = cls.read_checkpoint(cfg, path)
+        if state["iteration"] != cls.length_of(cfg):
+            raise CheckpointError(f"{path}: the {cls.name} is at iteration {state['iteration']}, not the run's "
+                                  f"{cls.length_of(cfg)} ({cls.length_setting}); finish it (drnet train) first")
+        return state
+
+    @classmethod
     def _what_differs(cls, cfg: ExperimentConfig, saved: dict | None) -> str:
         """``"train.lr 0.001 here, 0.0002 in the checkpoint; ..."`` over the settings that count;
         a generic phrase where the checkpoint holds no readable configuration (an older pose LSTM's)."""
@@ -104,12 +120,9 @@ class ResumableLoop:
                 if key in cls.checkpoint_sections and getattr(cfg, key) != getattr(theirs, key)]
         rows += [(key, ours, saved_value) for key, ours, saved_value in differences(cfg, theirs)
                  if key.split(".")[0] in cls.checkpoint_sections and key not in left_out]
-        if not rows and cls.length_setting:
-            section, name = cls.length_setting.split(".")
-            saved_length = getattr(getattr(theirs, section), name)
-            if saved_length != getattr(getattr(cfg, section), name):   # only the length differs
-                return (f"it was written before a run's length left the fingerprint, so it resumes only at its "
-                        f"own {cls.length_setting}, {saved_length}")
+        if not rows and cls.length_setting and cls.length_of(theirs) != cls.length_of(cfg):   # only the length differs
+            return (f"it was written before a run's length left the fingerprint, so it resumes only at its "
+                    f"own {cls.length_setting}, {cls.length_of(theirs)}")
         if not rows:
             return "its settings match these, but its fingerprint does not"
         return "; ".join(f"{key} {ours!r} here, {saved_value!r} in the checkpoint" for key, ours, saved_value in rows)

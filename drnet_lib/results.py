@@ -106,7 +106,7 @@ def provenance(device, wall_s: float) -> dict:
     status = None if named else _git("status", "--porcelain", "--untracked-files=no", "--", ".",
                                      ":(exclude)results")
     return {
-        "git_commit": named or (_git("rev-parse", "HEAD") if runs_from_checkout() else installed_commit()),
+        "git_commit": named or _git("rev-parse", "HEAD") or installed_commit(),
         "dirty": bool(status) if status is not None else None,
         "drnet_lib": __version__,
         "torch": torch.__version__,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from drnet_lib.config import (NOT_COMPARED, PROFILES, ExperimentConfig, apply_overrides, config_from_dict, differences,
+from drnet_lib.config import (PROFILES, ExperimentConfig, apply_overrides, config_from_dict, differences,
                               format_differences, get_config)
 from drnet_lib.models import DrNet
 

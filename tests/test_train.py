@@ -414,7 +414,7 @@ def test_checkpoint_writes_are_atomic(smoke_cfg, train_bank, tmp_path, monkeypat
         trainer.save(path)
     monkeypatch.setattr(torch, "save", real_save)
     assert path.read_bytes() == good
-    assert load_checkpoint(path, trainer.fingerprint)["iteration"] == 0
+    assert DrNetTrainer.read_checkpoint(trainer.cfg, path)["iteration"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["drnet.pt"]   # no *.tmp left behind
 
 
@@ -445,7 +445,7 @@ def test_train_lstm_runs_and_leaves_drnet_unchanged(smoke_cfg, trained_model, tr
     assert [r["iteration"] for r in trainer.history] == [5, 10, 15, 20]
     assert all(math.isfinite(r["pose_mse"]) and r["pose_mse"] >= 0 for r in trainer.history)
     assert_same_state(trained_model.state_dict(), before)   # weights and BatchNorm statistics
-    assert load_checkpoint(path, trainer.fingerprint)["iteration"] == 20
+    assert LSTMTrainer.read_checkpoint(smoke_cfg, path)["iteration"] == 20
 
 
 def test_lstm_loss_decreases_on_a_fixed_model(smoke_cfg, trained_model, train_bank):

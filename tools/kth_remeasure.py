@@ -62,7 +62,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
-from drnet_lib.checkpoint import atomic_write
+from drnet_lib.checkpoint import CheckpointError, atomic_write
 from drnet_lib.models import PoseLSTM
 from drnet_lib.predict import LSTMTrainer
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads
@@ -109,11 +109,8 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     its DrNet checkpoint, on the clips of the ``persons`` split ("test" or "train")."""
     if cfg.experiment != "kth":
         raise SystemExit(f"{checkpoint} belongs to a {cfg.experiment} run; this tool measures KTH runs")
-    # as the trainer reads it: a checkpoint of any other configuration is refused, naming the settings
-    state = DrNetTrainer.read_checkpoint(cfg, checkpoint)
-    if state["iteration"] != cfg.train.iterations:
-        raise SystemExit(f"{checkpoint}: DrNet is at iteration {state['iteration']}, not the run's "
-                         f"{cfg.train.iterations}; finish it (drnet train) before measuring it")
+    # as the trainer reads it: another configuration's checkpoint, or an unfinished one, is refused by name
+    state = DrNetTrainer.read_finished_checkpoint(cfg, checkpoint)
     # the run's own model, memory layout included (channels-last on the CPU): another layout rounds
     # differently, and the classifiers' fits turn that into other scores
     trainer = DrNetTrainer(cfg, "cpu")
@@ -159,10 +156,7 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
 def _finished_lstm(cfg, path: Path) -> PoseLSTM:
     """The run's pose LSTM from its checkpoint, refused by name when it belongs to another
     configuration or stopped before ``lstm.iterations``."""
-    state = LSTMTrainer.read_checkpoint(cfg, path)
-    if state["iteration"] != cfg.lstm.iterations:
-        raise SystemExit(f"{path}: the pose LSTM is at iteration {state['iteration']}, not the run's "
-                         f"{cfg.lstm.iterations}; finish it (drnet train) before measuring its predictions")
+    state = LSTMTrainer.read_finished_checkpoint(cfg, path)
     lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers)
     lstm.load_state_dict(state["modules"]["lstm"])
     return lstm.eval()
@@ -223,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                          **({"persons": "train"} if args.persons == "train" else {}),
                          **measure(cfg, checkpoint, args.measure, args.persons)}
                 entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
+        except CheckpointError as err:   # another configuration's, or unfinished: the tool's error, not a traceback
+            raise SystemExit(str(err)) from None
         finally:
             torch.set_num_threads(default_threads)
         if args.checkpoint_origin:
