@@ -72,10 +72,11 @@ def cmd_train(args) -> int:
     # the pose LSTM and the measurements then run on rank 0 alone.
     rank, world = init_from_env()
     drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir, args.record)
+    device = resolve_device(args.device)
     if rank == 0:
         print(f"DrNet checkpoint: {drnet_ckpt}" + (f" ({world} processes)" if world > 1 else ""))
-        note_paper_profile_on_cpu(cfg, resolve_device(args.device))
-    trainer = train_drnet(cfg, args.device, drnet_ckpt, resume=args.resume)
+        note_paper_profile_on_cpu(cfg, device)
+    trainer = train_drnet(cfg, device, drnet_ckpt, resume=args.resume)
     if rank != 0:
         return 0
     print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
