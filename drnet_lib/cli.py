@@ -153,6 +153,11 @@ def cmd_reproduce(args) -> int:
         if not sep or not raw:
             raise SystemExit(f"--grid expects name=v1,v2,... (e.g. pose_dim=2,5,10), got {item!r}")
         grid[key] = [json.loads(v) if v.strip() else v for v in raw.split(",")]
+    if args.prose_only:
+        from .reproduce import refresh_prose_of_runs
+
+        outcomes = refresh_prose_of_runs(args.experiments, args.seeds, args.profile, args.results_dir, grid)
+        return 1 if any(o.status in ("rerun", "missing") for o in outcomes) else 0
     outcomes = reproduce(args.experiments, args.seeds, args.profile, args.results_dir, args.device,
                          args.data_source, force=args.force, grid=grid, workers=args.workers)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
@@ -256,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="rerun even where results exist")
     g.add_argument("--skip-existing", action="store_true",
                    help="skip runs whose results file and executed notebook exist (default)")
+    g.add_argument("--prose-only", action="store_true",
+                   help="run nothing: copy the source notebooks' markdown into the executed runs whose code "
+                        "cells are the source's (a prose fix without a rerun); lists the runs that need one")
     r.set_defaults(func=cmd_reproduce)
 
     b = sub.add_parser("bench", help="time training iterations and data generation (JSON lines)")

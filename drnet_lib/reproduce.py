@@ -27,7 +27,7 @@ PROFILES_OF = {"norb_grid": "norb"}
 class RunOutcome:
     experiment: str
     seed: int
-    status: str          # "done", "skipped" or "failed"
+    status: str          # "done", "skipped" or "failed"; with --prose-only "prose", "current", "rerun" or "missing"
     notebook: Path
     seconds: float = 0.0
     error: str = ""
@@ -61,6 +61,82 @@ def cells_changed_since(experiment: str, executed) -> tuple[int, int]:
     ran = {cell.source for cell in nbformat.read(str(executed), as_version=4).cells}
     cells = nbformat.read(str(source_notebook(experiment)), as_version=4).cells
     return sum(cell.source not in ran for cell in cells), len(cells)
+
+
+class CodeChanged(ValueError):
+    """The executed notebook ran other code than its source has now: only a rerun brings it up to date."""
+
+
+def _is_injected(cell) -> bool:
+    return "injected-parameters" in cell.metadata.get("tags", [])
+
+
+def refresh_prose(executed, source) -> int:
+    """Bring an executed run's prose up to date with its source notebook, without rerunning it.
+
+    A chapter page is an executed notebook; fixing a sentence in the source would otherwise leave
+    the page stale until a rerun (over an hour for some chapters). Markdown has no outputs, so
+    when the executed copy ran exactly the source's code cells (same sources, same order; papermill's
+    injected-parameters cell aside), the source's markdown can replace the executed copy's without
+    changing any result. Markdown between two code cells is taken from the source as a block, so
+    prose cells may also have been added or removed. The file is rewritten atomically, and its
+    metadata records how many prose cells came from a later source (``drnet.prose_refreshed``).
+
+    Returns:
+        the number of prose cells replaced, added or removed (0: already up to date; the file is
+        then not rewritten).
+    Raises:
+        CodeChanged: a code cell differs, or one was added or removed; names the first one.
+    """
+    import copy
+
+    import nbformat
+
+    from .checkpoint import atomic_write
+
+    executed, source = Path(executed), Path(source)
+    ran = nbformat.read(str(executed), as_version=4)
+    src = nbformat.read(str(source), as_version=4)
+    ran_code = [c for c in ran.cells if c.cell_type == "code" and not _is_injected(c)]
+    src_code = [c for c in src.cells if c.cell_type == "code"]
+    for k, (a, b) in enumerate(itertools.zip_longest(ran_code, src_code)):
+        if a is None or b is None or a.source != b.source:
+            first_line = ((b or a).source.splitlines() or [""])[0]
+            raise CodeChanged(f"{executed} ran other code than {source} has now (code cell {k + 1}: "
+                              f"{first_line!r}): its prose cannot be refreshed alone; rerun it "
+                              f"(drnet reproduce --force)")
+
+    def prose_gaps(cells):
+        """The non-code cells before each code cell, and after the last: len(code cells) + 1 lists."""
+        gaps = [[]]
+        for cell in cells:
+            if cell.cell_type == "code":
+                gaps.append([])
+            else:
+                gaps[-1].append(cell)
+        return gaps
+
+    ran_gaps = prose_gaps([c for c in ran.cells if not _is_injected(c)])
+    src_gaps = prose_gaps(src.cells)
+    changed, cells, code = 0, [], iter(ran_code)
+    for k, (old, new) in enumerate(zip(ran_gaps, src_gaps)):
+        if [c.source for c in old] == [c.source for c in new]:
+            cells.extend(old)   # unchanged: keep the executed cells as they are
+        else:
+            changed += max(len(old), len(new)) - sum(a.source == b.source for a, b in zip(old, new))
+            cells.extend(copy.deepcopy(new))
+        if k < len(src_code):
+            cell = next(code)
+            cells.append(cell)
+            if "parameters" in cell.metadata.get("tags", []):
+                cells.extend(c for c in ran.cells if _is_injected(c))   # papermill's cell stays after it
+    if not changed:
+        return 0
+    ran.cells = cells
+    record = ran.metadata.setdefault("drnet", {}).setdefault("prose_refreshed", {"cells": 0})
+    record["cells"] += changed
+    atomic_write(executed, lambda f: f.write(nbformat.writes(ran).encode() + b"\n"))
+    return changed
 
 
 def grid_points(grid: dict[str, list] | None) -> list[dict]:
@@ -184,6 +260,35 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     return ordered
 
 
+def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=None,
+                          grid: dict[str, list] | None = None) -> list[RunOutcome]:
+    """:func:`refresh_prose` for every executed run of the batch, and a summary table.
+
+    Status per run: ``prose`` (its markdown now the source's), ``current`` (nothing to take),
+    ``rerun`` (its code differs from the source's: only ``drnet reproduce --force`` updates it) or
+    ``missing`` (never run). Nothing is executed.
+    """
+    results_dir = Path(results_dir or REPO_ROOT / "results")
+    outcomes = []
+    for e in experiments:
+        check_grid(e, grid)
+        for s in seeds:
+            for point in grid_points(grid):
+                tag = grid_tag(point) if point else None
+                executed = results_path(results_dir, profile, e, s, tag).with_suffix(".ipynb")
+                outcome = RunOutcome(e, s, "missing", executed, tag=tag)
+                if executed.exists():
+                    try:
+                        changed = refresh_prose(executed, source_notebook(e))
+                        outcome.status = "prose" if changed else "current"
+                        outcome.error = f"{changed} prose cell(s) taken from the source" if changed else ""
+                    except CodeChanged as err:
+                        outcome.status, outcome.error = "rerun", str(err)
+                outcomes.append(outcome)
+    print(format_summary(outcomes))
+    return outcomes
+
+
 def format_summary(outcomes: list[RunOutcome]) -> str:
     lines = [f"{'experiment':<12}{'seed':>5}  {'status':<8}{'minutes':>8}  notebook"]
     for o in outcomes:
@@ -191,5 +296,6 @@ def format_summary(outcomes: list[RunOutcome]) -> str:
         if o.tag:
             lines[-1] = lines[-1].replace(f"{o.experiment:<12}", f"{o.experiment + ' ' + o.tag:<12}", 1)
         if o.error:
-            lines.append(f"{'':<17}error: {o.error}")
+            label = "note" if o.status == "prose" else "error"
+            lines.append(f"{'':<17}{label}: {o.error}")
     return "\n".join(lines)

@@ -209,3 +209,68 @@ def test_a_run_that_wrote_its_results_and_then_failed_is_not_taken_as_done(fake_
     assert first[0].status == "failed" and (results / "smoke" / "ok_seed0.json").exists()
     again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
     assert again[0].status == "failed"                     # ran again, not "skipped"
+
+
+def test_prose_refresh_takes_the_source_markdown_and_keeps_every_output(fake_experiments):
+    """A chapter's prose fixed in its source reaches the executed run without a rerun, and only prose."""
+    results = fake_experiments / "results"
+    source = fake_experiments / "notebooks" / "ok.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("# Title"))
+    nb.cells.insert(2, nbformat.v4.new_markdown_cell("An old sentence."))
+    nb.cells[-1].source += "\nprint('the output')"
+    nbformat.write(nb, source)
+    reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    executed = results / "smoke" / "ok_seed0.ipynb"
+    ran = nbformat.read(executed, as_version=4)
+    injected = [k for k, c in enumerate(ran.cells) if "injected-parameters" in c.metadata.get("tags", [])]
+    code_before = [(c.source, c.outputs) for c in ran.cells if c.cell_type == "code"]
+    assert code_before[-1][1][0]["text"] == "the output\n"
+
+    nb.cells[2].source = "A new sentence."                       # edited
+    nb.cells.append(nbformat.v4.new_markdown_cell("## Added"))   # added after the last code cell
+    del nb.cells[0]                                              # removed
+    nbformat.write(nb, source)
+    assert reproduce.cells_changed_since("ok", executed)[0] == 2
+    assert reproduce.refresh_prose(executed, source) == 3
+    after = nbformat.read(executed, as_version=4)
+    assert reproduce.cells_changed_since("ok", executed) == (0, len(nb.cells))
+    assert [(c.source, c.outputs) for c in after.cells if c.cell_type == "code"] == code_before
+    assert [c.source for c in after.cells if "injected-parameters" not in c.metadata.get("tags", [])] == \
+        [c.source for c in nb.cells]
+    # papermill's cell stays right after the parameters cell, and the run's metadata is kept
+    params = next(k for k, c in enumerate(after.cells) if "parameters" in c.metadata.get("tags", []))
+    assert "injected-parameters" in after.cells[params + 1].metadata["tags"] and len(injected) == 1
+    assert after.metadata["papermill"] == ran.metadata["papermill"]
+    assert after.metadata["drnet"]["prose_refreshed"]["cells"] == 3
+
+    written = executed.read_bytes()
+    assert reproduce.refresh_prose(executed, source) == 0       # up to date: not rewritten
+    assert executed.read_bytes() == written
+    nb.cells[-2].source += "\nprint('new code')"
+    nbformat.write(nb, source)
+    with pytest.raises(reproduce.CodeChanged, match=r"ok_seed0.ipynb ran other code .*code cell 2.*rerun"):
+        reproduce.refresh_prose(executed, source)
+    assert executed.read_bytes() == written                        # refused: nothing changed
+
+
+def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fake_experiments, capsys):
+    from drnet_lib.cli import main
+
+    results = fake_experiments / "results"
+    reproduce.reproduce(["ok"], [0, 1], profile="smoke", results_dir=results, progress=False)
+    source = fake_experiments / "notebooks" / "ok.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("A sentence added later."))
+    nbformat.write(nb, source)
+    (results / "smoke" / "ok_seed1.json").unlink()   # the notebook stays: prose needs only the notebook
+    argv = ["reproduce", "--prose-only", "--profile", "smoke", "--experiments", "ok", "--seeds", "0", "1", "2",
+            "--results-dir", str(results)]
+    assert main(argv) == 1                           # seed 2 never ran
+    out = capsys.readouterr().out
+    assert "prose" in out and "note: 1 prose cell(s) taken from the source" in out and "missing" in out
+    assert reproduce.cells_changed_since("ok", results / "smoke" / "ok_seed1.ipynb")[0] == 0
+    nb.cells[1].source += "\nprint('changed code')"
+    nbformat.write(nb, source)
+    outcomes = reproduce.refresh_prose_of_runs(["ok"], [0], "smoke", results)
+    assert [o.status for o in outcomes] == ["rerun"] and "drnet reproduce --force" in outcomes[0].error
