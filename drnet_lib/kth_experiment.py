@@ -17,8 +17,11 @@ Every measurement uses the *test persons* (people DrNet never saw):
 * **classification** on frozen codes of windows of ``lstm.n_past`` consecutive frames (every
   non-overlapping window of every annotated range): the action from the window's pose codes
   (concatenated in time order) and from its first frame's content code, fitted on the training
-  persons and scored on the test persons (chance 1/6); the person from the same codes, fitted on
-  the test persons' even-numbered ranges and scored on their odd ones (chance 1 / test persons).
+  persons and scored on the test persons; the person from the same codes, fitted on the test
+  persons' even-numbered ranges and scored on their odd ones. Chance (``*_chance``) is always
+  answering the training side's most frequent label, scored on the test side
+  (:func:`.classification.chance_accuracy`): about 1/6 and 1 / test persons, more where the
+  classes are unequal.
   Each with the two-layer classifier and the linear probe of :mod:`.classification`. The person
   once more with each scenario held out in turn (:func:`person_across_scenarios`): what a code
   knows of the person beyond the place where the person was filmed. Beside the codes, the action

@@ -159,6 +159,7 @@ def plot_frame_metrics(psnr, ssim, baseline_psnr=None, baseline_ssim=None,
                 b = _to_numpy(base).reshape(-1)
                 ax.plot(np.arange(1, len(b) + 1), b, color="C3", lw=1.5, ls="--", label=baseline_label)
             ax.set_xlabel("predicted step t")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))   # steps are whole
             ax.set_ylabel(name)
             ax.set_title(f"{name.split()[0]} per predicted frame (higher is better)")
             ax.legend(fontsize=8)
