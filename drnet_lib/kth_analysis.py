@@ -6,7 +6,7 @@ what a run changed from its profile (:func:`changed_settings`), how a variant co
 reference runs of the same seeds (:func:`against_same_seeds`), what the adversarial weight moves
 (:func:`adversarial_sweep`, :func:`sweep_by_beta`), how the scores split by action
 (:func:`by_action_mean`, :func:`margin_over_copy_last`), what the person-leak measurement says
-(:func:`person_leak_rows`) and how the clip list weighs the verdict (:func:`clip_list_rows`). They
+(:func:`recorded_leak_scores`, :func:`person_leak_rows`) and how the clip list weighs the verdict (:func:`clip_list_rows`). They
 compute nothing from a model.
 """
 
@@ -36,6 +36,31 @@ def changed_settings(result, variant: str | None = None) -> dict[str, object]:
     names one of the models of a run that recorded several (the KTH notebook's ``variants``)."""
     cfg = run_config(result, variant)
     return {key: ours for key, ours, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
+
+
+def recorded_leak_scores(name: str, result: dict) -> dict[str, dict]:
+    """The person-across-scenarios scores a run measured itself, as entries of
+    ``tools/kth_remeasure.py --measure person_leak``'s file: a measurement recorded with the run
+    is about its own models, so it supersedes one made earlier on other checkpoints.
+
+    Args:
+        name: the results file's stem (``kth_seed0``, ``kth_cosine_seed1``).
+        result: its results dict. A run of the KTH notebook records two models (``variants``):
+            ``adv`` under the plain keys, ``noadv`` under ``classification.noadv.…`` and
+            ``probe.noadv.…`` (the chance is shared).
+    Returns:
+        ``{entry name: {"scores": {...}}}`` with the keys :func:`person_leak_rows` reads
+        (``name``, or ``name:adv`` and ``name:noadv``); empty for a run that measured none.
+    """
+    m = result["metrics"]
+    plain = {k: v for k, v in m.items() if k.endswith("_across_scenarios") and ".noadv." not in k}
+    if "probe.person_from_pose_across_scenarios" not in plain:
+        return {}
+    if "variants" not in result:
+        return {name: {"scores": plain}}
+    noadv = {k.replace(".noadv.", ".", 1): v for k, v in m.items() if k.endswith("_across_scenarios") and ".noadv." in k}
+    chance = {k: v for k, v in plain.items() if "chance" in k}
+    return {f"{name}:adv": {"scores": plain}, f"{name}:noadv": {"scores": {**noadv, **chance}}}
 
 
 def person_leak_rows(leak_runs: dict[str, dict], results: dict[str, dict]) -> list[dict]:

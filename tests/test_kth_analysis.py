@@ -12,6 +12,7 @@ from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_ac
                                     clip_list_by_action, clip_list_mean_curve, clip_list_rows, pooled_ceiling, steps_ahead, steps_text,
                                     run_summary, scenario_rows, self_reconstruction_rows, schedule_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
+                                    recorded_leak_scores,
                                     run_config, sweep_by_beta, with_rollout_summary)
 
 
@@ -250,3 +251,19 @@ def test_steps_ahead_and_their_text():
     assert steps_text([2, 5]) == "steps 2, 5"
     assert steps_text([7]) == "step 7"
     assert steps_text([]) == "no step"
+
+
+def test_recorded_leak_scores_take_each_model_of_a_notebook_run_and_its_shared_chance():
+    across = lambda prefix, v: {f"classification.{prefix}person_from_pose_across_scenarios": v,
+                                f"probe.{prefix}person_from_pose_across_scenarios": v / 2,
+                                f"probe.{prefix}person_from_content_across_scenarios": 0.1}
+    notebook = {"variants": {"adv": {}, "noadv": {}},
+                "metrics": {**across("", 0.2), **across("noadv.", 0.4), "classification.person_from_pose": 0.6,
+                            "classification.person_chance_across_scenarios": 0.12}}
+    entries = recorded_leak_scores("kth_seed0", notebook)
+    assert set(entries) == {"kth_seed0:adv", "kth_seed0:noadv"}
+    assert entries["kth_seed0:noadv"]["scores"] == {**across("", 0.4), "classification.person_chance_across_scenarios": 0.12}
+    assert entries["kth_seed0:adv"]["scores"] == {**across("", 0.2), "classification.person_chance_across_scenarios": 0.12}
+    tagged = {"metrics": {**across("", 0.3), "classification.person_chance_across_scenarios": 0.12}}
+    assert recorded_leak_scores("kth_cosine_seed0", tagged) == {"kth_cosine_seed0": {"scores": tagged["metrics"]}}
+    assert recorded_leak_scores("kth_oracle_seed0", {"metrics": {"classification.person_from_pose": 0.6}}) == {}
