@@ -76,7 +76,7 @@ def chair_probes(model, train_bank: SweepVideos, test_bank: SweepVideos) -> dict
 def interpolate_pose(model, content_frame: torch.Tensor, pose_a: torch.Tensor, pose_b: torch.Tensor,
                      steps: int = 8, at=None) -> torch.Tensor:
     """Decode one chair's content with poses on the straight line from ``pose_a``'s pose code to
-    ``pose_b``'s (the paper's Figure 5, left): ``steps`` evenly spaced points, or the points ``at``
+    ``pose_b``'s (as in the paper's chairs figure; its number, Figure 5, is recalled): ``steps`` evenly spaced points, or the points ``at``
     (fractions of the way, 0 = a, 1 = b). Frames are ``(C, S, S)``; returns ``(points, C, S, S)``."""
     device = next(model.parameters()).device
     with evaluating(model):

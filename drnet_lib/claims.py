@@ -68,8 +68,8 @@ KTH_CLAIMS = (
           "still recognisably the observed action", 0.5),
 )
 
-# The paper's Table 1 (two-layer classifier, object category on NORB), as RECALLED in
-# reference/repro_anchors.md §3: not read from the paper. Shown only with that label.
+# The paper's NORB table (two-layer classifier, object category on NORB; "Table 1"), number and values as
+# RECALLED in the team's notes (reference/repro_anchors.md §3): not read from the paper. Shown only with that label.
 NORB_PAPER_RECALLED = {"adv": {"content": 0.933, "pose": 0.609},
                        "noadv": {"content": 0.938, "pose": 0.913}}
 

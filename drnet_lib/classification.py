@@ -1,6 +1,6 @@
 """Classifiers on frozen DrNet codes: what does each code know about the object?
 
-The paper's NORB table (Table 1, values recalled, not read) trains a two-layer classifier to name
+The paper's NORB table ("Table 1"; number and values recalled, not read) trains a two-layer classifier to name
 the object category from the content code and from the pose code of a frozen DrNet, with and
 without the adversarial loss. A good factorisation gives high accuracy from content and chance
 (0.2) from pose. We fit both classifiers on codes of the *training* instances and score them on

@@ -279,7 +279,7 @@ def decode_pairs(model, content_frames: torch.Tensor, pose_frames: torch.Tensor)
 
 
 def factorization_grid(model, content_frames, pose_frames):
-    """The paper's Figure 3 (left): every content frame decoded with every pose frame's pose.
+    """The paper's factorization grid (its MNIST figure; figure number not verified): every content frame decoded with every pose frame's pose.
 
     Args:
         model: a ``DrNet``; run in eval mode under ``no_grad`` (each submodule's previous

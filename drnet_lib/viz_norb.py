@@ -35,7 +35,7 @@ def decoded_mosaic(model, content_frames: torch.Tensor, pose_frames: torch.Tenso
 
 
 def factorization_pair(models: Mapping[str, torch.nn.Module], content_frames, pose_frames):
-    """The paper's Figure 4 (left and centre): one factorisation grid per model, side by side.
+    """The paper's NORB factorisation grids (figure number not verified): one grid per model, side by side.
 
     Args:
         models: title -> DrNet, e.g. ``{"with adversarial loss": m1, "without": m0}``.

@@ -23,7 +23,7 @@ __all__ = ["rollout_strip", "rollout_animation", "plot_frame_metrics", "plot_rol
 
 # -- rollout strip --------------------------------------------------------------------------
 def rollout_strip(generated, truth, steps: Sequence[int], n_observed: int):
-    """The paper's Figure 3 (right): long rollouts shown at chosen steps.
+    """The paper's long-rollout figure (figure number not verified): long rollouts shown at chosen steps.
 
     ``generated[:, k]`` and ``truth[:, k]`` are the same moment: the ``(k + 1)``-th frame after
     the ``n_observed`` conditioning frames, so step ``s`` (1-indexed) shows index ``s - 1``.
