@@ -270,8 +270,9 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
     """
     results_dir = Path(results_dir or REPO_ROOT / "results")
     outcomes = []
-    for e in experiments:
+    for e in experiments:   # an unknown name, profile or grid parameter is an error, not a "missing" run
         check_grid(e, grid)
+        check_profile(e, profile)
         for s in seeds:
             for point in grid_points(grid):
                 tag = grid_tag(point) if point else None

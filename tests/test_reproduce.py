@@ -274,3 +274,5 @@ def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fak
     nbformat.write(nb, source)
     outcomes = reproduce.refresh_prose_of_runs(["ok"], [0], "smoke", results)
     assert [o.status for o in outcomes] == ["rerun"] and "drnet reproduce --force" in outcomes[0].error
+    with pytest.raises(ValueError, match="profile"):   # a misspelt profile is not three "missing" runs
+        reproduce.refresh_prose_of_runs(["ok"], [0], "smoek", results)
