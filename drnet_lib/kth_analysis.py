@@ -5,7 +5,7 @@ the functions here take such dicts (``results.read_results``) and answer the pag
 what a run changed from its profile (:func:`changed_settings`), how a variant compares with the
 reference runs of the same seeds (:func:`against_same_seeds`), what the adversarial weight moves
 (:func:`adversarial_sweep`, :func:`sweep_by_beta`), how the scores split by action
-(:func:`by_action_mean`, :func:`margin_over_copy_last`), what the person-leak measurement says
+(:func:`by_action_mean`, :func:`margin_over_copy_last`), whether a run trained the chapter's model (:func:`same_training`), what the person-leak measurement says
 (:func:`recorded_leak_scores`, :func:`person_leak_rows`) and how the clip list weighs the verdict (:func:`clip_list_rows`). They
 compute nothing from a model.
 """
@@ -36,6 +36,15 @@ def changed_settings(result, variant: str | None = None) -> dict[str, object]:
     names one of the models of a run that recorded several (the KTH notebook's ``variants``)."""
     cfg = run_config(result, variant)
     return {key: ours for key, ours, _ in differences(cfg, get_config(cfg.experiment, cfg.profile, seed=cfg.seed))}
+
+
+def same_training(run: dict, chapter_run: dict) -> bool:
+    """Whether a recorded run trained exactly the KTH notebook's β = 10⁻⁴ model of its seed: the
+    same final training losses to the last digit (the notebook records ``train.final`` per
+    variant, ``drnet train --record`` for its one model). A run retrained from the same settings and
+    seed on the same kind of processor passes; one from another processor or commit may not."""
+    final = chapter_run["metrics"]["train.final"]
+    return run["metrics"]["train.final"] == final.get("adv", final)
 
 
 def recorded_leak_scores(name: str, result: dict) -> dict[str, dict]:

@@ -162,14 +162,37 @@ def check_grid(experiment: str, grid: dict | None) -> None:
                          f"its parameters are: {', '.join(sorted(known))}")
 
 
+def batch_jobs(experiments, seeds, profile: str, grid: dict[str, list] | None = None) -> list[tuple[str, int, dict]]:
+    """Every ``(experiment, seed, grid point)`` of a batch, in job order; an unknown experiment,
+    profile or grid parameter is refused first, before anything runs or is reported missing."""
+    for e in experiments:
+        check_grid(e, grid)
+        check_profile(e, profile)
+    return [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
+
+
+def run_files(results_dir: Path, profile: str, experiment: str, seed: int,
+              point: dict | None = None) -> tuple[str | None, Path, Path]:
+    """A run's grid tag (None outside a grid), results file and executed notebook."""
+    tag = grid_tag(point) if point else None
+    out_json = results_path(results_dir, profile, experiment, seed, tag)
+    return tag, out_json, out_json.with_suffix(".ipynb")
+
+
+def prose_refreshed(executed) -> int:
+    """How many prose cells :func:`refresh_prose` took into an executed notebook after its run (0: none)."""
+    import nbformat
+
+    meta = nbformat.read(str(executed), as_version=4).metadata
+    return meta.get("drnet", {}).get("prose_refreshed", {}).get("cells", 0)
+
+
 def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device: str = "auto",
             data_source: str = "embedded", force: bool = False, extra: dict | None = None) -> RunOutcome:
     """Execute one notebook run; ``extra`` are further papermill parameters (a grid point)."""
     import papermill as pm
 
-    tag = grid_tag(extra) if extra else None
-    out_json = results_path(results_dir, profile, experiment, seed, tag)
-    out_nb = out_json.with_suffix(".ipynb")
+    tag, out_json, out_nb = run_files(results_dir, profile, experiment, seed, extra)
     # done means both: a run that wrote its results and then failed in a later cell has no notebook
     if out_json.exists() and out_nb.exists() and not force:
         return RunOutcome(experiment, seed, "skipped", out_nb, tag=tag)
@@ -238,10 +261,7 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     results_dir = Path(results_dir or REPO_ROOT / "results")
-    for e in experiments:  # fail fast on an unknown name, profile or grid parameter, before any run starts
-        check_grid(e, grid)
-        check_profile(e, profile)
-    jobs = [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
+    jobs = batch_jobs(experiments, seeds, profile, grid)
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
     outcomes: dict[int, RunOutcome] = {}
@@ -270,22 +290,17 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
     """
     results_dir = Path(results_dir or REPO_ROOT / "results")
     outcomes = []
-    for e in experiments:   # an unknown name, profile or grid parameter is an error, not a "missing" run
-        check_grid(e, grid)
-        check_profile(e, profile)
-        for s in seeds:
-            for point in grid_points(grid):
-                tag = grid_tag(point) if point else None
-                executed = results_path(results_dir, profile, e, s, tag).with_suffix(".ipynb")
-                outcome = RunOutcome(e, s, "missing", executed, tag=tag)
-                if executed.exists():
-                    try:
-                        changed = refresh_prose(executed, source_notebook(e))
-                        outcome.status = "prose" if changed else "current"
-                        outcome.error = f"{changed} prose cell(s) taken from the source" if changed else ""
-                    except CodeChanged as err:
-                        outcome.status, outcome.error = "rerun", str(err)
-                outcomes.append(outcome)
+    for e, s, point in batch_jobs(experiments, seeds, profile, grid):
+        tag, _, executed = run_files(results_dir, profile, e, s, point)
+        outcome = RunOutcome(e, s, "missing", executed, tag=tag)
+        if executed.exists():
+            try:
+                changed = refresh_prose(executed, source_notebook(e))
+                outcome.status = "prose" if changed else "current"
+                outcome.error = f"{changed} prose cell(s) taken from the source" if changed else ""
+            except CodeChanged as err:
+                outcome.status, outcome.error = "rerun", str(err)
+        outcomes.append(outcome)
     print(format_summary(outcomes))
     return outcomes
 

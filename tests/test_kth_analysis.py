@@ -12,7 +12,7 @@ from drnet_lib.kth_analysis import (adversarial_sweep, against_same_seeds, by_ac
                                     clip_list_by_action, clip_list_mean_curve, clip_list_rows, pooled_ceiling, steps_ahead, steps_text,
                                     run_summary, scenario_rows, self_reconstruction_rows, schedule_rows,
                                     drnet_twin, margin_over_copy_last, mean_error_split, person_leak_rows,
-                                    recorded_leak_scores,
+                                    recorded_leak_scores, same_training,
                                     run_config, sweep_by_beta, with_rollout_summary)
 
 
@@ -267,3 +267,12 @@ def test_recorded_leak_scores_take_each_model_of_a_notebook_run_and_its_shared_c
     tagged = {"metrics": {**across("", 0.3), "classification.person_chance_across_scenarios": 0.12}}
     assert recorded_leak_scores("kth_cosine_seed0", tagged) == {"kth_cosine_seed0": {"scores": tagged["metrics"]}}
     assert recorded_leak_scores("kth_oracle_seed0", {"metrics": {"classification.person_from_pose": 0.6}}) == {}
+
+
+def test_same_training_compares_final_losses_with_the_notebooks_adversarial_variant():
+    final = {"iteration": 3000, "reconstruction": 0.0018367614829912782}
+    chapter = {"metrics": {"train.final": {"adv": final, "noadv": {**final, "reconstruction": 0.0019}}}}
+    assert same_training({"metrics": {"train.final": dict(final)}}, chapter)
+    assert not same_training({"metrics": {"train.final": {**final, "reconstruction": final["reconstruction"] * (1 + 1e-12)}}}, chapter)
+    assert not same_training({"metrics": {"train.final": chapter["metrics"]["train.final"]["noadv"]}}, chapter)
+    assert same_training({"metrics": {"train.final": dict(final)}}, {"metrics": {"train.final": final}})

@@ -225,6 +225,7 @@ def test_prose_refresh_takes_the_source_markdown_and_keeps_every_output(fake_exp
     ran = nbformat.read(executed, as_version=4)
     injected = [k for k, c in enumerate(ran.cells) if "injected-parameters" in c.metadata.get("tags", [])]
     code_before = [(c.source, c.outputs) for c in ran.cells if c.cell_type == "code"]
+    assert reproduce.prose_refreshed(executed) == 0
     assert code_before[-1][1][0]["text"] == "the output\n"
 
     nb.cells[2].source = "A new sentence."                       # edited
@@ -242,7 +243,7 @@ def test_prose_refresh_takes_the_source_markdown_and_keeps_every_output(fake_exp
     params = next(k for k, c in enumerate(after.cells) if "parameters" in c.metadata.get("tags", []))
     assert "injected-parameters" in after.cells[params + 1].metadata["tags"] and len(injected) == 1
     assert after.metadata["papermill"] == ran.metadata["papermill"]
-    assert after.metadata["drnet"]["prose_refreshed"]["cells"] == 3
+    assert reproduce.prose_refreshed(executed) == 3
 
     written = executed.read_bytes()
     assert reproduce.refresh_prose(executed, source) == 0       # up to date: not rewritten
