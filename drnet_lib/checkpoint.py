@@ -52,5 +52,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated or foreign file
         raise CheckpointError(f"checkpoint {path} cannot be read ({err.__class__.__name__}: {err}); "
-                              f"delete it to start this run from scratch") from err
+                              f"delete it to train this part of the run again from scratch") from err
+    if not isinstance(state, dict):  # a file torch can read that holds something else (a tensor, a model)
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint; "
+                              f"delete it to train this part of the run again from scratch")
     return state

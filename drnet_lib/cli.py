@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
+from .loop import TrainingInterrupted
 from .config import PROFILES
 from .data.registry import DownloadError
 from .reproduce import NOTEBOOKS
@@ -321,6 +322,9 @@ def main(argv=None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err   # str(KeyError) adds quotes
         print(f"drnet {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        print(f"drnet {args.command}: {stop}", file=sys.stderr)
+        return 130   # the shell's code for a process stopped by Ctrl-C
 
 
 if __name__ == "__main__":

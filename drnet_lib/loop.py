@@ -8,6 +8,9 @@ atomic checkpoint every ``checkpoint_every`` iterations, and resumes from one.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +34,40 @@ def make_adam(params, lr: float, beta1: float, implementation: str = "foreach") 
     if implementation not in ADAM_IMPLEMENTATIONS:
         raise ValueError(f"train.adam must be one of {sorted(ADAM_IMPLEMENTATIONS)}, got {implementation!r}")
     return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), **ADAM_IMPLEMENTATIONS[implementation])
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM arrived while a loop trained: it finished the iteration it was in,
+    saved a checkpoint there (where it had a checkpoint path) and stopped. A KeyboardInterrupt, so
+    Jupyter and the command line treat it as the interrupt the user asked for."""
+
+
+@contextlib.contextmanager
+def stop_requests(enabled: bool = True):
+    """While active, SIGINT and SIGTERM set ``flag["signal"]`` instead of stopping the process, so
+    the loop can stop between iterations, where its state is whole. The first signal puts the
+    previous handlers back: a second one acts at once, as usual. Python lets only the main thread
+    install handlers; elsewhere (or with ``enabled`` False) signals act as usual."""
+    flag = {"signal": None}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore():
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+
+    def request_stop(signum, frame):
+        flag["signal"] = signal.Signals(signum).name
+        restore()
+
+    for s in previous:
+        signal.signal(s, request_stop)
+    try:
+        yield flag
+    finally:
+        restore()
 
 
 class ResumableLoop:
@@ -139,33 +176,45 @@ class ResumableLoop:
         raise NotImplementedError
 
     def fit(self, checkpoint_path: str | Path | None = None, progress: bool = True) -> list[dict]:
-        """Run until ``self.iterations``; a finished run returns at once."""
+        """Run until ``self.iterations``; a finished run returns at once. Ctrl-C or SIGTERM stops
+        it after the current iteration with a checkpoint there (:class:`TrainingInterrupted`);
+        under torchrun (several processes) they stop it at once, as usual, since the processes
+        could not agree on one iteration to stop at."""
         window, n_window = self._window, self._n_window  # a log window cut by a resume continues
         bar = tqdm(total=self.iterations, initial=self.iteration, desc=self.name, disable=not progress or self.rank != 0,
                    dynamic_ncols=True)
         start = time.perf_counter()
         try:
-            while self.iteration < self.iterations:
-                values = self.step()
-                self.iteration += 1
-                window = values if window is None else window + values
-                n_window += 1
-                bar.update(1)
-                last = self.iteration == self.iterations
-                if self.iteration % self.log_every == 0 or last:
-                    row = {"iteration": self.iteration, **dict(zip(self.log_names, (window / n_window).tolist()))}
-                    self.history.append(row)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[1:3]})
-                    window, n_window = None, 0
-                if checkpoint_path and self.rank == 0 and (self.iteration % self.checkpoint_every == 0 or last):
-                    self._window, self._n_window = window, n_window
-                    now = time.perf_counter()
-                    self.wall_s, start = self.wall_s + now - start, now
-                    self.save(checkpoint_path)
+            with stop_requests(enabled=getattr(self, "world", 1) == 1) as stop:
+                while self.iteration < self.iterations:
+                    values = self.step()
+                    self.iteration += 1
+                    window = values if window is None else window + values
+                    n_window += 1
+                    bar.update(1)
+                    last = self.iteration == self.iterations
+                    if self.iteration % self.log_every == 0 or last:
+                        row = {"iteration": self.iteration, **dict(zip(self.log_names, (window / n_window).tolist()))}
+                        self.history.append(row)
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(row.items())[1:3]})
+                        window, n_window = None, 0
+                    due = self.iteration % self.checkpoint_every == 0 or last or stop["signal"]
+                    if checkpoint_path and self.rank == 0 and due:
+                        self._window, self._n_window = window, n_window
+                        now = time.perf_counter()
+                        self.wall_s, start = self.wall_s + now - start, now
+                        self.save(checkpoint_path)
+                    if stop["signal"] and not last:
+                        raise TrainingInterrupted(self._interrupted_message(stop["signal"], checkpoint_path))
         finally:
             bar.close()
             self.wall_s += time.perf_counter() - start
         return self.history
+
+    def _interrupted_message(self, signal_name: str, checkpoint_path) -> str:
+        where = (f"checkpoint saved at {checkpoint_path}; run the same command again to continue from there"
+                 if checkpoint_path else "no checkpoint path was given, so this progress is not kept")
+        return f"{self.name} stopped by {signal_name} at iteration {self.iteration} of {self.iterations}: {where}"
 
     def state_dict(self) -> dict:
         return {
@@ -206,14 +255,20 @@ class ResumableLoop:
                 f"checkpoint {path} is at iteration {state['iteration']}, past the {self.iterations} asked for "
                 f"({self.length_setting}); ask for at least {state['iteration']}, or use another checkpoint "
                 f"folder for the shorter run")
-        self.load_state_dict(state)
+        try:
+            self.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a key missing, a tensor of another shape
+            raise CheckpointError(f"checkpoint {path} is incomplete or damaged ({err.__class__.__name__}: {err}); "
+                                  f"delete it to train this part of the run again from scratch") from err
         self.resumed_wall_s = self.wall_s
         return True
 
     def run(self, checkpoint_path=None, resume: bool = True, progress: bool = True):
         """Resume (or start over, deleting an old checkpoint) and train to the end."""
         if checkpoint_path and resume:
-            self.resume(checkpoint_path)
+            if self.resume(checkpoint_path) and self.iteration < self.iterations and self.rank == 0:
+                print(f"{self.name}: continuing from iteration {self.iteration} of {self.iterations} "
+                      f"(checkpoint {checkpoint_path})")
         elif checkpoint_path:
             Path(checkpoint_path).unlink(missing_ok=True)
         self.fit(checkpoint_path, progress=progress)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 
 import pytest
 import torch
@@ -40,6 +42,27 @@ def test_train_writes_both_checkpoints_then_resumes(tmp_path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert "DrNet: 4 iterations" in out and "pose LSTM: 2 iterations" in out
     assert all(p.read_bytes() == data for p, data in stamps.items())
+
+
+def test_ctrl_c_during_training_exits_130_with_a_checkpoint_and_the_rerun_continues(tmp_path, capsys, monkeypatch):
+    argv = TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=6"]
+    original = DrNetTrainer.step
+
+    def pressed_at_the_third(self):
+        if self.iteration == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(DrNetTrainer, "step", pressed_at_the_third)
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "DrNet stopped by SIGINT at iteration 3 of 6" in err and "run the same command again" in err
+    drnet = tmp_path / "smoke" / "mnist_seed0" / "drnet.pt"
+    assert load_checkpoint(drnet)["iteration"] == 3
+    monkeypatch.setattr(DrNetTrainer, "step", original)
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "DrNet: continuing from iteration 3 of 6" in out and "DrNet: 6 iterations" in out
 
 
 def test_train_reuses_the_drnet_checkpoint_when_only_lstm_settings_change(tmp_path, capsys, monkeypatch):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import torch
 from drnet_lib import checkpoint as ckpt
 from drnet_lib import losses
 from drnet_lib.checkpoint import CheckpointError, load_checkpoint
+from drnet_lib.loop import TrainingInterrupted
 from drnet_lib.config import CADENCE_SETTINGS, NOT_COMPARED, differences, get_config
 from drnet_lib.predict import LSTMTrainer, encode_sequence, rollout, train_lstm
 from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times, uses_channels_last
@@ -209,6 +212,61 @@ def test_resume_is_exact(uninterrupted, smoke_cfg, train_bank, tmp_path, k, resu
     assert_same_state(on_disk, reference)
 
 
+def _signal_during(trainer, k, signum):
+    """Make the process receive ``signum`` while ``trainer`` runs iteration ``k + 1`` (Ctrl-C, or kill's SIGTERM)."""
+    original = trainer.step
+
+    def step():
+        if trainer.iteration == k:
+            os.kill(os.getpid(), signum)
+        return original()
+
+    trainer.step = step
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_after_the_iteration_with_a_checkpoint_and_the_run_resumes_exactly(
+        uninterrupted, smoke_cfg, train_bank, tmp_path, signum):
+    straight, _ = uninterrupted
+    handlers_before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    path = tmp_path / "drnet.pt"
+    first = _trainer(smoke_cfg, train_bank)
+    _signal_during(first, 14, signum)            # between the checkpoints at 10 and 20
+    with pytest.raises(TrainingInterrupted, match=rf"{signal.Signals(signum).name} at iteration 15 of 30.*drnet\.pt"):
+        first.fit(path, progress=False)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers_before
+    second = _trainer(smoke_cfg, train_bank)
+    assert second.resume(path) and second.iteration == 15   # nothing done before the signal is lost
+    second.fit(path, progress=False)
+    assert_same_state(_final_state(second), _final_state(straight))
+    assert second.history == straight.history
+
+
+def test_a_second_ctrl_c_stops_at_once(smoke_cfg, train_bank, tmp_path):
+    trainer = _trainer(smoke_cfg, train_bank)
+    original = trainer.step
+
+    def step():
+        if trainer.iteration == 3:  # two presses within one iteration: the second does not wait for it to end
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original()
+
+    trainer.step = step
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        trainer.fit(tmp_path / "drnet.pt", progress=False)
+    assert not isinstance(stopped.value, TrainingInterrupted)
+    assert trainer.iteration == 3                 # stopped inside the fourth iteration; no checkpoint written there
+    assert not (tmp_path / "drnet.pt").exists()
+
+
+def test_a_signal_without_a_checkpoint_path_says_nothing_was_kept(smoke_cfg, train_bank):
+    trainer = _trainer(smoke_cfg, train_bank)
+    _signal_during(trainer, 2, signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match="not kept"):
+        trainer.fit(progress=False)
+
+
 def test_resume_history_is_exact_when_logging_and_checkpoints_are_not_aligned(train_bank, tmp_path):
     cfg = _cfg(**{"train.iterations": 20, "train.log_every": 4, "train.checkpoint_every": 10})
     straight = _trainer(cfg, train_bank)
@@ -393,6 +451,23 @@ def test_truncated_checkpoint_names_the_file(uninterrupted, smoke_cfg, train_ban
     with pytest.raises(CheckpointError, match=str(bad).replace(".", r"\.")):
         load_checkpoint(bad)
     with pytest.raises(CheckpointError, match="drnet.pt"):
+        _trainer(smoke_cfg, train_bank).resume(bad)
+
+
+def test_a_readable_file_that_is_not_a_checkpoint_is_refused_by_name(tmp_path):
+    bad = tmp_path / "drnet.pt"
+    torch.save(torch.zeros(3), bad)
+    with pytest.raises(CheckpointError, match=r"drnet\.pt holds a Tensor, not a training checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_a_checkpoint_missing_a_part_is_refused_by_name(uninterrupted, smoke_cfg, train_bank, tmp_path):
+    _, path = uninterrupted
+    state = load_checkpoint(path)
+    del state["optimizers"]
+    bad = tmp_path / "drnet.pt"
+    torch.save(state, bad)
+    with pytest.raises(CheckpointError, match=r"drnet\.pt is incomplete or damaged \(KeyError: 'optimizers'\)"):
         _trainer(smoke_cfg, train_bank).resume(bad)
 
 
