@@ -15,12 +15,15 @@ import json
 import sys
 from pathlib import Path
 
+from . import __version__
 from .checkpoint import CheckpointError
 from .loop import TrainingInterrupted
 from .config import PROFILES
 from .data.registry import DownloadError
 from .reproduce import NOTEBOOKS
 from .results import REPO_ROOT
+
+DEFAULT_DATA_ROOT = REPO_ROOT / "data"   # drnet train's and drnet data prepare's (outside a clone: ./data)
 
 # help texts shared by the subcommands
 _PROFILE_HELP = ("smoke (seconds, tiny networks; its numbers mean nothing) | cpu (the book's CPU runs) | "
@@ -42,13 +45,31 @@ class RepeatableList(argparse.Action):
         setattr(namespace, self.dest, earlier + list(values))
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (repeats, iterations, sizes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run_tag(text: str) -> str:
+    """An argparse type for ``--record``: part of a file name, so not empty and no folders."""
+    if not text or any(c in text for c in "/\\") or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"a tag is part of a file name: letters, digits, '-', '_' or '.', got {text!r}")
+    return text
+
+
 def parse_set(items: list[str]) -> dict:
     """``key=value`` pairs; values are parsed as JSON where possible (numbers, lists, booleans)."""
     out = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects key=value (e.g. train.iterations=500), got {item!r}")
+            raise ValueError(f"--set expects key=value (e.g. train.iterations=500), got {item!r}")
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -67,8 +88,12 @@ def cmd_train(args) -> int:
     from .predict import train_lstm
     from .train import checkpoint_paths, note_paper_profile_on_cpu, resolve_device, train_drnet
 
-    cfg = get_config(args.experiment, args.profile, args.seed, parse_set(args.set),
-                     data_source=args.data_source, data_root=str(args.data_root))
+    overrides = parse_set(args.set)
+    cfg = get_config(args.experiment, args.profile, args.seed, overrides, **data_fields(args, overrides))
+    if args.record and cfg.train.iterations == 0:
+        raise ValueError("--record with train.iterations=0: nothing would be trained to record")
+    if args.record:   # a results folder that cannot be made is found now, not after training
+        (args.results_dir / cfg.profile).mkdir(parents=True, exist_ok=True)
     # Under torchrun, DrNet trains on every process (DistributedDataParallel, see distributed.py);
     # the pose LSTM and the measurements then run on rank 0 alone.
     rank, world = init_from_env()
@@ -98,6 +123,20 @@ def cmd_train(args) -> int:
                              extra={"history": histories, "note": "run recorded by drnet train --record"})
         print(f"recorded: {path}")
     return 0
+
+
+def data_fields(args, overrides: dict) -> dict:
+    """``--data-source`` and ``--data-root`` as get_config's fields: an option given beside
+    ``--set data.source=...`` (or ``data.root``) is refused by get_config as a setting given twice;
+    neither given, the data root is the repository's ``data/``."""
+    fields = {}
+    if args.data_source is not None:
+        fields["data_source"] = args.data_source
+    if args.data_root is not None:
+        fields["data_root"] = str(args.data_root)
+    elif "data.root" not in overrides:
+        fields["data_root"] = str(DEFAULT_DATA_ROOT)
+    return fields
 
 
 def recorded_metrics(cfg, trainer, lstm) -> dict:
@@ -145,15 +184,28 @@ def recorded_metrics(cfg, trainer, lstm) -> dict:
     return metrics
 
 
+def _grid_value(item: str, text: str):
+    """One value of ``--grid name=v1,v2``, read as JSON (numbers, true/false, "quoted strings")."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"--grid {item}: cannot read {text!r}; give numbers, true/false, or a string in "
+                         f"double quotes (JSON)") from None
+
+
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
+    from .train import resolve_device
 
     grid = {}
     for item in args.grid or []:
         key, sep, raw = item.partition("=")
         if not sep or not raw:
-            raise SystemExit(f"--grid expects name=v1,v2,... (e.g. pose_dim=2,5,10), got {item!r}")
-        grid[key] = [json.loads(v) if v.strip() else v for v in raw.split(",")]
+            raise ValueError(f"--grid expects name=v1,v2,... (e.g. pose_dim=2,5,10), got {item!r}")
+        grid[key] = [_grid_value(item, v) for v in raw.split(",")]
+    if any(seed < 0 for seed in args.seeds):
+        raise ValueError(f"--seeds must not be negative, got {args.seeds}")
+    resolve_device(args.device)   # a device this machine lacks is refused here, not in every notebook
     if args.prose_only:
         from .reproduce import refresh_prose_of_runs
 
@@ -212,12 +264,13 @@ def cmd_data(args) -> int:
         print(json.dumps({"source": args.source, "root": str(root), "image_size": args.image_size,
                           "sequences": counts}, indent=2))
     else:
-        raise SystemExit(f"unknown dataset {args.dataset!r}; available: mnist, norb, suncg, kth")
+        raise ValueError(f"unknown dataset {args.dataset!r}; available: mnist, norb, suncg (or chairs), kth")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="drnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"drnet_lib {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train DrNet and its pose LSTM (resumable)")
@@ -225,20 +278,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="cpu", help=_PROFILE_HELP)
     t.add_argument("--seed", type=int, default=0, help="the run's seed (weights, training batches); default %(default)s")
     t.add_argument("--device", default="auto", help=_DEVICE_HELP)
-    t.add_argument("--data-source", default="embedded", choices=["embedded", "real", "authors"],
+    t.add_argument("--data-source", choices=["embedded", "real", "authors"],
                    help="embedded: the offline stand-ins; real: the published dataset, downloaded; "
-                        "authors: the authors' chairs tree (suncg); default %(default)s")
+                        "authors: the authors' chairs tree (suncg); default embedded (or --set data.source=...)")
     t.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints",
-                   help="checkpoints go to <dir>/<profile>/<experiment>[_<TAG>]_seed<k>/ (drnet.pt, lstm.pt)")
+                   help="checkpoints go to <dir>/<profile>/<experiment>[_<TAG>]_seed<k>/ (drnet.pt, lstm.pt); "
+                        "default %(default)s")
     t.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last checkpoint (default; a finished run asked for more iterations "
-                        "continues too); --no-resume starts over")
+                        "continues too); --no-resume starts over, replacing the old checkpoint when it saves its first")
     t.add_argument("--skip-lstm", action="store_true", help="train DrNet only")
-    t.add_argument("--data-root", type=Path, default=REPO_ROOT / "data",
-                   help="where datasets are downloaded, converted or generated")
-    t.add_argument("--record", metavar="TAG",
+    t.add_argument("--data-root", type=Path,
+                   help=f"where datasets are downloaded, converted or generated; default {DEFAULT_DATA_ROOT} "
+                        "(or --set data.root=...)")
+    t.add_argument("--record", metavar="TAG", type=run_tag,
                    help="write losses and timings to <results-dir>/<profile>/<experiment>_<TAG>_seed<k>.json")
-    t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results", help="where --record writes")
+    t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results",
+                   help="where --record writes; default %(default)s")
     t.add_argument("--set", nargs="*", action=RepeatableList, metavar="KEY=VALUE",
                    help="override settings by name, e.g. train.iterations=500 lstm.hidden=128 (may be repeated; "
                         "an unknown name lists the valid ones)")
@@ -253,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-source", default="embedded", choices=["embedded", "real"],
                    help="embedded: the offline stand-ins; real: the published datasets, downloaded; default %(default)s")
     r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results",
-                   help="executed notebooks and results files go to <dir>/<profile>/")
-    r.add_argument("--workers", type=int, default=1,
+                   help="executed notebooks and results files go to <dir>/<profile>/; default %(default)s")
+    r.add_argument("--workers", type=positive_int, default=1,
                    help="notebooks run at once (each in its own kernel; cores are shared out between them)")
     r.add_argument("--grid", nargs="*", action=RepeatableList, metavar="NAME=V1,V2",
                    help="notebook parameters to sweep, e.g. adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10")
@@ -273,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{' | '.join(PROFILES)}; default all (mnist with --scaling, --breakdown, --layers)")
     b.add_argument("--profiles", nargs="+", action=RepeatableList,
                    help="paper | cpu | smoke; default paper and cpu (paper with --scaling, --breakdown, --layers)")
-    b.add_argument("--repeats", type=int, default=10, help="timed iterations after warm-up (their median is reported); "
+    b.add_argument("--repeats", type=positive_int, default=10, help="timed iterations after warm-up (their median is reported); "
                                                            "default %(default)s")
     b.add_argument("--json", action=argparse.BooleanOptionalAction, default=True,
                    help="one JSON object per line (default); --no-json prints a line of text per row")
@@ -283,12 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "plain: each timed against fp32 (the default configuration) in the same run, "
                         "with a short fp32-vs-variant training run (loss_check); plain is the literal "
                         "reference iteration (drnet_lib/reference_step.py)")
-    b.add_argument("--loss-iterations", type=int, default=50, help="iterations of each loss_check run")
+    b.add_argument("--loss-iterations", type=positive_int, default=50,
+                   help="iterations of each loss_check run; default %(default)s")
     b.add_argument("--scaling", action="store_true",
                    help="instead: seconds per iteration over --scaling-batch x --scaling-size")
-    b.add_argument("--scaling-batch", nargs="+", action=RepeatableList, type=int, default=[16, 32, 64],
+    b.add_argument("--scaling-batch", nargs="+", action=RepeatableList, type=positive_int, default=[16, 32, 64],
                    help="batch sizes for --scaling; default 16 32 64")
-    b.add_argument("--scaling-size", nargs="+", action=RepeatableList, type=int, default=[64, 128],
+    b.add_argument("--scaling-size", nargs="+", action=RepeatableList, type=positive_int, default=[64, 128],
                    help="frame sizes in pixels for --scaling; default 64 128")
     b.add_argument("--breakdown", action="store_true",
                    help="instead: a torch.profiler breakdown of one iteration (top operators by self time)")
@@ -299,15 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="dataset utilities")
     dsub = d.add_subparsers(dest="action", required=True)
-    prep = dsub.add_parser("prepare", help="download (real) or check (embedded) a dataset")
-    prep.add_argument("dataset", help=" | ".join(PROFILES))
+    prep = dsub.add_parser("prepare", help="write the stand-in (embedded) or download and convert (real) a dataset, "
+                                           "then read it back")
+    prep.add_argument("dataset", help=" | ".join(PROFILES) + " (suncg may be spelt chairs)")
     prep.add_argument("--source", default="embedded", choices=["embedded", "real", "authors"],
-                      help="authors: the authors' chairs tree, extracted by hand (suncg only)")
-    prep.add_argument("--root", default="data", help="where the dataset goes; default %(default)s")
+                      help="authors: the authors' chairs tree, extracted by hand (suncg only); default %(default)s")
+    prep.add_argument("--root", type=Path, default=DEFAULT_DATA_ROOT,
+                      help="where the dataset goes (drnet train's --data-root); default %(default)s")
     prep.add_argument("--size", default="cpu", choices=["ci", "cpu"],
-                      help="stand-in size for NORB, the chairs and KTH (embedded source only)")
+                      help="stand-in size for NORB, the chairs and KTH (embedded source only): ci is the smoke "
+                           "profile's, cpu the cpu profile's; default %(default)s")
     prep.add_argument("--image-size", type=int, default=64, choices=[32, 64, 128],
-                      help="KTH: frames are squashed to this square size when converted")
+                      help="KTH: frames are squashed to this square size when converted (the smoke profile's 32, "
+                           "the cpu profile's 64, the paper profile's 128); default %(default)s")
     prep.add_argument("--skip-corrupt", action="store_true",
                       help="KTH: skip (and report) videos that cannot be decoded instead of stopping")
     prep.set_defaults(func=cmd_data)
@@ -318,7 +379,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError, CheckpointError, DownloadError) as err:
+    except (KeyError, ValueError, OSError, CheckpointError, DownloadError) as err:   # OSError: a folder that is a file, no permission
         message = err.args[0] if isinstance(err, KeyError) and err.args else err   # str(KeyError) adds quotes
         print(f"drnet {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import numbers
 from dataclasses import dataclass, field
 
@@ -300,6 +301,8 @@ def _checked(key: str, annotation, value):
     is_bool = isinstance(value, bool)
     if not isinstance(value, accepted) or (is_bool and "bool" not in kinds):
         raise ValueError(f"setting {key!r} takes {' or '.join(kinds)}, got {value!r} ({type(value).__name__})")
+    if isinstance(value, numbers.Real) and not is_bool and not math.isfinite(value):
+        raise ValueError(f"setting {key!r} must be a finite number, got {value!r}")
     if isinstance(value, numbers.Real) and not is_bool and value < 0:
         raise ValueError(f"setting {key!r} must not be negative, got {value!r}")
     if kinds == ["int"] and value == 0 and key not in MAY_BE_ZERO:
@@ -323,10 +326,13 @@ def get_config(experiment: str, profile: str, seed: int = 0, overrides: dict | N
     cfg = ExperimentConfig(experiment=experiment, profile=profile, seed=seed)
     cfg = apply_overrides(cfg, PROFILES[experiment][profile])
     extra = dict(overrides or {})
-    if "data_source" in fields:
-        extra["data.source"] = fields.pop("data_source")
-    if "data_root" in fields:
-        extra["data.root"] = fields.pop("data_root")
+    for field, key in (("data_source", "data.source"), ("data_root", "data.root")):
+        if field not in fields:
+            continue
+        value = fields.pop(field)
+        if key in extra and extra[key] != value:   # one would silently win over the other
+            raise ValueError(f"{key} is given twice, as {field}={value!r} and as {key}={extra[key]!r}; give it once")
+        extra[key] = value
     if fields:
         raise KeyError(f"unknown arguments {sorted(fields)}")
     return apply_overrides(cfg, extra)

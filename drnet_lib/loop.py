@@ -31,6 +31,8 @@ ADAM_IMPLEMENTATIONS = {"fused": {"fused": True}, "foreach": {"foreach": True}, 
 
 def make_adam(params, lr: float, beta1: float, implementation: str = "foreach") -> torch.optim.Adam:
     """``Adam(params, lr, betas=(beta1, 0.999))`` executed the named way (``train.adam``)."""
+    if not 0 <= beta1 < 1:   # torch's own message names neither the setting nor its range
+        raise ValueError(f"Adam's beta1 (train.beta1 or lstm.beta1) must be in [0, 1), got {beta1!r}")
     if implementation not in ADAM_IMPLEMENTATIONS:
         raise ValueError(f"train.adam must be one of {sorted(ADAM_IMPLEMENTATIONS)}, got {implementation!r}")
     return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), **ADAM_IMPLEMENTATIONS[implementation])
@@ -264,12 +266,12 @@ class ResumableLoop:
         return True
 
     def run(self, checkpoint_path=None, resume: bool = True, progress: bool = True):
-        """Resume (or start over, deleting an old checkpoint) and train to the end."""
+        """Resume (or start over, replacing an old checkpoint at the first save) and train to the end."""
         if checkpoint_path and resume:
             if self.resume(checkpoint_path) and self.iteration < self.iterations and self.rank == 0:
                 print(f"{self.name}: continuing from iteration {self.iteration} of {self.iterations} "
                       f"(checkpoint {checkpoint_path})")
-        elif checkpoint_path:
-            Path(checkpoint_path).unlink(missing_ok=True)
+        # Starting over leaves an old checkpoint in place until this run writes its first one over
+        # it: a run that stops before then (a bad setting, a crash) loses nothing.
         self.fit(checkpoint_path, progress=progress)
         return self

@@ -29,10 +29,14 @@ from .loop import ResumableLoop, make_adam
 from .models import DrNet, PoseLSTM, init_weights
 
 
-def set_bn_mode(model: DrNet, bn_mode: str) -> None:
-    """BatchNorm of the frozen DrNet uses running stats ("eval") or batch stats ("train")."""
+def check_bn_mode(bn_mode: str) -> None:
     if bn_mode not in ("eval", "train"):
         raise ValueError(f"lstm.bn_mode must be 'eval' or 'train', got {bn_mode!r}")
+
+
+def set_bn_mode(model: DrNet, bn_mode: str) -> None:
+    """BatchNorm of the frozen DrNet uses running stats ("eval") or batch stats ("train")."""
+    check_bn_mode(bn_mode)
     model.train(bn_mode == "train")
 
 

@@ -36,6 +36,7 @@ from .data.kth import KTHClips, load_kth
 from .data.sweeps import SweepVideos, chair_sweeps, norb_sweeps
 from .loop import ResumableLoop, make_adam
 from .models import DrNet
+from .predict import check_bn_mode
 from .results import run_name
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")   # torch.compile's modes (train.compile_mode)
@@ -104,16 +105,23 @@ def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos |
     return make_bank(cfg, "test", device)
 
 
+PAIR_SAMPLING = ("random", "fixed")
+
+
+def check_pair_sampling(mode: str) -> None:
+    if mode not in PAIR_SAMPLING:
+        raise ValueError(f"train.pair_sampling must be 'random' or 'fixed', got {mode!r}")
+
+
 def sample_frame_times(batch: int, clip_length: int, mode: str, generator: torch.Generator,
                        device) -> torch.Tensor:
     """``(B, 5)`` frame indices for the columns described in the module docstring."""
+    check_pair_sampling(mode)
     if mode == "random":
         times = torch.randint(1, clip_length, (batch, 5), generator=generator, device=device)
         times[:, 0] = 0
         return times
-    if mode == "fixed":
-        return torch.tensor([0, 1, 2, 3, 1], device=device).expand(batch, 5)
-    raise ValueError(f"pair_sampling must be 'random' or 'fixed', got {mode!r}")
+    return torch.tensor([0, 1, 2, 3, 1], device=device).expand(batch, 5)
 
 
 def check_compile_mode(mode: str, device: torch.device) -> None:
@@ -215,6 +223,7 @@ class DrNetTrainer(ResumableLoop):
         self.nets = distributed.wrap({name: getattr(m, name) for name in self.optimizers}, self.device, self.world)
         if t.precision not in ("fp32", "bf16"):
             raise ValueError(f"train.precision must be 'fp32' or 'bf16', got {t.precision!r}")
+        check_pair_sampling(t.pair_sampling)   # here, not at the first batch: before a --no-resume run starts over
         check_compile_mode(t.compile_mode, self.device)
         check_conv_tf32(t.conv_tf32)
         if t.lr_schedule not in LR_SCHEDULES:
@@ -396,7 +405,8 @@ def train_drnet(cfg: ExperimentConfig, device="auto", checkpoint_path: str | Pat
     ``lstm.bn_refresh_batches > 0`` the returned model's BatchNorm statistics are recomputed for
     its final weights (:meth:`DrNetTrainer.refresh_bn_statistics`), after the last checkpoint.
     """
-    check_bn_refresh_batches(cfg.lstm.bn_refresh_batches)   # before training, not after it
+    check_bn_refresh_batches(cfg.lstm.bn_refresh_batches)   # the pose LSTM's settings: before training, not after it
+    check_bn_mode(cfg.lstm.bn_mode)
     trainer = DrNetTrainer(cfg, device, bank=bank).run(checkpoint_path, resume, progress)
     if cfg.lstm.bn_refresh_batches:
         trainer.refresh_bn_statistics(cfg.lstm.bn_refresh_batches)

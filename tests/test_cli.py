@@ -131,9 +131,84 @@ def test_a_device_this_machine_cannot_use_exits_2_naming_it(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_set_without_equals_sign_is_refused(tmp_path):
-    with pytest.raises(SystemExit, match="key=value"):
-        cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--set", "train.iterations"])
+def test_set_without_equals_sign_is_refused(tmp_path, capsys):
+    assert cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--set", "train.iterations"]) == 2
+    assert "drnet train: error: --set expects key=value" in capsys.readouterr().err
+
+
+def test_data_settings_given_by_set_are_used_and_given_twice_are_refused(tmp_path, capsys):
+    parse = cli.build_parser().parse_args
+    # the options' defaults used to be passed always, silently replacing --set data.source / data.root
+    args = parse(TRAIN + ["--set", "data.source=real", "data.root=/elsewhere"])
+    assert cli.data_fields(args, cli.parse_set(args.set)) == {}
+    assert cli.data_fields(parse(TRAIN), {}) == {"data_root": str(cli.DEFAULT_DATA_ROOT)}
+    assert cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--data-source", "embedded",
+                             "--set", "data.source=real"]) == 2
+    assert "data.source is given twice" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_no_resume_with_a_bad_setting_keeps_the_old_checkpoint(tmp_path, capsys):
+    where = TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=2"]
+    assert cli.main(where) == 0
+    drnet = tmp_path / "smoke" / "mnist_seed0" / "drnet.pt"
+    before = drnet.read_bytes()
+    assert cli.main(where + ["train.pair_sampling=fixd", "--no-resume"]) == 2   # it used to be deleted first
+    assert "train.pair_sampling must be 'random' or 'fixed'" in capsys.readouterr().err
+    assert drnet.read_bytes() == before
+
+
+@pytest.mark.parametrize("setting,message", [("lstm.bn_mode=evl", "lstm.bn_mode must be"),
+                                             ("train.lr=Infinity", "must be a finite number"),
+                                             ("train.beta1=5", "train.beta1 or lstm.beta1")])
+def test_bad_settings_are_refused_before_training(tmp_path, capsys, monkeypatch, setting, message):
+    def no_training(self):
+        raise AssertionError("trained before refusing the setting")
+
+    monkeypatch.setattr(DrNetTrainer, "step", no_training)
+    assert cli.main(TRAIN + ["--checkpoint-dir", str(tmp_path), "--set", setting]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_record_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    def no_training(self):
+        raise AssertionError("trained before refusing")
+
+    monkeypatch.setattr(DrNetTrainer, "step", no_training)
+    where = TRAIN + ["--checkpoint-dir", str(tmp_path / "ckpt"), "--skip-lstm"]
+    for tag in ("", "a/b", ".."):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(where + ["--record", tag])
+        assert stopped.value.code == 2 and "part of a file name" in capsys.readouterr().err
+    assert cli.main(where + ["--record", "r", "--set", "train.iterations=0"]) == 2
+    assert "nothing would be trained" in capsys.readouterr().err
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    assert cli.main(where + ["--record", "r", "--results-dir", str(a_file)]) == 2   # was a traceback after training
+    assert "drnet train: error:" in capsys.readouterr().err
+
+
+def test_reproduce_and_bench_refuse_bad_options_before_running(tmp_path, capsys):
+    reproduce = ["reproduce", "--profile", "smoke", "--results-dir", str(tmp_path)]
+    assert cli.main(reproduce + ["--seeds", "-1"]) == 2
+    assert "--seeds must not be negative" in capsys.readouterr().err
+    assert cli.main(reproduce + ["--device", "gpu"]) == 2
+    assert "unknown device 'gpu'" in capsys.readouterr().err
+    assert cli.main(reproduce + ["--experiments", "norb_grid", "--grid", "adversarial_weight=0,abc"]) == 2
+    assert "--grid adversarial_weight=0,abc: cannot read 'abc'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+    for bad in (["--repeats", "0"], ["--loss-iterations", "-1"], ["--scaling-batch", "0"]):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(["bench", "--profiles", "smoke"] + bad)
+        assert stopped.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_unknown_dataset_and_version(capsys):
+    assert cli.main(["data", "prepare", "faces"]) == 2
+    assert "unknown dataset 'faces'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("drnet_lib ")
 
 
 def test_set_values_are_parsed_as_json():
