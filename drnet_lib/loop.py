@@ -214,7 +214,7 @@ class ResumableLoop:
         return self.history
 
     def _interrupted_message(self, signal_name: str, checkpoint_path) -> str:
-        where = (f"checkpoint saved at {checkpoint_path}; run the same command again to continue from there"
+        where = (f"checkpoint saved at {checkpoint_path}; run the same command (or notebook cell) again to continue from there"
                  if checkpoint_path else "no checkpoint path was given, so this progress is not kept")
         return f"{self.name} stopped by {signal_name} at iteration {self.iteration} of {self.iterations}: {where}"
 

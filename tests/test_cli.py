@@ -56,7 +56,7 @@ def test_ctrl_c_during_training_exits_130_with_a_checkpoint_and_the_rerun_contin
     monkeypatch.setattr(DrNetTrainer, "step", pressed_at_the_third)
     assert cli.main(argv) == 130
     err = capsys.readouterr().err
-    assert "DrNet stopped by SIGINT at iteration 3 of 6" in err and "run the same command again" in err
+    assert "DrNet stopped by SIGINT at iteration 3 of 6" in err and "run the same command (or notebook cell) again" in err
     drnet = tmp_path / "smoke" / "mnist_seed0" / "drnet.pt"
     assert load_checkpoint(drnet)["iteration"] == 3
     monkeypatch.setattr(DrNetTrainer, "step", original)
