@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -42,12 +43,29 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda f: torch.save(state, f))
 
 
+def _failed_zip_checksum(path: Path) -> str | None:
+    """The first part of a torch.save file whose CRC-32 does not match, or None.
+
+    torch.save writes a zip archive with a checksum per part, but torch.load does not check
+    them: bytes overwritten inside a tensor load silently. zipfile checks every part (fast: a few
+    ms per 100 MB). A file that is not a zip archive is left to torch.load's own error."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):  # not a zip, or truncated: torch.load says so
+        return None
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint, refusing a missing, truncated or foreign file by name. Whether it belongs
     to a run's configuration is :meth:`drnet_lib.loop.ResumableLoop.read_checkpoint`'s question."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: check the path, or train the run first")
+    damaged = _failed_zip_checksum(path)
+    if damaged:
+        raise CheckpointError(f"checkpoint {path} is damaged: its part {damaged!r} fails its CRC-32 checksum; "
+                              f"delete it to train this part of the run again from scratch")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated or foreign file

@@ -5,7 +5,7 @@
     torchrun --nproc_per_node=2 -m drnet_lib.cli train --experiment mnist ...   (DistributedDataParallel)
     drnet reproduce --experiments norb_grid --seeds 0 --grid adversarial_weight=0,0.1 pose_dim=2,10
     drnet bench [--device cpu|cuda] [--profiles paper cpu] [--json]
-    drnet data prepare mnist|norb|suncg|kth --source embedded|real [--root data] [--size ci|cpu]
+    drnet data prepare mnist|norb|suncg|kth --source embedded|real [--root DIR] [--size ci|cpu]
 """
 
 from __future__ import annotations

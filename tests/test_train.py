@@ -454,6 +454,17 @@ def test_truncated_checkpoint_names_the_file(uninterrupted, smoke_cfg, train_ban
         _trainer(smoke_cfg, train_bank).resume(bad)
 
 
+def test_bytes_overwritten_inside_a_checkpoint_are_caught_by_its_checksums(uninterrupted, tmp_path):
+    _, path = uninterrupted
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2                          # inside a tensor's bytes: torch.load alone accepts it
+    data[middle:middle + 64] = bytes(64)
+    bad = tmp_path / "drnet.pt"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"drnet\.pt is damaged: its part .* fails its CRC-32 checksum"):
+        load_checkpoint(bad)
+
+
 def test_a_readable_file_that_is_not_a_checkpoint_is_refused_by_name(tmp_path):
     bad = tmp_path / "drnet.pt"
     torch.save(torch.zeros(3), bad)
