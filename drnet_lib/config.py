@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import numbers
+from pathlib import Path
 from dataclasses import dataclass, field
 
 
@@ -394,6 +395,40 @@ def check_papermill_parameters(history: list[str]) -> None:
     if unknown:
         raise ValueError(f"unknown notebook parameter(s) {unknown}: this notebook takes {sorted(declared)} "
                          "(papermill -p NAME VALUE, with a name from its parameters cell)")
+    _check_folder_parameters(_assigned_values(history[-2]))
+
+
+# Notebook parameters that name folders; the two written to are made now, so that a folder that
+# cannot be made stops the run at its setup cell rather than at its last, after all the training.
+FOLDER_PARAMETERS = ("data_root", "checkpoint_dir", "results_dir")
+WRITTEN_FOLDERS = ("checkpoint_dir", "results_dir")
+
+
+def _check_folder_parameters(values: dict) -> None:
+    for name in FOLDER_PARAMETERS:
+        if name not in values:
+            continue
+        value = values[name]
+        if not isinstance(value, str):
+            raise ValueError(f"notebook parameter {name} takes a folder path (a string), got {value!r}")
+        if name in WRITTEN_FOLDERS:
+            try:
+                Path(value).mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ValueError(f"notebook parameter {name}: the folder {value!r} cannot be made ({err}); "
+                                 f"give one this user can write to") from err
+
+
+def _assigned_values(source: str) -> dict:
+    """The literal values a cell's top-level ``name = literal`` assignments bind (papermill's injected cell)."""
+    values = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:   # not a literal: nothing to check
+                pass
+    return values
 
 
 def _assigned_names(source: str) -> set[str]:

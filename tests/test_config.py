@@ -211,6 +211,21 @@ def test_cli_reports_a_bad_setting_without_a_traceback(capsys):
     assert "train.iterations" in capsys.readouterr().err
 
 
+def test_papermill_folder_parameters_are_checked_at_the_setup_cell(tmp_path):
+    from drnet_lib.config import check_papermill_parameters
+
+    parameters = 'profile = "smoke"\ndata_root = "../data"\nresults_dir = "../results"\ncheckpoint_dir = "../checkpoints"\n'
+    fresh = tmp_path / "new" / "results"
+    check_papermill_parameters(["install", parameters, f'# Parameters\nresults_dir = "{fresh}"\n', "setup"])
+    assert fresh.is_dir()   # made now: a folder that cannot be made stops the run here, not after training
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match=r"results_dir: the folder .*afile/results' cannot be made"):
+        check_papermill_parameters(["install", parameters, f'# Parameters\nresults_dir = "{a_file}/results"\n', "setup"])
+    with pytest.raises(ValueError, match=r"checkpoint_dir takes a folder path \(a string\), got 5"):
+        check_papermill_parameters(["install", parameters, "# Parameters\ncheckpoint_dir = 5\n", "setup"])
+
+
 def test_a_misspelt_papermill_parameter_is_refused_by_name():
     from drnet_lib.config import check_papermill_parameters
 
