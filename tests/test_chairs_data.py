@@ -450,7 +450,7 @@ def test_real_source_fetches_records_the_hash_converts_and_loads(tmp_path, serve
         registry.fetch(key, tmp_path / "data", progress=False)
     # ...and so is a new download, if the mirror's file changed
     tar.unlink()
-    (served / "rendered_chairs.tar").write_bytes(b"another file")
+    _fake_aubry_tar(served / "rendered_chairs.tar", models=("m_new",), broken=None)
     with pytest.raises(ChecksumError, match="recorded in"):
         registry.fetch(key, tmp_path / "data", progress=False)
     assert not tar.exists()
@@ -458,6 +458,41 @@ def test_real_source_fetches_records_the_hash_converts_and_loads(tmp_path, serve
     record.unlink()
     registry.fetch(key, tmp_path / "data", progress=False)
     assert record.read_text().split()[0] == registry.sha256_of(served / "rendered_chairs.tar")
+
+
+def test_a_first_copy_that_is_not_the_archive_is_refused_and_not_recorded(tmp_path, server,
+                                                                          monkeypatch):
+    """No hash of the tar is published, so its first copy's is recorded; a copy that is no Aubry
+    archive (an error page, an empty or cut-short file) must not be, or the real one would then be
+    refused as a checksum mismatch."""
+    served, url = server
+    key = chairs.AUBRY_KEY
+    monkeypatch.setitem(registry.REGISTRY, key, dataclasses.replace(registry.REGISTRY[key], mirrors=(url,)))
+    tar = registry.local_path(key, tmp_path)
+    record = registry.recorded_sha256_path(tar)
+    good = _fake_aubry_tar(tmp_path / "good.tar", broken=None).read_bytes()
+    for name, served_bytes in [("an error page", b"<html>503 Service Unavailable</html>"),
+                               ("empty", b""), ("cut short", good[: len(good) // 2 + 100])]:
+        (served / "rendered_chairs.tar").write_bytes(served_bytes)
+        with pytest.raises(DatasetFormatError, match="(?s)rendered_chairs.tar.*nothing was recorded"):
+            registry.fetch(key, tmp_path, progress=False)
+        assert not record.exists(), name
+        tar.unlink()                                    # as the message says
+    (served / "rendered_chairs.tar").write_bytes(good)
+    assert registry.fetch(key, tmp_path, progress=False) == tar
+    assert record.read_text().split()[0] == registry.sha256_of(tar)
+
+
+def test_a_cut_short_archive_is_named_however_it_is_cut(tmp_path):
+    from drnet_lib.data.chairs_aubry import check_archive
+
+    good = _fake_aubry_tar(tmp_path / "good.tar", broken=None).read_bytes()
+    assert check_archive(tmp_path / "good.tar") == 2
+    last_member_end = good.rstrip(b"\0")
+    for cut in range(700, len(last_member_end), 4099):     # inside headers and inside data
+        (tmp_path / "cut.tar").write_bytes(good[:cut])
+        with pytest.raises(DatasetFormatError, match="cut.tar"):
+            check_archive(tmp_path / "cut.tar")
 
 
 def test_registry_accepts_none_but_still_checks_given_hashes(monkeypatch):

@@ -126,6 +126,25 @@ def test_zips_are_registered_with_the_published_sha1():
         registry.register("x", "y.zip", None, ("http://h/",), "x", sha1="abc")
 
 
+def test_a_first_sequences_file_its_reader_refuses_is_not_recorded(tmp_path, monkeypatch):
+    """No hash of 00sequences.txt is published, so the first copy's is recorded; an empty or
+    garbage copy must be refused before that, or it would later block the real file."""
+    key = kth.SEQUENCES_KEY
+    monkeypatch.setitem(registry.REGISTRY, key, dataclasses.replace(
+        registry.REGISTRY[key], mirrors=("http://127.0.0.1:9/",)))    # nothing is downloaded
+    path = kth.sequences_path(tmp_path)
+    record = registry.recorded_sha256_path(path)
+    path.parent.mkdir(parents=True)
+    for bad in (b"", b"<html>404 Not Found</html>\n"):
+        path.write_bytes(bad)
+        with pytest.raises(DatasetFormatError, match=f"(?s){path}.*nothing was recorded"):
+            registry.fetch(key, tmp_path, progress=False)
+        assert not record.exists()
+    path.write_bytes(QUIRKY.encode())                              # the right file, placed by hand
+    assert registry.fetch(key, tmp_path, progress=False) == path
+    assert record.read_text().split()[0] == registry.sha256_of(path)
+
+
 def test_fetch_checks_a_sha1(tmp_path, server, monkeypatch):
     served, url = server
     (served / "boxing.zip").write_bytes(b"not really a zip, but bytes with a known SHA1")
@@ -277,6 +296,8 @@ def test_corrupt_video_fails_by_name_or_is_skipped_and_reported(ci_root, tmp_pat
         kth.convert(root, S, progress=False)
     assert str(bad) in str(info.value) and "truncated" in str(info.value)
     assert "skip_corrupt=True" in str(info.value)
+    assert "extract it again from its zip" in str(info.value)            # real data: a zip to use
+    assert f"`drnet data prepare kth --source real --skip-corrupt --root {root}`" in str(info.value)
     with pytest.warns(UserWarning, match="person01_running_d1"):
         report = kth.convert(root, S, progress=True, skip_corrupt=True)
     assert [s["video"] for s in report["skipped"]] == ["person01_running_d1"]
@@ -294,8 +315,73 @@ def test_corrupt_video_fails_by_name_or_is_skipped_and_reported(ci_root, tmp_pat
     bad.unlink()
     with pytest.raises(FileNotFoundError, match="person01_running_d1_uncomp.avi"):
         kth.convert(root, S, progress=False)
-    report = kth.convert(root, S, progress=False, skip_corrupt=True)
+    with pytest.warns(UserWarning, match="person01_running_d1"):    # progress bars or not
+        report = kth.convert(root, S, progress=False, skip_corrupt=True)
     assert "absent" in report["skipped"][0]["reason"]
+
+
+def test_a_skip_allowed_once_holds_for_later_conversions_at_any_size(ci_root, tmp_path, monkeypatch):
+    """What `drnet data prepare kth --skip-corrupt` left out stays out for training, which
+    converts without skip_corrupt (and the smoke profile at another frame size): a warning names
+    the video and it is not decoded again while its AVI is unchanged."""
+    root = _subset_root(ci_root, tmp_path, lambda v: v.startswith("person01_") and v.endswith("d1"))
+    bad = kth.avi_path(root, "person01_boxing_d1")
+    bad.write_bytes(b"\x00garbage" * 500)
+    with pytest.warns(UserWarning, match="person01_boxing_d1"):
+        kth.convert(root, S, progress=False, skip_corrupt=True)
+    real, decoded = kth._convert_one, []
+    monkeypatch.setattr(kth, "_convert_one", lambda task: (decoded.append(task[0]), real(task))[1])
+    for size in (S, 32):
+        with pytest.warns(UserWarning, match=r"(?s)person01_boxing_d1.*earlier run with --skip-corrupt"):
+            report = kth.convert(root, size, progress=False)
+        assert [s["video"] for s in report["skipped"]] == report["skipped_before"] == ["person01_boxing_d1"]
+        clips = kth.load_split(root, "train", size, clip_length=4)
+        assert clips.stats["videos_skipped_by_conversion"] == ["person01_boxing_d1"]
+    assert "person01_boxing_d1" not in decoded and len(decoded) == 5     # the good ones, at 32 px
+    # a changed AVI is tried again: still bad, so without skip_corrupt it fails as before
+    bad.write_bytes(b"\x00other garbage" * 500)
+    with pytest.raises(kth.CorruptVideoError, match="person01_boxing_d1.*--skip-corrupt"):
+        kth.convert(root, S, progress=False)
+    # a repaired AVI converts and leaves the record
+    shutil.copy2(kth.avi_path(ci_root, "person01_boxing_d1"), bad)
+    report = kth.convert(root, S, progress=False)
+    assert report["skipped"] == [] and report["converted"] == 1
+    assert json.loads((kth.kth_dir(root) / kth.SKIPPED_NAME).read_text())["videos"] == {}
+
+
+def test_standin_skip_carries_from_prepare_into_loading_and_its_advice_is_to_write_it_again(
+        ci_root, tmp_path):
+    """The new user's path: `drnet data prepare kth --size ci --skip-corrupt` with a bad stand-in
+    AVI, then training (load_kth at the smoke profile's 32 px, no skip_corrupt)."""
+    shutil.copytree(kth.kth_dir(ci_root), kth.kth_dir(kth.standin_root(tmp_path, "ci")))
+    bad = kth.avi_path(kth.standin_root(tmp_path, "ci"), "person01_boxing_d1")
+    bad.write_bytes(b"\x00garbage" * 500)
+    with pytest.raises(kth.CorruptVideoError) as info:
+        kth.prepare("embedded", tmp_path, "ci", S, progress=False, workers=1)
+    write_again = f"`drnet data prepare kth --size ci --root {tmp_path}` to write it again"
+    msg = str(info.value)
+    assert write_again in msg and "zip" not in msg
+    assert f"`drnet data prepare kth --size ci --skip-corrupt --root {tmp_path}`" in msg
+    with pytest.warns(UserWarning, match="person01_boxing_d1"):
+        kth.prepare("embedded", tmp_path, "ci", S, progress=False, skip_corrupt=True, workers=1)
+    with pytest.warns(UserWarning, match="person01_boxing_d1"):
+        clips = kth.load_kth("embedded", "train", tmp_path, "ci", 32, clip_length=4, progress=False,
+                             workers=1)
+    assert "person01_boxing_d1" not in clips.videos and len(clips.videos) > 0
+    # an empty stand-in annotation: the same advice, not "fetch it again"
+    seqs = kth.sequences_path(kth.standin_root(tmp_path, "ci"))
+    text = seqs.read_text()
+    seqs.write_text("")
+    with pytest.raises(DatasetFormatError) as info:
+        kth.read_sequences(seqs)
+    assert f"delete {seqs} and run {write_again}" in str(info.value) and "fetch" not in str(info.value)
+    seqs.write_text(text)
+    # following the advice: the deleted AVI is written again and converts
+    bad.unlink()
+    kth.prepare("embedded", tmp_path, "ci", S, progress=False, workers=1)
+    report = json.loads((kth.processed_dir(kth.standin_root(tmp_path, "ci"), S)
+                         / "conversion_report.json").read_text())
+    assert bad.is_file() and report["skipped"] == []
 
 
 def test_ranges_past_the_video_end_are_cut_and_counted(ci_root, sidecar, tmp_path):
@@ -342,6 +428,13 @@ def test_prepare_real_runs_offline_against_a_local_mirror(ci_root, tmp_path, ser
     before = marker.stat().st_mtime_ns
     assert kth.prepare("real", root, image_size=S, progress=False, workers=1) == root
     assert marker.stat().st_mtime_ns == before
+    # an AVI deleted (as a corrupt video's error advises) is extracted again, and only it
+    gone = kth.raw_dir(root) / "boxing" / "person01_boxing_d1_uncomp.avi"
+    others = {p: p.stat().st_mtime_ns for p in kth.raw_dir(root).rglob("*.avi") if p != gone}
+    gone.unlink()
+    assert kth.prepare("real", root, image_size=S, progress=False, workers=1) == root
+    assert gone.read_bytes() == kth.avi_path(src, "person01_boxing_d1").read_bytes()
+    assert {p: p.stat().st_mtime_ns for p in others} == others
     # a damaged zip is named
     bad = tmp_path / "bad.zip"
     bad.write_bytes((served / "boxing.zip").read_bytes()[:300])

@@ -127,6 +127,85 @@ def test_files_that_disagree_are_refused(tmp_path):
         norb.read_split(tmp_path, "training")
 
 
+def test_an_out_of_range_value_names_the_file_it_is_in(tmp_path):
+    write_independent_split(tmp_path, "training")
+    cat_path = tmp_path / norb.file_name("training", "cat")
+    cat = norb.read_matrix(cat_path)
+    cat[3] = 7
+    norb.write_matrix(cat_path, cat)
+    with pytest.raises(DatasetFormatError, match=r"training-cat\.mat\.gz: category outside 0\.\.4"):
+        norb.read_split(tmp_path, "training")
+    with pytest.raises(DatasetFormatError, match=r"training-cat\.mat\.gz: category outside"):
+        norb.check_split(tmp_path, "training")
+    write_independent_split(tmp_path, "training")
+    info_path = tmp_path / norb.file_name("training", "info")
+    info = norb.read_matrix(info_path)
+    info[0, 3] = 6
+    norb.write_matrix(info_path, info)
+    with pytest.raises(DatasetFormatError, match=r"training-info\.mat\.gz: lighting outside 0\.\.5"):
+        norb.read_split(tmp_path, "training")
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_matrix_header_checks_the_size_without_reading_the_data(tmp_path, gz):
+    good = independent_matrix_bytes(UINT8, (40, 2, 8, 8), bytes(range(256)) * 20)
+    assert norb.matrix_header(_bad(tmp_path, good, gz)) == (np.dtype("u1"), (40, 2, 8, 8))
+    if gz:
+        blob = gzip.compress(good)
+        for cut in (len(blob) - 1, len(blob) // 2, 30):              # a cut-short copy
+            (tmp_path / "bad.mat.gz").write_bytes(blob[:cut])
+            with pytest.raises(DatasetFormatError, match=r"bad\.mat\.gz: (truncated|corrupt)"):
+                norb.matrix_header(tmp_path / "bad.mat.gz")
+        (tmp_path / "bad.mat.gz").write_bytes(blob[:10])
+        with pytest.raises(DatasetFormatError, match="truncated gzip"):
+            norb.matrix_header(tmp_path / "bad.mat.gz")
+    short, long = ("needs 5144 bytes uncompressed, the gzip trailer records 5024",
+                   "needs 5144 bytes uncompressed, the gzip trailer records 5149") if gz else (
+                   "truncated.*needs 5120 data bytes, found 5000", "5 bytes of trailing garbage")
+    with pytest.raises(DatasetFormatError, match=short):
+        norb.matrix_header(_bad(tmp_path, good[:-120], gz))
+    with pytest.raises(DatasetFormatError, match=long):
+        norb.matrix_header(_bad(tmp_path, good + b"extra", gz))
+    with pytest.raises(DatasetFormatError, match="magic number 0x12345678"):
+        norb.matrix_header(_bad(tmp_path, independent_matrix_bytes(0x12345678, (2,), bytes(8)), gz))
+    (tmp_path / "empty.mat.gz").write_bytes(b"")
+    with pytest.raises(DatasetFormatError, match="empty.mat.gz: truncated"):
+        norb.matrix_header(tmp_path / "empty.mat.gz")
+
+
+def test_check_split_catches_what_read_split_would(tmp_path):
+    records, _ = write_independent_split(tmp_path, "testing")
+    assert norb.check_split(tmp_path, "testing") == len(records)
+    dat = tmp_path / norb.file_name("testing", "dat")
+    blob = dat.read_bytes()
+    dat.write_bytes(blob[: len(blob) * 2 // 3])
+    with pytest.raises(DatasetFormatError, match=r"testing-dat\.mat\.gz: truncated"):
+        norb.check_split(tmp_path, "testing")
+
+
+def test_a_bad_standin_file_is_written_again_not_fetched(tmp_path):
+    """A file of the stand-in that prepare writes has no mirror: its advice is prepare's command."""
+    folder = norb.norb_dir(norb.standin_root(tmp_path, "ci"))
+    folder.mkdir(parents=True)
+    path = folder / norb.file_name("training", "dat")
+    blob = gzip.compress(independent_matrix_bytes(UINT8, (4, 2, 3, 3), bytes(72)))
+    for damaged in (blob[: len(blob) // 2], gzip.compress(b"garbage")):
+        path.write_bytes(damaged)
+        for read in (norb.read_matrix, norb.matrix_header):
+            with pytest.raises(DatasetFormatError) as info:
+                read(path)
+            msg = str(info.value)
+            assert msg.startswith(str(path)) and "fetch" not in msg
+            assert f"delete {path} and run `drnet data prepare norb --size ci --root {tmp_path}` to " \
+                   f"write it again" in msg
+    # the real files keep their advice
+    (tmp_path / "smallnorb").mkdir()
+    real = tmp_path / "smallnorb" / path.name
+    real.write_bytes(gzip.compress(b"garbage"))
+    with pytest.raises(DatasetFormatError, match="fetch it again.*--source real"):
+        norb.read_matrix(real)
+
+
 def test_missing_files_say_how_to_get_them(tmp_path):
     with pytest.raises(FileNotFoundError, match="drnet data prepare norb"):
         norb.read_split(tmp_path, "training")

@@ -100,6 +100,29 @@ def test_same_seed_same_bytes_whatever_the_workers(ci_dir, tmp_path):
         assert path.read_bytes() == (again / file_name(split, kind)).read_bytes(), (split, kind)
 
 
+def test_prepare_checks_every_file_of_both_splits(ci_dir, tmp_path):
+    """A damaged image file fails `drnet data prepare norb` by name (it used to pass and fail in
+    training), and following its advice writes it again."""
+    import shutil
+
+    folder = norb.norb_dir(norb.standin_root(tmp_path, "ci"))
+    shutil.copytree(ci_dir, folder)
+    assert norb.prepare("embedded", tmp_path, "ci", progress=False) == folder
+    for split in SPLITS:
+        for kind in norb.KINDS:
+            path = folder / file_name(split, kind)
+            good = path.read_bytes()
+            path.write_bytes(good[: len(good) - 40])                   # cut short
+            with pytest.raises(norb.DatasetFormatError, match=rf"(?s){path}.*--size ci --root {tmp_path}"):
+                norb.prepare("embedded", tmp_path, "ci", progress=False)
+            path.write_bytes(good)
+    path = folder / file_name("testing", "dat")
+    path.write_bytes(path.read_bytes()[:1000])
+    path.unlink()                                                      # as the message says
+    norb.prepare("embedded", tmp_path, "ci", progress=False)
+    assert path.read_bytes() == (ci_dir / file_name("testing", "dat")).read_bytes()
+
+
 def test_unknown_size_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown stand-in size"):
         write_standin(tmp_path, "huge", progress=False)

@@ -293,9 +293,19 @@ def load_chairs_tree(root: str | Path, image_size: int | None = 64, cache: bool 
 
 AUBRY_MIRRORS = ("https://www.di.ens.fr/willow/research/seeing3Dchairs/data/",)
 AUBRY_SUBDIR = "aubry_chairs"
+
+
+def _check_aubry_tar(path: Path) -> int:
+    from .chairs_aubry import check_archive   # here: chairs_aubry imports this module
+
+    return check_archive(path)
+
+
 # No sha256 or size of rendered_chairs.tar is published anywhere we know of: registered without a
 # hash, so the first fetch records one (registry module docstring) and later fetches check it.
-AUBRY_KEY = registry.register("chairs", "rendered_chairs.tar", None, AUBRY_MIRRORS, AUBRY_SUBDIR).key
+# The first copy's member list is read before that, so a garbage download is never recorded.
+AUBRY_KEY = registry.register("chairs", "rendered_chairs.tar", None, AUBRY_MIRRORS, AUBRY_SUBDIR,
+                              check=_check_aubry_tar).key
 
 # --- the three sources ----------------------------------------------------------------------------
 

@@ -19,7 +19,12 @@ Pipeline, the same for both sources (``prepare``):
    squashes (no crop; the aspect ratio changes), and cached as ``<root>/kth/processed<S>/<action>/
    <video>.npz`` (uint8 ``(frames, S, S)``, compressed, written atomically). Training never
    decodes video. An interrupted conversion resumes: a video whose cache file exists and was made
-   from the same AVI (size and modification time) at the same S is skipped.
+   from the same AVI (size and modification time) at the same S is skipped. A video left out as
+   corrupt or absent with the user's leave (``skip_corrupt``, ``--skip-corrupt``) is recorded,
+   with its AVI's size and time, in ``<root>/kth/skipped_videos.json``: the leave is about the
+   AVI, so it holds for every S. Later conversions (a training run's, which does not pass
+   ``skip_corrupt`` and may use another S) accept the record while the AVI is unchanged: they
+   leave the video out again with a warning naming it, and do not decode it again.
 3. **Load** (:func:`load_split`): the frames of the annotated ranges of one split's persons, as
    one uint8 tensor plus offsets, in a :class:`KTHClips` clip source with the interface of the
    DrNet trainer (``sample_factors``, ``render``, ``sample_clips``).
@@ -71,10 +76,11 @@ from ..checkpoint import atomic_write
 from . import registry
 from .kth_clips import KTHClips
 from .kth_layout import (ACTIONS, KTH_SUBDIR, SCENARIOS, avi_path, cache_file, kth_dir,
-                         processed_dir, raw_dir, sequences_path, standin_root, video_factors)
+                         prepare_kth_command, processed_dir, raw_dir, sequences_path, standin_root,
+                         video_factors)
 from .kth_sequences import parse_sequences, read_sequences
 from .kth_video import (CACHE_VERSION, CorruptVideoError, _cache_is_current, _cached_num_frames,
-                        _convert_one, _source_key, decode_video, extract_zip, squash)
+                        _convert_one, _source_key, corrupt_fix, decode_video, extract_zip, squash)
 # public names that were always importable from here, though not in __all__: still importable
 from .kth_layout import PERSONS, VIDEO_RE, VIDEO_SUFFIX  # noqa: F401
 from .kth_sequences import SequenceFile  # noqa: F401
@@ -115,6 +121,7 @@ SPLIT_SCHEMES = {
 }
 RANGE_CONVENTIONS = ("drnet", "official")
 REPORT_NAME = "conversion_report.json"
+SKIPPED_NAME = "skipped_videos.json"    # in <root>/kth: the videos left out with the user's leave
 
 # --- downloads (reference/datasets.md §3.1) -------------------------------------------------------
 
@@ -133,7 +140,10 @@ ZIP_KEYS = {a: registry.register("kth", f"{a}.zip", None, KTH_MIRRORS, ZIP_SUBDI
                                  sha1=sha1).key
             for a, (sha1, size) in _ZIP_SHA1.items()}
 # No hash of 00sequences.txt is published: the first copy's sha256 is recorded (registry docs).
-SEQUENCES_KEY = registry.register("kth", "00sequences.txt", None, KTH_MIRRORS, KTH_SUBDIR).key
+# Its reader checks a first copy before that hash is recorded, so an empty file or an error page
+# is refused instead of recorded (a record of it would then refuse the real file).
+SEQUENCES_KEY = registry.register("kth", "00sequences.txt", None, KTH_MIRRORS, KTH_SUBDIR,
+                                  check=read_sequences).key
 
 
 # --- ranges and splits ---------------------------------------------------------------------------
@@ -170,12 +180,17 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
     ``<root>/kth/processed<S>/<action>/<video>.npz`` (see the module docstring). Videos already
     converted from the same AVI at the same size are skipped, so an interrupted run resumes.
     A corrupt or absent AVI raises :class:`CorruptVideoError` / :class:`FileNotFoundError`
-    naming it, unless ``skip_corrupt``, which skips it and lists it in the report.
+    naming it, unless ``skip_corrupt``, which skips it, lists it in the report and records the
+    leave in ``<root>/kth/skipped_videos.json``. A video recorded there whose AVI is unchanged
+    (still absent, or the same size and time) stays skipped whatever ``skip_corrupt`` says, at
+    any ``image_size``, without being decoded again: the user allowed it to be left out. Skipped
+    videos are named in a warning.
 
     Returns the report (also written to ``processed<S>/conversion_report.json``): ``videos``
-    (listed), ``converted`` (this run), ``already_done``, ``skipped`` (``[{video, file,
-    reason}]``), ``ranges_past_end`` (``[{video, range, frames}]``, ranges whose end lies past the
-    decoded video) and ``image_size``.
+    (listed), ``converted`` (this run), ``already_done``, ``skipped`` (``[{video, file, reason,
+    avi}]``, ``avi`` the AVI's size and time when it was skipped, None if it was absent),
+    ``skipped_before`` (those of them left out by an earlier run's leave), ``ranges_past_end``
+    (``[{video, range, frames}]``, ranges whose end lies past the decoded video) and ``image_size``.
     """
     if int(image_size) < 8:
         raise ValueError(f"image_size must be a frame side of at least 8 px (the authors use 64 "
@@ -184,16 +199,21 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
     seqs = read_sequences(sequences_path(root))
     out_dir = processed_dir(root, image_size)
     videos = sorted(seqs.ranges)
-    skipped, tasks, done = [], [], 0
+    allowed = _skip_leave(root)
+    skipped, tasks, done, before = [], [], 0, []
     for video in videos:
         avi = avi_path(root, video)
+        earlier = allowed.get(video)
+        if earlier is not None and earlier["avi"] == _avi_stamp(avi):   # AVI unchanged since
+            skipped.append(earlier)
+            before.append(video)
+            continue
         if not avi.is_file():
             msg = (f"{avi}: the AVI of {video}, listed in {sequences_path(root)}, is absent. Fix: "
-                   f"extract the zip of its action again (prepare does it), or pass "
-                   f"skip_corrupt=True to leave it out")
+                   f"{corrupt_fix(avi, image_size)}")
             if not skip_corrupt:
                 raise FileNotFoundError(msg)
-            skipped.append({"video": video, "file": str(avi), "reason": msg})
+            skipped.append({"video": video, "file": str(avi), "reason": msg, "avi": None})
             continue
         key = _source_key(avi, image_size)
         out = cache_file(root, video, image_size)
@@ -201,6 +221,7 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
             done += 1
         else:
             tasks.append((video, str(avi), out, key, image_size))
+    stamps = {task[0]: _avi_stamp(Path(task[1])) for task in tasks}
     infos: dict[str, dict] = {}
     bar = tqdm(total=len(videos), initial=done + len(skipped), unit="video",
                desc=f"converting KTH videos to {image_size}px", disable=not progress)
@@ -213,7 +234,7 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
                 if not skip_corrupt:
                     raise CorruptVideoError(error)
                 skipped.append({"video": video, "file": str(avi_path(root, video)),
-                                "reason": error})
+                                "reason": error, "avi": stamps[video]})
             else:
                 infos[video] = info
     finally:
@@ -231,14 +252,52 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
                         for a, b in seqs.ranges[video] if b > n)
     report = {"format_version": CACHE_VERSION, "image_size": image_size, "videos": len(videos),
               "converted": len(infos), "already_done": done,
-              "skipped": sorted(skipped, key=lambda s: s["video"]),
+              "skipped": sorted(skipped, key=lambda s: s["video"]), "skipped_before": before,
               "missing_in_annotation": list(seqs.missing), "ranges_past_end": past_end}
     atomic_write(out_dir / REPORT_NAME, lambda f: f.write(json.dumps(report, indent=1).encode()))
-    if skipped and progress:
-        warnings.warn(f"{len(skipped)} KTH videos skipped (corrupt or absent): "
-                      f"{[s['video'] for s in skipped][:5]}; see {out_dir / REPORT_NAME}",
-                      stacklevel=2)
+    if skipped or allowed:
+        # the finished run's skips are the leave from now on (a repaired video drops out of it)
+        leave = {"videos": {s["video"]: s for s in report["skipped"]}}
+        atomic_write(kth_dir(root) / SKIPPED_NAME,
+                     lambda f: f.write(json.dumps(leave, indent=1).encode()))
+    if skipped:   # also without progress bars: a training run must say what it leaves out
+        warnings.warn(_skipped_warning(report, out_dir / REPORT_NAME), stacklevel=2)
     return report
+
+
+def _avi_stamp(avi: Path) -> str | None:
+    """What identifies an AVI for a leave to skip it, at any frame size: its size and time
+    (None when absent), as the frame cache's key does."""
+    try:
+        st = avi.stat()
+    except FileNotFoundError:
+        return None
+    return f"bytes={st.st_size} mtime_ns={st.st_mtime_ns}"
+
+
+def _skip_leave(root: Path) -> dict[str, dict]:
+    """The videos an earlier conversion left out with the user's leave, by name, each with its
+    AVI's ``avi`` stamp then. An unreadable record allows nothing: those videos are tried again."""
+    try:
+        record = json.loads((kth_dir(root) / SKIPPED_NAME).read_text())
+        videos = record["videos"]
+        return {v: e for v, e in videos.items() if isinstance(e, dict) and "avi" in e}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _skipped_warning(report: dict, report_path: Path) -> str:
+    names = [s["video"] for s in report["skipped"]]
+    shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    before = report["skipped_before"]
+    why = ""
+    if before:
+        why = (f" ({len(before)} of them as recorded in {report_path.parents[1] / SKIPPED_NAME} "
+               f"by an earlier run with --skip-corrupt; their AVIs are unchanged, so they were not "
+               f"decoded again)")
+    return (f"{len(names)} KTH video(s) left out as corrupt or absent: {shown}{why}. Reasons in "
+            f"{report_path}. To bring one back, replace its AVI as its reason says and prepare "
+            f"again (`{prepare_kth_command(report_path, report['image_size'])}`)")
 
 
 # --- the two sources ------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .advice import prepare_command, standin_of
+
 __all__ = ["ACTIONS", "KTH_SUBDIR", "PERSONS", "SCENARIOS", "VIDEO_RE", "VIDEO_SUFFIX", "avi_path",
-           "cache_file", "kth_dir", "processed_dir", "raw_dir", "sequences_path", "standin_root",
-           "video_factors"]
+           "cache_file", "kth_dir", "prepare_kth_command", "processed_dir", "raw_dir",
+           "rewrite_fix", "sequences_path", "standin_root", "video_factors"]
 
 # The action order used for labels 0..5 throughout (reference/datasets.md §3; the brief's order).
 ACTIONS = ("walking", "jogging", "running", "boxing", "handwaving", "handclapping")
@@ -67,3 +69,33 @@ def cache_file(root: str | Path, video: str, image_size: int) -> Path:
 def standin_root(root: str | Path, size: str) -> Path:
     """Where the stand-in of ``size`` lives: its own root, so it never mixes with real data."""
     return Path(root) / "standin" / size
+
+
+# --- what to tell the user to run ---------------------------------------------------------------------
+
+def prepare_kth_command(path: str | Path, image_size: int | None = None, *options: str) -> str:
+    """The ``drnet data prepare kth`` command line that prepares the data root holding ``path`` (a
+    file or folder under ``<root>/kth``): with the stand-in's ``--size`` for a stand-in, ``--source
+    real`` otherwise, and ``--image-size`` when the frames are not the default 64 px."""
+    path = Path(path)
+    standin = standin_of(path)
+    if standin is not None:
+        root, size = standin
+        words = [f"--size {size}"]
+    else:
+        root = next((p.parent for p in (path, *path.parents) if p.name == KTH_SUBDIR), Path("data"))
+        words = ["--source real"]
+    if image_size not in (None, 64):
+        words.append(f"--image-size {image_size}")
+    return prepare_command("kth", root, *words, *options)
+
+
+def rewrite_fix(path: str | Path, image_size: int | None = None) -> str:
+    """How to get a bad or absent file of KTH back: a stand-in's is written again by ``prepare``
+    (there is no zip or mirror for it); a real AVI is extracted again from its action's zip."""
+    path = Path(path)
+    delete = f"delete {path} and " if path.exists() else ""     # an absent file is just made again
+    if standin_of(path) is not None:
+        return f"{delete}run `{prepare_kth_command(path, image_size)}` to write it again"
+    return (f"{delete}extract it again from its zip "
+            f"(`{prepare_kth_command(path, image_size)}` does it)")

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .kth_layout import VIDEO_RE
+from .kth_layout import VIDEO_RE, prepare_kth_command, rewrite_fix
+from .advice import standin_of
 from .registry import DatasetFormatError
 
 __all__ = ["SequenceFile", "parse_sequences", "read_sequences"]
@@ -60,8 +61,7 @@ def read_sequences(path: str | Path) -> SequenceFile:
         return DatasetFormatError(
             f"{path}, line {lineno}: {what}: {line.strip()!r}. Expected 'personXX_<action>_dY"
             f"<TAB>frames<TAB>A-B, C-D, ...' with 1-indexed inclusive ranges A <= B, or "
-            f"'personXX_<action>_dY<TAB>*missing*'. Fix: restore the file (fetch KTH's "
-            f"00sequences.txt again, or regenerate the stand-in)")
+            f"'personXX_<action>_dY<TAB>*missing*'. Fix: {_fix(path)}")
 
     for lineno, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -97,8 +97,16 @@ def read_sequences(path: str | Path) -> SequenceFile:
         ranges[video] = found
     if not ranges:
         raise DatasetFormatError(f"{path}: no 'personXX_<action>_dY frames ...' entries found; is "
-                                 f"this KTH's 00sequences.txt? Fix: fetch it again")
+                                 f"this KTH's 00sequences.txt? Fix: {_fix(path)}")
     return SequenceFile(ranges, tuple(missing))
+
+
+def _fix(path: Path) -> str:
+    """How to get a good copy back: a stand-in's file is written again by prepare (it has no
+    mirror); the real one is fetched again."""
+    if standin_of(path) is not None:
+        return rewrite_fix(path)
+    return f"delete {path} and fetch it again (`{prepare_kth_command(path)}`)"
 
 
 def parse_sequences(path) -> dict[str, list[tuple[int, int]]]:

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_write
+from .kth_layout import prepare_kth_command, rewrite_fix
 from .registry import DatasetFormatError
 
 __all__ = ["CACHE_VERSION", "CorruptVideoError", "decode_video", "extract_zip", "squash"]
@@ -86,8 +87,7 @@ def decode_video(path: str | Path, image_size: int | None = None) -> tuple[np.nd
 
     path = Path(path)
     to_grey = VideoReformatter()
-    fix = (f"Fix: delete {path} and extract it again from its zip (prepare does it), or pass "
-           f"skip_corrupt=True to leave it out")
+    fix = f"Fix: {corrupt_fix(path, image_size)}"
     frames, width, height, header = [], None, None, 0
     try:
         with av.open(str(path)) as container:
@@ -120,6 +120,13 @@ def decode_video(path: str | Path, image_size: int | None = None) -> tuple[np.nd
     if image_size is not None and frames.shape[1:] != (image_size, image_size):
         frames = squash(frames, image_size)
     return frames, {"width": width, "height": height, "header_frames": header}
+
+
+def corrupt_fix(avi: str | Path, image_size: int | None = None) -> str:
+    """The two ways on from a bad or absent AVI: get it back, or leave it out with the command
+    line's ``--skip-corrupt`` (the conversion then records it, and later loads accept that)."""
+    skip = prepare_kth_command(avi, image_size, "--skip-corrupt")
+    return f"{rewrite_fix(avi, image_size)}, or leave it out with `{skip}` (skip_corrupt=True in Python)"
 
 
 def _source_key(avi: Path, image_size: int) -> str:
@@ -165,14 +172,16 @@ def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -
     """Extract the AVIs of one KTH zip (they unpack flat) into ``dest``, once.
 
     The files go to a hidden folder first, renamed to ``dest`` when complete; a marker records the
-    zip's size and modification time, so a later call with the same zip does nothing. A damaged
-    zip raises :class:`.registry.DatasetFormatError` naming it.
+    zip's size and modification time, so a later call with the same zip does nothing but put back
+    AVIs deleted since (what a corrupt video's error advises). A damaged zip raises
+    :class:`.registry.DatasetFormatError` naming it.
     """
     zip_path, dest = Path(zip_path), Path(dest)
     st = zip_path.stat()
     stamp = f"{zip_path.name} bytes={st.st_size} mtime_ns={st.st_mtime_ns}\n"
     marker = dest / ".extracted"
     if marker.is_file() and marker.read_text() == stamp:
+        _restore_deleted(zip_path, dest)
         return dest
     tmp = dest.with_name(f".{dest.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -189,8 +198,7 @@ def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -
                     shutil.copyfileobj(src, out, 1 << 20)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DatasetFormatError(f"{zip_path}: damaged zip ({err}). Fix: delete it and fetch it "
-                                 f"again") from None
+        raise _damaged_zip(zip_path, err) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -198,3 +206,27 @@ def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest
+
+
+def _damaged_zip(zip_path: Path, err) -> DatasetFormatError:
+    return DatasetFormatError(f"{zip_path}: damaged zip ({err}). Fix: delete it and fetch it again")
+
+
+def _restore_deleted(zip_path: Path, dest: Path) -> None:
+    """Extract again, one by one, the AVIs of an extracted zip that are no longer in ``dest`` (a
+    corrupt one the user deleted); the others keep their files, so their frame caches stay valid."""
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            gone = [m for m in z.infolist() if not m.is_dir() and m.filename.endswith(".avi")
+                    and not (dest / Path(m.filename).name).is_file()]
+            for m in gone:
+                target = dest / Path(m.filename).name
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                try:
+                    with z.open(m) as src, open(tmp, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    os.replace(tmp, target)
+                finally:
+                    tmp.unlink(missing_ok=True)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise _damaged_zip(zip_path, err) from None

@@ -21,11 +21,18 @@ Two sources, both read by :func:`read_matrix`:
   into ``<root>/smallnorb/``;
 - ``"embedded"``: procedural toys rendered by :mod:`.norb_standin` and *written in the same
   format*, into ``<root>/standin/<size>/smallnorb/``, so the real reader is what gets exercised.
+
+:func:`prepare` checks all six files of either source (:func:`check_split`) before it returns,
+so a damaged one fails there, by name, rather than later in training; the check reads the small
+label files whole but only the header and the size of the large image files, so it takes
+milliseconds. A bad file's message says how to get it back: fetch it again (real) or write it
+again with ``drnet data prepare norb --size <size>`` (stand-in).
 """
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +40,13 @@ import numpy as np
 
 from ..checkpoint import atomic_write
 from . import registry
+from .advice import standin_fix
 from .registry import DatasetFormatError
 
 __all__ = [
-    "CATEGORIES", "NorbSplit", "SPLITS", "TEST_INSTANCES", "TRAIN_INSTANCES", "file_name",
-    "load_norb", "norb_dir", "read_matrix", "read_split", "write_matrix",
+    "CATEGORIES", "NorbSplit", "SPLITS", "TEST_INSTANCES", "TRAIN_INSTANCES", "check_split",
+    "file_name", "load_norb", "matrix_header", "norb_dir", "read_matrix", "read_split",
+    "write_matrix",
 ]
 
 SPLITS = ("training", "testing")
@@ -76,6 +85,17 @@ def norb_dir(root: str | Path) -> Path:
 
 # --- the binary matrix format ---------------------------------------------------------------------
 
+MAX_RANK = 64
+_HEADER_MAX = 8 + 4 * MAX_RANK
+_REFETCH = "delete it and fetch it again (drnet data prepare norb --source real)"
+
+
+def _fix(path: Path) -> str:
+    """How to get a bad file back: a stand-in's is written again by prepare (it has no mirror),
+    a real one is fetched again."""
+    return standin_fix(path, "norb") or _REFETCH
+
+
 def read_matrix(path: str | Path) -> np.ndarray:
     """Read any smallNORB file (``.mat`` or ``.mat.gz``) into an array with the header's shape/type.
 
@@ -83,27 +103,92 @@ def read_matrix(path: str | Path) -> np.ndarray:
     data shorter than promised, or bytes after the data: nothing half-read is ever returned.
     """
     path = Path(path)
-    data = registry.read_maybe_gzipped(path)
-    refetch = "delete it and fetch it again (drnet data prepare norb --source real)"
+    fix = _fix(path)
+    data = registry.read_maybe_gzipped(path, fix)
+    dtype, shape, header = _parse_header(path, data, fix)
+    return registry.array_after_header(path, data, header, shape, dtype, "smallNORB", f"; {fix}")
+
+
+def _parse_header(path: Path, data: bytes, fix: str) -> tuple[np.dtype, tuple[int, ...], int]:
+    """``(element type, shape, header length)`` from the (first bytes of the) file's contents."""
     if len(data) < 8:
         raise DatasetFormatError(f"{path}: truncated smallNORB file: {len(data)} bytes, shorter "
-                                 f"than the 8-byte magic number and rank; {refetch}")
+                                 f"than the 8-byte magic number and rank; {fix}")
     magic, ndim = (int(v) for v in np.frombuffer(data, "<i4", count=2))
     if magic not in MAGIC_DTYPES:
         known = ", ".join(f"0x{m:08X} ({dt.name})" for m, dt in MAGIC_DTYPES.items())
         raise DatasetFormatError(f"{path}: not a smallNORB binary matrix: magic number "
-                                 f"0x{magic & 0xFFFFFFFF:08X}, expected one of {known}; {refetch}")
-    if not 0 < ndim <= 64:
-        raise DatasetFormatError(f"{path}: implausible rank {ndim} in the header; {refetch}")
+                                 f"0x{magic & 0xFFFFFFFF:08X}, expected one of {known}; {fix}")
+    if not 0 < ndim <= MAX_RANK:
+        raise DatasetFormatError(f"{path}: implausible rank {ndim} in the header; {fix}")
     header = 8 + 4 * max(3, ndim)
     if len(data) < header:
         raise DatasetFormatError(f"{path}: truncated smallNORB file: the header needs {header} "
-                                 f"bytes, found {len(data)}; {refetch}")
+                                 f"bytes, found {len(data)}; {fix}")
     shape = tuple(int(d) for d in np.frombuffer(data, "<i4", count=ndim, offset=8))
     if any(d < 0 for d in shape):
-        raise DatasetFormatError(f"{path}: negative dimension in header shape {shape}; {refetch}")
-    return registry.array_after_header(path, data, header, shape, MAGIC_DTYPES[magic], "smallNORB",
-                                       f"; {refetch}")
+        raise DatasetFormatError(f"{path}: negative dimension in header shape {shape}; {fix}")
+    return MAGIC_DTYPES[magic], shape, header
+
+
+def matrix_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
+    """The element type and shape of a smallNORB file, checked against the file's size without
+    reading its data, so that :func:`prepare` can check the 130 MB image files in milliseconds.
+
+    The size of a gzipped file's contents is the gzip trailer's (its last 4 bytes, mod 2**32): a
+    cut-short file ends in other bytes, so it is caught, though corruption inside the stream is
+    not (:func:`read_matrix` checks the stream's CRC when the data is read). Raises
+    :class:`DatasetFormatError` naming the file, as :func:`read_matrix` does.
+    """
+    path = Path(path)
+    fix = _fix(path)
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    if not gzipped:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_MAX)
+        dtype, shape, header = _parse_header(path, head, fix)
+        _check_size(path, header, shape, dtype, path.stat().st_size - header, fix)
+        return dtype, shape
+    head, contents = _gzip_head_and_size(path, fix)
+    dtype, shape, header = _parse_header(path, head, fix)
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if expected % 2**32 != contents:
+        raise DatasetFormatError(
+            f"{path}: truncated or damaged smallNORB file: the header's shape {shape} of "
+            f"{dtype.name} needs {expected} bytes uncompressed, the gzip trailer records "
+            f"{contents} (mod 2**32); {fix}")
+    return dtype, shape
+
+
+def _gzip_head_and_size(path: Path, fix: str) -> tuple[bytes, int]:
+    """The first (up to) :data:`_HEADER_MAX` bytes of a gzip file's contents, and the contents'
+    size as its trailer records it (mod 2**32)."""
+    stored = path.stat().st_size
+    if stored < 18:                  # a 10-byte gzip header and an 8-byte trailer at least
+        raise DatasetFormatError(f"{path}: truncated gzip file ({stored} bytes); {fix}")
+    with open(path, "rb") as f:
+        f.seek(-4, 2)
+        contents = int.from_bytes(f.read(4), "little")
+    try:
+        with gzip.open(path) as f:
+            head = f.read(_HEADER_MAX)
+    except EOFError as err:
+        raise DatasetFormatError(f"{path}: truncated gzip file ({err}); {fix}") from None
+    except (OSError, zlib.error) as err:        # gzip.BadGzipFile, a damaged stream
+        raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); {fix}") from None
+    return head, contents
+
+
+def _check_size(path: Path, header: int, shape, dtype, found: int, fix: str) -> None:
+    """The same check as :func:`.registry.array_after_header`, on a byte count."""
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if found < expected:
+        raise DatasetFormatError(f"{path}: truncated smallNORB file: shape {shape} of {dtype.name} "
+                                 f"needs {expected} data bytes, found {found}; {fix}")
+    if found > expected:
+        raise DatasetFormatError(f"{path}: {found - expected} bytes of trailing garbage after the "
+                                 f"{expected} data bytes of shape {shape}; {fix}")
 
 
 def write_matrix(path: str | Path, array: np.ndarray) -> Path:
@@ -148,34 +233,70 @@ class NorbSplit:
 
 def read_split(folder: str | Path, split: str) -> NorbSplit:
     """Read one split's three files from ``folder`` and check that they agree with each other."""
+    paths = _split_paths(folder, split)
+    dat, cat, info = (read_matrix(paths[k]) for k in KINDS)
+    _check_shapes(paths, dat.dtype, dat.shape, cat.shape, info.shape)
+    inst, elev, az2, light = _checked_factors(paths, cat, info)
+    cat = cat.astype(np.int64)
+    # Do not trust the record order of the files: sort by the factors (as disent does).
+    order = np.lexsort((light, az2, elev, inst, cat))
+    return NorbSplit(dat[order], cat[order], inst[order], elev[order], az2[order] // 2, light[order])
+
+
+def check_split(folder: str | Path, split: str) -> int:
+    """Check one split's three files in ``folder`` as :func:`read_split` does, but without
+    reading the images (only their header and size, :func:`matrix_header`): fast enough for
+    :func:`prepare` to run every time. Returns the number of records; raises
+    :class:`DatasetFormatError` or :class:`FileNotFoundError` naming the file and the fix."""
+    paths = _split_paths(folder, split)
+    dat_dtype, dat_shape = matrix_header(paths["dat"])
+    cat, info = read_matrix(paths["cat"]), read_matrix(paths["info"])
+    _check_shapes(paths, dat_dtype, dat_shape, cat.shape, info.shape)
+    _checked_factors(paths, cat, info)
+    return len(cat)
+
+
+def _split_paths(folder: str | Path, split: str) -> dict[str, Path]:
     paths = {kind: Path(folder) / file_name(split, kind) for kind in KINDS}
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
         raise FileNotFoundError(f"smallNORB files missing: {', '.join(missing)}. Fetch them with "
                                 f"`drnet data prepare norb --source real` or render the stand-in "
                                 f"with `--source embedded`")
-    dat, cat, info = (read_matrix(paths[k]) for k in KINDS)
-    n = len(cat)
-    if dat.ndim != 4 or dat.shape[:2] != (n, 2) or dat.dtype != np.uint8:
+    return paths
+
+
+def _check_shapes(paths: dict[str, Path], dat_dtype, dat_shape, cat_shape, info_shape) -> None:
+    """The three files hold the same records: N stereo pairs, N categories, N x 4 factors."""
+    n = cat_shape[0] if cat_shape else 0
+    if len(dat_shape) != 4 or tuple(dat_shape[:2]) != (n, 2) or dat_dtype != np.uint8:
         raise DatasetFormatError(f"{paths['dat']}: expected uint8 images (N={n}, 2, H, W) to match "
-                                 f"{paths['cat'].name}, found {dat.dtype} {dat.shape}")
-    if cat.ndim != 1:
-        raise DatasetFormatError(f"{paths['cat']}: expected one category per pair, shape {cat.shape}")
-    if info.shape != (n, 4):
+                                 f"{paths['cat'].name}, found {np.dtype(dat_dtype).name} "
+                                 f"{tuple(dat_shape)}; {_fix(paths['dat'])}")
+    if len(cat_shape) != 1:
+        raise DatasetFormatError(f"{paths['cat']}: expected one category per pair, shape "
+                                 f"{tuple(cat_shape)}; {_fix(paths['cat'])}")
+    if tuple(info_shape) != (n, 4):
         raise DatasetFormatError(f"{paths['info']}: expected shape ({n}, 4) to match "
-                                 f"{paths['cat'].name}, found {info.shape}")
+                                 f"{paths['cat'].name}, found {tuple(info_shape)}; "
+                                 f"{_fix(paths['info'])}")
+
+
+def _checked_factors(paths: dict[str, Path], cat: np.ndarray, info: np.ndarray):
+    """The info file's columns (instance, elevation, azimuth x 2, lighting) as int64, once every
+    factor, the category included, is in its range; a value outside names the file it is in."""
     inst, elev, az2, light = (info[:, j].astype(np.int64) for j in range(4))
-    bad = {"category": (cat, len(CATEGORIES)), "instance": (inst, 10), "elevation": (elev, 9),
-           "azimuth/2": (az2 // 2, 18), "lighting": (light, LIGHTINGS)}
-    for name, (values, limit) in bad.items():
+    bad = {"category": (cat, len(CATEGORIES), "cat"), "instance": (inst, 10, "info"),
+           "elevation": (elev, 9, "info"), "azimuth/2": (az2 // 2, 18, "info"),
+           "lighting": (light, LIGHTINGS, "info")}
+    for name, (values, limit, kind) in bad.items():
         if values.min(initial=0) < 0 or values.max(initial=0) >= limit:
-            raise DatasetFormatError(f"{paths['info']}: {name} outside 0..{limit - 1}")
+            raise DatasetFormatError(f"{paths[kind]}: {name} outside 0..{limit - 1}; "
+                                     f"{_fix(paths[kind])}")
     if np.any(az2 % 2):
-        raise DatasetFormatError(f"{paths['info']}: azimuths must be stored as even numbers 0..34")
-    cat = cat.astype(np.int64)
-    # Do not trust the record order of the files: sort by the factors (as disent does).
-    order = np.lexsort((light, az2, elev, inst, cat))
-    return NorbSplit(dat[order], cat[order], inst[order], elev[order], az2[order] // 2, light[order])
+        raise DatasetFormatError(f"{paths['info']}: azimuths must be stored as even numbers "
+                                 f"0..34; {_fix(paths['info'])}")
+    return inst, elev, az2, light
 
 
 # --- downloads and the loader ---------------------------------------------------------------------
@@ -202,20 +323,25 @@ def standin_root(root: str | Path, size: str) -> Path:
 
 def prepare(source: str, root: str | Path = "data", size: str = "cpu", progress: bool = True) -> Path:
     """Make the six files available and return their folder: download and check the real ones,
-    or render the stand-in of ``size`` (``"ci"`` or ``"cpu"``) if it is not there yet."""
+    or render the stand-in of ``size`` (``"ci"`` or ``"cpu"``) if it is not there yet. Either way
+    both splits are then checked (:func:`check_split`), so a damaged file fails here, by name."""
     if source == "real":
         with registry.preparing(root, "norb"):
             for split in SPLITS:
                 for kind in KINDS:
                     registry.fetch(f"norb/{file_name(split, kind)}", root, progress=progress)
-        return norb_dir(root)
-    if source == "embedded":
+        folder = norb_dir(root)
+    elif source == "embedded":
         from .norb_standin import write_standin
 
         with registry.preparing(root, f"norb-standin-{size}"):
             write_standin(standin_root(root, size), size=size, progress=progress)
-        return norb_dir(standin_root(root, size))
-    raise ValueError(f"unknown source {source!r}; choose 'embedded' or 'real'")
+        folder = norb_dir(standin_root(root, size))
+    else:
+        raise ValueError(f"unknown source {source!r}; choose 'embedded' or 'real'")
+    for split in SPLITS:
+        check_split(folder, split)
+    return folder
 
 
 def load_norb(source: str, split: str, root: str | Path = "data", size: str = "cpu",

@@ -15,7 +15,10 @@ with ``sha256=None``; a hash is never made up. ``fetch`` then trusts the first c
 download, through pooch with ``known_hash=None``, or a copy placed by hand), prints that copy's
 sha256 and records it beside the file as ``<file>.sha256`` (the ``sha256sum`` format); every later
 ``fetch`` checks the file, or a new download, against that record like a registered hash. Once the
-hash is known it belongs in the ``register`` call, which makes the entry an ordinary one.
+hash is known it belongs in the ``register`` call, which makes the entry an ordinary one. Such an
+entry is registered with a ``check`` (its dataset's reader): the first copy is read by it before
+its hash is recorded, so an empty file or an error page served in place of the file is refused by
+name and never recorded (a record of garbage would later refuse the correct file).
 
 **Files published with a SHA1 only** (the KTH action zips) are registered with ``sha256=None`` and
 ``sha1=<hex>``; they are checked against that SHA1 (pooch's ``"sha1:<hex>"``) exactly as the others
@@ -34,8 +37,9 @@ import hashlib
 import os
 import sys
 import zlib
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
@@ -43,7 +47,6 @@ __all__ = [
     "array_after_header", "digest_of", "fetch", "local_path", "preparing", "read_maybe_gzipped",
     "recorded_sha256_path", "register", "sha256_of",
 ]
-
 
 @contextmanager
 def preparing(root: str | Path, dataset: str):
@@ -98,6 +101,9 @@ class RemoteFile:
     subdir: str
     size: int | None = None  # bytes, for messages only
     sha1: str | None = None  # checked instead when only a SHA1 is published (sha256 is then None)
+    # Unpublished hash: reads a first copy before its hash is recorded; raises DatasetFormatError
+    # for a file its dataset cannot use (module docstring)
+    check: Callable[[Path], object] | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -125,17 +131,19 @@ _TRANSFER_ERRORS = (OSError, ValueError) + ftplib.all_errors
 
 
 def register(dataset: str, filename: str, sha256: str | None, mirrors, subdir: str,
-             size: int | None = None, *, sha1: str | None = None) -> RemoteFile:
+             size: int | None = None, *, sha1: str | None = None,
+             check: Callable[[Path], object] | None = None) -> RemoteFile:
     """Add a file to :data:`REGISTRY` under the key ``"<dataset>/<filename>"`` and return it.
 
     ``sha256=None`` registers a file whose hash is not published (see the module docstring),
-    unless ``sha1`` gives the SHA1 its publisher lists instead.
+    unless ``sha1`` gives the SHA1 its publisher lists instead. ``check(path)``, the dataset's
+    reader, must accept the first copy of such a file before its hash is recorded.
     """
     if sha256 is not None:
         sha256 = _check_hex(sha256, f"{dataset}/{filename}")
     if sha1 is not None:
         sha1 = _check_hex(sha1, f"{dataset}/{filename}", "sha1")
-    entry = RemoteFile(dataset, filename, sha256, tuple(mirrors), subdir, size, sha1)
+    entry = RemoteFile(dataset, filename, sha256, tuple(mirrors), subdir, size, sha1, check)
     REGISTRY[entry.key] = entry
     return entry
 
@@ -179,10 +187,11 @@ def digest_of(path: str | Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def read_maybe_gzipped(path: str | Path) -> bytes:
+def read_maybe_gzipped(path: str | Path, fix: str = "delete it and fetch it again") -> bytes:
     """A data file's bytes, gunzipped if it starts with the gzip magic (not judged by its name).
 
-    A cut-short or corrupt gzip stream raises :class:`DatasetFormatError` naming the file.
+    A cut-short or corrupt gzip stream raises :class:`DatasetFormatError` naming the file and
+    ``fix`` (a stand-in's reader passes how to write the file again: it cannot be fetched).
     """
     path = Path(path)
     raw = path.read_bytes()
@@ -191,11 +200,9 @@ def read_maybe_gzipped(path: str | Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except EOFError as err:  # the gzip stream ends early: a cut-short download
-        raise DatasetFormatError(f"{path}: truncated gzip file ({err}); delete it and fetch it "
-                                 f"again") from None
+        raise DatasetFormatError(f"{path}: truncated gzip file ({err}); {fix}") from None
     except (OSError, zlib.error) as err:
-        raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); delete it and fetch it "
-                                 f"again") from None
+        raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); {fix}") from None
 
 
 def array_after_header(path: Path, data: bytes, header: int, shape: tuple, dtype, kind: str,
@@ -259,6 +266,7 @@ def _fetch_unpublished(entry: RemoteFile, path: Path, progress: bool, retries: i
                 f"a new version on purpose, delete {record} (and {path}) to accept it.") from None
     if not path.exists():
         _download(entry, path, progress, retries)
+    _accept_first_copy(entry, path)
     actual = sha256_of(path)
     tmp = record.with_name(record.name + f".{os.getpid()}.tmp")
     tmp.write_text(f"{actual}  {path.name}\n")
@@ -267,6 +275,21 @@ def _fetch_unpublished(entry: RemoteFile, path: Path, progress: bool, retries: i
           f"Recorded in {record}: later runs check the file against it. To pin it for everyone, "
           f"pass it to register() for {entry.key!r}.", file=sys.stderr)
     return path
+
+
+def _accept_first_copy(entry: RemoteFile, path: Path) -> None:
+    """Read the first copy of an unpublished file with its dataset's reader before its hash is
+    recorded: the record vouches for the file from then on, so a copy the reader refuses (an empty
+    file, an error page served in its place, a cut-short download) must not get one."""
+    if entry.check is None:
+        return
+    try:
+        entry.check(path)
+    except DatasetFormatError as err:
+        raise DatasetFormatError(
+            f"{err}\n(No sha256 is published for {entry.filename}: its first copy is read before "
+            f"its hash is recorded, and this one was refused, so nothing was recorded; a good "
+            f"copy at {path}, downloaded again or from {entry.urls[0]}, will be accepted.)") from None
 
 
 def _fetch_pinned(entry: RemoteFile, path: Path, progress: bool, retries: int) -> Path:
