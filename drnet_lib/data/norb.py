@@ -148,7 +148,7 @@ def matrix_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
         with open(path, "rb") as f:
             head = f.read(_HEADER_MAX)
         dtype, shape, header = _parse_header(path, head, fix)
-        _check_size(path, header, shape, dtype, path.stat().st_size - header, fix)
+        registry.check_data_size(path, path.stat().st_size - header, shape, dtype, "smallNORB", f"; {fix}")
         return dtype, shape
     head, contents = _gzip_head_and_size(path, fix)
     dtype, shape, header = _parse_header(path, head, fix)
@@ -178,17 +178,6 @@ def _gzip_head_and_size(path: Path, fix: str) -> tuple[bytes, int]:
     except (OSError, zlib.error) as err:        # gzip.BadGzipFile, a damaged stream
         raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); {fix}") from None
     return head, contents
-
-
-def _check_size(path: Path, header: int, shape, dtype, found: int, fix: str) -> None:
-    """The same check as :func:`.registry.array_after_header`, on a byte count."""
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if found < expected:
-        raise DatasetFormatError(f"{path}: truncated smallNORB file: shape {shape} of {dtype.name} "
-                                 f"needs {expected} data bytes, found {found}; {fix}")
-    if found > expected:
-        raise DatasetFormatError(f"{path}: {found - expected} bytes of trailing garbage after the "
-                                 f"{expected} data bytes of shape {shape}; {fix}")
 
 
 def write_matrix(path: str | Path, array: np.ndarray) -> Path:

@@ -44,8 +44,8 @@ from pathlib import Path
 
 __all__ = [
     "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
-    "array_after_header", "digest_of", "fetch", "local_path", "preparing", "read_maybe_gzipped",
-    "recorded_sha256_path", "register", "sha256_of",
+    "array_after_header", "check_data_size", "digest_of", "fetch", "local_path", "preparing",
+    "read_maybe_gzipped", "recorded_sha256_path", "register", "sha256_of",
 ]
 
 @contextmanager
@@ -205,6 +205,21 @@ def read_maybe_gzipped(path: str | Path, fix: str = "delete it and fetch it agai
         raise DatasetFormatError(f"{path}: corrupt gzip data ({err}); {fix}") from None
 
 
+def check_data_size(path: Path, found: int, shape: tuple, dtype, kind: str, fix: str = "") -> None:
+    """Refuse, naming ``path``, ``found`` data bytes that are not exactly what an array of
+    ``shape`` and ``dtype`` needs (a cut-short download, or garbage after the data)."""
+    import numpy as np
+
+    dtype = np.dtype(dtype)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if found < expected:
+        raise DatasetFormatError(f"{path}: truncated {kind} file: shape {shape} of {dtype.name} "
+                                 f"needs {expected} data bytes, found {found}{fix}")
+    if found > expected:
+        raise DatasetFormatError(f"{path}: {found - expected} bytes of trailing garbage after the "
+                                 f"{expected} data bytes of shape {shape}{fix}")
+
+
 def array_after_header(path: Path, data: bytes, header: int, shape: tuple, dtype, kind: str,
                        fix: str = ""):
     """The array of ``shape`` and ``dtype`` that follows a ``header``-byte header in ``data``,
@@ -213,14 +228,7 @@ def array_after_header(path: Path, data: bytes, header: int, shape: tuple, dtype
     import numpy as np
 
     dtype = np.dtype(dtype)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(data) - header
-    if found < expected:
-        raise DatasetFormatError(f"{path}: truncated {kind} file: shape {shape} of {dtype.name} "
-                                 f"needs {expected} data bytes, found {found}{fix}")
-    if found > expected:
-        raise DatasetFormatError(f"{path}: {found - expected} bytes of trailing garbage after the "
-                                 f"{expected} data bytes of shape {shape}{fix}")
+    check_data_size(path, len(data) - header, shape, dtype, kind, fix)
     # astype copies, so the result is writable and does not pin the file's bytes
     return np.frombuffer(data, dtype, offset=header).astype(dtype.newbyteorder("=")).reshape(shape)
 
