@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .batch_stop import BatchInterrupted
 from .checkpoint import CheckpointError
 from .loop import TrainingInterrupted
 from .config import PROFILES
@@ -311,11 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results",
                    help="executed notebooks and results files go to <dir>/<profile>/; default %(default)s")
     r.add_argument("--workers", type=positive_int, default=1,
-                   help="notebooks run at once (each in its own kernel; cores are shared out between them)")
+                   help="notebooks run at once (each in its own kernel; cores are shared out between them); "
+                        "default %(default)s")
     r.add_argument("--grid", nargs="*", action=RepeatableList, metavar="NAME=V1,V2",
                    help="notebook parameters to sweep, e.g. adversarial_weight=0,0.0001,0.01,0.1 pose_dim=2,5,10")
     g = r.add_mutually_exclusive_group()
-    g.add_argument("--force", action="store_true", help="rerun even where results exist")
+    g.add_argument("--force", action="store_true",
+                   help="rerun the notebooks even where results exist (outside smoke, training still continues from, or loads, "
+                        "the checkpoints in checkpoints/: delete them to train again)")
     g.add_argument("--skip-existing", action="store_true",
                    help="skip runs whose results file and executed notebook exist (default)")
     g.add_argument("--prose-only", action="store_true",
@@ -383,7 +387,7 @@ def main(argv=None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err   # str(KeyError) adds quotes
         print(f"drnet {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except TrainingInterrupted as stop:
+    except (TrainingInterrupted, BatchInterrupted) as stop:
         print(f"drnet {args.command}: {stop}", file=sys.stderr)
         return 130   # the shell's code for a process stopped by Ctrl-C
 

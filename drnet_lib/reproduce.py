@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .batch_stop import BatchInterrupted, BatchStop, sigterm_as_ctrl_c
 from .results import REPO_ROOT, grid_tag, results_path
 
 NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "02b_norb_grid.ipynb",
@@ -27,7 +29,8 @@ PROFILES_OF = {"norb_grid": "norb"}
 class RunOutcome:
     experiment: str
     seed: int
-    status: str          # "done", "skipped" or "failed"; with --prose-only "prose", "current", "rerun" or "missing"
+    status: str          # "done", "skipped", "failed", or on Ctrl-C "stopped" and "not run";
+                         # with --prose-only "prose", "current", "rerun" or "missing"
     notebook: Path
     seconds: float = 0.0
     error: str = ""
@@ -188,8 +191,11 @@ def prose_refreshed(executed) -> int:
 
 
 def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device: str = "auto",
-            data_source: str = "embedded", force: bool = False, extra: dict | None = None) -> RunOutcome:
-    """Execute one notebook run; ``extra`` are further papermill parameters (a grid point)."""
+            data_source: str = "embedded", force: bool = False, extra: dict | None = None,
+            stop: BatchStop | None = None, announce=None) -> RunOutcome:
+    """Execute one notebook run; ``extra`` are further papermill parameters (a grid point);
+    ``stop``, the batch's switch that Ctrl-C turns (status "stopped" then); ``announce()`` is
+    called when the notebook starts (not for a skipped run)."""
     import papermill as pm
 
     tag, out_json, out_nb = run_files(results_dir, profile, experiment, seed, extra)
@@ -208,6 +214,8 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     # last executed notebook only once it has finished, so a run that fails or is stopped leaves
     # the previous one (and the results file beside it) as they were
     running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
+    if announce:
+        announce()
     start = time.perf_counter()
     try:
         # The kernel starts in notebooks/ through nbclient's resources (the kernel process's own
@@ -216,11 +224,13 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
         # results elsewhere.
         pm.execute_notebook(str(source_notebook(experiment)), str(running), parameters=params,
                             resources={"metadata": {"path": str(notebooks)}}, kernel_name="python3",
-                            progress_bar=False, request_save_on_cell_execute=True)
+                            progress_bar=False, request_save_on_cell_execute=True,
+                            **(stop.papermill_options() if stop else {}))
     except Exception as err:  # keep going: one failing run must not stop the batch
         if running.exists():   # kept for reading, under a name that says what it is
             os.replace(running, failed)
-        return RunOutcome(experiment, seed, "failed", failed, time.perf_counter() - start,
+        status = "stopped" if stop and stop.requested.is_set() else "failed"
+        return RunOutcome(experiment, seed, status, failed, time.perf_counter() - start,
                           f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}",
                           tag)
     _finish(running, out_nb)
@@ -253,8 +263,13 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     machine's cores are shared out between the kernels (at least one thread each). An
     interrupted batch resumes when run again: finished runs (results file and executed notebook) are skipped,
     unfinished ones continue from their checkpoints.
+
+    Ctrl-C (or SIGTERM) stops the batch in order (:mod:`.batch_stop`): running notebooks stop, a
+    training cell after saving a checkpoint at its current iteration; queued ones do not start;
+    the summary table is printed and :class:`.batch_stop.BatchInterrupted` raised. A second
+    Ctrl-C kills the kernels at once.
     """
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
 
@@ -264,20 +279,65 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     jobs = batch_jobs(experiments, seeds, profile, grid)
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-    outcomes: dict[int, RunOutcome] = {}
     bar = tqdm(total=len(jobs), desc=f"reproduce ({profile}, {workers} at once)", disable=not progress)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_one, e, profile, s, results_dir, device, data_source, force, p): i
-                   for i, (e, s, p) in enumerate(jobs)}
-        for future in as_completed(futures):
-            outcomes[futures[future]] = outcome = future.result()
-            bar.update()
-            if outcome.status == "failed":
-                bar.write(f"failed: {outcome.notebook} ({outcome.error})")
+    stop = BatchStop()
+
+    def not_run(i: int) -> RunOutcome:
+        e, s, p = jobs[i]
+        tag, _, notebook = run_files(results_dir, profile, e, s, p)
+        return RunOutcome(e, s, "not run", notebook, tag=tag)
+
+    def job(e, s, p):
+        started = lambda: bar.write(f"started: {e} seed {s}" + (f" {grid_tag(p)}" if p else ""))
+        return run_one(e, profile, s, results_dir, device, data_source, force, p, stop, started)
+
+    with sigterm_as_ctrl_c(), ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(job, e, s, p): i for i, (e, s, p) in enumerate(jobs)}
+        outcomes = _collect(futures, stop, bar, not_run)
     bar.close()
     ordered = [outcomes[i] for i in range(len(jobs))]
     print(format_summary(ordered))
+    if stop.requested.is_set():
+        raise BatchInterrupted("stopped on request; run it again to go on: stopped runs continue from their "
+                               "checkpoints (one that has results from before is rerun only with --force)")
     return ordered
+
+
+def _collect(futures: dict, stop: BatchStop, bar, not_run) -> dict[int, RunOutcome]:
+    """Wait for every run, as it finishes; on Ctrl-C, stop the batch (see :func:`reproduce`).
+    ``futures`` maps each run's future to its job index; ``not_run(i)`` is the outcome of job
+    ``i`` when it was cancelled before it started."""
+    from concurrent.futures import FIRST_COMPLETED, CancelledError, wait
+
+    outcomes: dict[int, RunOutcome] = {}
+    pending = set(futures)
+    while pending:
+        try:
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            if stop.requested.is_set():          # the second: no more waiting for checkpoints
+                stop.signal_kernels(signal.SIGKILL, again=True)
+                raise BatchInterrupted("stopped at once by a second Ctrl-C: the running notebooks' kernels were "
+                                       "killed, so their training kept only its last periodic checkpoint") from None
+            bar.write("stopping: running notebooks stop after saving a checkpoint, queued ones will not "
+                      "start (Ctrl-C again to kill them at once)")
+            stop.request()
+            for future in pending:
+                future.cancel()
+            continue
+        if stop.requested.is_set():
+            stop.signal_kernels()   # a kernel that started after the request
+        for future in done:
+            i = futures[future]
+            try:
+                outcomes[i] = outcome = future.result()
+            except CancelledError:
+                outcomes[i] = not_run(i)
+                continue
+            bar.update()
+            if outcome.status == "failed":
+                bar.write(f"failed: {outcome.notebook} ({outcome.error})")
+    return outcomes
 
 
 def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=None,

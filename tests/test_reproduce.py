@@ -277,3 +277,56 @@ def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fak
     assert [o.status for o in outcomes] == ["rerun"] and "drnet reproduce --force" in outcomes[0].error
     with pytest.raises(ValueError, match="profile"):   # a misspelt profile is not three "missing" runs
         reproduce.refresh_prose_of_runs(["ok"], [0], "smoek", results)
+
+
+def test_a_stop_request_signals_each_kernel_once_and_refuses_new_cells():
+    import signal
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from drnet_lib.batch_stop import BatchStop, StopRequested
+
+    class Manager:   # what the stop needs of a jupyter_client kernel manager (weakly held, like one)
+        def __init__(self, pid):
+            self.provisioner = SimpleNamespace(pid=pid)
+
+    stop = BatchStop()
+    stop.before_cell(cell_index=3)                      # no request yet: cells run
+    kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    manager = Manager(kernel.pid)
+    stop._kernels.add(manager)
+    stop.request()
+    assert kernel.wait(timeout=30) == -signal.SIGINT
+    with pytest.raises(StopRequested, match="before cell 4"):
+        stop.before_cell(cell_index=4)
+
+
+def test_ctrl_c_stops_a_batch_in_order(fake_experiments, capsys):
+    import signal
+    import threading
+    import time
+
+    from drnet_lib.batch_stop import BatchInterrupted
+
+    tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", "import time\nfor _ in range(600):\n    time.sleep(0.1)")
+    results = fake_experiments / "results"
+    running = results / "smoke" / "ok_seed0.running.ipynb"
+
+    def press_ctrl_c_once_the_first_notebook_runs():
+        deadline = time.monotonic() + 120
+        while not running.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)                                     # into the sleeping cell
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=press_ctrl_c_once_the_first_notebook_runs, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(BatchInterrupted, match="run it again to go on"):
+        reproduce.reproduce(["ok"], [0, 1], profile="smoke", results_dir=results, progress=False)
+    assert time.monotonic() - start < 50                 # the 60-second cell did not run to its end
+    summary = capsys.readouterr().out
+    assert "stopped" in summary and "not run" in summary
+    assert (results / "smoke" / "ok_seed0.failed.ipynb").exists()   # the stopped run's notebook, kept to read
+    assert not list(results.rglob("*.running.ipynb"))
+    assert not (results / "smoke" / "ok_seed1.failed.ipynb").exists()   # the queued run never started

@@ -1,0 +1,99 @@
+"""Stopping a batch of notebook runs (``drnet reproduce``) with Ctrl-C or SIGTERM.
+
+jupyter_client starts every kernel in a process session of its own, so a terminal's Ctrl-C
+reaches only the ``drnet`` process, whose worker threads wait on the kernels: left alone, every
+running notebook would go on to its end (hours in the ``cpu`` profile) before anything stopped.
+Once a batch is asked to stop (:meth:`BatchStop.request`):
+
+- each running kernel gets one SIGINT: a training loop finishes its iteration, saves a checkpoint
+  there and stops (``loop.TrainingInterrupted``); any other cell stops with KeyboardInterrupt;
+- no run starts another cell (nbclient's ``on_cell_start`` hook refuses it), which also stops a
+  kernel that was between two cells, where ipykernel ignores SIGINT;
+- runs still queued do not start (the caller cancels them).
+
+A second request stops the kernels at once (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import weakref
+
+
+class StopRequested(RuntimeError):
+    """Raised in a run's thread at the start of a cell once the batch is asked to stop."""
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """The batch stopped at the user's request; raised after its summary table is printed."""
+
+
+class BatchStop:
+    """One batch's stop switch and the kernels it must reach (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._kernels: weakref.WeakSet = weakref.WeakSet()   # kernel managers, gone when their run ends
+        self._signalled: set[int] = set()                    # kernel pids sent SIGINT already
+        self._lock = threading.Lock()
+
+    def papermill_options(self) -> dict:
+        """Keyword arguments for ``papermill.execute_notebook`` that let this switch reach the run."""
+        return {"kernel_manager_class": self._kernel_manager_class(), "on_cell_start": self.before_cell}
+
+    def _kernel_manager_class(self):
+        from jupyter_client import AsyncKernelManager   # nbclient's default manager, tracked
+
+        kernels, lock = self._kernels, self._lock
+
+        class TrackedKernelManager(AsyncKernelManager):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                with lock:
+                    kernels.add(self)
+
+        return TrackedKernelManager
+
+    def before_cell(self, cell=None, cell_index=None, **_) -> None:
+        if self.requested.is_set():
+            raise StopRequested(f"the batch was stopped (Ctrl-C or SIGTERM) before cell {cell_index}")
+
+    def request(self) -> None:
+        """Ask every run to stop: one SIGINT to each running kernel, no new cells."""
+        self.requested.set()
+        self.signal_kernels()
+
+    def signal_kernels(self, signum: int = signal.SIGINT, again: bool = False) -> None:
+        """Send ``signum`` to every started kernel (each pid once, unless ``again``): a kernel that
+        started after :meth:`request` is reached by the next call. A second SIGINT would cut a
+        training iteration short, so SIGINT goes once; SIGKILL is sent with ``again``."""
+        with self._lock:
+            kernels = list(self._kernels)
+        for manager in kernels:
+            pid = getattr(getattr(manager, "provisioner", None), "pid", None)
+            if pid is None or (pid in self._signalled and not again):
+                continue
+            self._signalled.add(pid)
+            with contextlib.suppress(ProcessLookupError):   # it ended meanwhile
+                os.kill(pid, signum)
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """While active (in the main thread), SIGTERM raises KeyboardInterrupt like Ctrl-C, so a
+    ``kill`` stops a batch the same orderly way instead of ending the process mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
