@@ -19,6 +19,8 @@ CPU nbval compares every digit; on another, ``notebooks/conftest.py`` masks the 
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,22 +32,36 @@ from drnet_lib.results import host_cpu  # noqa: E402
 
 
 def refresh(path: Path) -> None:
-    pm.execute_notebook(str(path), str(path), cwd=str(path.parent), kernel_name="python3",
-                        progress_bar=False)
-    nb = nbformat.read(path, as_version=4)
-    nb.metadata.pop("papermill", None)
-    nb.metadata.setdefault("drnet", {})["smoke_outputs_host_cpu"] = host_cpu()   # see notebooks/conftest.py
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-        if cell.metadata.get("tags") == []:
-            cell.metadata.pop("tags")
-    nbformat.write(nb, path)
+    """Execute ``path`` into a copy beside it and replace the source only once the run has
+    finished and been cleaned: a notebook that fails, or a refresh stopped half-way, leaves the
+    committed source as it was (the copy, ``.<name>.refreshing.ipynb``, is removed)."""
+    if not path.is_file():
+        raise SystemExit(f"no notebook at {path}")
+    copy = path.with_name(f".{path.stem}.refreshing.ipynb")
+    try:
+        pm.execute_notebook(str(path), str(copy), cwd=str(path.parent), kernel_name="python3",
+                            progress_bar=False)
+        nb = nbformat.read(copy, as_version=4)
+        nb.metadata.pop("papermill", None)
+        nb.metadata.setdefault("drnet", {})["smoke_outputs_host_cpu"] = host_cpu()   # see notebooks/conftest.py
+        for cell in nb.cells:
+            cell.metadata.pop("papermill", None)
+            cell.metadata.pop("execution", None)
+            if cell.metadata.get("tags") == []:
+                cell.metadata.pop("tags")
+        nbformat.write(nb, copy)
+        os.replace(copy, path)
+    finally:
+        copy.unlink(missing_ok=True)
     print(f"refreshed {path}")
 
 
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="+", type=Path, help="source notebooks to re-execute in place")
+    for path in parser.parse_args(argv).notebooks:
+        refresh(path.resolve())
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        raise SystemExit(__doc__)
-    for name in sys.argv[1:]:
-        refresh(Path(name).resolve())
+    main()
