@@ -153,9 +153,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkout", type=Path, help="a clone of https://github.com/edenton/drnet-py")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="where both iterations run (cuda: their .cuda() calls as written)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round)")
-    parser.add_argument("--block", type=int, default=4, help="iterations of theirs, then of ours, per round")
+                        help="where both iterations run (cuda: their .cuda() calls as written); default %(default)s")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (after one warm-up round); default %(default)s")
+    parser.add_argument("--block", type=int, default=4, help="iterations of theirs, then of ours, per round; default %(default)s")
     parser.add_argument("--data-threads", type=int, default=5, help="their data-loader workers (their default: 5)")
     parser.add_argument("--set", nargs="*", action=RepeatableList, default=[], metavar="KEY=VALUE",
                         help="settings of our side, as for drnet train (e.g. train.channels_last=false)")
@@ -172,10 +172,14 @@ def main(argv=None) -> int:
     _stub_modules()
     if args.device == "cpu":
         _run_on_cpu()
-    _moving_mnist_loaders()
     sys.argv = [str(script), "--niter", "0", "--data_threads", str(args.data_threads), "--log_dir", args.log_dir]
-    with contextlib.redirect_stdout(sys.stderr):   # their script prints its options: keep stdout JSON only
-        theirs = runpy.run_path(str(script), run_name="__main__")   # builds everything, trains 0 epochs
+    try:
+        _moving_mnist_loaders()
+        with contextlib.redirect_stdout(sys.stderr):   # their script prints its options: keep stdout JSON only
+            theirs = runpy.run_path(str(script), run_name="__main__")   # builds everything, trains 0 epochs
+    except ImportError as err:   # a partial copy: their script imports utils.py, models/, data/
+        parser.error(f"{script} could not import {err.name or err} ({err}): pass a whole clone of "
+                     f"https://github.com/edenton/drnet-py")
     batches = theirs["training_batch_generator"]
 
     batch_waits = []   # how long each of their iterations waited for its batch (their loader's workers)
