@@ -398,6 +398,21 @@ def test_bench_times_a_bf16_variant_against_fp32_with_a_loss_check(capsys):
     assert abs(check["relative_difference"]) < 0.1                                 # and learns the same
 
 
+def test_bench_text_rows_label_every_figure_and_keep_a_variants_comparison():
+    from drnet_lib.bench import text_row
+
+    row = {"experiment": "mnist", "profile": "smoke", "variant": "bf16", "device": "cpu", "train_step_s": 0.0113,
+           "lstm_step_s": 0.0041, "data_batches_per_s": 513.0, "achieved_tflops": 0.016,
+           "fraction_of_matmul_peak": 0.086, "peak_memory_mb": 210.4, "speedup_vs_fp32": 0.907,
+           "loss_check": {"iterations": 6, "relative_difference": -0.015}}
+    line = text_row(row)
+    assert line.startswith("mnist smoke bf16 (cpu): DrNet 11.3 ms/iteration, pose LSTM 4.1 ms/iteration")
+    assert "data generation 513 batches/s" in line and "8.6% of this machine's fp32 matrix-product rate" in line
+    assert "0.91x the speed of the default fp32 iteration" in line and "-1.5% against fp32" in line
+    plain = text_row({**row, "variant": "plain", "peak_memory_mb": None, "loss_check": None})
+    assert "peak memory" not in plain and "against fp32" not in plain
+
+
 def test_bench_times_the_plain_reference_iteration_and_checks_its_losses_are_equal(capsys):
     rc = cli.main(["bench", "--experiments", "mnist", "--profiles", "smoke", "--repeats", "2", "--device", "cpu",
                    "--variants", "fp32", "plain", "--loss-iterations", "4"])
