@@ -127,20 +127,22 @@ class ResumableLoop:
                           cfg.fingerprint(*cls.checkpoint_sections, leave_out=NOT_COMPARED)})
 
     @classmethod
-    def read_checkpoint(cls, cfg: ExperimentConfig, path: str | Path) -> dict:
+    def read_checkpoint(cls, cfg: ExperimentConfig, path: str | Path, fix: str | None = None) -> dict:
         """Load the checkpoint at ``path`` for a run of ``cfg``, refusing one written for another
-        configuration with the settings that differ (load_checkpoint's errors otherwise)."""
+        configuration with the settings that differ and ``fix`` (default: the training loop's
+        advice, ``refusal_fix``); load_checkpoint's errors otherwise."""
         state = load_checkpoint(path)
         if state.get("fingerprint") not in cls.accepted_checkpoint_fingerprints(cfg):
             raise CheckpointError(f"checkpoint {path} was written for another configuration "
-                                  f"({cls._what_differs(cfg, state.get('config'))}); {cls.refusal_fix}")
+                                  f"({cls._what_differs(cfg, state.get('config'))}); {fix or cls.refusal_fix}")
         return state
 
     @classmethod
     def read_finished_checkpoint(cls, cfg: ExperimentConfig, path: str | Path) -> dict:
         """:meth:`read_checkpoint`, refusing a checkpoint that is not at the run's length (stopped
         early, or trained further): what a measurement of the finished run must read."""
-        state = cls.read_checkpoint(cfg, path)
+        # a measurement only reads: the training loop's advice (delete it, retrain) would lose a run
+        state = cls.read_checkpoint(cfg, path, fix="give the checkpoint of the run these settings describe")
         if state["iteration"] != cls.length_of(cfg):
             raise CheckpointError(f"{path}: the {cls.name} is at iteration {state['iteration']}, not the run's "
                                   f"{cls.length_of(cfg)} ({cls.length_setting}); finish it (drnet train) first")

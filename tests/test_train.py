@@ -336,6 +336,16 @@ def test_resume_without_a_checkpoint_returns_false(smoke_cfg, train_bank, tmp_pa
 
 # -- checkpoints ------------------------------------------------------------------------------
 
+def test_a_measurement_refusing_a_checkpoint_never_advises_deleting_it(uninterrupted):
+    _, path = uninterrupted
+    with pytest.raises(CheckpointError) as training:
+        DrNetTrainer.read_checkpoint(_cfg(**{"train.lr": 0.001}), path)
+    assert "delete it" in str(training.value)            # the training loop's advice: start over
+    with pytest.raises(CheckpointError) as measuring:
+        DrNetTrainer.read_finished_checkpoint(_cfg(**{"train.lr": 0.001}), path)
+    assert "delete" not in str(measuring.value) and "give the checkpoint of the run" in str(measuring.value)
+
+
 @pytest.mark.parametrize("key,value", [("train.lr", 0.001), ("model.pose_dim", 4), ("data.max_velocity", 3)])
 def test_checkpoint_of_another_configuration_is_refused_naming_the_setting(uninterrupted, train_bank, key, value):
     _, path = uninterrupted

@@ -172,13 +172,16 @@ def _prediction_only(model, lstm, bank, clips, cfg) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    first, _, rest = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(description=first, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=rest)
     parser.add_argument("pairs", nargs="+", metavar="RESULTS_JSON[:VARIANT]=CHECKPOINT")
-    parser.add_argument("--measure", choices=sorted(WHAT), default="error_split")
+    parser.add_argument("--measure", choices=sorted(WHAT), default="error_split",
+                        help="what to measure (see below); default %(default)s")
     parser.add_argument("--persons", choices=("test", "train"), default="test",
                         help="whose clips: the test persons (default) or those DrNet trained on")
-    parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results")
+    parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results",
+                        help="where results/<profile>/kth_<measure>.json is written; default %(default)s")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="CPU threads to measure with (default: as many as the run recorded in its provenance; "
                              "the classifiers' fits depend on it, so a rerun reproduces the run's scores only with them)")
@@ -204,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     for results_json, variant, checkpoint in runs:
         start = time.perf_counter()
         run = read_results(results_json)
+        if variant is None and run.get("variants"):   # it would silently measure the base settings' model
+            raise SystemExit(f"{results_json} records {len(run['variants'])} models: name one, as "
+                             f"{results_json}:VARIANT=CHECKPOINT (its variants: {', '.join(run['variants'])})")
         try:
             cfg = kth_analysis.run_config(run, variant)
         except ValueError as err:
