@@ -199,9 +199,15 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     import papermill as pm
 
     tag, out_json, out_nb = run_files(results_dir, profile, experiment, seed, extra)
+    # papermill saves the notebook after every cell: it runs under another name, and replaces the
+    # last executed notebook only once it has finished, so a run that fails or is stopped leaves
+    # the previous one (and the results file beside it) as they were
+    running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
     # done means both: a run that wrote its results and then failed in a later cell has no notebook
     if out_json.exists() and out_nb.exists() and not force:
-        return RunOutcome(experiment, seed, "skipped", out_nb, tag=tag)
+        left = (f"a rerun killed before it finished left {running.name}; --force reruns it (it continues from "
+                f"its checkpoints)") if running.exists() else ""
+        return RunOutcome(experiment, seed, "skipped", out_nb, error=left, tag=tag)
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     notebooks = REPO_ROOT / "notebooks"
     # paths as seen from the notebook's working directory (relative, so executed notebooks
@@ -210,10 +216,6 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
                   data_root=os.path.relpath(REPO_ROOT / "data", notebooks),
                   results_dir=os.path.relpath(Path(results_dir).resolve(), notebooks),
                   checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks), **(extra or {}))
-    # papermill saves the notebook after every cell: it runs under another name, and replaces the
-    # last executed notebook only once it has finished, so a run that fails or is stopped leaves
-    # the previous one (and the results file beside it) as they were
-    running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
     if announce:
         announce()
     start = time.perf_counter()
@@ -372,6 +374,6 @@ def format_summary(outcomes: list[RunOutcome]) -> str:
         if o.tag:
             lines[-1] = lines[-1].replace(f"{o.experiment:<12}", f"{o.experiment + ' ' + o.tag:<12}", 1)
         if o.error:
-            label = "note" if o.status == "prose" else "error"
+            label = "note" if o.status in ("prose", "skipped") else "error"
             lines.append(f"{'':<17}{label}: {o.error}")
     return "\n".join(lines)

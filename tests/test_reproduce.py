@@ -54,7 +54,11 @@ def test_runs_skip_and_failures(fake_experiments, capsys):
     assert not list(results.rglob("*.running.ipynb"))
 
     again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
-    assert again[0].status == "skipped"
+    assert again[0].status == "skipped" and again[0].error == ""
+    (results / "smoke" / "ok_seed0.running.ipynb").write_text("{}")   # what a killed rerun leaves
+    again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    assert again[0].status == "skipped" and "left ok_seed0.running.ipynb" in again[0].error
+    assert "note: a rerun killed before it finished" in capsys.readouterr().out
     forced = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)
     assert forced[0].status == "done"
 
