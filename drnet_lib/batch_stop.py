@@ -92,6 +92,9 @@ def sigterm_as_ctrl_c():
     def interrupt(signum, frame):
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:   # its launcher chose to ignore it
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield

@@ -49,12 +49,15 @@ def stop_requests(enabled: bool = True):
     """While active, SIGINT and SIGTERM set ``flag["signal"]`` instead of stopping the process, so
     the loop can stop between iterations, where its state is whole. The first signal puts the
     previous handlers back: a second one acts at once, as usual. Python lets only the main thread
-    install handlers; elsewhere (or with ``enabled`` False) signals act as usual."""
+    install handlers; elsewhere (or with ``enabled`` False) signals act as usual, and a signal the
+    process ignores stays ignored."""
     flag = {"signal": None}
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    # a signal its launcher set to be ignored (a job started with `&` or nohup ignores Ctrl-C) stays ignored
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(s) is not signal.SIG_IGN}
 
     def restore():
         for s, handler in previous.items():

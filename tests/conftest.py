@@ -120,3 +120,14 @@ def html(tmp_path_factory) -> Path:
     assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     shutil.rmtree(out / "_build" / ".jupyter_cache", ignore_errors=True)
     return out / "_build" / "html"
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt in this test, as in an interactive terminal: a test
+    run started in the background (`&`, CI) inherits SIGINT ignored, which the code respects."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

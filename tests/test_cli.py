@@ -44,7 +44,8 @@ def test_train_writes_both_checkpoints_then_resumes(tmp_path, capsys, monkeypatc
     assert all(p.read_bytes() == data for p, data in stamps.items())
 
 
-def test_ctrl_c_during_training_exits_130_with_a_checkpoint_and_the_rerun_continues(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_during_training_exits_130_with_a_checkpoint_and_the_rerun_continues(tmp_path, capsys, monkeypatch,
+                                                                                   ctrl_c_raises):
     argv = TRAIN + ["--checkpoint-dir", str(tmp_path), "--skip-lstm", "--set", "train.iterations=6"]
     original = DrNetTrainer.step
 

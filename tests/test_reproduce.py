@@ -297,7 +297,9 @@ def test_a_stop_request_signals_each_kernel_once_and_refuses_new_cells():
 
     stop = BatchStop()
     stop.before_cell(cell_index=3)                      # no request yet: cells run
-    kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # as jupyter_client starts a kernel: SIGINT at its default even where this process ignores it
+    kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     manager = Manager(kernel.pid)
     stop._kernels.add(manager)
     stop.request()
@@ -306,7 +308,7 @@ def test_a_stop_request_signals_each_kernel_once_and_refuses_new_cells():
         stop.before_cell(cell_index=4)
 
 
-def test_ctrl_c_stops_a_batch_in_order(fake_experiments, capsys):
+def test_ctrl_c_stops_a_batch_in_order(fake_experiments, capsys, ctrl_c_raises):
     import signal
     import threading
     import time

@@ -226,7 +226,7 @@ def _signal_during(trainer, k, signum):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_stops_after_the_iteration_with_a_checkpoint_and_the_run_resumes_exactly(
-        uninterrupted, smoke_cfg, train_bank, tmp_path, signum):
+        uninterrupted, smoke_cfg, train_bank, tmp_path, signum, ctrl_c_raises):
     straight, _ = uninterrupted
     handlers_before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     path = tmp_path / "drnet.pt"
@@ -242,7 +242,7 @@ def test_a_signal_stops_after_the_iteration_with_a_checkpoint_and_the_run_resume
     assert second.history == straight.history
 
 
-def test_a_second_ctrl_c_stops_at_once(smoke_cfg, train_bank, tmp_path):
+def test_a_second_ctrl_c_stops_at_once(smoke_cfg, train_bank, tmp_path, ctrl_c_raises):
     trainer = _trainer(smoke_cfg, train_bank)
     original = trainer.step
 
@@ -260,7 +260,20 @@ def test_a_second_ctrl_c_stops_at_once(smoke_cfg, train_bank, tmp_path):
     assert not (tmp_path / "drnet.pt").exists()
 
 
-def test_a_signal_without_a_checkpoint_path_says_nothing_was_kept(smoke_cfg, train_bank):
+def test_an_ignored_ctrl_c_stays_ignored(smoke_cfg, train_bank):
+    """A job started in the background (`&`, nohup) ignores Ctrl-C: training must not start obeying it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        trainer = _trainer(smoke_cfg, train_bank)
+        _signal_during(trainer, 2, signal.SIGINT)
+        trainer.fit(progress=False)
+        assert trainer.iteration == trainer.iterations
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_signal_without_a_checkpoint_path_says_nothing_was_kept(smoke_cfg, train_bank, ctrl_c_raises):
     trainer = _trainer(smoke_cfg, train_bank)
     _signal_during(trainer, 2, signal.SIGINT)
     with pytest.raises(TrainingInterrupted, match="not kept"):
