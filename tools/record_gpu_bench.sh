@@ -26,7 +26,10 @@ mkdir -p "$PERF_DIR"
 drnet() { "$PY" -m drnet_lib.cli "$@"; }
 
 # "NVIDIA H200" -> h200, "NVIDIA H100 80GB HBM3" -> h100
-gpu=$("$PY" -c 'import torch; assert torch.cuda.is_available(), "no CUDA device"; print(torch.cuda.get_device_name(0).split()[1].lower())') || exit 1
+gpu=$("$PY" -c 'import sys, torch
+if not torch.cuda.is_available():
+    sys.exit(f"record_gpu_bench.sh: this PyTorch ({torch.__version__}) sees no CUDA device; run it on a GPU machine")
+print(torch.cuda.get_device_name(0).split()[1].lower())') || exit 1
 
 record() {  # record FILE BENCH-ARGS...
   local out=$PERF_DIR/$1; shift
