@@ -19,6 +19,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: unreadable, or written for another configuration."""
 
 
+# the way on from a checkpoint that cannot be read: what it held (DrNet's or the pose LSTM's progress) is redone
+START_OVER = "delete it to train this part of the run again from scratch"
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
     path = Path(path)
@@ -64,14 +68,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise FileNotFoundError(f"no checkpoint at {path}: check the path, or train the run first")
     damaged = _failed_zip_checksum(path)
     if damaged:
-        raise CheckpointError(f"checkpoint {path} is damaged: its part {damaged!r} fails its CRC-32 checksum; "
-                              f"delete it to train this part of the run again from scratch")
+        raise CheckpointError(f"checkpoint {path} is damaged: its part {damaged!r} fails its CRC-32 checksum; {START_OVER}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated or foreign file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({err.__class__.__name__}: {err}); "
-                              f"delete it to train this part of the run again from scratch") from err
+        raise CheckpointError(f"checkpoint {path} cannot be read ({err.__class__.__name__}: {err}); {START_OVER}") from err
     if not isinstance(state, dict):  # a file torch can read that holds something else (a tensor, a model)
-        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint; "
-                              f"delete it to train this part of the run again from scratch")
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, not a training checkpoint; {START_OVER}")
     return state

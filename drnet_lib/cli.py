@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .batch_stop import BatchInterrupted
+from .stopping import BatchInterrupted
 from .checkpoint import CheckpointError
 from .loop import TrainingInterrupted
 from .config import PROFILES

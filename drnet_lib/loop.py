@@ -8,17 +8,15 @@ atomic checkpoint every ``checkpoint_every`` iterations, and resumes from one.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import START_OVER, CheckpointError, load_checkpoint, save_checkpoint
 from .config import CADENCE_SETTINGS, NOT_COMPARED, ExperimentConfig, config_from_dict, differences
+from .stopping import stop_requests
 
 
 # How torch runs Adam's update: "for-loop" tensor by tensor (the authors' era, torch's CPU default),
@@ -44,37 +42,6 @@ class TrainingInterrupted(KeyboardInterrupt):
     Jupyter and the command line treat it as the interrupt the user asked for."""
 
 
-@contextlib.contextmanager
-def stop_requests(enabled: bool = True):
-    """While active, SIGINT and SIGTERM set ``flag["signal"]`` instead of stopping the process, so
-    the loop can stop between iterations, where its state is whole. The first signal puts the
-    previous handlers back: a second one acts at once, as usual. Python lets only the main thread
-    install handlers; elsewhere (or with ``enabled`` False) signals act as usual, and a signal the
-    process ignores stays ignored."""
-    flag = {"signal": None}
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    # a signal its launcher set to be ignored (a job started with `&` or nohup ignores Ctrl-C) stays ignored
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)
-                if signal.getsignal(s) is not signal.SIG_IGN}
-
-    def restore():
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
-
-    def request_stop(signum, frame):
-        flag["signal"] = signal.Signals(signum).name
-        restore()
-
-    for s in previous:
-        signal.signal(s, request_stop)
-    try:
-        yield flag
-    finally:
-        restore()
-
-
 class ResumableLoop:
     """Subclasses set: ``cfg``, ``checkpoint_sections`` (the configuration sections a checkpoint
     must match), ``length_setting`` (the dotted setting that holds ``iterations``), ``iterations,
@@ -97,6 +64,7 @@ class ResumableLoop:
     _window, _n_window = None, 0  # running sum of the current log window (saved in checkpoints)
     name = "train"
     rank = 0                     # under torchrun only rank 0 writes checkpoints and shows progress
+    world = 1                    # processes training together (torchrun); signals stop only a lone one
 
     @classmethod
     def length_shapes_steps(cls, cfg: ExperimentConfig) -> bool:
@@ -192,7 +160,7 @@ class ResumableLoop:
                    dynamic_ncols=True)
         start = time.perf_counter()
         try:
-            with stop_requests(enabled=getattr(self, "world", 1) == 1) as stop:
+            with stop_requests(enabled=self.world == 1) as stop:
                 while self.iteration < self.iterations:
                     values = self.step()
                     self.iteration += 1
@@ -265,8 +233,7 @@ class ResumableLoop:
         try:
             self.load_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a key missing, a tensor of another shape
-            raise CheckpointError(f"checkpoint {path} is incomplete or damaged ({err.__class__.__name__}: {err}); "
-                                  f"delete it to train this part of the run again from scratch") from err
+            raise CheckpointError(f"checkpoint {path} is incomplete or damaged ({err.__class__.__name__}: {err}); {START_OVER}") from err
         self.resumed_wall_s = self.wall_s
         return True
 

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .batch_stop import BatchInterrupted, BatchStop, sigterm_as_ctrl_c
+from .stopping import BatchInterrupted, BatchStop, stop_requests
 from .results import REPO_ROOT, grid_tag, results_path
 
 NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "02b_norb_grid.ipynb",
@@ -266,9 +266,9 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     interrupted batch resumes when run again: finished runs (results file and executed notebook) are skipped,
     unfinished ones continue from their checkpoints.
 
-    Ctrl-C (or SIGTERM) stops the batch in order (:mod:`.batch_stop`): running notebooks stop, a
+    Ctrl-C (or SIGTERM) stops the batch in order (:mod:`.stopping`): running notebooks stop, a
     training cell after saving a checkpoint at its current iteration; queued ones do not start;
-    the summary table is printed and :class:`.batch_stop.BatchInterrupted` raised. A second
+    the summary table is printed and :class:`.stopping.BatchInterrupted` raised. A second
     Ctrl-C kills the kernels at once.
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -284,8 +284,7 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     bar = tqdm(total=len(jobs), desc=f"reproduce ({profile}, {workers} at once)", disable=not progress)
     stop = BatchStop()
 
-    def not_run(i: int) -> RunOutcome:
-        e, s, p = jobs[i]
+    def not_run(e, s, p) -> RunOutcome:
         tag, _, notebook = run_files(results_dir, profile, e, s, p)
         return RunOutcome(e, s, "not run", notebook, tag=tag)
 
@@ -293,11 +292,11 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
         started = lambda: bar.write(f"started: {e} seed {s}" + (f" {grid_tag(p)}" if p else ""))
         return run_one(e, profile, s, results_dir, device, data_source, force, p, stop, started)
 
-    with sigterm_as_ctrl_c(), ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(job, e, s, p): i for i, (e, s, p) in enumerate(jobs)}
-        outcomes = _collect(futures, stop, bar, not_run)
+        outcomes = _collect(futures, stop, bar)
     bar.close()
-    ordered = [outcomes[i] for i in range(len(jobs))]
+    ordered = [outcomes[i] if i in outcomes else not_run(*jobs[i]) for i in range(len(jobs))]
     print(format_summary(ordered))
     if stop.requested.is_set():
         raise BatchInterrupted("stopped on request; run it again to go on: stopped runs continue from their "
@@ -305,40 +304,36 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     return ordered
 
 
-def _collect(futures: dict, stop: BatchStop, bar, not_run) -> dict[int, RunOutcome]:
-    """Wait for every run, as it finishes; on Ctrl-C, stop the batch (see :func:`reproduce`).
-    ``futures`` maps each run's future to its job index; ``not_run(i)`` is the outcome of job
-    ``i`` when it was cancelled before it started."""
-    from concurrent.futures import FIRST_COMPLETED, CancelledError, wait
+def _collect(futures: dict, stop: BatchStop, bar) -> dict[int, RunOutcome]:
+    """Wait for the runs (``futures`` maps each to its job index) and return their outcomes by
+    index; on Ctrl-C or SIGTERM, stop the batch (see :func:`reproduce`): runs cancelled before
+    they started have no outcome."""
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     outcomes: dict[int, RunOutcome] = {}
     pending = set(futures)
-    while pending:
-        try:
-            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:
-            if stop.requested.is_set():          # the second: no more waiting for checkpoints
+    with stop_requests() as signalled:
+        while pending:
+            try:
+                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:            # a second Ctrl-C: no more waiting for checkpoints
                 stop.signal_kernels(signal.SIGKILL, again=True)
                 raise BatchInterrupted("stopped at once by a second Ctrl-C: the running notebooks' kernels were "
                                        "killed, so their training kept only its last periodic checkpoint") from None
-            bar.write("stopping: running notebooks stop after saving a checkpoint, queued ones will not "
-                      "start (Ctrl-C again to kill them at once)")
-            stop.request()
-            for future in pending:
-                future.cancel()
-            continue
-        if stop.requested.is_set():
-            stop.signal_kernels()   # a kernel that started after the request
-        for future in done:
-            i = futures[future]
-            try:
-                outcomes[i] = outcome = future.result()
-            except CancelledError:
-                outcomes[i] = not_run(i)
-                continue
-            bar.update()
-            if outcome.status == "failed":
-                bar.write(f"failed: {outcome.notebook} ({outcome.error})")
+            if signalled["signal"] and not stop.requested.is_set():
+                bar.write("stopping: running notebooks stop after saving a checkpoint, queued ones will not "
+                          "start (Ctrl-C again to kill them at once)")
+                for future in pending:
+                    future.cancel()
+            if signalled["signal"]:
+                stop.request()   # again each second: a kernel that started since gets its SIGINT too
+            for future in done:
+                if future.cancelled():
+                    continue
+                outcomes[futures[future]] = outcome = future.result()
+                bar.update()
+                if outcome.status == "failed":
+                    bar.write(f"failed: {outcome.notebook} ({outcome.error})")
     return outcomes
 
 

@@ -283,13 +283,14 @@ def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fak
         reproduce.refresh_prose_of_runs(["ok"], [0], "smoek", results)
 
 
-def test_a_stop_request_signals_each_kernel_once_and_refuses_new_cells():
+def test_a_stop_request_signals_each_kernel_once_and_refuses_new_cells(monkeypatch):
     import signal
     import subprocess
     import sys
     from types import SimpleNamespace
 
-    from drnet_lib.batch_stop import BatchStop, StopRequested
+    from drnet_lib import stopping
+    from drnet_lib.stopping import BatchStop, StopRequested
 
     class Manager:   # what the stop needs of a jupyter_client kernel manager (weakly held, like one)
         def __init__(self, pid):
@@ -302,8 +303,12 @@ def test_a_stop_request_signals_each_kernel_once_and_refuses_new_cells():
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     manager = Manager(kernel.pid)
     stop._kernels.add(manager)
+    sent, kill = [], os.kill
+    monkeypatch.setattr(stopping.os, "kill", lambda pid, signum: sent.append((pid, signum)) or kill(pid, signum))
     stop.request()
     assert kernel.wait(timeout=30) == -signal.SIGINT
+    stop.request()                                      # each second while a batch stops: no kernel twice
+    assert sent == [(kernel.pid, signal.SIGINT)]
     with pytest.raises(StopRequested, match="before cell 4"):
         stop.before_cell(cell_index=4)
 
@@ -313,7 +318,7 @@ def test_ctrl_c_stops_a_batch_in_order(fake_experiments, capsys, ctrl_c_raises):
     import threading
     import time
 
-    from drnet_lib.batch_stop import BatchInterrupted
+    from drnet_lib.stopping import BatchInterrupted
 
     tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", "import time\nfor _ in range(600):\n    time.sleep(0.1)")
     results = fake_experiments / "results"

@@ -62,10 +62,14 @@ def _aubry_sources(tar_or_dir: Path):
                     order.append(m["model"])
                 models.setdefault(m["model"], {})[int(m["elev"]), int(m["azim"])] = (
                     lambda member=member: tar.extractfile(member).read())
+        _check_end_of_archive(tar, tar_or_dir)
     except (tarfile.TarError, OSError, EOFError) as err:   # a cut-short or damaged archive
         tar.close()
         raise DatasetFormatError(f"{tar_or_dir}: damaged or cut-short tar archive ({err}); delete "
                                  f"it and fetch it again") from None
+    except DatasetFormatError:
+        tar.close()
+        raise
     return models, order, tar.close
 
 
@@ -74,23 +78,21 @@ def check_archive(tar: str | Path) -> int:
     chair models it holds; an archive that is unreadable, cut short or holds no Aubry renders
     raises :class:`DatasetFormatError` naming it. The registry runs this on a first copy before
     recording its hash (no hash of the tar is published)."""
-    models, _, close = _aubry_sources(Path(tar))
+    models, _, close = _aubry_sources(Path(tar))   # reads every member header, and the archive's end
     close()
     if not models:
         raise DatasetFormatError(
             f"{tar}: no rendered_chairs/<model>/renders/image_XXX_pYYY_tZZZ_rRRR.png files "
             f"found; is this Aubry et al.'s rendered_chairs.tar? Delete it and fetch it again")
-    _check_end_of_archive(Path(tar))
     return len(models)
 
 
-def _check_end_of_archive(path: Path) -> None:
-    """A tar cut short inside a member header, or followed by garbage, reads as if it ended
-    there (tarfile stops quietly); a whole archive has a block of zeros where its members end."""
-    with tarfile.open(path, "r:*") as tar:
-        tar.getmembers()
-        tar.fileobj.seek(tar.offset)
-        end = tar.fileobj.read(tarfile.BLOCKSIZE)
+def _check_end_of_archive(tar: tarfile.TarFile, path: Path) -> None:
+    """After iterating all of ``tar``'s members: a tar cut short inside a member header, or
+    followed by garbage, reads as if it ended there (tarfile stops quietly); a whole archive has
+    a block of zeros where its members end."""
+    tar.fileobj.seek(tar.offset)
+    end = tar.fileobj.read(tarfile.BLOCKSIZE)
     if end != bytes(tarfile.BLOCKSIZE):
         raise DatasetFormatError(f"{path}: cut-short or damaged tar archive (no end-of-archive "
                                  f"block after its last whole member); delete it and fetch it "

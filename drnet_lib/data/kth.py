@@ -80,7 +80,8 @@ from .kth_layout import (ACTIONS, KTH_SUBDIR, SCENARIOS, avi_path, cache_file, k
                          video_factors)
 from .kth_sequences import parse_sequences, read_sequences
 from .kth_video import (CACHE_VERSION, CorruptVideoError, _cache_is_current, _cached_num_frames,
-                        _convert_one, _source_key, corrupt_fix, decode_video, extract_zip, squash)
+                        _convert_one, _source_key, corrupt_fix, decode_video, extract_zip, file_stamp,
+                        squash)
 # public names that were always importable from here, though not in __all__: still importable
 from .kth_layout import PERSONS, VIDEO_RE, VIDEO_SUFFIX  # noqa: F401
 from .kth_sequences import SequenceFile  # noqa: F401
@@ -268,11 +269,7 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
 def _avi_stamp(avi: Path) -> str | None:
     """What identifies an AVI for a leave to skip it, at any frame size: its size and time
     (None when absent), as the frame cache's key does."""
-    try:
-        st = avi.stat()
-    except FileNotFoundError:
-        return None
-    return f"bytes={st.st_size} mtime_ns={st.st_mtime_ns}"
+    return file_stamp(avi) if avi.is_file() else None
 
 
 def _skip_leave(root: Path) -> dict[str, dict]:

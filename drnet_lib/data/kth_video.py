@@ -26,7 +26,7 @@ from ..checkpoint import atomic_write
 from .kth_layout import prepare_kth_command, rewrite_fix
 from .registry import DatasetFormatError
 
-__all__ = ["CACHE_VERSION", "CorruptVideoError", "decode_video", "extract_zip", "squash"]
+__all__ = ["CACHE_VERSION", "CorruptVideoError", "corrupt_fix", "decode_video", "extract_zip", "file_stamp", "squash"]
 
 CACHE_VERSION = 2        # 2: exact area squash
 
@@ -129,9 +129,14 @@ def corrupt_fix(avi: str | Path, image_size: int | None = None) -> str:
     return f"{rewrite_fix(avi, image_size)}, or leave it out with `{skip}` (skip_corrupt=True in Python)"
 
 
+def file_stamp(path: Path) -> str:
+    """What tells a file's version apart without reading it: ``"bytes=<size> mtime_ns=<time>"``."""
+    st = path.stat()
+    return f"bytes={st.st_size} mtime_ns={st.st_mtime_ns}"
+
+
 def _source_key(avi: Path, image_size: int) -> str:
-    st = avi.stat()
-    return f"v{CACHE_VERSION} S={image_size} bytes={st.st_size} mtime_ns={st.st_mtime_ns}"
+    return f"v{CACHE_VERSION} S={image_size} {file_stamp(avi)}"
 
 
 def _cache_is_current(path: Path, key: str) -> bool:
@@ -177,8 +182,7 @@ def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -
     :class:`.registry.DatasetFormatError` naming it.
     """
     zip_path, dest = Path(zip_path), Path(dest)
-    st = zip_path.stat()
-    stamp = f"{zip_path.name} bytes={st.st_size} mtime_ns={st.st_mtime_ns}\n"
+    stamp = f"{zip_path.name} {file_stamp(zip_path)}\n"
     marker = dest / ".extracted"
     if marker.is_file() and marker.read_text() == stamp:
         _restore_deleted(zip_path, dest)

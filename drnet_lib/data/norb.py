@@ -143,10 +143,8 @@ def matrix_header(path: str | Path) -> tuple[np.dtype, tuple[int, ...]]:
     path = Path(path)
     fix = _fix(path)
     with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"
-    if not gzipped:
-        with open(path, "rb") as f:
-            head = f.read(_HEADER_MAX)
+        head = f.read(_HEADER_MAX)
+    if not head.startswith(registry.GZIP_MAGIC):
         dtype, shape, header = _parse_header(path, head, fix)
         registry.check_data_size(path, path.stat().st_size - header, shape, dtype, "smallNORB", f"; {fix}")
         return dtype, shape

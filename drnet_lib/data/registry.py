@@ -45,7 +45,7 @@ from pathlib import Path
 __all__ = [
     "ChecksumError", "DatasetFormatError", "DownloadError", "REGISTRY", "RemoteFile",
     "array_after_header", "check_data_size", "digest_of", "fetch", "local_path", "preparing",
-    "read_maybe_gzipped", "recorded_sha256_path", "register", "sha256_of",
+    "GZIP_MAGIC", "read_maybe_gzipped", "recorded_sha256_path", "register", "sha256_of",
 ]
 
 @contextmanager
@@ -187,6 +187,9 @@ def digest_of(path: str | Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+GZIP_MAGIC = b"\x1f\x8b"   # the first two bytes of every gzip file
+
+
 def read_maybe_gzipped(path: str | Path, fix: str = "delete it and fetch it again") -> bytes:
     """A data file's bytes, gunzipped if it starts with the gzip magic (not judged by its name).
 
@@ -195,7 +198,7 @@ def read_maybe_gzipped(path: str | Path, fix: str = "delete it and fetch it agai
     """
     path = Path(path)
     raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":
+    if not raw.startswith(GZIP_MAGIC):
         return raw
     try:
         return gzip.decompress(raw)

@@ -1,6 +1,10 @@
-"""Stopping a batch of notebook runs (``drnet reproduce``) with Ctrl-C or SIGTERM.
+"""Stopping long work with Ctrl-C or SIGTERM at a point where nothing is lost.
 
-jupyter_client starts every kernel in a process session of its own, so a terminal's Ctrl-C
+:func:`stop_requests` turns the two signals into a flag that a loop reads at a safe point: the
+training loop after each iteration (``loop.ResumableLoop.fit``), ``drnet reproduce`` while it
+waits for its notebooks.
+
+A batch of notebook runs needs more. jupyter_client starts every kernel in a process session of its own, so a terminal's Ctrl-C
 reaches only the ``drnet`` process, whose worker threads wait on the kernels: left alone, every
 running notebook would go on to its end (hours in the ``cpu`` profile) before anything stopped.
 Once a batch is asked to stop (:meth:`BatchStop.request`):
@@ -11,7 +15,7 @@ Once a batch is asked to stop (:meth:`BatchStop.request`):
   kernel that was between two cells, where ipykernel ignores SIGINT;
 - runs still queued do not start (the caller cancels them).
 
-A second request stops the kernels at once (SIGKILL).
+A second Ctrl-C stops the kernels at once (SIGKILL).
 """
 
 from __future__ import annotations
@@ -21,6 +25,37 @@ import os
 import signal
 import threading
 import weakref
+
+
+@contextlib.contextmanager
+def stop_requests(enabled: bool = True):
+    """While active, SIGINT and SIGTERM set ``flag["signal"]`` (the signal's name) instead of
+    stopping the process, so a loop can stop where its state is whole. The first signal puts the
+    previous handlers back: a second one acts at once, as usual. Python lets only the main thread
+    install handlers; elsewhere (or with ``enabled`` False) signals act as usual, and a signal the
+    process ignores stays ignored."""
+    flag = {"signal": None}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    # a signal its launcher set to be ignored (a job started with `&` or nohup ignores Ctrl-C) stays ignored
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(s) is not signal.SIG_IGN}
+
+    def restore():
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+
+    def request_stop(signum, frame):
+        flag["signal"] = signal.Signals(signum).name
+        restore()
+
+    for s in previous:
+        signal.signal(s, request_stop)
+    try:
+        yield flag
+    finally:
+        restore()
 
 
 class StopRequested(RuntimeError):
@@ -62,7 +97,8 @@ class BatchStop:
             raise StopRequested(f"the batch was stopped (Ctrl-C or SIGTERM) before cell {cell_index}")
 
     def request(self) -> None:
-        """Ask every run to stop: one SIGINT to each running kernel, no new cells."""
+        """Ask every run to stop: one SIGINT to each running kernel, no new cells. Calling it
+        again reaches the kernels started since, and no kernel twice."""
         self.requested.set()
         self.signal_kernels()
 
@@ -79,24 +115,3 @@ class BatchStop:
             self._signalled.add(pid)
             with contextlib.suppress(ProcessLookupError):   # it ended meanwhile
                 os.kill(pid, signum)
-
-
-@contextlib.contextmanager
-def sigterm_as_ctrl_c():
-    """While active (in the main thread), SIGTERM raises KeyboardInterrupt like Ctrl-C, so a
-    ``kill`` stops a batch the same orderly way instead of ending the process mid-write."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:   # its launcher chose to ignore it
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
