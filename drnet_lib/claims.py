@@ -7,7 +7,13 @@ a results JSON, never typed by hand.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
+
+# Whose claim a row tests: the paper's (as recalled: its PDF was never read here), or a test the
+# study added where the paper's own measurement cannot be made here.
+PAPER, STUDY = "the paper (recalled)", "this study"
 
 
 @dataclass(frozen=True)
@@ -16,6 +22,7 @@ class Claim:
     claim: str          # what the paper says, in our words
     goal: float
     higher_is_better: bool = True
+    origin: str = PAPER
 
     def met(self, value: float) -> bool:
         return value >= self.goal if self.higher_is_better else value <= self.goal
@@ -57,13 +64,14 @@ SUNCG_CLAIMS = (
 )
 
 KTH_CLAIMS = (
+    # stands in for the paper's comparison with MCNet (recalled), which needs MCNet's outputs
     Claim("prediction.steps_beating_copy_last", "predicted frames of unseen persons are closer to "
           "the truth (PSNR) than repeating the last observed frame, at most steps after the third "
-          "(share of steps)", 0.5),
+          "(share of steps)", 0.5, origin=STUDY),
     Claim("classification.action_from_pose", "the pose codes of ten frames name the action of "
           "unseen persons, well above chance", 0.5),
     Claim("classification.person_from_pose", "with the adversarial loss, the pose codes do not "
-          "name the person (near chance)", 0.25, False),
+          "name the person (near chance)", 0.25, False, origin=STUDY),
     Claim("rollout.action_accuracy.100", "100 frames into a rollout, the generated motion is "
           "still recognisably the observed action", 0.5),
 )
@@ -100,8 +108,9 @@ def verdicts(experiment: str, metrics: dict) -> list[tuple[Claim, float, bool]]:
 
 def seed_table(experiment: str, runs: list[dict]) -> list[dict]:
     """The book's claims table for one experiment over several runs (seeds): one row per claim
-    found in every run, with its measurement and goal, mean ± std over the runs, how many runs
-    meet the goal, and the verdict, taken on the mean."""
+    found in every run, with whose claim it is, its measurement and goal, mean ± std over the runs,
+    how many runs meet the goal, and the verdict, taken on the mean (marked when the seeds disagree,
+    so that a mean just past the goal does not read as a firm result)."""
     from .results import summarize
 
     rows = []
@@ -111,11 +120,43 @@ def seed_table(experiment: str, runs: list[dict]) -> list[dict]:
         except KeyError:
             continue
         s = summarize(values)
-        rows.append({"claim": c.claim, "measurement": c.key, "goal": c.goal_text,
+        meeting = sum(c.met(v) for v in values)
+        verdict = "supported" if c.met(s["mean"]) else "not supported"
+        if 0 < meeting < len(values):
+            verdict += " (seeds disagree)"
+        rows.append({"claim": c.claim, "claim of": c.origin, "measurement": c.key, "goal": c.goal_text,
                      "mean ± std": f"{s['mean']:.3f} ± {s['std']:.3f}",
-                     "seeds meeting the goal": f"{sum(c.met(v) for v in values)}/{len(values)}",
-                     "verdict": "supported" if c.met(s["mean"]) else "not supported"})
+                     "seeds meeting the goal": f"{meeting}/{len(values)}", "verdict": verdict})
     return rows
+
+
+# One line of Claim.describe's output, as an executed notebook printed it.
+_PRINTED_VERDICT = re.compile(r"^\s*(?:NOT )?supported: (?P<claim>.*) \((?P<key>[\w.]+) = \S+, "
+                              r"goal [<>]= (?P<goal>\S+)\)\s*$")
+
+
+def reworded_verdicts(notebook) -> list[dict]:
+    """The verdict lines an executed notebook printed whose claim text or goal is not the current one.
+
+    A chapter page shows the outputs of its run; when a claim's wording changes afterwards, the page
+    still prints the old sentence. Returns one ``{"key", "printed", "current", "goal_changed"}`` per
+    such line (``current`` is None for a claim no longer tested); [] when every line is current.
+    """
+    import nbformat
+
+    current = {c.key: c for claims in CLAIMS.values() for c in claims}
+    found = []
+    for cell in nbformat.read(str(Path(notebook)), as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for line in str(output.get("text", "")).splitlines():
+                m = _PRINTED_VERDICT.match(line)
+                if not m:
+                    continue
+                claim = current.get(m["key"])
+                if claim is None or claim.claim != m["claim"] or float(m["goal"]) != claim.goal:
+                    found.append({"key": m["key"], "printed": m["claim"], "current": claim and claim.claim,
+                                  "goal_changed": claim is not None and float(m["goal"]) != claim.goal})
+    return found
 
 
 def claims_style(table):

@@ -192,6 +192,37 @@ def test_claim_describe_and_lower_is_better():
     assert claims.verdicts("unknown", {}) == []
 
 
+def test_seed_table_marks_a_verdict_the_seeds_disagree_on():
+    # position r2 goal 0.8: mean 0.81 passes, but one seed of three misses it
+    runs = [{"metrics": {"probe.pose_to_position_r2": v}} for v in (0.85, 0.83, 0.75)]
+    row = claims.seed_table("mnist", runs)[0]
+    assert row["verdict"] == "supported (seeds disagree)" and row["seeds meeting the goal"] == "2/3"
+    assert row["claim of"] == claims.PAPER
+    agree = claims.seed_table("mnist", [{"metrics": {"probe.pose_to_position_r2": v}} for v in (0.5, 0.6)])
+    assert agree[0]["verdict"] == "not supported"
+    kth = {c.key: c.origin for c in claims.KTH_CLAIMS}
+    assert kth["classification.person_from_pose"] == claims.STUDY
+
+
+def test_reworded_verdicts_finds_a_printed_claim_whose_wording_or_goal_changed(tmp_path):
+    import nbformat
+
+    current = claims.KTH_CLAIMS[1]
+    printed = [current.describe(0.6),                                          # up to date
+               current.describe(0.6).replace(current.claim, "an older sentence"),  # reworded
+               claims.KTH_CLAIMS[2].describe(0.3).replace(f"goal <= {claims.KTH_CLAIMS[2].goal}", "goal <= 0.2")]
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print_verdicts()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n".join(printed) + "\n")]
+    nb.cells.append(cell)
+    path = tmp_path / "run.ipynb"
+    nbformat.write(nb, str(path))
+    found = claims.reworded_verdicts(path)
+    assert [(f["key"], f["printed"], f["goal_changed"]) for f in found] == [
+        (current.key, "an older sentence", False), (claims.KTH_CLAIMS[2].key, claims.KTH_CLAIMS[2].claim, True)]
+    assert found[0]["current"] == current.claim
+
+
 def test_provenance_outside_a_checkout_names_the_commit_pip_installed(tmp_path, monkeypatch):
     # installed as a wheel (Colab: pip install git+URL@main) there is no checkout to ask git about,
     # and the working directory may be another repository: the commit comes from the install record
