@@ -70,6 +70,10 @@ class CodeChanged(ValueError):
     """The executed notebook ran other code than its source has now: only a rerun brings it up to date."""
 
 
+# The code-cell metadata myst-nb reads for how an output is shown (figure caption, image alt text).
+PRESENTATION_KEY = "mystnb"
+
+
 def _is_injected(cell) -> bool:
     return "injected-parameters" in cell.metadata.get("tags", [])
 
@@ -82,12 +86,14 @@ def refresh_prose(executed, source) -> int:
     when the executed copy ran exactly the source's code cells (same sources, same order; papermill's
     injected-parameters cell aside), the source's markdown can replace the executed copy's without
     changing any result. Markdown between two code cells is taken from the source as a block, so
-    prose cells may also have been added or removed. The file is rewritten atomically, and its
-    metadata records how many prose cells came from a later source (``drnet.prose_refreshed``).
+    prose cells may also have been added or removed. A code cell's presentation settings (its
+    ``mystnb`` metadata: a figure's caption, an image's alt text) are prose too and are taken from
+    the source; its outputs are kept. The file is rewritten atomically, and its metadata records how
+    many cells came from a later source (``drnet.prose_refreshed``).
 
     Returns:
-        the number of prose cells replaced, added or removed (0: already up to date; the file is
-        then not rewritten).
+        the number of prose cells replaced, added or removed, and of code cells whose captions
+        changed (0: already up to date; the file is then not rewritten).
     Raises:
         CodeChanged: a code cell differs, or one was added or removed; names the first one.
     """
@@ -130,6 +136,13 @@ def refresh_prose(executed, source) -> int:
             cells.extend(copy.deepcopy(new))
         if k < len(src_code):
             cell = next(code)
+            shown = src_code[k].metadata.get(PRESENTATION_KEY)
+            if cell.metadata.get(PRESENTATION_KEY) != shown:   # a caption or alt text: no output depends on it
+                if shown is None:
+                    del cell.metadata[PRESENTATION_KEY]
+                else:
+                    cell.metadata[PRESENTATION_KEY] = copy.deepcopy(shown)
+                changed += 1
             cells.append(cell)
             if "parameters" in cell.metadata.get("tags", []):
                 cells.extend(c for c in ran.cells if _is_injected(c))   # papermill's cell stays after it

@@ -259,6 +259,30 @@ def test_prose_refresh_takes_the_source_markdown_and_keeps_every_output(fake_exp
     assert executed.read_bytes() == written                        # refused: nothing changed
 
 
+def test_prose_refresh_takes_a_code_cells_caption_and_keeps_its_output(fake_experiments):
+    """A figure caption (myst-nb's cell metadata) written into the source reaches the executed run."""
+    results = fake_experiments / "results"
+    source = fake_experiments / "notebooks" / "ok.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[-1].source += "\nprint('the output')"
+    nbformat.write(nb, source)
+    reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    executed = results / "smoke" / "ok_seed0.ipynb"
+    outputs = nbformat.read(executed, as_version=4).cells[-1].outputs
+
+    caption = {"figure": {"caption": "What the figure shows."}, "image": {"alt": "a figure"}}
+    nb.cells[-1].metadata["mystnb"] = caption
+    nbformat.write(nb, source)
+    assert reproduce.refresh_prose(executed, source) == 1
+    last = nbformat.read(executed, as_version=4).cells[-1]
+    assert last.metadata["mystnb"] == caption and last.outputs == outputs
+    assert reproduce.refresh_prose(executed, source) == 0
+    del nb.cells[-1].metadata["mystnb"]                        # a caption removed goes too
+    nbformat.write(nb, source)
+    assert reproduce.refresh_prose(executed, source) == 1
+    assert "mystnb" not in nbformat.read(executed, as_version=4).cells[-1].metadata
+
+
 def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fake_experiments, capsys):
     from drnet_lib.cli import main
 
