@@ -223,3 +223,19 @@ def test_book_pages_hide_their_code():
                 tags = set(cell.metadata.get("tags", []))
                 assert tags & {"hide-input", "remove-input", "hide-cell", "remove-cell"}, \
                     (path.name, cell.get("id"), cell.source[:80])
+
+
+def test_colab_cells_fetch_the_repository_the_book_is_configured_with():
+    """A page opened on Colab from its launch button or badge has only itself: the chapter notebooks
+    install drnet_lib from the repository, and the book's own pages (which read results/) clone it.
+    Both must name the repository of _config.yml, the one the launch links point at."""
+    import nbformat
+    import yaml
+
+    url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
+    for path in sorted((REPO_ROOT / "book").glob("*.ipynb")):
+        colab = [c.source for c in nbformat.read(path, as_version=4).cells if "google.colab" in c.source]
+        assert colab and f"git clone -q --depth 1 {url} " in colab[0], path.name
+    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        colab = [c.source for c in nbformat.read(path, as_version=4).cells if "google.colab" in c.source]
+        assert colab and f"git+{url}@" in colab[0], path.name
