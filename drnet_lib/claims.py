@@ -59,6 +59,9 @@ SUNCG_CLAIMS = (
     Claim("probe.content_to_azimuth_r2", "the content code does not", 0.20, False),
     Claim("probe.identity_content_minus_pose", "the content code tells chairs apart far better "
           "than the pose code (accuracy difference)", 0.30),
+    # the difference above can pass while the pose code still names the chair well above chance
+    # (1 / test chairs); this one asks it of the pose code alone, at three times chance
+    Claim("probe.pose_to_identity", "the pose code does not tell the chairs apart (near chance)", 0.20, False),
     Claim("rollout.azimuth_match.36", "a full turn after the observed frames, the generated chair "
           "still faces the expected way (within 10 degrees)", 0.50),
 )
@@ -135,27 +138,32 @@ _PRINTED_VERDICT = re.compile(r"^\s*(?:NOT )?supported: (?P<claim>.*) \((?P<key>
                               r"goal [<>]= (?P<goal>\S+)\)\s*$")
 
 
-def reworded_verdicts(notebook) -> list[dict]:
+def reworded_verdicts(notebook, experiment: str) -> list[dict]:
     """The verdict lines an executed notebook printed whose claim text or goal is not the current one.
 
     A chapter page shows the outputs of its run; when a claim's wording changes afterwards, the page
     still prints the old sentence. Returns one ``{"key", "printed", "current", "goal_changed"}`` per
-    such line (``current`` is None for a claim no longer tested); [] when every line is current.
+    such line of ``experiment``'s page (``current`` is None for a claim no longer tested), and one
+    with ``printed`` None per claim the page never printed (added after the run); [] when the page
+    is current.
     """
     import nbformat
 
-    current = {c.key: c for claims in CLAIMS.values() for c in claims}
-    found = []
+    current = {c.key: c for c in CLAIMS[experiment]}   # keys repeat across experiments
+    found, printed_keys = [], set()
     for cell in nbformat.read(str(Path(notebook)), as_version=4).cells:
         for output in cell.get("outputs", []):
             for line in str(output.get("text", "")).splitlines():
                 m = _PRINTED_VERDICT.match(line)
                 if not m:
                     continue
+                printed_keys.add(m["key"])
                 claim = current.get(m["key"])
                 if claim is None or claim.claim != m["claim"] or float(m["goal"]) != claim.goal:
                     found.append({"key": m["key"], "printed": m["claim"], "current": claim and claim.claim,
                                   "goal_changed": claim is not None and float(m["goal"]) != claim.goal})
+    found += [{"key": c.key, "printed": None, "current": c.claim, "goal_changed": False}
+              for c in CLAIMS[experiment] if c.key not in printed_keys]
     return found
 
 

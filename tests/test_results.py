@@ -217,9 +217,11 @@ def test_reworded_verdicts_finds_a_printed_claim_whose_wording_or_goal_changed(t
     nb.cells.append(cell)
     path = tmp_path / "run.ipynb"
     nbformat.write(nb, str(path))
-    found = claims.reworded_verdicts(path)
+    found = claims.reworded_verdicts(path, "kth")
     assert [(f["key"], f["printed"], f["goal_changed"]) for f in found] == [
-        (current.key, "an older sentence", False), (claims.KTH_CLAIMS[2].key, claims.KTH_CLAIMS[2].claim, True)]
+        (current.key, "an older sentence", False), (claims.KTH_CLAIMS[2].key, claims.KTH_CLAIMS[2].claim, True),
+        # claims the page never printed (added after its run)
+        (claims.KTH_CLAIMS[0].key, None, False), (claims.KTH_CLAIMS[3].key, None, False)]
     assert found[0]["current"] == current.claim
 
 
