@@ -30,10 +30,10 @@ import weakref
 @contextlib.contextmanager
 def stop_requests(enabled: bool = True):
     """While active, SIGINT and SIGTERM set ``flag["signal"]`` (the signal's name) instead of
-    stopping the process, so a loop can stop where its state is whole. The first signal puts the
-    previous handlers back: a second one acts at once, as usual. Python lets only the main thread
-    install handlers; elsewhere (or with ``enabled`` False) signals act as usual, and a signal the
-    process ignores stays ignored."""
+    stopping the process, so a loop can stop where its state is whole. A second signal acts at
+    once, as it would without this: Ctrl-C raises KeyboardInterrupt, SIGTERM ends the process. Python
+    lets only the main thread install handlers; elsewhere (or with ``enabled`` False) signals act as
+    usual, and a signal the process ignores stays ignored."""
     flag = {"signal": None}
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
@@ -47,8 +47,18 @@ def stop_requests(enabled: bool = True):
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
 
     def request_stop(signum, frame):
-        flag["signal"] = signal.Signals(signum).name
+        if flag["signal"] is None:     # the first: the loop stops at its next safe point
+            flag["signal"] = signal.Signals(signum).name
+            return
+        # The second acts now. The handlers go back only here: putting them back at the first signal
+        # loses a second one already on its way (Python then prints "Signal 15 ignored due to race
+        # condition" and goes on).
         restore()
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)     # Ctrl-C: KeyboardInterrupt
+        else:                          # the default action (SIGTERM: the process ends)
+            os.kill(os.getpid(), signum)
 
     for s in previous:
         signal.signal(s, request_stop)

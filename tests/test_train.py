@@ -734,3 +734,30 @@ def test_layout_is_left_out_of_comparisons_and_fingerprints():
     nhwc, nchw = (get_config("kth", "cpu", overrides={"train.channels_last": v}) for v in (True, False))
     assert differences(nhwc, nchw) == []          # the same run, laid out differently
     assert nhwc.fingerprint("train") == nchw.fingerprint("train")   # a checkpoint resumes in the other layout
+
+
+def test_a_sigterm_right_after_ctrl_c_ends_the_process_without_a_race_warning(tmp_path):
+    """Two signals back to back: the second must act (SIGTERM ends the process), not be lost with
+    Python's 'Signal 15 ignored due to race condition' (handlers put back while it was pending)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "two_signals.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, time
+        from drnet_lib.stopping import stop_requests
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # as in a terminal, also under CI's `&`
+        both = {signal.SIGINT, signal.SIGTERM}
+        with stop_requests() as flag:
+            signal.pthread_sigmask(signal.SIG_BLOCK, both)     # both arrive before Python handles either,
+            os.kill(os.getpid(), signal.SIGINT)                # as when a second signal follows the first
+            os.kill(os.getpid(), signal.SIGTERM)               # at once
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, both)
+            for _ in range(100):   # handlers run between bytecodes
+                time.sleep(0.01)
+            print("still running after", flag["signal"])
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGTERM, (done.returncode, done.stdout, done.stderr)
+    assert "race condition" not in done.stderr and "still running" not in done.stdout
