@@ -154,8 +154,12 @@ def recorded_metrics(cfg, trainer, lstm) -> dict:
         return metrics
     from .train import make_test_bank
 
-    model, test_bank = trainer.model.eval(), make_test_bank(cfg, trainer.device)
+    def say(what):   # minutes of work with no bar of its own (encoding every frame, fitting classifiers)
+        print(f"measuring: {what}", file=sys.stderr, flush=True)
+
+    model, test_bank = trainer.model.eval(), make_test_bank(cfg, trainer.device, progress=True)
     if cfg.experiment == "norb":
+        say("the category from content and pose codes of every training and test frame")
         from .norb_experiment import flat_metrics, score_variant
 
         scores = score_variant(cfg, model, trainer.bank, test_bank)
@@ -163,9 +167,11 @@ def recorded_metrics(cfg, trainer, lstm) -> dict:
     elif cfg.experiment == "kth":
         from . import kth_experiment
 
+        say("action and person from the frozen codes")
         scores, action_classifier = kth_experiment.classification_scores(model, trainer.bank, test_bank, cfg)
         metrics.update(scores)
         if lstm is not None:
+            say("prediction against the last frame, and rollouts")
             clips = kth_experiment.test_clips(test_bank, cfg.lstm.n_past + cfg.eval.metric_steps,
                                               cfg.eval.rollout_clips, cfg.data.test_seed)
             predictions, _ = kth_experiment.predict_and_roll_out(model, lstm.lstm.eval(), test_bank, clips,
@@ -174,8 +180,10 @@ def recorded_metrics(cfg, trainer, lstm) -> dict:
     else:
         from .chairs_experiment import chair_probes, rollout_clips, rollout_turning
 
+        say("probes of the frozen codes")
         metrics.update(chair_probes(model, trainer.bank, test_bank))
         if lstm is not None:
+            say("rollouts")
             rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank, rollout_clips(test_bank, cfg),
                                           cfg, cfg.eval.rollout_steps)
             metrics.update(rollouts)

@@ -22,6 +22,7 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
@@ -64,18 +65,21 @@ def encode_sequence(model: DrNet, frames: torch.Tensor, content_index: int):
 
 
 @torch.no_grad()
-def encode_frame_table(model: DrNet, frames: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_frame_table(model: DrNet, frames: torch.Tensor, batch_size: int = 512,
+                       progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Pose and content codes of every frame of a clip source's table, BatchNorm in eval mode.
 
     Args:
         frames: ``(N, C, S, S)`` uint8 (a bank's ``frame_table``).
+        progress: a bar over the frames (tens of thousands of 128 px KTH frames take minutes on a CPU).
     Returns:
         ``(poses (N, dp), contents (N, dc))`` float on the frames' device.
     """
     was_training = model.training
     model.eval()
     poses, contents = [], []
-    for start in range(0, len(frames), batch_size):
+    starts = range(0, len(frames), batch_size)
+    for start in tqdm(starts, desc="encoding frames for the LSTM", unit="batch", disable=not progress, leave=False):
         x = frames[start:start + batch_size].float() / 255.0
         poses.append(model.encode_pose(x).flatten(1))
         contents.append(model.encode_content(x)[0].flatten(1))
@@ -103,7 +107,8 @@ class LSTMTrainer(ResumableLoop):
     refusal_fix = ("delete it to train the pose LSTM again on this DrNet with these settings, or use another "
                    "checkpoint folder")
 
-    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True):
+    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True,
+                 progress: bool = False):
         c = cfg.lstm
         self.cfg, self.model, self.bank = cfg, model, bank
         set_bn_mode(model, c.bn_mode)   # fail fast on a bad setting
@@ -111,7 +116,7 @@ class LSTMTrainer(ResumableLoop):
         self.device = next(model.parameters()).device
         self.code_table = None
         if cache_codes and c.bn_mode == "eval" and hasattr(bank, "frame_table"):
-            self.code_table = encode_frame_table(model, bank.frame_table)
+            self.code_table = encode_frame_table(model, bank.frame_table, progress=progress)
         torch.manual_seed(cfg.seed + 1)
         self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers).to(self.device)
         self.lstm.embed.apply(init_weights)   # the authors init the Linear layers only
@@ -147,7 +152,7 @@ class LSTMTrainer(ResumableLoop):
 def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, checkpoint_path=None,
                resume: bool = True, progress: bool = True, cache_codes: bool = True) -> LSTMTrainer:
     """Train (or finish training) the pose LSTM; returns the trainer holding ``.lstm``."""
-    return LSTMTrainer(cfg, model, bank, cache_codes).run(checkpoint_path, resume, progress)
+    return LSTMTrainer(cfg, model, bank, cache_codes, progress).run(checkpoint_path, resume, progress)
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ import torch
 from torch.optim.swa_utils import update_bn
 
 from . import cpu_memory, distributed, losses
-from .config import ExperimentConfig, TrainConfig
+from .config import ExperimentConfig, TrainConfig, get_config
 from .data.moving_mnist import MovingMNIST
 from .data.mnist import load_digits
 from .data.norb import load_norb
@@ -73,36 +73,41 @@ def note_paper_profile_on_cpu(cfg: ExperimentConfig, device) -> None:
     """Say so (on stderr) when the ``paper`` profile, the authors' setting for a GPU, is about to
     train on a CPU, where it takes days; the run goes on (it can be stopped and resumed)."""
     if cfg.profile == "paper" and torch.device(device).type == "cpu":
-        print(f"note: the paper profile is the authors' setting for a GPU ({cfg.train.iterations:,} DrNet "
-              f"iterations); on a CPU it takes days. The cpu profile is the one made for a CPU. Going on; "
-              f"the run can be stopped and resumed.", file=sys.stderr)
+        full = get_config(cfg.experiment, "paper").train.iterations
+        length = (f"its {full:,} DrNet iterations take days on a CPU" if cfg.train.iterations >= full else
+                  f"this run's {cfg.train.iterations:,} of its {full:,} DrNet iterations at the paper's size are "
+                  f"slow on a CPU")
+        print(f"note: the paper profile is the authors' setting for a GPU: {length}. The cpu profile is the "
+              f"one made for a CPU. Going on; the run can be stopped and resumed.", file=sys.stderr)
 
 
-def make_bank(cfg: ExperimentConfig, split: str, device) -> MovingMNIST | SweepVideos | KTHClips:
+def make_bank(cfg: ExperimentConfig, split: str, device, progress: bool = False) -> MovingMNIST | SweepVideos | KTHClips:
     """The clip source of ``split`` ("train" or "test") for the configured experiment and data:
     Moving MNIST over that split's digits, turntable sweeps of that split's NORB toys or chairs,
-    or the annotated action ranges of that split's KTH persons."""
+    or the annotated action ranges of that split's KTH persons. ``progress``: bars while data is
+    downloaded, generated or converted on first use (minutes for KTH or the chairs); a loaded
+    cache shows none."""
     if cfg.experiment == "kth":
         return load_kth(cfg.data.source, split, cfg.data.root, size=cfg.data.standin_size,
                         image_size=cfg.model.image_size, scheme=cfg.data.split_scheme,
-                        clip_length=cfg.data.clip_length, device=device, progress=False)
+                        clip_length=cfg.data.clip_length, device=device, progress=progress)
     if cfg.experiment == "suncg":
-        tree = load_chairs(cfg.data.source, cfg.data.root, size=cfg.data.standin_size, progress=False)
+        tree = load_chairs(cfg.data.source, cfg.data.root, size=cfg.data.standin_size, progress=progress)
         return chair_sweeps(tree, split, cfg.model.image_size, device)
     if cfg.experiment == "norb":
         norb_split = load_norb(cfg.data.source, split, cfg.data.root, size=cfg.data.standin_size,
-                               progress=False)  # files are made once, by norb.prepare
+                               progress=progress)  # files are made once, by norb.prepare
         return norb_sweeps(norb_split, cfg.model.image_size, device)
     images, labels = load_digits(cfg.data.source, split, cfg.data.root)
     return MovingMNIST(images, labels, cfg.data, cfg.model, device)
 
 
-def make_train_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos | KTHClips:
-    return make_bank(cfg, "train", device)
+def make_train_bank(cfg: ExperimentConfig, device, progress: bool = False) -> MovingMNIST | SweepVideos | KTHClips:
+    return make_bank(cfg, "train", device, progress)
 
 
-def make_test_bank(cfg: ExperimentConfig, device) -> MovingMNIST | SweepVideos | KTHClips:
-    return make_bank(cfg, "test", device)
+def make_test_bank(cfg: ExperimentConfig, device, progress: bool = False) -> MovingMNIST | SweepVideos | KTHClips:
+    return make_bank(cfg, "test", device, progress)
 
 
 PAIR_SAMPLING = ("random", "fixed")
@@ -407,6 +412,8 @@ def train_drnet(cfg: ExperimentConfig, device="auto", checkpoint_path: str | Pat
     """
     check_bn_refresh_batches(cfg.lstm.bn_refresh_batches)   # the pose LSTM's settings: before training, not after it
     check_bn_mode(cfg.lstm.bn_mode)
+    if bank is None:   # made here, not by the trainer, so that a first-use conversion shows its progress
+        bank = make_train_bank(cfg, resolve_device(device), progress)
     trainer = DrNetTrainer(cfg, device, bank=bank).run(checkpoint_path, resume, progress)
     if cfg.lstm.bn_refresh_batches:
         trainer.refresh_bn_statistics(cfg.lstm.bn_refresh_batches)

@@ -761,3 +761,17 @@ def test_a_sigterm_right_after_ctrl_c_ends_the_process_without_a_race_warning(tm
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == -signal.SIGTERM, (done.returncode, done.stdout, done.stderr)
     assert "race condition" not in done.stderr and "still running" not in done.stdout
+
+
+def test_the_paper_profile_note_on_a_cpu_tells_the_full_schedule_from_a_shortened_run(capsys):
+    from drnet_lib.train import note_paper_profile_on_cpu
+
+    full = get_config("mnist", "paper")
+    note_paper_profile_on_cpu(full, "cpu")
+    assert f"its {full.train.iterations:,} DrNet iterations take days on a CPU" in capsys.readouterr().err
+    short = get_config("mnist", "paper", overrides={"train.iterations": 2})
+    note_paper_profile_on_cpu(short, "cpu")
+    err = capsys.readouterr().err
+    assert f"this run's 2 of its {full.train.iterations:,} DrNet iterations" in err and "days" not in err
+    note_paper_profile_on_cpu(get_config("mnist", "cpu"), "cpu")
+    assert capsys.readouterr().err == ""
