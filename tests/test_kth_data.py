@@ -126,6 +126,26 @@ def test_zips_are_registered_with_the_published_sha1():
         registry.register("x", "y.zip", None, ("http://h/",), "x", sha1="abc")
 
 
+def test_a_failed_download_lists_every_file_of_the_dataset_still_missing(tmp_path, monkeypatch):
+    """Offline, the first missing KTH file fails; its message names the other six too, with where
+    each goes, so that placing them by hand takes one run, not seven."""
+    for key in list(registry.REGISTRY):
+        if key.startswith("kth/"):
+            monkeypatch.setitem(registry.REGISTRY, key, dataclasses.replace(
+                registry.REGISTRY[key], mirrors=("http://127.0.0.1:9/",)))    # nothing answers
+    boxing = registry.local_path(kth.ZIP_KEYS["boxing"], tmp_path)
+    boxing.parent.mkdir(parents=True, exist_ok=True)
+    boxing.write_bytes(b"placed by hand")                                     # one is here already
+    with pytest.raises(registry.DownloadError) as failed:
+        registry.fetch(kth.SEQUENCES_KEY, tmp_path, progress=False, retries=0)
+    message = str(failed.value)
+    assert "could not download 00sequences.txt" in message
+    for action, key in kth.ZIP_KEYS.items():
+        line = f"{action}.zip"
+        assert (line in message) == (action != "boxing"), action
+    assert str(registry.local_path(kth.ZIP_KEYS["walking"], tmp_path)) in message
+
+
 def test_a_first_sequences_file_its_reader_refuses_is_not_recorded(tmp_path, monkeypatch):
     """No hash of 00sequences.txt is published, so the first copy's is recorded; an empty or
     garbage copy must be refused before that, or it would later block the real file."""

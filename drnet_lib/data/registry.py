@@ -392,7 +392,21 @@ def _bad_download_message(entry, path, mismatches, failures) -> str:
 
 def _no_mirror_message(entry, path, failures) -> str:
     return (f"could not download {entry.filename}: every mirror failed.\nURLs tried, in order:\n  "
-            + "\n  ".join(failures) + "\n" + _hand_placement(entry, path))
+            + "\n  ".join(failures) + "\n" + _hand_placement(entry, path) + _others_missing(entry, path))
+
+
+def _others_missing(entry: RemoteFile, path: Path) -> str:
+    """The dataset's other registered files that are not on disk either: someone placing files by
+    hand learns of them all at once, not one failed run at a time."""
+    root = path.parents[len(Path(entry.subdir).parts)]          # path is root/subdir/filename
+    missing = [e for e in REGISTRY.values() if e.dataset == entry.dataset and e is not entry
+               and not (root / e.subdir / e.filename).exists()]
+    if not missing:
+        return ""
+    return (f"\nThe {entry.dataset} data also needs these files, not here yet either (fetched after this one, "
+            f"from the same mirrors):\n  " + "\n  ".join(
+                f"{e.filename}" + (f" ({e.size:,} bytes)" if e.size else "") + f" -> {root / e.subdir / e.filename}"
+                for e in missing))
 
 
 # --- MNIST (reference/datasets.md §1.1): sha256 of the .gz files as published by tfds ------------
