@@ -266,11 +266,14 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     splits = []   # (action, error_split of one clip's ceiling)
     for part, observed, truth in clip_chunks(bank, clips, cfg, device, chunk):
         generated = rollout(model, lstm, observed, e.rollout_steps, cfg.lstm.bn_mode)
+        # decoded for the whole chunk, like the rollout: with lstm.bn_mode "train" BatchNorm takes its
+        # statistics from the batch, and one action's clips alone can be a single clip
+        ceilings = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
+        stills = decode_held_pose(model, observed, horizon, cfg.lstm.bn_mode)
         labels = bank.action[part.sequence].cpu().numpy()
         for action in np.unique(labels):   # scored per action, so the per-action means come for free
             rows = torch.as_tensor(labels == action, device=device)
-            ceiling = decode_true_poses(model, observed[rows], truth[rows], cfg.lstm.bn_mode)
-            still = decode_held_pose(model, observed[rows], horizon, cfg.lstm.bn_mode)
+            ceiling, still = ceilings[rows], stills[rows]
             scores.append((int(action), int(rows.sum()), {
                 **prediction_metrics(observed[rows], generated[rows, :horizon], truth[rows]),
                 **scored_as("oracle", ceiling, truth[rows]), **scored_as("held_pose", still, truth[rows])}))

@@ -174,6 +174,29 @@ def test_rollout_scores_have_the_contract_keys_and_steps():
         assert pooled == pytest.approx(metrics[f"prediction.{key}"], abs=1e-3)
 
 
+def test_rollout_scores_with_batch_statistics_when_an_action_has_one_clip():
+    """lstm.bn_mode "train" (BatchNorm on batch statistics): the ceiling and DrNet-standing-still are
+    decoded with the chunk's statistics, like the rollout, not per action, where a lone clip has
+    no batch statistics (BatchNorm on a 1x1 code map raised "Expected more than 1 value")."""
+    cfg = get_config("kth", "smoke", overrides={"lstm.bn_mode": "train"})
+    torch.manual_seed(0)
+    model, lstm = DrNet(cfg.model), PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, 8, 1)
+    bank = _bank([14, 20], persons=(17,), size=32)
+    clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, 6, 0)
+    actions = bank.action[clips.sequence]
+    lone = actions.unique().tolist()[0]
+    keep = torch.cat([torch.nonzero(actions != lone)[:, 0], torch.nonzero(actions == lone)[:1, 0]])
+    clips = clips.subset(keep)                                         # `lone` keeps a single clip
+
+    class Constant:
+        def predict(self, x):
+            return np.zeros(len(x), np.int64)
+
+    metrics, _ = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, Constant(), chunk=len(clips))
+    assert metrics["prediction.by_action"][ACTIONS[lone]]["clips"] == 1
+    assert np.isfinite(metrics["prediction.oracle_psnr_mean"])
+
+
 def test_lstm_on_precomputed_codes_matches_encoding_every_clip():
     cfg = get_config("kth", "smoke")
     torch.manual_seed(0)
