@@ -84,9 +84,8 @@ def note_paper_profile_on_cpu(cfg: ExperimentConfig, device) -> None:
 def make_bank(cfg: ExperimentConfig, split: str, device, progress: bool = False) -> MovingMNIST | SweepVideos | KTHClips:
     """The clip source of ``split`` ("train" or "test") for the configured experiment and data:
     Moving MNIST over that split's digits, turntable sweeps of that split's NORB toys or chairs,
-    or the annotated action ranges of that split's KTH persons. ``progress``: bars while data is
-    downloaded, generated or converted on first use (minutes for KTH or the chairs); a loaded
-    cache shows none."""
+    or the annotated action ranges of that split's KTH persons. ``progress``: the loaders' bars (downloading,
+    generating, converting: minutes on first use for KTH or the chairs; loading a cache: a moment)."""
     if cfg.experiment == "kth":
         return load_kth(cfg.data.source, split, cfg.data.root, size=cfg.data.standin_size,
                         image_size=cfg.model.image_size, scheme=cfg.data.split_scheme,
