@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Whose claim a row tests: the paper's (as recalled: its PDF was never read here), or a test the
-# study added where the paper's own measurement cannot be made here.
-PAPER, STUDY = "the paper (recalled)", "this study"
+# study added where the paper's own measurement cannot be made here. Short: a table column.
+PAPER, STUDY = "paper", "study"
 
 
 @dataclass(frozen=True)
