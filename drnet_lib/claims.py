@@ -87,6 +87,14 @@ NORB_PAPER_RECALLED = {"adv": {"content": 0.933, "pose": 0.609},
 CLAIMS = {"mnist": MNIST_CLAIMS, "norb": NORB_CLAIMS, "suncg": SUNCG_CLAIMS, "kth": KTH_CLAIMS}
 
 
+def recalled_paper_value(experiment: str, key: str) -> float | None:
+    """The paper's value of a metric key as recalled (only NORB's classification table is), or None."""
+    if experiment == "norb" and key.count(".") == 2 and key.startswith("classification."):
+        _, variant, code = key.split(".")
+        return NORB_PAPER_RECALLED.get(variant, {}).get(code)
+    return None
+
+
 def lookup(metrics: dict, key: str):
     """``metrics[key]``, or ``metrics[head][tail]`` for per-step keys like ``rollout.identity_accuracy.500``."""
     if key in metrics:
@@ -159,9 +167,10 @@ def reworded_verdicts(notebook, experiment: str) -> list[dict]:
                     continue
                 printed_keys.add(m["key"])
                 claim = current.get(m["key"])
-                if claim is None or claim.claim != m["claim"] or float(m["goal"]) != claim.goal:
+                goal_changed = claim is not None and float(m["goal"]) != claim.goal
+                if claim is None or claim.claim != m["claim"] or goal_changed:
                     found.append({"key": m["key"], "printed": m["claim"], "current": claim and claim.claim,
-                                  "goal_changed": claim is not None and float(m["goal"]) != claim.goal})
+                                  "goal_changed": goal_changed})
     found += [{"key": c.key, "printed": None, "current": c.claim, "goal_changed": False}
               for c in CLAIMS[experiment] if c.key not in printed_keys]
     return found

@@ -122,7 +122,7 @@ def ceiling_error_split(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     :data:`MOVING` and :data:`IN_PLACE` actions' clips (every clip has as many pixels, so a group's
     value is the mean over its clips)."""
     splits = []
-    for part, observed, truth, ceiling in _ceiling_chunks(model, bank, clips, cfg, chunk):
+    for part, observed, truth, ceiling in ceiling_chunks(model, bank, clips, cfg, chunk):
         splits += zip(bank.action[part.sequence].tolist(), clip_error_splits(ceiling, observed, truth))
     return grouped_error_split(splits)
 
@@ -139,7 +139,7 @@ def clip_chunks(bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, device
         yield part, observed, truth
 
 
-def _ceiling_chunks(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int):
+def ceiling_chunks(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int):
     """:func:`clip_chunks` on the model's device, each with the frames decoded from the true poses
     (:func:`decode_true_poses`): ``(part, observed, truth, ceiling)``."""
     for part, observed, truth in clip_chunks(bank, clips, cfg, next(model.parameters()).device, chunk):
@@ -179,7 +179,7 @@ def ceiling_by_scenario(model, bank: KTHClips, clips: ClipStarts, cfg: Experimen
     predicted steps and over the group's clips of ``clips``; groups without clips are left out.
     """
     groups: dict[tuple[int, str], list] = {}
-    for part, observed, truth, ceiling in _ceiling_chunks(model, bank, clips, cfg, chunk):
+    for part, observed, truth, ceiling in ceiling_chunks(model, bank, clips, cfg, chunk):
         keys = _scenario_groups(bank, part)
         for key in set(keys):
             rows = torch.tensor([k == key for k in keys], device=ceiling.device)

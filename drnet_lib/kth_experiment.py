@@ -43,7 +43,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import mean_over_chunks, prediction_metrics
-from .kth_decoder import clip_chunks, clip_error_splits, decode_held_pose, decode_true_poses, grouped_error_split, scored_as
+from .kth_decoder import ceiling_chunks, clip_error_splits, decode_held_pose, grouped_error_split, scored_as
 from .models import evaluating
 from .predict import rollout
 
@@ -264,11 +264,10 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     checkpoints = [s for s in e.rollout_checkpoints if window <= s <= e.rollout_steps]
     scores, hits, motion, real_motion, samples = [], {s: 0.0 for s in checkpoints}, {s: [] for s in checkpoints}, [], {}
     splits = []   # (action, error_split of one clip's ceiling)
-    for part, observed, truth in clip_chunks(bank, clips, cfg, device, chunk):
+    # the ceiling and standing still are decoded for the whole chunk, like the rollout: with lstm.bn_mode
+    # "train" BatchNorm takes its statistics from the batch, and one action's clips alone can be a single clip
+    for part, observed, truth, ceilings in ceiling_chunks(model, bank, clips, cfg, chunk):
         generated = rollout(model, lstm, observed, e.rollout_steps, cfg.lstm.bn_mode)
-        # decoded for the whole chunk, like the rollout: with lstm.bn_mode "train" BatchNorm takes its
-        # statistics from the batch, and one action's clips alone can be a single clip
-        ceilings = decode_true_poses(model, observed, truth, cfg.lstm.bn_mode)
         stills = decode_held_pose(model, observed, horizon, cfg.lstm.bn_mode)
         labels = bank.action[part.sequence].cpu().numpy()
         for action in np.unique(labels):   # scored per action, so the per-action means come for free

@@ -233,9 +233,7 @@ def test_colab_cells_fetch_the_repository_the_book_is_configured_with():
     import yaml
 
     url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
-    for path in sorted((REPO_ROOT / "book").glob("*.ipynb")):
-        colab = [c.source for c in nbformat.read(path, as_version=4).cells if "google.colab" in c.source]
-        assert colab and f"git clone -q --depth 1 {url} " in colab[0], path.name
-    for path in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
-        colab = [c.source for c in nbformat.read(path, as_version=4).cells if "google.colab" in c.source]
-        assert colab and f"git+{url}@" in colab[0], path.name
+    for folder, fetch in (("book", f"git clone -q --depth 1 {url} "), ("notebooks", f"git+{url}@")):
+        for path in sorted((REPO_ROOT / folder).glob("*.ipynb")):
+            colab = [c.source for c in nbformat.read(path, as_version=4).cells if "google.colab" in c.source]
+            assert colab and fetch in colab[0], path.name

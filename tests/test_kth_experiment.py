@@ -143,6 +143,13 @@ def test_person_across_scenarios_separates_the_person_from_the_place():
     assert np.isnan(kth_experiment.person_across_scenarios(one_person, "content", "linear")[0])
 
 
+class SaysWalking:
+    """An action classifier that answers "walking" (action 0) to every window."""
+
+    def predict(self, x):
+        return np.zeros(len(x), np.int64)
+
+
 def test_rollout_scores_have_the_contract_keys_and_steps():
     cfg = get_config("kth", "smoke")
     torch.manual_seed(0)
@@ -150,11 +157,7 @@ def test_rollout_scores_have_the_contract_keys_and_steps():
     bank = _bank([14, 20], persons=(17,), size=32)
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, 6, 0)
 
-    class Constant:
-        def predict(self, x):
-            return np.zeros(len(x), np.int64)
-
-    metrics, samples = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, Constant(), chunk=4)
+    metrics, samples = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, SaysWalking(), chunk=4)
     for key in ("psnr", "ssim", "copy_last_psnr", "copy_last_ssim", "oracle_psnr", "oracle_ssim", "held_pose_psnr",
                 "held_pose_ssim"):
         assert list(metrics[f"prediction.{key}"]) == list(range(1, cfg.eval.metric_steps + 1))
@@ -188,11 +191,7 @@ def test_rollout_scores_with_batch_statistics_when_an_action_has_one_clip():
     keep = torch.cat([torch.nonzero(actions != lone)[:, 0], torch.nonzero(actions == lone)[:1, 0]])
     clips = clips.subset(keep)                                         # `lone` keeps a single clip
 
-    class Constant:
-        def predict(self, x):
-            return np.zeros(len(x), np.int64)
-
-    metrics, _ = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, Constant(), chunk=len(clips))
+    metrics, _ = kth_experiment.predict_and_roll_out(model, lstm, bank, clips, cfg, SaysWalking(), chunk=len(clips))
     assert metrics["prediction.by_action"][ACTIONS[lone]]["clips"] == 1
     assert np.isfinite(metrics["prediction.oracle_psnr_mean"])
 

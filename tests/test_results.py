@@ -245,3 +245,9 @@ def test_provenance_outside_a_checkout_names_the_commit_pip_installed(tmp_path, 
     assert not results.runs_from_checkout() and results._git("rev-parse", "HEAD") is None
     made = results.provenance("cpu", 1.0)
     assert made["git_commit"] == "abc123" and made["dirty"] is None
+
+
+def test_recalled_paper_values_exist_only_for_norbs_table():
+    assert claims.recalled_paper_value("norb", "classification.adv.pose") == claims.NORB_PAPER_RECALLED["adv"]["pose"]
+    assert claims.recalled_paper_value("norb", "classification.chance") is None
+    assert claims.recalled_paper_value("mnist", "probe.pose_to_identity") is None

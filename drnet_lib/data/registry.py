@@ -398,15 +398,14 @@ def _no_mirror_message(entry, path, failures) -> str:
 def _others_missing(entry: RemoteFile, path: Path) -> str:
     """The dataset's other registered files that are not on disk either: someone placing files by
     hand learns of them all at once, not one failed run at a time."""
-    root = path.parents[len(Path(entry.subdir).parts)]          # path is root/subdir/filename
-    missing = [e for e in REGISTRY.values() if e.dataset == entry.dataset and e is not entry
-               and not (root / e.subdir / e.filename).exists()]
+    root = path.parents[len(Path(entry.subdir).parts)]          # path is local_path(entry.key, root)
+    others = [(e, local_path(e.key, root)) for e in REGISTRY.values() if e.dataset == entry.dataset and e is not entry]
+    missing = [(e, where) for e, where in others if not where.exists()]
     if not missing:
         return ""
     return (f"\nThe {entry.dataset} data also needs these files, not here yet either (fetched after this one, "
             f"from the same mirrors):\n  " + "\n  ".join(
-                f"{e.filename}" + (f" ({e.size:,} bytes)" if e.size else "") + f" -> {root / e.subdir / e.filename}"
-                for e in missing))
+                e.filename + (f" ({e.size:,} bytes)" if e.size else "") + f" -> {where}" for e, where in missing))
 
 
 # --- MNIST (reference/datasets.md §1.1): sha256 of the .gz files as published by tfds ------------
