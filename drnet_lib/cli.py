@@ -331,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-existing", action="store_true",
                    help="skip runs whose results file and executed notebook exist (default)")
     g.add_argument("--prose-only", action="store_true",
-                   help="run nothing: copy the source notebooks' markdown into the executed runs whose code "
-                        "cells are the source's (a prose fix without a rerun); lists the runs that need one")
+                   help="run nothing: copy the source notebooks' markdown, code comments and figure captions into "
+                        "the executed runs whose code is the source's (a prose fix without a rerun); lists "
+                        "the runs that need one")
     r.set_defaults(func=cmd_reproduce)
 
     b = sub.add_parser("bench", help="time training iterations and data generation (JSON lines)")

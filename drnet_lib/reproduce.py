@@ -78,22 +78,40 @@ def _is_injected(cell) -> bool:
     return "injected-parameters" in cell.metadata.get("tags", [])
 
 
+def code_without_comments(source: str) -> tuple | str:
+    """What a code cell runs, without its comments: its Python tokens, comments and blank
+    lines dropped. Two cells with equal results run the same code, so a comment fixed in the
+    source (a parameter's help text, say) is prose to :func:`refresh_prose`. Text that does not
+    tokenize as Python is returned unchanged, so only an exact match counts."""
+    import io
+    import tokenize
+
+    skip = {tokenize.COMMENT, tokenize.NL}
+    try:
+        # a statement's end reads "\n", or "" on the cell's last line: the same end either way
+        return tuple((t.type, "" if t.type == tokenize.NEWLINE else t.string)
+                     for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type not in skip)
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return source
+
+
 def refresh_prose(executed, source) -> int:
     """Bring an executed run's prose up to date with its source notebook, without rerunning it.
 
     A chapter page is an executed notebook; fixing a sentence in the source would otherwise leave
     the page stale until a rerun (over an hour for some chapters). Markdown has no outputs, so
-    when the executed copy ran exactly the source's code cells (same sources, same order; papermill's
+    when the executed copy ran exactly the source's code (same code cells, same order; papermill's
     injected-parameters cell aside), the source's markdown can replace the executed copy's without
     changing any result. Markdown between two code cells is taken from the source as a block, so
-    prose cells may also have been added or removed. A code cell's presentation settings (its
+    prose cells may also have been added or removed. A code cell whose comments alone changed
+    takes the source's text (:func:`code_without_comments`). A code cell's presentation settings (its
     ``mystnb`` metadata: a figure's caption, an image's alt text) are prose too and are taken from
     the source; its outputs are kept. The file is rewritten atomically, and its metadata records how
     many cells came from a later source (``drnet.prose_refreshed``).
 
     Returns:
-        the number of prose cells replaced, added or removed, and of code cells whose captions
-        changed (0: already up to date; the file is then not rewritten).
+        the number of prose cells replaced, added or removed, and of code cells whose comments
+        or captions changed (0: already up to date; the file is then not rewritten).
     Raises:
         CodeChanged: a code cell differs, or one was added or removed; names the first one.
     """
@@ -109,7 +127,7 @@ def refresh_prose(executed, source) -> int:
     ran_code = [c for c in ran.cells if c.cell_type == "code" and not _is_injected(c)]
     src_code = [c for c in src.cells if c.cell_type == "code"]
     for k, (a, b) in enumerate(itertools.zip_longest(ran_code, src_code)):
-        if a is None or b is None or a.source != b.source:
+        if a is None or b is None or code_without_comments(a.source) != code_without_comments(b.source):
             first_line = ((b or a).source.splitlines() or [""])[0]
             raise CodeChanged(f"{executed} ran other code than {source} has now (code cell {k + 1}: "
                               f"{first_line!r}): its prose cannot be refreshed alone; rerun it "
@@ -135,11 +153,14 @@ def refresh_prose(executed, source) -> int:
             changed += max(len(old), len(new)) - sum(a.source == b.source for a, b in zip(old, new))
             cells.extend(copy.deepcopy(new))
         if k < len(src_code):
-            cell = next(code)
-            shown = src_code[k].metadata.get(PRESENTATION_KEY)
-            if cell.metadata.get(PRESENTATION_KEY) != shown:   # a caption or alt text: no output depends on it
+            cell, now = next(code), src_code[k]
+            shown = now.metadata.get(PRESENTATION_KEY)
+            # its comments (the code is the same, checked above) and its caption or alt text: no
+            # output depends on either
+            if cell.source != now.source or cell.metadata.get(PRESENTATION_KEY) != shown:
+                cell.source = now.source
                 if shown is None:
-                    del cell.metadata[PRESENTATION_KEY]
+                    cell.metadata.pop(PRESENTATION_KEY, None)
                 else:
                     cell.metadata[PRESENTATION_KEY] = copy.deepcopy(shown)
                 changed += 1

@@ -283,6 +283,40 @@ def test_prose_refresh_takes_a_code_cells_caption_and_keeps_its_output(fake_expe
     assert "mystnb" not in nbformat.read(executed, as_version=4).cells[-1].metadata
 
 
+def test_prose_refresh_takes_a_code_cells_comments_and_refuses_its_code(fake_experiments):
+    """A comment is prose (a parameter's help text); a changed token is code and needs a rerun."""
+    results = fake_experiments / "results"
+    source = fake_experiments / "notebooks" / "ok.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[-1].source += "\nx = 1   # an old comment\nprint('the output', x)"
+    nbformat.write(nb, source)
+    reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    executed = results / "smoke" / "ok_seed0.ipynb"
+    outputs = nbformat.read(executed, as_version=4).cells[-1].outputs
+
+    nb.cells[-1].source = nb.cells[-1].source.replace("# an old comment", "# a new comment\n\n# and a line")
+    nbformat.write(nb, source)
+    assert reproduce.refresh_prose(executed, source) == 1
+    last = nbformat.read(executed, as_version=4).cells[-1]
+    assert last.source == nb.cells[-1].source and last.outputs == outputs
+    assert reproduce.refresh_prose(executed, source) == 0
+
+    written = executed.read_bytes()
+    nb.cells[-1].source = nb.cells[-1].source.replace("x = 1", "x = 2")   # the code itself
+    nbformat.write(nb, source)
+    with pytest.raises(reproduce.CodeChanged, match="rerun"):
+        reproduce.refresh_prose(executed, source)
+    assert executed.read_bytes() == written
+
+
+def test_code_without_comments_compares_what_runs():
+    same = reproduce.code_without_comments
+    assert same("a = 1  # one\nb = 2\n") == same("a = 1\n# between\n\nb = 2   # two")
+    assert same("a = 1") != same("a = 2") and same("s = '# not a comment'") != same("s = ''")
+    assert same("%matplotlib inline") != same("%matplotlib widget")
+    assert same("x = (1,") == "x = (1,"                             # does not tokenize: compared as text
+
+
 def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fake_experiments, capsys):
     from drnet_lib.cli import main
 
