@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from skimage.metrics import structural_similarity
+import torch.nn.functional as F
 from torch import nn
 
 from drnet_lib.config import get_config
@@ -13,7 +14,7 @@ from drnet_lib.data.mnist import load_digits
 from drnet_lib.data.moving_mnist import ClipFactors, MovingMNIST, frozen_test_factors
 from drnet_lib.evaluate import (
     PSNR_CAP_DB, channel_centroids, encode_clips, fit_probes, frame_metrics, frame_psnr, judge_accuracy,
-    judge_predict, rollout_identity, sample_swap_pairs, swap_scores, train_judge,
+    judge_predict, probe_position, rollout_identity, sample_swap_pairs, swap_scores, train_judge,
 )
 
 JUDGE_ITERATIONS, JUDGE_BATCH = 150, 16  # ~3-4 s on one busy core; about 0.75 on test frames
@@ -93,6 +94,27 @@ def test_encode_then_probe_runs_end_to_end(model, banks, test_factors):
                      encode_clips(model, banks[1], test_factors, times), content_has_skips=True)
     assert len(res) == 7 and all(np.isfinite(v) for v in res.values())
     assert all(0 <= res[f"probe.{r}_to_identity"] <= 1 for r in ("content", "pose", "content_vector"))
+    # A pose code that is each channel's ink centroid carries the position by construction: the
+    # probe finds it only if encode_clips pairs every row's centres with that row's frame.
+    centroid = CentroidPose(model)
+    res = fit_probes(encode_clips(centroid, banks[0], train_f, times),
+                     encode_clips(centroid, banks[1], test_factors, times), content_has_skips=True)
+    assert res["probe.pose_to_position_r2"] > 0.9
+
+
+class CentroidPose(nn.Module):
+    """The model's content encoder, with the ink centroid (row, col) of each digit channel as the
+    pose code."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def encode_content(self, x):
+        return self.model.encode_content(x)
+
+    def encode_pose(self, x):
+        return channel_centroids(x, 2)[0].flatten(1)
 
 
 # -- (b) probes on synthetic codes -----------------------------------------------------------------
@@ -119,13 +141,34 @@ def test_fit_probes_reads_the_right_block():
     assert res["probe.pose_to_identity"] < 0.25          # chance 0.1
     assert abs(res["probe.identity_chance"] - 0.1) < 0.08
     assert res["probe.pose_to_position_r2"] > 0.9
-    assert res["probe.content_to_position_r2"] < 0.1
-    assert res["probe.content_vector_to_position_r2"] < 0.1
+    # A probe that finds no position predicts about the training mean, so it scores about 0, not
+    # far below: R² is taken about the true test centres, not about the probe's predictions.
+    assert -0.1 < res["probe.content_to_position_r2"] < 0.1
+    assert -0.1 < res["probe.content_vector_to_position_r2"] < 0.1
     # with skips the content code is the vector plus pooled skips, which here also carry position
     with_skips = fit_probes(train, test, content_has_skips=True)
     assert with_skips["probe.content_to_position_r2"] > 0.9
     assert with_skips["probe.content_vector_to_position_r2"] < 0.1
     assert with_skips["probe.content_to_identity"] > 0.9
+
+
+def test_probe_position_scores_r2_about_the_true_centres():
+    rng = np.random.default_rng(0)
+    # Noise-free affine codes of the centres: the ridge probe learns the inverse map almost exactly
+    # (the smallest alpha wins), so its test prediction is the centres the codes were made from.
+    seen_train = rng.uniform(7.5, 23.5, size=(300, 4))
+    seen_test = rng.uniform(7.5, 23.5, size=(200, 4))
+    true_test = seen_test + 5 * rng.standard_normal(seen_test.shape)   # the truth the codes missed
+    pred = seen_test
+    # R² about the truth: 1 - SS_res / SS_tot(truth), per coordinate, then the mean (about 0.46).
+    # About the prediction instead it would be 1 - SS_res / SS_tot(pred), far lower (about -0.1).
+    ss_res = ((true_test - pred) ** 2).sum(axis=0)
+    ss_tot = ((true_test - true_test.mean(axis=0)) ** 2).sum(axis=0)
+    expected = float(np.mean(1 - ss_res / ss_tot))
+    swapped = float(np.mean(1 - ss_res / ((pred - pred.mean(axis=0)) ** 2).sum(axis=0)))
+    assert expected - swapped > 0.3, "the constructed case must tell the two orders apart"
+    got = probe_position(3 * seen_train - 5, seen_train, 3 * seen_test - 5, true_test)
+    assert got == pytest.approx(expected, abs=1e-3)
 
 
 # -- (c) the judge ---------------------------------------------------------------------------------
@@ -139,6 +182,36 @@ def test_judge_predict_shape_and_any_size(judge):
     out = judge_predict(judge, torch.rand(5, 3, 64, 64), num_digits=2)
     assert out.shape == (5, 2) and out.dtype == torch.int64
     assert judge_predict(judge, torch.rand(2, 3, 16, 16), num_digits=2).shape == (2, 2)
+
+
+class BrightestPixelJudge(nn.Module):
+    """Names class round(10 * the channel's brightest pixel): 3 for a square of 0.3, 6 for one of
+    0.6, 0 for a dark channel."""
+
+    def forward(self, x):
+        return F.one_hot((x.amax(dim=(1, 2, 3)) * 10).round().long(), 10).float()
+
+
+def test_judge_accuracy_unoccluded_scores_each_digit_drawn_in_front(cfg):
+    # Two flat squares the size of a digit, of brightness 0.3 and 0.6, so the judge above knows
+    # them apart and a digit hidden behind the other leaves its channel dark.
+    squares = np.stack([np.full((16, 16), 77), np.full((16, 16), 153)]).astype(np.uint8)
+    bank = MovingMNIST(squares, [3, 6], cfg.data, cfg.model)
+    # Frame 0: the squares coincide; frame 1: they lie apart. Clip 0 has slot 0 in front and the
+    # true labels; clip 1 has slot 1 in front and a wrong label (5) for slot 1.
+    positions = torch.tensor([[[0, 0], [0, 0]], [[0, 0], [16, 16]]]).expand(2, -1, -1, -1)
+    factors = ClipFactors(torch.tensor([[0, 1], [0, 1]]), torch.tensor([[3, 6], [3, 5]]),
+                          positions, torch.tensor([0, 1]))
+    judge, times = BrightestPixelJudge(), torch.tensor([0, 1])
+    # As rendered, the back square of frame 0 is dark: clip 0 scores 3 of 4, clip 1 only 1 of 4
+    # (its slot 0 is hidden in frame 0, its slot 1 is named 6, not 5).
+    assert judge_accuracy(judge, bank, factors, times) == pytest.approx(4 / 8)
+    # Unoccluded, each slot is drawn in front in turn and read from its own channel: every slot-0
+    # answer is right, slot 1 is right in clip 0 only. Batches of one clip give the same.
+    for batch_size in (256, 1):
+        clean = judge_accuracy(judge, bank, factors, times, batch_size=batch_size, occluded=False)
+        assert clean == pytest.approx(6 / 8)
+    assert torch.equal(factors.front, torch.tensor([0, 1])), "the caller's clips must not change"
 
 
 # -- (d) swaps ---------------------------------------------------------------------------------------
@@ -243,7 +316,7 @@ def test_frame_metrics_identical_noisy_and_exact(banks, test_factors):
 def test_frame_metrics_small_frames_and_bad_shapes():
     x = torch.rand(2, 3, 1, 5, 5, generator=torch.Generator().manual_seed(0))
     assert frame_metrics(x, x)["ssim"] == pytest.approx([1.0] * 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"\(N, T, C, S, S\) tensors of one shape, got \(3, 1, 5, 5\)"):
         frame_metrics(x[0], x[0])
 
 
@@ -260,5 +333,5 @@ def test_rollout_identity_matches_judge_accuracy_on_real_frames(judge, banks, te
     assert list(res) == steps
     for step, acc in res.items():
         assert acc == pytest.approx(judge_accuracy(judge, bank, test_factors, torch.tensor([step - 1])))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"step 0 outside 1\.\.20"):
         rollout_identity(judge, frames, test_factors.labels, [0])

@@ -95,6 +95,17 @@ def test_test_clips_are_fixed_long_enough_and_one_per_range():
         kth_experiment.test_clips(bank, 40, 10, seed=0)
 
 
+def test_test_clips_can_end_on_a_range_s_last_frame():
+    # 24 ranges of 21 frames and one of 20, clips of 20: each 21-frame range has two starts, 0
+    # and 1, and the 20-frame one only 0; a clip starting at 1 ends on its range's last frame.
+    bank = _bank([21] * 23 + [20], actions=range(6), ranges=4)
+    clips = kth_experiment.test_clips(bank, 20, 100, seed=0)
+    start_of = dict(zip(clips.sequence.tolist(), clips.start.tolist()))
+    assert len(start_of) == 24 and start_of[23] == 0
+    assert {start_of[q] for q in range(23)} == {0, 1}
+    bank.render(clips, torch.arange(20))                          # every clip inside its range
+
+
 def test_classifiers_read_each_factor_only_from_the_code_that_holds_it():
     cfg = get_config("kth", "smoke")
     train = _bank([40, 45], persons=(1, 2, 3), seed=1)

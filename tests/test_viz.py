@@ -53,7 +53,7 @@ def test_frame_to_rgb_channels():
     np.testing.assert_allclose(rgb[..., 1], f[1].numpy())
     assert viz.frame_to_rgb(np.ones((1, 4, 4)) * 2).max() == 1.0  # grey, clipped
     assert viz.frame_to_rgb(np.ones((2, 4, 4)))[..., 2].max() == 0.0  # empty blue
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"a frame must be \(C, H, W\), got shape \(4, 4\)"):
         viz.frame_to_rgb(np.zeros((4, 4)))
 
 
@@ -139,7 +139,7 @@ def test_rollout_strip(clips, tmp_path):
 
     fig = viz_rollout.rollout_strip(gen, None, [1, 4], n_observed=3)
     assert len(fig.axes) == 2 * 2 and len(image_axes(fig)) == 4
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"steps are 1-indexed, got \[0, 1\]"):
         viz_rollout.rollout_strip(gen, None, [0, 1], n_observed=3)
 
 
