@@ -246,6 +246,9 @@ def cmd_bench(args) -> int:
 
 
 def cmd_data(args) -> int:
+    from .config import check_data_root
+
+    check_data_root(args.root, "--root")
     if args.dataset == "mnist":
         from .data import mnist
 

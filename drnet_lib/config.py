@@ -347,7 +347,41 @@ def get_config(experiment: str, profile: str, seed: int = 0, overrides: dict | N
         extra[key] = value
     if fields:
         raise KeyError(f"unknown arguments {sorted(fields)}")
-    return apply_overrides(cfg, extra)
+    cfg = apply_overrides(cfg, extra)
+    _check_clip_length(cfg)
+    _check_data_source(cfg)
+    check_data_root(cfg.data.root, "setting 'data.root' (--data-root, the notebooks' data_root)")
+    return cfg
+
+
+def check_data_root(root, name: str) -> None:
+    """Refuse a data root that is an existing file (the datasets' folders are made under it; it
+    is created if missing), naming the option ``name`` it came from."""
+    if root is not None and Path(root).exists() and not Path(root).is_dir():
+        raise ValueError(f"{name} is {root}, which is a file: give a folder (one that does not "
+                         f"exist yet is created)")
+
+
+# Where each experiment's data can come from (the data modules' prepare functions)
+DATA_SOURCES = {"mnist": ("embedded", "real"), "norb": ("embedded", "real"),
+                "suncg": ("embedded", "real", "authors"), "kth": ("embedded", "real")}
+
+
+def _check_data_source(cfg: ExperimentConfig) -> None:
+    known = DATA_SOURCES.get(cfg.experiment)
+    if known is not None and cfg.data.source not in known:
+        raise ValueError(f"setting 'data.source' (--data-source, the notebooks' data_source) is "
+                         f"{cfg.data.source!r}; {cfg.experiment} reads {' or '.join(map(repr, known))}")
+
+
+def _check_clip_length(cfg: ExperimentConfig) -> None:
+    """A training clip must hold the frames one iteration draws from it: the content frame 0 and
+    pose frames after it ("random"), or frames 0-3 ("fixed"); fewer fail deep in the sampler."""
+    need = 4 if cfg.train.pair_sampling == "fixed" else 2
+    if cfg.data.clip_length < need:
+        raise ValueError(f"setting 'data.clip_length' is {cfg.data.clip_length}, but a training clip needs "
+                         f"at least {need} frames with train.pair_sampling={cfg.train.pair_sampling!r} "
+                         f"(the content frame and the frames whose poses are drawn from the same clip)")
 
 
 def config_from_dict(d: dict) -> ExperimentConfig:

@@ -23,6 +23,11 @@ NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "0
              "suncg": "03_suncg.ipynb", "kth": "04_kth.ipynb"}
 # whose profiles a notebook runs (the NORB grid notebook trains NORB models)
 PROFILES_OF = {"norb_grid": "norb"}
+# the notebook parameters every run gets from the batch (run_one), and the option that sets each:
+# a --grid over one of them would clash with it
+BATCH_PARAMETERS = {"profile": "use --profile", "seed": "use --seeds", "device": "use --device",
+                    "data_source": "use --data-source", "data_root": "always the clone's data/",
+                    "results_dir": "use --results-dir", "checkpoint_dir": "always the clone's checkpoints/"}
 
 
 @dataclass
@@ -192,6 +197,11 @@ def check_grid(experiment: str, grid: dict | None) -> None:
         return
     import papermill as pm
 
+    own = sorted(set(grid) & set(BATCH_PARAMETERS))
+    if own:
+        raise ValueError(f"--grid {', '.join(own)}: drnet reproduce sets "
+                         f"{'this parameter' if len(own) == 1 else 'these parameters'} for every run "
+                         f"itself ({'; '.join(f'{n}: {BATCH_PARAMETERS[n]}' for n in own)})")
     known = set(pm.inspect_notebook(str(path)))
     unknown = sorted(set(grid) - known)
     if unknown:
@@ -238,7 +248,7 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     # the previous one (and the results file beside it) as they were
     running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
     # done means both: a run that wrote its results and then failed in a later cell has no notebook
-    if out_json.exists() and out_nb.exists() and not force:
+    if _readable_json(out_json) and out_nb.exists() and not force:
         left = (f"a rerun killed before it finished left {running.name}; --force reruns it (it continues from "
                 f"its checkpoints)") if running.exists() else ""
         return RunOutcome(experiment, seed, "skipped", out_nb, error=left, tag=tag)
@@ -272,6 +282,17 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     _finish(running, out_nb)
     failed.unlink(missing_ok=True)   # an earlier failure's copy is out of date
     return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
+
+
+def _readable_json(path: Path) -> bool:
+    """Whether ``path`` holds a JSON object: a results file damaged after its run (cut short,
+    emptied) does not count as done, and the run is made again."""
+    import json
+
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def _finish(running: Path, out_nb: Path) -> None:

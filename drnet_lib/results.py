@@ -176,10 +176,25 @@ def read_results(path) -> dict:
         raise ValueError(f"results file {path} is not valid JSON ({err}); rerun the experiment with --force") from err
 
 
+# what write_results puts in every run's record, and the readers below rely on
+RUN_KEYS = ("experiment", "seed", "config", "metrics", "provenance")
+
+
+def read_run(path) -> dict:
+    """One run's results record (:func:`write_results`); a file that is valid JSON but not such
+    a record (emptied, hand-edited, another file under a run's name) is named with its fix."""
+    record = read_results(path)
+    missing = [k for k in RUN_KEYS if k not in record] if isinstance(record, dict) else list(RUN_KEYS)
+    if missing:
+        raise ValueError(f"results file {path} is not a run's record (no {', '.join(missing)}); "
+                         f"rerun the experiment with --force, or move the file out of {Path(path).parent}")
+    return record
+
+
 def load_runs(results_dir, profile: str, experiment: str) -> list[dict]:
     """All seeds' results of one experiment and profile, sorted by seed."""
     paths = sorted(Path(results_dir, profile).glob(f"{experiment}_seed*.json"))
-    return sorted((read_results(p) for p in paths), key=lambda r: r["seed"])
+    return sorted((read_run(p) for p in paths), key=lambda r: r["seed"])
 
 
 def load_grid(results_dir, profile: str, experiment: str):
@@ -189,7 +204,7 @@ def load_grid(results_dir, profile: str, experiment: str):
 
     rows = []
     for path in sorted(Path(results_dir, profile).glob(f"{experiment}_*_seed*.json")):
-        r = read_results(path)
+        r = read_run(path)
         metrics = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
         rows.append({**r.get("grid", {}), **metrics, "seed": r["seed"],
                      "iterations": r["config"]["train"]["iterations"],

@@ -214,9 +214,9 @@ def test_split_is_sorted_deterministic_and_skips_nobody():
     assert split_objects(ids[:8]) == (ids[:6], ids[6:8])
     assert split_objects(ids[:2]) == (ids[:1], ids[1:2])             # at least one each
     assert split_objects(ids, 0.5) == (ids[:10], ids[10:])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="train_fraction must lie strictly between 0 and 1, got 1.0"):
         split_objects(ids, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="object ids must be unique; repeated: a"):
         split_objects(["a", "a"])
 
 
@@ -257,6 +257,7 @@ def test_hand_made_tree_sorted_objects_elevations_and_frame_order(tmp_path):
     ("jpeg", "not a PNG file"),
     ("small", "32x32 pixels, expected 64x64"),
     ("missing", "missing frame"),
+    ("flipped", "corrupt or truncated PNG"),
 ])
 def test_bad_frames_name_the_file_and_the_fix(tmp_path, damage, message):
     _make_tree(tmp_path)
@@ -269,6 +270,14 @@ def test_bad_frames_name_the_file_and_the_fix(tmp_path, damage, message):
         Image.new("RGB", (64, 64)).save(bad, format="JPEG")
     elif damage == "small":
         Image.new("RGB", (32, 32)).save(bad, format="PNG")
+    elif damage == "flipped":
+        # the image data's checksum no longer matches it, as after bytes damaged in the data (which
+        # can still decode, to wrong pixels, without an error): inverted here in the stored CRC
+        data = bytearray(bad.read_bytes())
+        at = data.index(b"IDAT")
+        crc = at + 4 + int.from_bytes(data[at - 4:at], "big")
+        data[crc:crc + 4] = bytes(255 - b for b in data[crc:crc + 4])
+        bad.write_bytes(bytes(data))
     else:
         bad.unlink()
     with pytest.raises(DatasetFormatError, match=message) as err:
@@ -523,3 +532,15 @@ def test_sources(tmp_path):
     with pytest.raises(ValueError, match="unknown chairs source"):
         chairs.prepare_chairs("shapenet", tmp_path)
     assert chairs.standin_root(tmp_path, "ci") == tmp_path / "standin" / "ci"
+
+
+def test_the_fix_for_a_bad_frame_fits_where_the_tree_came_from(tmp_path):
+    """The stand-in is rendered again and Aubry's chairs converted again, by a command to copy;
+    the authors' tree can only be extracted again."""
+    from drnet_lib.data.chairs import AUBRY_SUBDIR, _redo_hint, standin_root
+
+    standin = chairs_dir(standin_root(tmp_path, "ci"))
+    assert f"`drnet data prepare suncg --size ci --root {tmp_path}`" in _redo_hint(standin)
+    aubry = chairs_dir(tmp_path / AUBRY_SUBDIR)
+    assert f"`drnet data prepare suncg --source real --root {tmp_path}`" in _redo_hint(aubry)
+    assert "extract the authors' chairs tarball again" in _redo_hint(chairs_dir(tmp_path))

@@ -174,6 +174,31 @@ def test_a_value_of_the_wrong_type_or_sign_is_refused_by_name(key, value, says):
     assert repr(key) in str(err.value)
 
 
+@pytest.mark.parametrize("overrides, says", [
+    ({"data.clip_length": 1}, r"'data.clip_length' is 1, but a training clip needs at least 2 frames"),
+    ({"data.clip_length": 3, "train.pair_sampling": "fixed"}, r"at least 4 frames with train.pair_sampling='fixed'"),
+])
+def test_a_clip_too_short_for_an_iterations_frames_is_refused(overrides, says):
+    # one frame used to fail deep in the sampler ("random_ expects 'from' to be less than 'to'")
+    with pytest.raises(ValueError, match=says):
+        get_config("mnist", "smoke", overrides=overrides)
+    get_config("mnist", "smoke", overrides={"data.clip_length": 2})
+
+
+def test_a_data_source_the_experiment_has_not_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"'data.source' .* is 'authors'; kth reads 'embedded' or 'real'"):
+        get_config("kth", "smoke", data_source="authors")
+    assert get_config("suncg", "smoke", data_source="authors").data.source == "authors"
+
+
+def test_a_data_root_that_is_a_file_is_refused(tmp_path):
+    afile = tmp_path / "data"
+    afile.write_text("")
+    with pytest.raises(ValueError, match=f"'data.root' .* is {afile}, which is a file: give a folder"):
+        get_config("mnist", "smoke", data_root=str(afile))
+    assert get_config("mnist", "smoke", data_root=str(tmp_path / "new")).data.root == str(tmp_path / "new")
+
+
 @pytest.mark.parametrize("seed, says", [("abc", "takes int"), (1.5, "takes int"), (True, "takes int"),
                                          (-1, "must not be negative")])
 def test_a_seed_that_is_not_a_whole_number_from_zero_is_refused(seed, says):
@@ -209,6 +234,18 @@ def test_cli_reports_a_bad_setting_without_a_traceback(capsys):
 
     assert main(["train", "--experiment", "kth", "--profile", "smoke", "--set", "train.iterations=abc"]) == 2
     assert "train.iterations" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_data_root_that_is_a_file_for_training_and_preparing(tmp_path, capsys):
+    from drnet_lib.cli import main
+
+    afile = tmp_path / "data"
+    afile.write_text("")
+    assert main(["train", "--experiment", "kth", "--profile", "smoke", "--data-root", str(afile)]) == 2
+    assert f"(--data-root, the notebooks' data_root) is {afile}, which is a file" in capsys.readouterr().err
+    assert main(["data", "prepare", "kth", "--root", str(afile)]) == 2
+    assert f"--root is {afile}, which is a file" in capsys.readouterr().err
+    assert afile.read_text() == ""
 
 
 def test_papermill_folder_parameters_are_checked_at_the_setup_cell(tmp_path):

@@ -89,6 +89,18 @@ def test_malformed_lines_fail_naming_file_line_and_content(tmp_path, line, what)
     assert str(path) in msg and "line 14" in msg and what in msg and line.strip()[:18] in msg
 
 
+def test_a_single_frame_range_is_kept_and_a_reversed_one_refused(tmp_path):
+    # Ranges are inclusive, so 5-5 is one frame and valid; 6-5 is the smallest reversed range.
+    path = tmp_path / "00sequences.txt"
+    path.write_text("person01_boxing_d1\t\tframes\t5-5, 6-20\n")
+    assert kth.parse_sequences(path) == {"person01_boxing_d1": [(5, 5), (6, 20)]}
+    path.write_text("person01_boxing_d1\t\tframes\t5-5, 6-20\n"
+                    "person01_boxing_d2\t\tframes\t1-4, 6-5\n")
+    with pytest.raises(DatasetFormatError, match=r"line 2: bad range 6-5") as info:
+        kth.parse_sequences(path)
+    assert str(path) in str(info.value)
+
+
 def test_a_file_without_entries_is_refused(tmp_path):
     path = tmp_path / "00sequences.txt"
     path.write_text("<html>404 Not Found</html>\n")
@@ -99,7 +111,7 @@ def test_a_file_without_entries_is_refused(tmp_path):
 def test_range_conventions():
     assert kth.range_frames(1, 95, "official") == (0, 95)
     assert kth.range_frames(1, 95, "drnet") == (0, 94)         # the authors' end - 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown range convention 'matlab'"):
         kth.range_frames(1, 95, "matlab")
 
 
@@ -108,7 +120,7 @@ def test_split_schemes():
     assert kth.split_persons("test") == tuple(range(17, 26))
     assert kth.split_persons("train", "1-20/21-25") == tuple(range(1, 21))
     assert kth.split_persons("test", "1-20/21-25") == tuple(range(21, 26))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown split 'val'"):
         kth.split_persons("val")
 
 
@@ -338,6 +350,34 @@ def test_corrupt_video_fails_by_name_or_is_skipped_and_reported(ci_root, tmp_pat
     with pytest.warns(UserWarning, match="person01_running_d1"):    # progress bars or not
         report = kth.convert(root, S, progress=False, skip_corrupt=True)
     assert "absent" in report["skipped"][0]["reason"]
+
+
+def test_an_image_under_a_videos_name_is_not_taken_for_a_one_frame_video(ci_root, tmp_path):
+    """FFmpeg opens a PNG too: decoded as a one-frame "video", its annotated ranges would all be
+    lost without a word."""
+    from PIL import Image
+
+    root = _subset_root(ci_root, tmp_path, lambda v: v == "person01_walking_d1")
+    bad = kth.avi_path(root, "person01_walking_d1")
+    Image.new("L", (160, 120)).save(bad, format="PNG")
+    with pytest.raises(kth.CorruptVideoError, match=r"person01_walking_d1_uncomp\.avi: not an AVI file"):
+        kth.convert(root, S, progress=False)
+
+
+def test_converted_frames_damaged_inside_name_the_file_and_convert_again(ci_root, tmp_path):
+    root = _subset_root(ci_root, tmp_path, lambda v: v.startswith("person01_") and v.endswith("d1"))
+    kth.convert(root, S, progress=False)
+    cache = kth.cache_file(root, "person01_walking_d1", S)
+    data = bytearray(cache.read_bytes())
+    middle = len(data) // 2                      # inside the compressed frames: the key still reads
+    data[middle:middle + 16] = bytes(255 - b for b in data[middle:middle + 16])
+    cache.write_bytes(bytes(data))
+    with pytest.raises(DatasetFormatError, match="the converted frames cannot be read") as err:
+        kth.load_split(root, "train", S, clip_length=4)
+    assert str(cache) in str(err.value) and "drnet data prepare kth" in str(err.value)
+    cache.unlink()                               # the fix the message gives
+    assert kth.convert(root, S, progress=False)["converted"] == 1
+    assert len(kth.load_split(root, "train", S, clip_length=4).videos) == 6
 
 
 def test_a_skip_allowed_once_holds_for_later_conversions_at_any_size(ci_root, tmp_path, monkeypatch):

@@ -146,6 +146,19 @@ def test_an_out_of_range_value_names_the_file_it_is_in(tmp_path):
         norb.read_split(tmp_path, "training")
 
 
+def test_the_other_splits_files_in_a_splits_place_are_refused(tmp_path):
+    """smallNORB's splits hold disjoint toys: testing files copied over the training ones would
+    train on the test toys without a word."""
+    write_independent_split(tmp_path / "testing", "testing")
+    for kind in norb.KINDS:
+        (tmp_path / norb.file_name("training", kind)).write_bytes(
+            (tmp_path / "testing" / norb.file_name("testing", kind)).read_bytes())
+    for read in (norb.read_split, norb.check_split):
+        with pytest.raises(DatasetFormatError, match=r"training-info\.mat\.gz: instances \[0\] are not "
+                                                     r"training toys .*4, 6, 7, 8, 9"):
+            read(tmp_path, "training")
+
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_matrix_header_checks_the_size_without_reading_the_data(tmp_path, gz):
     good = independent_matrix_bytes(UINT8, (40, 2, 8, 8), bytes(range(256)) * 20)

@@ -61,6 +61,11 @@ def test_runs_skip_and_failures(fake_experiments, capsys):
     assert "note: a rerun killed before it finished" in capsys.readouterr().out
     forced = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)
     assert forced[0].status == "done"
+    # a results file damaged after its run is not a finished run: the run is made again
+    (results / "smoke" / "ok_seed0.json").write_text('{"seed": 0, "prof')
+    again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    assert again[0].status == "done"
+    assert json.loads((results / "smoke" / "ok_seed0.json").read_text()) == {"seed": 0, "profile": "smoke"}
 
 
 def test_a_forced_rerun_that_fails_keeps_the_last_executed_notebook(fake_experiments):
@@ -127,6 +132,15 @@ def test_unknown_grid_parameter_fails_before_any_run(fake_experiments):
     with pytest.raises(ValueError, match="no parameter 'colour'.*profile, results_dir, seed"):
         reproduce.reproduce(["ok"], [0], results_dir=fake_experiments / "results", progress=False,
                             grid={"colour": ["red"]})
+    assert not (fake_experiments / "results").exists()
+
+
+@pytest.mark.parametrize("name, says", [("seed", "seed: use --seeds"), ("data_root", "data_root: always the clone's data/")])
+def test_a_grid_over_a_parameter_the_batch_sets_is_refused(fake_experiments, name, says):
+    # papermill would get the name twice (TypeError: multiple values for keyword argument)
+    with pytest.raises(ValueError, match=f"--grid {name}: drnet reproduce sets this parameter for every run itself .*{says}"):
+        reproduce.reproduce(["ok"], [0], results_dir=fake_experiments / "results", progress=False,
+                            grid={name: [0, 1]})
     assert not (fake_experiments / "results").exists()
 
 

@@ -96,6 +96,17 @@ def test_read_results_errors_name_the_file(tmp_path):
         read_results(tmp_path / "missing.json")
 
 
+@pytest.mark.parametrize("text, missing", [("{}", "experiment, seed, config, metrics, provenance"),
+                                           ("null", "experiment, seed"), ('{"seed": 0, "metrics": {}}', "config")])
+def test_a_results_file_that_is_json_but_no_runs_record_is_named(tmp_path, text, missing):
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "norb_grid_x_seed0.json").write_text(text)
+    (tmp_path / "smoke" / "norb_seed0.json").write_text(text)
+    for load in (load_runs, load_grid):
+        with pytest.raises(ValueError, match=rf"norb\S*_seed0.json is not a run's record \(no [^)]*{missing}"):
+            load(tmp_path, "smoke", "norb")
+
+
 def test_load_runs_sorted_by_seed(tmp_path):
     for seed in (10, 2, 0):
         write_results(tmp_path, get_config("mnist", "smoke", seed=seed), {"m": float(seed)}, "cpu", 0.0)

@@ -28,6 +28,7 @@ import hashlib
 import os
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_write
 from . import registry
+from .advice import prepare_command, standin_fix
 from .registry import DatasetFormatError
 
 __all__ = [
@@ -111,7 +113,8 @@ def split_objects(ids, train_fraction: float = 0.85) -> tuple[list[str], list[st
     """
     ids = sorted(ids)
     if len(set(ids)) != len(ids):
-        raise ValueError("object ids must be unique")
+        repeated = sorted(i for i, n in Counter(ids).items() if n > 1)
+        raise ValueError(f"object ids must be unique; repeated: {', '.join(map(str, repeated))}")
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must lie strictly between 0 and 1, got {train_fraction}")
     n = len(ids)
@@ -124,9 +127,20 @@ def split_objects(ids, train_fraction: float = 0.85) -> tuple[list[str], list[st
 # --- reading the tree ----------------------------------------------------------------------------
 
 def _redo_hint(folder: Path) -> str:
-    return (f"Fix: restore the file from the source of the tree (re-extract the authors' tarball; "
-            f"for a converted Aubry tree delete the object's folder and rerun convert_aubry, which "
-            f"converts only what is missing; for the stand-in delete {folder} and render it again)")
+    """How to get a good copy of the chairs tree at ``folder`` back, by where the tree came from:
+    the stand-in is rendered again, Aubry et al.'s chairs are converted again from their tar
+    (only what is missing), the authors' tree is extracted again by hand."""
+    folder = Path(folder)
+    rendered = standin_fix(folder, "suncg")
+    if rendered is not None:
+        return f"Fix: {rendered}"
+    aubry = next((p for p in (folder, *folder.parents) if p.name == AUBRY_SUBDIR), None)
+    if aubry is not None:
+        command = prepare_command("suncg", aubry.parent, "--source real")
+        return (f"Fix: delete the damaged object's folder under {folder} and run `{command}`, which "
+                f"converts only what is missing")
+    return (f"Fix: extract the authors' chairs tarball again so that {folder} holds a good copy, or "
+            f"train on another source (--data-source real: Aubry et al.'s chairs; embedded: the stand-in)")
 
 
 def _scan(folder: Path):
@@ -207,6 +221,10 @@ def _read_png(path: str, image_size: int | None, folder: Path) -> np.ndarray:
             if im.format != "PNG":
                 raise DatasetFormatError(f"{path}: not a PNG file (it is {im.format}); "
                                          + _redo_hint(folder))
+            # load() alone does not check the chunks' CRCs: damaged image data would decode to
+            # wrong pixels without an error. verify() checks them, and leaves the file unusable
+            im.verify()
+        with Image.open(path) as im:
             im.load()
             # RGBA/LA drop their alpha (as slicing [..., :3] would); grey and palettes become RGB
             arr = np.asarray(im.convert("RGB"))

@@ -343,6 +343,22 @@ def load_kth(source: str = "embedded", split: str = "train", root: str | Path = 
                       clip_length=clip_length, device=device, progress=progress)
 
 
+def _cached_frames(path: Path, image_size: int) -> np.ndarray:
+    """A converted video's frames ``(T, S, S)`` uint8. The conversion checked only the file's key;
+    damage inside the compressed frames shows here, and is named with its fix."""
+    import zipfile
+    import zlib
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["frames"]
+    except (zlib.error, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise registry.DatasetFormatError(
+            f"{path}: the converted frames cannot be read ({type(err).__name__}: {err}). Fix: delete "
+            f"this file and convert again (`{prepare_kth_command(path, image_size)}` redoes only the "
+            f"missing videos)") from err
+
+
 def load_split(root: str | Path, split: str = "train", image_size: int = 64, *,
                scheme: str = "1-16/17-25", persons=None, ranges: str = "drnet",
                clip_length: int = 20, device="cpu", progress: bool = False) -> KTHClips:
@@ -388,8 +404,7 @@ def load_split(root: str | Path, split: str = "train", image_size: int = 64, *,
     for v in tqdm(videos, desc=f"loading KTH {split}", unit="video", disable=not progress):
         if v not in by_video:
             continue
-        with np.load(cache_file(root, v, image_size), allow_pickle=False) as z:
-            video_frames = z["frames"]
+        video_frames = _cached_frames(cache_file(root, v, image_size), image_size)
         for _, _, first, stop, offset in by_video[v]:
             frames[offset:offset + stop - first, 0] = video_frames[first:stop]
     names = sorted(by_video)

@@ -80,7 +80,9 @@ class KTHClips:
             ok = (self.lengths >= length).cpu().numpy()
             if not ok.any():
                 raise ValueError(f"no KTH sequence has {length} frames or more (the longest has "
-                                 f"{int(self.lengths.max())}); use shorter clips")
+                                 f"{int(self.lengths.max())}); use shorter clips (data.clip_length for DrNet's "
+                                 f"training, lstm.n_past + lstm.n_future for the pose LSTM and its "
+                                 f"evaluation)")
             w = ok.astype(np.float64)
             if self.weighting == "drnet":
                 action, video = self.action.cpu().numpy(), self.video.cpu().numpy()

@@ -79,8 +79,8 @@ def decode_video(path: str | Path, image_size: int | None = None) -> tuple[np.nd
 
     Grey is the decoded luma plane (the KTH content is grey). Resizing is :func:`squash` (exact
     area averaging of the whole frame, no crop). Returns the frames and ``{"width", "height",
-    "header_frames"}`` of the source. A file that cannot be decoded, holds no frame or yields
-    fewer frames than its header announces raises :class:`CorruptVideoError` naming it.
+    "header_frames"}`` of the source. A file that is not an AVI, cannot be decoded, holds no frame
+    or yields fewer frames than its header announces raises :class:`CorruptVideoError` naming it.
     """
     import av
     from av.video.reformatter import VideoReformatter
@@ -91,6 +91,11 @@ def decode_video(path: str | Path, image_size: int | None = None) -> tuple[np.nd
     frames, width, height, header = [], None, None, 0
     try:
         with av.open(str(path)) as container:
+            # FFmpeg opens images and other containers too: a PNG saved under the AVI's name
+            # would decode as a one-frame "video" and lose every annotated range silently
+            if "avi" not in container.format.name.split(","):
+                raise CorruptVideoError(f"{path}: not an AVI file (FFmpeg reads it as "
+                                        f"{container.format.name!r}). {fix}")
             if not container.streams.video:
                 raise CorruptVideoError(f"{path}: no video stream. {fix}")
             stream = container.streams.video[0]

@@ -223,7 +223,7 @@ def read_split(folder: str | Path, split: str) -> NorbSplit:
     paths = _split_paths(folder, split)
     dat, cat, info = (read_matrix(paths[k]) for k in KINDS)
     _check_shapes(paths, dat.dtype, dat.shape, cat.shape, info.shape)
-    inst, elev, az2, light = _checked_factors(paths, cat, info)
+    inst, elev, az2, light = _checked_factors(paths, cat, info, split)
     cat = cat.astype(np.int64)
     # Do not trust the record order of the files: sort by the factors (as disent does).
     order = np.lexsort((light, az2, elev, inst, cat))
@@ -239,7 +239,7 @@ def check_split(folder: str | Path, split: str) -> int:
     dat_dtype, dat_shape = matrix_header(paths["dat"])
     cat, info = read_matrix(paths["cat"]), read_matrix(paths["info"])
     _check_shapes(paths, dat_dtype, dat_shape, cat.shape, info.shape)
-    _checked_factors(paths, cat, info)
+    _checked_factors(paths, cat, info, split)
     return len(cat)
 
 
@@ -269,9 +269,10 @@ def _check_shapes(paths: dict[str, Path], dat_dtype, dat_shape, cat_shape, info_
                                  f"{_fix(paths['info'])}")
 
 
-def _checked_factors(paths: dict[str, Path], cat: np.ndarray, info: np.ndarray):
+def _checked_factors(paths: dict[str, Path], cat: np.ndarray, info: np.ndarray, split: str):
     """The info file's columns (instance, elevation, azimuth x 2, lighting) as int64, once every
-    factor, the category included, is in its range; a value outside names the file it is in."""
+    factor, the category included, is in its range and every instance is one of ``split``'s; a
+    value outside names the file it is in."""
     inst, elev, az2, light = (info[:, j].astype(np.int64) for j in range(4))
     bad = {"category": (cat, len(CATEGORIES), "cat"), "instance": (inst, 10, "info"),
            "elevation": (elev, 9, "info"), "azimuth/2": (az2 // 2, 18, "info"),
@@ -283,6 +284,14 @@ def _checked_factors(paths: dict[str, Path], cat: np.ndarray, info: np.ndarray):
     if np.any(az2 % 2):
         raise DatasetFormatError(f"{paths['info']}: azimuths must be stored as even numbers "
                                  f"0..34; {_fix(paths['info'])}")
+    # the splits hold disjoint toys: another split's instance means a file copied into the wrong
+    # place, and a model trained on the test toys would be scored on what it has seen
+    own = TRAIN_INSTANCES if split == "training" else TEST_INSTANCES
+    foreign = sorted(set(np.unique(inst).tolist()) - set(own))
+    if foreign:
+        raise DatasetFormatError(f"{paths['info']}: instances {foreign} are not {split} toys (the "
+                                 f"{split} split holds instances {list(own)}): is it the other split's "
+                                 f"file? {_fix(paths['info'])}")
     return inst, elev, az2, light
 
 
