@@ -216,7 +216,8 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
     from .evaluate import mean_over_chunks, prediction_metrics, rollout_identity
 
     e, n_past = cfg.eval, cfg.lstm.n_past
-    horizon = min(e.metric_steps, factors.positions.shape[1] - n_past)
+    # scored steps: within the rollout and within the clips' known future
+    horizon = min(e.metric_steps, e.rollout_steps, factors.positions.shape[1] - n_past)
     truth_times = torch.arange(n_past, n_past + horizon)
     hits = {s: [] for s in e.rollout_checkpoints}
     frame_scores, samples = [], {}
