@@ -1,4 +1,8 @@
-"""The four DrNet losses (reference/drnet.md §1), each a mean over its batch.
+"""The four DrNet losses (reference/drnet.md §1), each a mean over all its elements.
+
+||.||^2 below is averaged, as ``F.mse_loss`` does: over every pixel of the batch for the
+reconstruction, over every code dimension of the batch for the similarity (as the authors' MSE
+criteria do), so the weights alpha and beta act on per-element scales.
 
     reconstruction   ||D(E_c(x_t), E_p(x_{t+k})) - x_{t+k}||^2         -> E_c, E_p, D
     similarity       ||E_c(x_t) - sg[E_c(x_{t+k'})]||^2                -> E_c

@@ -55,9 +55,10 @@ def up_block(c_in: int, c_out: int, small_maps: bool = False) -> nn.Sequential:
 class DCGANEncoder(nn.Module):
     """Image ``(B, C, S, S)`` -> code ``(B, dim, 1, 1)`` in (-1, 1), plus the per-stage features.
 
-    ``forward`` returns ``(code, skips)``; ``skips[i]`` is the output of stage ``i`` (full
-    resolution first), used by the U-Net decoder when the content encoder has skip connections.
-    The pose encoder simply ignores them.
+    ``forward`` returns ``(code, skips)``; ``skips[i]`` is the output of stage ``i``, at ``S /
+    2**(i+1)`` pixels (every stage halves the map, so the finest skip is at half the image's
+    resolution), used by the U-Net decoder when the content encoder has skip connections. The pose
+    encoder simply ignores them.
     """
 
     def __init__(self, channels: int, dim: int, image_size: int, base_width: int, code_bn_affine: bool = True):
@@ -183,8 +184,8 @@ def vgg_blocks(image_size: int, base_width: int) -> list[tuple[int, int]]:
 class VGGUNetEncoder(nn.Module):
     """Image ``(B, C, S, S)`` -> code ``(B, dim, 1, 1)`` in (-1, 1), and every block's output.
 
-    ``skips[i]`` is block ``i``'s output at ``S / 2**i`` pixels (full resolution first), as in
-    :class:`DCGANEncoder`; here the first skip has the image's own resolution.
+    ``skips[i]`` is block ``i``'s output at ``S / 2**i`` pixels (finest first): the first skip
+    has the image's own resolution, where :class:`DCGANEncoder`'s finest is at half of it.
     """
 
     def __init__(self, channels: int, dim: int, image_size: int, base_width: int, code_bn_affine: bool = True):
@@ -246,7 +247,8 @@ class VGGUNetDecoder(nn.Module):
 class SceneDiscriminator(nn.Module):
     """C: a pair of pose codes -> probability that they come from the same clip.
 
-    ``Linear(2*pose_dim, w) -> ReLU -> Linear(w, w) -> ReLU -> Linear(w, 1) -> sigmoid``, w = 100.
+    ``Linear(2*pose_dim, w) -> ReLU -> Linear(w, w) -> ReLU -> Linear(w, 1) -> sigmoid``, w =
+    ``model.discriminator_width`` (100 in the authors' code).
     Inputs ``(B, pose_dim, 1, 1)`` each; output ``(B,)``.
     """
 
@@ -308,7 +310,7 @@ class DrNet(nn.Module):
         if cfg.pose_model not in ("dcgan", "resnet"):
             raise ValueError(f"pose_model must be 'dcgan' or 'resnet', got {cfg.pose_model!r}")
         self.cfg = cfg
-        # content_bn_affine=False fixes the content code's BatchNorm scale at 1 (a diagnostic option,
+        # content_bn_affine=False fixes the content code's BatchNorm scale at 1 and its shift at 0 (a diagnostic option,
         # tried in book/mnist_discussion.md; no profile sets it, so every profile keeps the authors'
         # learned scale): with the scale learned, Adam can satisfy the similarity loss by shrinking
         # it towards 0 within ~1,000 steps, long before the code has learned what stays constant.
@@ -327,7 +329,7 @@ class DrNet(nn.Module):
         self.apply(init_weights)
 
     def encode_content(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``(B, C, S, S)`` -> content code ``(B, dc, 1, 1)`` and skip features (full res first)."""
+        """``(B, C, S, S)`` -> content code ``(B, dc, 1, 1)`` and skip features (finest first)."""
         return self.content_encoder(x)
 
     def encode_pose(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,10 @@ frame and the predicted pose, so identity can only drift if the pose drifts out 
 
 Departures from the authors (listed in the deviations table): the frozen encoders run BatchNorm
 in eval mode by default (the authors leave them in train mode: ``lstm.bn_mode="train"``
-reproduces that), and the LSTM's ``(B, pose_dim)`` output is reshaped to the encoder's
-``(B, pose_dim, 1, 1)`` before any loss or decoding, which drnet-py's MSE silently broadcast to
-``(B, P, B, P)`` on PyTorch >= 0.4.
+reproduces that), and the LSTM's ``(B, pose_dim)`` output is compared with pose codes of the same
+shape (flattened ``(B, T, pose_dim)``) and reshaped to the encoder's ``(B, pose_dim, 1, 1)`` only
+for decoding: drnet-py's MSE of a ``(B, P)`` output against ``(B, P, 1, 1)`` codes silently
+broadcast to ``(B, P, B, P)`` on PyTorch >= 0.4.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def set_bn_mode(model: DrNet, bn_mode: str) -> None:
 
 @contextlib.contextmanager
 def frozen_with_bn_mode(model: DrNet, bn_mode: str):
-    """``with frozen_with_bn_mode(model, mode):`` the frozen DrNet under ``no_grad`` with BatchNorm
-    as :func:`set_bn_mode` says; its train/eval flag is restored afterwards."""
+    """``with frozen_with_bn_mode(model, mode):`` the DrNet under ``no_grad`` with BatchNorm as
+    :func:`set_bn_mode` says; its train/eval flag is restored afterwards. Its weights stay as they
+    are, but with ``"train"`` every forward pass moves BatchNorm's running statistics (as the
+    authors' frozen encoders do)."""
     was_training = model.training
     set_bn_mode(model, bn_mode)
     try:
@@ -88,7 +91,8 @@ def encode_frame_table(model: DrNet, frames: torch.Tensor, batch_size: int = 512
 
 
 class LSTMTrainer(ResumableLoop):
-    """Trains a :class:`PoseLSTM` on pose codes of a frozen DrNet.
+    """Trains a :class:`PoseLSTM` on pose codes of a frozen DrNet (the model passed in is frozen
+    for good: its parameters stop requiring gradients).
 
     With frozen encoders in eval-mode BatchNorm, a frame's codes never change, so for clip
     sources that hold a table of frames (NORB, chairs, KTH: ``frame_table``/``frame_index``) the
@@ -111,12 +115,15 @@ class LSTMTrainer(ResumableLoop):
                  progress: bool = False):
         c = cfg.lstm
         self.cfg, self.model, self.bank = cfg, model, bank
-        set_bn_mode(model, c.bn_mode)   # fail fast on a bad setting
-        model.requires_grad_(False)     # DrNet is frozen while the LSTM trains
+        # DrNet is frozen from here on (the caller's model too: its parameters stop requiring
+        # gradients, and its BatchNorm stays in the LSTM's mode); a bad bn_mode fails here, first
+        set_bn_mode(model, c.bn_mode)
+        model.requires_grad_(False)
         self.device = next(model.parameters()).device
         self.code_table = None
         if cache_codes and c.bn_mode == "eval" and hasattr(bank, "frame_table"):
             self.code_table = encode_frame_table(model, bank.frame_table, progress=progress)
+        # seed + 1: the LSTM's draws (its init, its clips) differ from the DrNet's of the same seed
         torch.manual_seed(cfg.seed + 1)
         self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers).to(self.device)
         self.lstm.embed.apply(init_weights)   # the authors init the Linear layers only

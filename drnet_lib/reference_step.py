@@ -9,8 +9,9 @@ training step, not their code (which cannot be fetched here).
 It is used twice:
 
 * ``tests/test_reference_step.py`` checks that :class:`.train.DrNetTrainer` computes the same
-  losses and weights, so the trainer's shortcuts (no graphs for targets, no host sync, a frozen
-  content encoder through ``requires_grad``) change nothing in the arithmetic;
+  losses and weights, so the trainer's shortcuts (no graphs for targets, no host sync, the scene
+  discriminator held fixed through ``requires_grad`` in the main step) change nothing in the
+  arithmetic;
 * ``drnet bench --variants plain`` times it beside the trainer in the same run, so what those
   shortcuts buy is a measured ratio.
 

@@ -90,10 +90,8 @@ def _write_avi(path: Path, frames: np.ndarray) -> None:
     """Grey frames as an MJPG AVI at 25 fps (written beside ``path``, then renamed into place)."""
     import av
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with av.open(str(tmp), "w", format="avi") as container:
+    def write(f):
+        with av.open(f, "w", format="avi") as container:
             stream = container.add_stream("mjpeg", rate=FPS)
             stream.width, stream.height = WIDTH, HEIGHT
             stream.pix_fmt = "yuvj420p"
@@ -102,10 +100,8 @@ def _write_avi(path: Path, frames: np.ndarray) -> None:
                 packet = stream.encode(av.VideoFrame.from_ndarray(frame, format="gray"))
                 container.mux(packet)
             container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def _video_name(person, action, scenario):

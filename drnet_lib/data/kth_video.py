@@ -229,13 +229,7 @@ def _restore_deleted(zip_path: Path, dest: Path) -> None:
             gone = [m for m in z.infolist() if not m.is_dir() and m.filename.endswith(".avi")
                     and not (dest / Path(m.filename).name).is_file()]
             for m in gone:
-                target = dest / Path(m.filename).name
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                try:
-                    with z.open(m) as src, open(tmp, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    os.replace(tmp, target)
-                finally:
-                    tmp.unlink(missing_ok=True)
+                with z.open(m) as src:
+                    atomic_write(dest / Path(m.filename).name, lambda out: shutil.copyfileobj(src, out, 1 << 20))
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise _damaged_zip(zip_path, err) from None

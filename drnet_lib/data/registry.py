@@ -34,7 +34,6 @@ from __future__ import annotations
 import ftplib
 import gzip
 import hashlib
-import os
 import sys
 import zlib
 from collections.abc import Callable
@@ -279,9 +278,9 @@ def _fetch_unpublished(entry: RemoteFile, path: Path, progress: bool, retries: i
         _download(entry, path, progress, retries)
     _accept_first_copy(entry, path)
     actual = sha256_of(path)
-    tmp = record.with_name(record.name + f".{os.getpid()}.tmp")
-    tmp.write_text(f"{actual}  {path.name}\n")
-    os.replace(tmp, record)
+    from ..checkpoint import atomic_write
+
+    atomic_write(record, lambda f: f.write(f"{actual}  {path.name}\n".encode()))
     print(f"{entry.key}: no sha256 is published for this file; {path} has sha256 {actual}. "
           f"Recorded in {record}: later runs check the file against it. To pin it for everyone, "
           f"pass it to register() for {entry.key!r}.", file=sys.stderr)
