@@ -52,7 +52,8 @@ from .config import PROFILES, get_config
 from .predict import LSTMTrainer
 from .results import host_cpu
 from .reference_step import PlainIteration
-from .train import DrNetTrainer, check_compile_mode, resolve_device
+from .runtime import check_compile_mode, resolve_device
+from .train import DrNetTrainer
 
 
 def where_it_ran(device) -> dict:

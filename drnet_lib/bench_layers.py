@@ -26,7 +26,8 @@ from torch import nn
 
 from .bench import _median_seconds, count_flops, matmul_flops_per_s, where_it_ran
 from .config import get_config
-from .train import DrNetTrainer, resolve_device
+from .runtime import resolve_device
+from .train import DrNetTrainer
 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 

@@ -87,7 +87,8 @@ def cmd_train(args) -> int:
     from .config import get_config
     from .distributed import init_from_env
     from .predict import train_lstm
-    from .train import checkpoint_paths, note_paper_profile_on_cpu, resolve_device, train_drnet
+    from .runtime import note_paper_profile_on_cpu, resolve_device
+    from .train import checkpoint_paths, train_drnet
 
     overrides = parse_set(args.set)
     cfg = get_config(args.experiment, args.profile, args.seed, overrides, **data_fields(args, overrides))
@@ -204,7 +205,7 @@ def _grid_value(item: str, text: str):
 
 def cmd_reproduce(args) -> int:
     from .reproduce import reproduce
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     grid = {}
     for item in args.grid or []:

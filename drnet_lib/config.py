@@ -81,12 +81,12 @@ class TrainConfig:
     compile_mode: str = "default"   # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs: each
                                     # iteration replayed as recorded graphs; on a GPU only) or "max-autotune"
     channels_last: bool | str = "auto"  # NHWC layout for the convolutions: "auto" (on the CPU only), true, false
-                                    # (the same sums in another memory order; train.uses_channels_last)
+                                    # (the same sums in another memory order; runtime.uses_channels_last)
     adam: str = "foreach"           # how Adam's update is executed: "foreach" or "for-loop" (bit-identical on
                                     # the CPU), or "fused" (one kernel; rounds differently, a speed option)
     conv_tf32: bool | str = "pytorch"  # cuDNN convolutions on a GPU: "pytorch" (PyTorch's default: TF32 tensor
                                     # cores allowed on recent GPUs), false (strict fp32, the authors' arithmetic),
-                                    # true; no effect on the CPU (train.apply_cudnn_settings)
+                                    # true; no effect on the CPU (runtime.apply_cudnn_settings)
     cudnn_benchmark: bool = False   # let cuDNN time its algorithms for each shape and keep the fastest (GPU)
     keep_freed_memory: bool = True  # on the CPU (glibc): big tensors from the heap, kept between iterations,
                                     # instead of fresh mmaps faulted in every iteration (cpu_memory.py)

@@ -18,7 +18,8 @@ from drnet_lib.checkpoint import CheckpointError, load_checkpoint
 from drnet_lib.loop import TrainingInterrupted
 from drnet_lib.config import CADENCE_SETTINGS, NOT_COMPARED, differences, get_config
 from drnet_lib.predict import LSTMTrainer, encode_sequence, rollout, train_lstm
-from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times, uses_channels_last
+from drnet_lib.runtime import uses_channels_last
+from drnet_lib.train import LOSS_NAMES, DrNetTrainer, checkpoint_paths, sample_frame_times
 
 from conftest import assert_same_state
 
@@ -688,22 +689,22 @@ def test_cuda_graph_mode_marks_where_each_iteration_starts(train_bank, monkeypat
 def test_cudnn_settings_are_set_per_run_and_the_default_restores_the_process_value(train_bank, monkeypatch):
     """cuDNN's switches belong to the process; each run sets its own before its steps, and the
     default ("pytorch") puts back what the process had, whatever another run set before."""
-    from drnet_lib import train as train_module
+    from drnet_lib import runtime
 
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32)   # restored after
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
     strict = get_config("mnist", "smoke", overrides={"train.conv_tf32": False, "train.cudnn_benchmark": True}).train
-    train_module.apply_cudnn_settings(strict)
+    runtime.apply_cudnn_settings(strict)
     assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cudnn.benchmark is True
-    train_module.apply_cudnn_settings(get_config("mnist", "smoke").train)
-    assert torch.backends.cudnn.allow_tf32 == train_module._PROCESS_CUDNN_TF32
+    runtime.apply_cudnn_settings(get_config("mnist", "smoke").train)
+    assert torch.backends.cudnn.allow_tf32 == runtime._PROCESS_CUDNN_TF32
     assert torch.backends.cudnn.benchmark is False
     with pytest.raises(ValueError, match="train.conv_tf32"):
         DrNetTrainer(get_config("mnist", "smoke", overrides={"train.conv_tf32": "tf16"}), "cpu", bank=train_bank)
     # on the CPU a trainer leaves the switches alone (cuDNN is not used)
     trainer = DrNetTrainer(get_config("mnist", "smoke", overrides={"train.conv_tf32": False}), "cpu", bank=train_bank)
     trainer.step()
-    assert torch.backends.cudnn.allow_tf32 == train_module._PROCESS_CUDNN_TF32
+    assert torch.backends.cudnn.allow_tf32 == runtime._PROCESS_CUDNN_TF32
 
 
 def test_speed_settings_are_wired_and_checked(train_bank):
@@ -764,7 +765,7 @@ def test_a_sigterm_right_after_ctrl_c_ends_the_process_without_a_race_warning(tm
 
 
 def test_the_paper_profile_note_on_a_cpu_tells_the_full_schedule_from_a_shortened_run(capsys):
-    from drnet_lib.train import note_paper_profile_on_cpu
+    from drnet_lib.runtime import note_paper_profile_on_cpu
 
     full = get_config("mnist", "paper")
     note_paper_profile_on_cpu(full, "cpu")

@@ -73,7 +73,8 @@ from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST  # noqa: E402
 from drnet_lib.models import init_weights  # noqa: E402
-from drnet_lib.train import DrNetTrainer, apply_process_settings  # noqa: E402
+from drnet_lib.runtime import apply_process_settings  # noqa: E402
+from drnet_lib.train import DrNetTrainer  # noqa: E402
 
 
 class _DigitsAt32px(torch.utils.data.Dataset):
