@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
 from .loop import ResumableLoop, make_adam
-from .models import DrNet, PoseLSTM, init_weights
+from .models import DrNet, PoseLSTM, evaluating, init_weights
 
 
 def check_bn_mode(bn_mode: str) -> None:
@@ -78,15 +78,13 @@ def encode_frame_table(model: DrNet, frames: torch.Tensor, batch_size: int = 512
     Returns:
         ``(poses (N, dp), contents (N, dc))`` float on the frames' device.
     """
-    was_training = model.training
-    model.eval()
     poses, contents = [], []
     starts = range(0, len(frames), batch_size)
-    for start in tqdm(starts, desc="encoding frames for the LSTM", unit="batch", disable=not progress, leave=False):
-        x = frames[start:start + batch_size].float() / 255.0
-        poses.append(model.encode_pose(x).flatten(1))
-        contents.append(model.encode_content(x)[0].flatten(1))
-    model.train(was_training)
+    with evaluating(model):
+        for start in tqdm(starts, desc="encoding frames for the LSTM", unit="batch", disable=not progress, leave=False):
+            x = frames[start:start + batch_size].float() / 255.0
+            poses.append(model.encode_pose(x).flatten(1))
+            contents.append(model.encode_content(x)[0].flatten(1))
     return torch.cat(poses), torch.cat(contents)
 
 
@@ -175,20 +173,19 @@ def predict_poses(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: i
     Returns:
         ``(poses (B, steps, dp), content (B, dc, 1, 1), skips)``: pose i is the prediction for time
         n_past + i; content and skips (the content encoder's feature maps) are the last observed
-        frame's, what a rollout decodes every pose with. The models' train/eval flags are restored.
+        frame's, what a rollout decodes every pose with. The models' train/eval flags are restored;
+        no autograd graph is built.
     """
-    was_training = lstm.training
-    lstm.eval()
     with frozen_with_bn_mode(model, bn_mode):
         poses, content, skips = encode_sequence(model, observed, observed.shape[1] - 1)
     content_vec = content.flatten(1)
-    predicted, state = lstm(poses, content_vec)       # teacher-forced through the observed frames
-    pose = predicted[:, -1:]                          # prediction for frame n_past
-    future = [pose]
-    for _ in range(steps - 1):
-        pose, state = lstm(pose, content_vec, state)
-        future.append(pose)
-    lstm.train(was_training)
+    with evaluating(lstm):
+        predicted, state = lstm(poses, content_vec)       # teacher-forced through the observed frames
+        pose = predicted[:, -1:]                          # prediction for frame n_past
+        future = [pose]
+        for _ in range(steps - 1):
+            pose, state = lstm(pose, content_vec, state)
+            future.append(pose)
     return torch.cat(future, dim=1), content, skips
 
 
