@@ -20,6 +20,7 @@ broadcast to ``(B, P, B, P)`` on PyTorch >= 0.4.
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,9 @@ from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST
 from .loop import ResumableLoop, make_adam
 from .models import DrNet, PoseLSTM, evaluating, init_weights
+
+if TYPE_CHECKING:   # (train imports this module: the alias is named for readers and checkers only)
+    from .train import ClipSource
 
 
 def check_bn_mode(bn_mode: str) -> None:
@@ -109,7 +113,7 @@ class LSTMTrainer(ResumableLoop):
     refusal_fix = ("delete it to train the pose LSTM again on this DrNet with these settings, or use another "
                    "checkpoint folder")
 
-    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, cache_codes: bool = True,
+    def __init__(self, cfg: ExperimentConfig, model: DrNet, bank: ClipSource, cache_codes: bool = True,
                  progress: bool = False):
         c = cfg.lstm
         self.cfg, self.model, self.bank = cfg, model, bank
@@ -154,7 +158,7 @@ class LSTMTrainer(ResumableLoop):
         return (loss.detach() / (poses.shape[1] - 1)).unsqueeze(0)  # logged: mean per-step MSE
 
 
-def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: MovingMNIST, checkpoint_path=None,
+def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: ClipSource, checkpoint_path=None,
                resume: bool = True, progress: bool = True, cache_codes: bool = True) -> LSTMTrainer:
     """Train (or finish training) the pose LSTM; returns the trainer holding ``.lstm``."""
     return LSTMTrainer(cfg, model, bank, cache_codes, progress).run(checkpoint_path, resume, progress)

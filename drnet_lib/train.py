@@ -40,11 +40,14 @@ from .results import run_name
 from .runtime import apply_process_settings, check_compile_mode, check_conv_tf32, resolve_device, uses_channels_last
 from .runtime import note_paper_profile_on_cpu  # noqa: F401 - the notebooks import it from here
 
+# The clip sources DrNet trains on: Moving MNIST draws its clips; NORB, the chairs and KTH sample them
+# from stored frames. All three answer sample_factors, render and sample_clips the same way.
+ClipSource = MovingMNIST | SweepVideos | KTHClips
 LR_SCHEDULES = ("constant", "cosine")                           # train.lr_schedule
 LOSS_NAMES = ("reconstruction", "similarity", "pose_adversarial", "discriminator_bce", "discriminator_accuracy")
 
 
-def make_bank(cfg: ExperimentConfig, split: str, device, progress: bool = False) -> MovingMNIST | SweepVideos | KTHClips:
+def make_bank(cfg: ExperimentConfig, split: str, device, progress: bool = False) -> ClipSource:
     """The clip source of ``split`` ("train" or "test") for the configured experiment and data:
     Moving MNIST over that split's digits, turntable sweeps of that split's NORB toys or chairs,
     or the annotated action ranges of that split's KTH persons. ``progress``: the loaders' bars (downloading,
@@ -64,11 +67,11 @@ def make_bank(cfg: ExperimentConfig, split: str, device, progress: bool = False)
     return MovingMNIST(images, labels, cfg.data, cfg.model, device)
 
 
-def make_train_bank(cfg: ExperimentConfig, device, progress: bool = False) -> MovingMNIST | SweepVideos | KTHClips:
+def make_train_bank(cfg: ExperimentConfig, device, progress: bool = False) -> ClipSource:
     return make_bank(cfg, "train", device, progress)
 
 
-def make_test_bank(cfg: ExperimentConfig, device, progress: bool = False) -> MovingMNIST | SweepVideos | KTHClips:
+def make_test_bank(cfg: ExperimentConfig, device, progress: bool = False) -> ClipSource:
     return make_bank(cfg, "test", device, progress)
 
 
@@ -106,7 +109,7 @@ class DrNetTrainer(ResumableLoop):
     checkpoint_sections = ("experiment", "seed", "model", "data", "train")   # not lstm, eval: they do not train it
     length_setting = "train.iterations"
 
-    def __init__(self, cfg: ExperimentConfig, device="auto", bank: MovingMNIST | None = None):
+    def __init__(self, cfg: ExperimentConfig, device="auto", bank: ClipSource | None = None):
         self.cfg = cfg
         self.device = resolve_device(device)
         torch.manual_seed(cfg.seed)  # weight init
