@@ -387,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="KTH: frames are squashed to this square size when converted (the smoke profile's 32, "
                            "the cpu profile's 64, the paper profile's 128); default %(default)s")
     prep.add_argument("--skip-corrupt", action="store_true",
-                      help="KTH: skip (and report) videos that cannot be decoded instead of stopping")
+                      help="KTH: skip (and report) videos that cannot be decoded or fail their recorded "
+                           "checksum, instead of stopping")
     prep.set_defaults(func=cmd_data)
     return p
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from drnet_lib.data import kth, kth_standin, registry
+from drnet_lib.data import kth, kth_standin, kth_video, registry
 from drnet_lib.data.registry import ChecksumError, DatasetFormatError
 
 S = 64
@@ -380,6 +380,29 @@ def test_converted_frames_damaged_inside_name_the_file_and_convert_again(ci_root
     assert len(kth.load_split(root, "train", S, clip_length=4).videos) == 6
 
 
+def _invert_middle(path: Path, n: int) -> None:
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + n] = bytes(255 - b for b in data[mid:mid + n])
+    path.write_bytes(bytes(data))
+
+
+def test_bytes_damaged_inside_a_frame_are_caught_by_the_recorded_checksum(tmp_path):
+    """64 bytes inverted inside an MJPEG frame still decode, to wrong pixels and without an error;
+    the CRC32 the stand-in recorded when it wrote the AVI names the file."""
+    root = kth.prepare("embedded", tmp_path, "ci", S, progress=False, workers=1)
+    avi = kth.avi_path(root, "person02_walking_d1")
+    assert kth_video.read_checksums(avi.parent)[avi.name] == kth_video.crc32_of(avi)
+    _invert_middle(avi, 64)
+    kth.decode_video(avi, S)                                    # decodes as if nothing happened
+    with pytest.raises(kth.CorruptVideoError, match=r"person02_walking_d1_uncomp\.avi: damaged since it was "
+                                                    r"written: its CRC32 is [0-9a-f]{8}, .*\.crc32\.json records"):
+        kth.convert(root, S, progress=False)
+    with pytest.warns(UserWarning, match="person02_walking_d1"):     # or left out, if the user allows it
+        report = kth.convert(root, S, progress=False, skip_corrupt=True)
+    assert [s["video"] for s in report["skipped"]] == ["person02_walking_d1"]
+
+
 def test_a_skip_allowed_once_holds_for_later_conversions_at_any_size(ci_root, tmp_path, monkeypatch):
     """What `drnet data prepare kth --skip-corrupt` left out stays out for training, which
     converts without skip_corrupt (and the smoke profile at another frame size): a warning names
@@ -495,6 +518,11 @@ def test_prepare_real_runs_offline_against_a_local_mirror(ci_root, tmp_path, ser
     assert kth.prepare("real", root, image_size=S, progress=False, workers=1) == root
     assert gone.read_bytes() == kth.avi_path(src, "person01_boxing_d1").read_bytes()
     assert {p: p.stat().st_mtime_ns for p in others} == others
+    # the zip's CRC32s are recorded beside the AVIs: bytes damaged after extraction are named
+    _invert_middle(gone, 64)
+    with pytest.raises(kth.CorruptVideoError, match=r"person01_boxing_d1_uncomp\.avi: damaged since it "
+                                                    r"was written.*extract it again from its zip"):
+        kth.convert(root, S, progress=False)
     # a damaged zip is named
     bad = tmp_path / "bad.zip"
     bad.write_bytes((served / "boxing.zip").read_bytes()[:300])

@@ -12,8 +12,11 @@ Pipeline, the same for both sources (``prepare``):
    ``<root>/kth/00sequences.txt``: ``"real"`` fetches the six zips (checked against the SHA1s that
    vipy publishes) and the text file (no published hash: recorded on first download, see
    :mod:`.registry`), and extracts each zip; ``"embedded"`` writes the procedural stand-in of
-   :mod:`.kth_standin` in exactly that layout, under ``<root>/standin/<size>``.
-2. **Convert** (:func:`convert`): every video listed in ``00sequences.txt`` is decoded once with
+   :mod:`.kth_standin` in exactly that layout, under ``<root>/standin/<size>``. Either way each
+   action folder gets a ``.crc32.json`` with every AVI's CRC32 as written (from the zip's own
+   record, or from the stand-in's bytes).
+2. **Convert** (:func:`convert`): every video listed in ``00sequences.txt`` is checked against its
+   recorded CRC32 (damage inside a frame still decodes, to wrong pixels) and decoded once with
    PyAV (FFmpeg), reduced to its luma (the content is grey), **squashed** from 160x120 to SxS
    (S = 64 or 128) by exact area averaging (:func:`squash`), as the authors' ``ffmpeg -s SxS``
    squashes (no crop; the aspect ratio changes), and cached as ``<root>/kth/processed<S>/<action>/
@@ -180,7 +183,8 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
     Reads ``<root>/kth/raw/<action>/<video>_uncomp.avi`` and writes
     ``<root>/kth/processed<S>/<action>/<video>.npz`` (see the module docstring). Videos already
     converted from the same AVI at the same size are skipped, so an interrupted run resumes.
-    A corrupt or absent AVI raises :class:`CorruptVideoError` / :class:`FileNotFoundError`
+    A corrupt or absent AVI (one whose bytes differ from its recorded CRC32 included, see
+    :func:`.kth_video.check_checksum`) raises :class:`CorruptVideoError` / :class:`FileNotFoundError`
     naming it, unless ``skip_corrupt``, which skips it, lists it in the report and records the
     leave in ``<root>/kth/skipped_videos.json``. A video recorded there whose AVI is unchanged
     (still absent, or the same size and time) stays skipped whatever ``skip_corrupt`` says, at

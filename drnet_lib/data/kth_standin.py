@@ -61,6 +61,7 @@ from ..checkpoint import atomic_write
 from .kth_figures import FPS, HEIGHT, WIDTH, person_params, render_video, video_plan
 from .kth_figures import _background  # noqa: F401  (still importable from here)
 from .kth_layout import ACTIONS, VIDEO_SUFFIX, avi_path, kth_dir, sequences_path
+from .kth_video import crc32_of, write_checksums
 
 __all__ = ["FORMAT_VERSION", "SIDECAR", "SIZES", "person_params", "render_video", "video_plan",
            "write_standin"]
@@ -113,7 +114,7 @@ def _render_task(args):
     frames, ranges, plan = render_video(person, action, scenario, reps, time_scale, seed)
     name = _video_name(person, action, scenario)
     _write_avi(avi_path(root, name), frames)
-    return name, len(frames), ranges, plan
+    return name, len(frames), ranges, plan, crc32_of(avi_path(root, name))
 
 
 _HEADER = """
@@ -208,15 +209,18 @@ def write_standin(root, size: str = "cpu", seed: int = 0, progress: bool = True,
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = workers or min(cpus, 8)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
-    results = {}
+    results, checksums = {}, {}
     try:
         it = pool.map(_render_task, tasks, chunksize=4) if pool else map(_render_task, tasks)
-        for name, n, ranges, plan in tqdm(it, total=len(tasks), desc=f"KTH stand-in ({size})",
-                                          unit="video", disable=not progress):
+        for name, n, ranges, plan, crc in tqdm(it, total=len(tasks), desc=f"KTH stand-in ({size})",
+                                               unit="video", disable=not progress):
             results[name] = (n, ranges, plan)
+            checksums.setdefault(avi_path(root, name).parent, {})[avi_path(root, name).name] = crc
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+    for folder, crc32s in checksums.items():   # what convert checks each AVI against
+        write_checksums(folder, crc32s)
     missing_avi = avi_path(root, cfg["missing"])
     missing_avi.unlink(missing_ok=True)
     entries = [(n, results[n][1] if n in results else None) for n in names]

@@ -26,7 +26,8 @@ from ..checkpoint import atomic_write
 from .kth_layout import prepare_kth_command, rewrite_fix
 from .registry import DatasetFormatError
 
-__all__ = ["CACHE_VERSION", "CorruptVideoError", "corrupt_fix", "decode_video", "extract_zip", "file_stamp", "squash"]
+__all__ = ["CACHE_VERSION", "CHECKSUMS", "CorruptVideoError", "check_checksum", "corrupt_fix", "crc32_of",
+           "decode_video", "extract_zip", "file_stamp", "read_checksums", "squash", "write_checksums"]
 
 CACHE_VERSION = 2        # 2: exact area squash
 
@@ -119,8 +120,8 @@ def decode_video(path: str | Path, image_size: int | None = None) -> tuple[np.nd
     if not frames:
         raise CorruptVideoError(f"{path}: no frame could be decoded. {fix}")
     if header and len(frames) < header:
-        raise CorruptVideoError(f"{path}: truncated: its header announces {header} frames but only "
-                                f"{len(frames)} could be decoded. {fix}")
+        raise CorruptVideoError(f"{path}: truncated or damaged: its header announces {header} frames "
+                                f"but only {len(frames)} could be decoded. {fix}")
     frames = np.stack(frames)
     if image_size is not None and frames.shape[1:] != (image_size, image_size):
         frames = squash(frames, image_size)
@@ -154,10 +155,61 @@ def _cache_is_current(path: Path, key: str) -> bool:
         return False
 
 
+# Beside the AVIs of each action folder: the CRC32 of every AVI as it was written there (from the
+# zip's own record when extracted, from the written bytes for the stand-in). Damage inside an
+# MJPEG or MPEG-4 frame can decode without an error, to wrong pixels; the checksum shows it.
+CHECKSUMS = ".crc32.json"
+
+
+def write_checksums(folder: Path, crc32s: dict[str, int]) -> None:
+    """Record ``{AVI file name: CRC32}`` for ``folder``'s AVIs (merged with what is recorded)."""
+    import json
+
+    path = Path(folder) / CHECKSUMS
+    known = read_checksums(folder)
+    known.update(crc32s)
+    atomic_write(path, lambda f: f.write(json.dumps(dict(sorted(known.items())), indent=0).encode()))
+
+
+def read_checksums(folder: Path) -> dict[str, int]:
+    """The recorded CRC32s of ``folder``'s AVIs; empty when none were recorded (AVIs placed by
+    hand: they are decoded unchecked) or the record is unreadable."""
+    import json
+
+    try:
+        known = json.loads((Path(folder) / CHECKSUMS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def crc32_of(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def check_checksum(avi: Path, image_size: int | None = None) -> None:
+    """Raise :class:`CorruptVideoError` when ``avi``'s bytes are not those recorded for it."""
+    avi = Path(avi)
+    expected = read_checksums(avi.parent).get(avi.name)
+    if expected is None:
+        return
+    actual = crc32_of(avi)
+    if actual != expected:
+        raise CorruptVideoError(f"{avi}: damaged since it was written: its CRC32 is {actual:08x}, "
+                                f"{avi.parent / CHECKSUMS} records {expected:08x}. "
+                                f"Fix: {corrupt_fix(avi, image_size)}")
+
+
 def _convert_one(task) -> tuple[str, str | None, dict | None]:
-    """Decode one AVI and write its cache file. Returns ``(video, error or None, info)``."""
+    """Check one AVI against its recorded CRC32, decode it and write its cache file. Returns
+    ``(video, error or None, info)``."""
     video, avi, out, key, image_size = task
     try:
+        check_checksum(avi, image_size)
         frames, info = decode_video(avi, image_size)
     except CorruptVideoError as err:
         return video, str(err), None
@@ -204,7 +256,8 @@ def extract_zip(zip_path: str | Path, dest: str | Path, progress: bool = True) -
             for m in tqdm(members, desc=f"extracting {zip_path.name}", unit="avi",
                           disable=not progress):
                 with z.open(m) as src, open(tmp / Path(m.filename).name, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    shutil.copyfileobj(src, out, 1 << 20)   # zipfile checks the CRC as it reads
+            write_checksums(tmp, {Path(m.filename).name: m.CRC for m in members})
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _damaged_zip(zip_path, err) from None
