@@ -273,16 +273,22 @@ def test_prose_refresh_takes_the_source_markdown_and_keeps_every_output(fake_exp
     assert executed.read_bytes() == written                        # refused: nothing changed
 
 
-def test_prose_refresh_takes_a_code_cells_caption_and_keeps_its_output(fake_experiments):
-    """A figure caption (myst-nb's cell metadata) written into the source reaches the executed run."""
-    results = fake_experiments / "results"
+def _ran_with_last_cell_ending(fake_experiments, code: str):
+    """'ok' run once with ``code`` added to its last cell: ``(source notebook, its path, the
+    executed notebook's path, the last cell's outputs)``."""
     source = fake_experiments / "notebooks" / "ok.ipynb"
     nb = nbformat.read(source, as_version=4)
-    nb.cells[-1].source += "\nprint('the output')"
+    nb.cells[-1].source += code
     nbformat.write(nb, source)
+    results = fake_experiments / "results"
     reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
     executed = results / "smoke" / "ok_seed0.ipynb"
-    outputs = nbformat.read(executed, as_version=4).cells[-1].outputs
+    return nb, source, executed, nbformat.read(executed, as_version=4).cells[-1].outputs
+
+
+def test_prose_refresh_takes_a_code_cells_caption_and_keeps_its_output(fake_experiments):
+    """A figure caption (myst-nb's cell metadata) written into the source reaches the executed run."""
+    nb, source, executed, outputs = _ran_with_last_cell_ending(fake_experiments, "\nprint('the output')")
 
     caption = {"figure": {"caption": "What the figure shows."}, "image": {"alt": "a figure"}}
     nb.cells[-1].metadata["mystnb"] = caption
@@ -299,14 +305,8 @@ def test_prose_refresh_takes_a_code_cells_caption_and_keeps_its_output(fake_expe
 
 def test_prose_refresh_takes_a_code_cells_comments_and_refuses_its_code(fake_experiments):
     """A comment is prose (a parameter's help text); a changed token is code and needs a rerun."""
-    results = fake_experiments / "results"
-    source = fake_experiments / "notebooks" / "ok.ipynb"
-    nb = nbformat.read(source, as_version=4)
-    nb.cells[-1].source += "\nx = 1   # an old comment\nprint('the output', x)"
-    nbformat.write(nb, source)
-    reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
-    executed = results / "smoke" / "ok_seed0.ipynb"
-    outputs = nbformat.read(executed, as_version=4).cells[-1].outputs
+    nb, source, executed, outputs = _ran_with_last_cell_ending(
+        fake_experiments, "\nx = 1   # an old comment\nprint('the output', x)")
 
     nb.cells[-1].source = nb.cells[-1].source.replace("# an old comment", "# a new comment\n\n# and a line")
     nbformat.write(nb, source)
