@@ -50,7 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import PROFILES, get_config
 from .predict import LSTMTrainer
-from .results import host_cpu
+from .results import DEFAULT_DATA_ROOT, host_cpu
 from .reference_step import PlainIteration
 from .runtime import check_compile_mode, resolve_device
 from .train import DrNetTrainer
@@ -112,6 +112,9 @@ def count_flops(fn) -> int:
 
 
 def peak_memory_mb(device) -> float:
+    """On a GPU, the most memory this configuration's tensors held (the counter is reset per
+    configuration). On the CPU, the process's peak resident memory so far: it includes every
+    earlier row of the same run, so within one run it can only grow from row to row."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -182,7 +185,8 @@ def _rounds(repeats: int) -> tuple[int, int]:
 def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmup: int = 3,
                  peak_flops: float | None = None, variant: str = "fp32") -> tuple[dict, DrNetTrainer]:
     """One row for one configuration (its own median of ``repeats`` timed steps), and its trainer."""
-    cfg = get_config(experiment, profile, overrides=VARIANTS[variant])
+    # the clone's data/ as drnet train uses it, wherever the bench is started from
+    cfg = get_config(experiment, profile, overrides=VARIANTS[variant], data_root=str(DEFAULT_DATA_ROOT))
     trainer = DrNetTrainer(cfg, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

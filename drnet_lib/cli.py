@@ -22,9 +22,7 @@ from .loop import TrainingInterrupted
 from .config import PROFILES
 from .data.registry import DownloadError
 from .reproduce import NOTEBOOKS
-from .results import REPO_ROOT
-
-DEFAULT_DATA_ROOT = REPO_ROOT / "data"   # drnet train's and drnet data prepare's (outside a clone: ./data)
+from .results import DEFAULT_DATA_ROOT, REPO_ROOT
 
 # help texts shared by the subcommands
 _PROFILE_HELP = ("smoke (seconds, tiny networks; its numbers mean nothing) | cpu (the book's CPU runs) | "
@@ -98,9 +96,9 @@ def cmd_train(args) -> int:
         (args.results_dir / cfg.profile).mkdir(parents=True, exist_ok=True)
     # Under torchrun, DrNet trains on every process (DistributedDataParallel, see distributed.py);
     # the pose LSTM and the measurements then run on rank 0 alone.
-    rank, world = init_from_env()
-    drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir, args.record)
     device = resolve_device(args.device)
+    rank, world = init_from_env(device)
+    drnet_ckpt, lstm_ckpt = checkpoint_paths(cfg, args.checkpoint_dir, args.record)
     if rank == 0:
         print(f"DrNet checkpoint: {drnet_ckpt}" + (f" ({world} processes)" if world > 1 else ""))
         note_paper_profile_on_cpu(cfg, device)

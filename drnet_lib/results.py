@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .checkpoint import atomic_write
+from .distributed import rank_and_world
 
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent   # the repository, or site-packages
 
@@ -40,6 +41,8 @@ def runs_from_checkout(package_parent: Path | None = None) -> bool:
 
 
 REPO_ROOT = project_root()
+# where drnet train, bench and data prepare keep the datasets (outside a clone: ./data)
+DEFAULT_DATA_ROOT = REPO_ROOT / "data"
 
 
 def _git(*args: str) -> str | None:
@@ -113,6 +116,9 @@ def provenance(device, wall_s: float) -> dict:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "device": device_name(device),
+        # several under torchrun: each process on its own device (or cores) trained on its share
+        # of the batch, so wall_s is not one device's time for the whole batch
+        "processes": rank_and_world()[1],
         "wall_s": round(float(wall_s), 1),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

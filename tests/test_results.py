@@ -42,6 +42,7 @@ def test_write_results_layout_and_keys(cfg, tmp_path):
     assert prov["drnet_lib"] == __version__ and prov["torch"] == torch.__version__
     assert prov["wall_s"] == 12.3
     assert prov["device"] == f"cpu ({host_cpu()}, {torch.get_num_threads()} threads)"
+    assert prov["processes"] == 1                           # not under torchrun
     assert prov["dirty"] in (True, False, None)
     assert prov["git_commit"] is None or len(prov["git_commit"]) == 40
     assert "T" in prov["finished"]
