@@ -16,10 +16,8 @@ How a DrNet iteration is shared out (see :class:`.train.DrNetTrainer`):
 * **BatchNorm** uses each rank's own batch statistics (as DDP does by default; SyncBatchNorm
   needs a GPU), the one thing that separates N processes from one: with BatchNorm taken out,
   2 processes give one process's losses and weights up to float summation order (the test does
-  that). With it, the curves agree closely over the first steps (the reconstruction within a few
-  tenths of a percent over 8 steps, the small similarity loss within about 10%) and then drift
-  as any two runs whose arithmetic differs do (measured: about 2.5% in the reconstruction after
-  150 iterations at batch 32). Running statistics are not synchronised; rank 0's are saved.
+  that). With it, the curves agree closely over the first steps and then drift apart as any two
+  runs whose arithmetic differs do. Running statistics are not synchronised; rank 0's are saved.
 * **Logging and checkpoints.** Logged values are averaged over ranks; only rank 0 writes
   checkpoints, results and progress bars.
 
@@ -47,21 +45,21 @@ _NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
                    else {"broadcast_buffers": False})
 
 
-def init_from_env(device: torch.device | None = None) -> tuple[int, int]:
+def init_from_env(device: torch.device) -> tuple[int, int]:
     """Join the process group ``torchrun`` describes in the environment; ``(rank, world size)``.
 
     Without ``torchrun`` (no ``WORLD_SIZE`` or 1) nothing is initialised and ``(0, 1)`` returned.
-    The backend follows the training ``device`` (NCCL for a GPU, gloo otherwise; without one, a
-    GPU if PyTorch sees one): a CPU run on a GPU machine must not hand CPU tensors to NCCL. On
-    GPUs each process takes the GPU of its ``LOCAL_RANK``, so a GPU index (``cuda:1``) is refused.
+    The backend follows the training ``device`` (NCCL for a GPU, gloo otherwise): a CPU run on a
+    GPU machine must not hand CPU tensors to NCCL. On GPUs each process takes the GPU of its
+    ``LOCAL_RANK``, so a GPU index (``cuda:1``) is refused.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
     if not dist.is_initialized():
-        on_gpu = device.type == "cuda" if device is not None else torch.cuda.is_available()
+        on_gpu = device.type == "cuda"
         if on_gpu:
-            if device is not None and device.index is not None:
+            if device.index is not None:
                 raise ValueError(f"device {str(device)!r} under torchrun: each process takes the GPU of its "
                                  f"LOCAL_RANK; use device cuda (or auto)")
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

@@ -248,7 +248,7 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     # the previous one (and the results file beside it) as they were
     running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
     # done means both: a run that wrote its results and then failed in a later cell has no notebook
-    if _readable_json(out_json) and out_nb.exists() and not force:
+    if _finished_results(out_json) and out_nb.exists() and not force:
         left = (f"a rerun killed before it finished left {running.name}; --force reruns it (it continues from "
                 f"its checkpoints)") if running.exists() else ""
         return RunOutcome(experiment, seed, "skipped", out_nb, error=left, tag=tag)
@@ -284,14 +284,14 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
 
 
-def _readable_json(path: Path) -> bool:
-    """Whether ``path`` holds a JSON object: a results file damaged after its run (cut short,
-    emptied) does not count as done, and the run is made again."""
-    import json
+def _finished_results(path: Path) -> bool:
+    """Whether ``path`` holds a results object: a file damaged after its run (cut short, emptied)
+    does not count as done, and the run is made again."""
+    from .results import read_results
 
     try:
-        return isinstance(json.loads(path.read_text()), dict)
-    except (OSError, ValueError):
+        return isinstance(read_results(path), dict)
+    except (FileNotFoundError, ValueError):
         return False
 
 

@@ -131,7 +131,7 @@ def test_without_batch_norm_two_processes_compute_what_one_does(tmp_path, monkey
 
 @pytest.mark.skipif(os.environ.get("WORLD_SIZE") not in (None, "1"), reason="already under torchrun")
 def test_a_single_process_never_initialises_torch_distributed():
-    assert distributed.init_from_env() == (0, 1)
+    assert distributed.init_from_env(torch.device("cpu")) == (0, 1)
     assert not dist.is_initialized()
 
 

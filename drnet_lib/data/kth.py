@@ -82,8 +82,8 @@ from .kth_layout import (ACTIONS, KTH_SUBDIR, SCENARIOS, avi_path, cache_file, k
                          prepare_kth_command, processed_dir, raw_dir, sequences_path, standin_root,
                          video_factors)
 from .kth_sequences import parse_sequences, read_sequences
-from .kth_video import (CACHE_VERSION, CorruptVideoError, _cache_is_current, _cached_num_frames,
-                        _convert_one, _source_key, corrupt_fix, decode_video, extract_zip, file_stamp,
+from .kth_video import (CACHE_VERSION, CorruptVideoError, _cache_is_current, _convert_one, _source_key,
+                        corrupt_fix, decode_video, extract_zip, file_stamp, read_cached, read_checksums,
                         squash)
 # public names that were always importable from here, though not in __all__: still importable
 from .kth_layout import PERSONS, VIDEO_RE, VIDEO_SUFFIX  # noqa: F401
@@ -206,6 +206,7 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
     videos = sorted(seqs.ranges)
     allowed = _skip_leave(root)
     skipped, tasks, done, before = [], [], 0, []
+    recorded: dict[Path, dict[str, int]] = {}   # each action folder's CRC32s, read once
     for video in videos:
         avi = avi_path(root, video)
         earlier = allowed.get(video)
@@ -225,7 +226,8 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
         if _cache_is_current(out, key):
             done += 1
         else:
-            tasks.append((video, str(avi), out, key, image_size))
+            crc32s = recorded.setdefault(avi.parent, read_checksums(avi.parent))
+            tasks.append((video, str(avi), out, key, image_size, crc32s.get(avi.name)))
     stamps = {task[0]: _avi_stamp(Path(task[1])) for task in tasks}
     infos: dict[str, dict] = {}
     bar = tqdm(total=len(videos), initial=done + len(skipped), unit="video",
@@ -251,8 +253,8 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
     for video in videos:
         if video in skipped_names:
             continue
-        n = infos[video]["frames"] if video in infos else _cached_num_frames(
-            cache_file(root, video, image_size))
+        n = infos[video]["frames"] if video in infos else int(read_cached(
+            cache_file(root, video, image_size), "num_frames", image_size))
         past_end.extend({"video": video, "range": [a, b], "frames": n}
                         for a, b in seqs.ranges[video] if b > n)
     report = {"format_version": CACHE_VERSION, "image_size": image_size, "videos": len(videos),
@@ -347,22 +349,6 @@ def load_kth(source: str = "embedded", split: str = "train", root: str | Path = 
                       clip_length=clip_length, device=device, progress=progress)
 
 
-def _cached_frames(path: Path, image_size: int) -> np.ndarray:
-    """A converted video's frames ``(T, S, S)`` uint8. The conversion checked only the file's key;
-    damage inside the compressed frames shows here, and is named with its fix."""
-    import zipfile
-    import zlib
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z["frames"]
-    except (zlib.error, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise registry.DatasetFormatError(
-            f"{path}: the converted frames cannot be read ({type(err).__name__}: {err}). Fix: delete "
-            f"this file and convert again (`{prepare_kth_command(path, image_size)}` redoes only the "
-            f"missing videos)") from err
-
-
 def load_split(root: str | Path, split: str = "train", image_size: int = 64, *,
                scheme: str = "1-16/17-25", persons=None, ranges: str = "drnet",
                clip_length: int = 20, device="cpu", progress: bool = False) -> KTHClips:
@@ -387,7 +373,7 @@ def load_split(root: str | Path, split: str = "train", image_size: int = 64, *,
     for v in videos:
         path = cache_file(root, v, image_size)
         try:
-            n = _cached_num_frames(path)
+            n = int(read_cached(path, "num_frames", image_size))
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: {v} is not converted at {image_size}px; run "
                                     f"drnet_lib.data.kth.convert({str(root)!r}, {image_size})") from None
@@ -408,7 +394,7 @@ def load_split(root: str | Path, split: str = "train", image_size: int = 64, *,
     for v in tqdm(videos, desc=f"loading KTH {split}", unit="video", disable=not progress):
         if v not in by_video:
             continue
-        video_frames = _cached_frames(cache_file(root, v, image_size), image_size)
+        video_frames = read_cached(cache_file(root, v, image_size), "frames", image_size)
         for _, _, first, stop, offset in by_video[v]:
             frames[offset:offset + stop - first, 0] = video_frames[first:stop]
     names = sorted(by_video)

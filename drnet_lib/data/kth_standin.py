@@ -215,7 +215,8 @@ def write_standin(root, size: str = "cpu", seed: int = 0, progress: bool = True,
         for name, n, ranges, plan, crc in tqdm(it, total=len(tasks), desc=f"KTH stand-in ({size})",
                                                unit="video", disable=not progress):
             results[name] = (n, ranges, plan)
-            checksums.setdefault(avi_path(root, name).parent, {})[avi_path(root, name).name] = crc
+            avi = avi_path(root, name)
+            checksums.setdefault(avi.parent, {})[avi.name] = crc
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

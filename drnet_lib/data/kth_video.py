@@ -27,7 +27,7 @@ from .kth_layout import prepare_kth_command, rewrite_fix
 from .registry import DatasetFormatError
 
 __all__ = ["CACHE_VERSION", "CHECKSUMS", "CorruptVideoError", "check_checksum", "corrupt_fix", "crc32_of",
-           "decode_video", "extract_zip", "file_stamp", "read_checksums", "squash", "write_checksums"]
+           "decode_video", "extract_zip", "file_stamp", "read_cached", "read_checksums", "squash", "write_checksums"]
 
 CACHE_VERSION = 2        # 2: exact area squash
 
@@ -162,13 +162,11 @@ CHECKSUMS = ".crc32.json"
 
 
 def write_checksums(folder: Path, crc32s: dict[str, int]) -> None:
-    """Record ``{AVI file name: CRC32}`` for ``folder``'s AVIs (merged with what is recorded)."""
+    """Record ``{AVI file name: CRC32}`` for all of ``folder``'s AVIs (the stand-in and a zip
+    each write a whole action folder at once)."""
     import json
 
-    path = Path(folder) / CHECKSUMS
-    known = read_checksums(folder)
-    known.update(crc32s)
-    atomic_write(path, lambda f: f.write(json.dumps(dict(sorted(known.items())), indent=0).encode()))
+    atomic_write(Path(folder) / CHECKSUMS, lambda f: f.write(json.dumps(dict(sorted(crc32s.items())), indent=0).encode()))
 
 
 def read_checksums(folder: Path) -> dict[str, int]:
@@ -191,12 +189,12 @@ def crc32_of(path: Path) -> int:
     return crc
 
 
-def check_checksum(avi: Path, image_size: int | None = None) -> None:
-    """Raise :class:`CorruptVideoError` when ``avi``'s bytes are not those recorded for it."""
-    avi = Path(avi)
-    expected = read_checksums(avi.parent).get(avi.name)
+def check_checksum(avi: Path, expected: int | None, image_size: int | None = None) -> None:
+    """Raise :class:`CorruptVideoError` when ``avi``'s bytes are not those recorded for it
+    (``expected``, from :func:`read_checksums`; None: nothing recorded, nothing to check)."""
     if expected is None:
         return
+    avi = Path(avi)
     actual = crc32_of(avi)
     if actual != expected:
         raise CorruptVideoError(f"{avi}: damaged since it was written: its CRC32 is {actual:08x}, "
@@ -207,9 +205,9 @@ def check_checksum(avi: Path, image_size: int | None = None) -> None:
 def _convert_one(task) -> tuple[str, str | None, dict | None]:
     """Check one AVI against its recorded CRC32, decode it and write its cache file. Returns
     ``(video, error or None, info)``."""
-    video, avi, out, key, image_size = task
+    video, avi, out, key, image_size, expected_crc32 = task
     try:
-        check_checksum(avi, image_size)
+        check_checksum(avi, expected_crc32, image_size)
         frames, info = decode_video(avi, image_size)
     except CorruptVideoError as err:
         return video, str(err), None
@@ -223,9 +221,20 @@ def _convert_one(task) -> tuple[str, str | None, dict | None]:
     return video, None, info
 
 
-def _cached_num_frames(path: Path) -> int:
-    with np.load(path, allow_pickle=False) as z:
-        return int(z["num_frames"])
+def read_cached(path: Path, entry: str, image_size: int):
+    """One entry of a converted video's cache file: ``"frames"`` ``(T, S, S)`` uint8 or
+    ``"num_frames"``. A missing file raises FileNotFoundError; a damaged one (the conversion
+    checks only its key) :class:`.registry.DatasetFormatError` naming it and the fix."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z[entry]
+    except FileNotFoundError:
+        raise
+    except (zlib.error, zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise DatasetFormatError(
+            f"{path}: the converted frames cannot be read ({type(err).__name__}: {err}). Fix: delete "
+            f"this file and convert again (`{prepare_kth_command(path, image_size)}` redoes only the "
+            f"missing videos)") from err
 
 
 # --- real data: zips ------------------------------------------------------------------------------
