@@ -17,17 +17,10 @@ Every measurement reads frozen codes of *held-out* chairs:
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.metrics import r2_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from .classification import encode_sweeps
+from .classification import chance_accuracy, classify, encode_sweeps, ridge_r2
 from .config import ExperimentConfig
 from .data.sweeps import ClipStarts, SweepVideos
 from .evaluate import mean_over_chunks, prediction_metrics
@@ -42,20 +35,19 @@ def azimuth_circle(azimuth: np.ndarray, num_azimuths: int) -> np.ndarray:
 
 
 def azimuth_r2(x_train, az_train, x_test, az_test, num_azimuths: int) -> float:
-    """Test R² of a standardised RidgeCV from codes to (sin, cos) of the azimuth."""
-    reg = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 7)))
-    reg.fit(x_train, azimuth_circle(az_train, num_azimuths))
-    return float(r2_score(azimuth_circle(az_test, num_azimuths), reg.predict(x_test)))
+    """Test R² of the ridge probe (:func:`.classification.ridge_r2`) from codes to (sin, cos) of the azimuth."""
+    return ridge_r2(x_train, azimuth_circle(az_train, num_azimuths), x_test, azimuth_circle(az_test, num_azimuths))
+
+
+def identity_split(azimuth) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the identity probe's views: fitted on the even azimuth steps, scored on the odd ones."""
+    return azimuth % 2 == 0, azimuth % 2 == 1
 
 
 def identity_accuracy(x, chair, azimuth) -> float:
-    """Name the chair from its code: fitted on even azimuth steps, scored on the odd ones."""
-    train, test = azimuth % 2 == 0, azimuth % 2 == 1
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(x[train], chair[train])
-    return float(clf.score(x[test], chair[test]))
+    """Name the chair from its code with the linear probe, on :func:`identity_split`'s views."""
+    train, test = identity_split(azimuth)
+    return classify(x[train], chair[train], x[test], chair[test], "linear")
 
 
 def chair_probes(model, train_bank: SweepVideos, test_bank: SweepVideos) -> dict[str, float]:
@@ -67,7 +59,8 @@ def chair_probes(model, train_bank: SweepVideos, test_bank: SweepVideos) -> dict
         out[f"probe.{code}_to_azimuth_r2"] = azimuth_r2(train[code], train["azimuth"], test[code],
                                                         test["azimuth"], A)
         out[f"probe.{code}_to_identity"] = identity_accuracy(test[code], test["chair"], test["azimuth"])
-    out["probe.identity_chance"] = 1.0 / len(np.unique(test["chair"]))
+    train_views, test_views = identity_split(test["azimuth"])   # every chair has each view: 1 / chairs
+    out["probe.identity_chance"] = chance_accuracy(test["chair"][train_views], test["chair"][test_views])
     out["probe.identity_content_minus_pose"] = out["probe.content_to_identity"] - out["probe.pose_to_identity"]
     return out
 

@@ -9,6 +9,7 @@ from skimage.metrics import structural_similarity
 import torch.nn.functional as F
 from torch import nn
 
+from drnet_lib.classification import chance_accuracy
 from drnet_lib.config import get_config
 from drnet_lib.data.mnist import load_digits
 from drnet_lib.data.moving_mnist import ClipFactors, MovingMNIST, frozen_test_factors
@@ -169,6 +170,13 @@ def test_probe_position_scores_r2_about_the_true_centres():
     assert expected - swapped > 0.3, "the constructed case must tell the two orders apart"
     got = probe_position(3 * seen_train - 5, seen_train, 3 * seen_test - 5, true_test)
     assert got == pytest.approx(expected, abs=1e-3)
+
+
+def test_chance_answers_each_digit_slot_with_its_own_most_frequent_training_digit():
+    train = np.array([[3, 7], [3, 7], [5, 7], [3, 1]])         # slot 0: mostly 3; slot 1: mostly 7
+    test = np.array([[3, 7], [5, 7], [3, 2]])                  # slot 0: 2 of 3 right; slot 1: 2 of 3
+    assert chance_accuracy(train, test) == pytest.approx(4 / 6)
+    assert chance_accuracy(train[:, 0], test[:, 0]) == pytest.approx(2 / 3)   # one slot: plain labels
 
 
 # -- (c) the judge ---------------------------------------------------------------------------------
