@@ -65,6 +65,7 @@ class ResumableLoop:
     name = "train"
     rank = 0                     # under torchrun only rank 0 writes checkpoints and shows progress
     world = 1                    # processes training together (torchrun); signals stop only a lone one
+    resumed_world: int | None = None  # processes that trained the checkpoint resumed (None: unrecorded)
 
     @classmethod
     def length_shapes_steps(cls, cfg: ExperimentConfig) -> bool:
@@ -202,6 +203,7 @@ class ResumableLoop:
             "wall_s": self.wall_s,
             "log_window": (self._window, self._n_window),
             "config": self.cfg.to_dict(),   # to name the settings that differ when a resume is refused
+            "processes": self.world,         # to say so when a run resumes with another number
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -235,7 +237,18 @@ class ResumableLoop:
         except (KeyError, TypeError, ValueError, RuntimeError) as err:  # a key missing, a tensor of another shape
             raise CheckpointError(f"checkpoint {path} is incomplete or damaged ({err.__class__.__name__}: {err}); {START_OVER}") from err
         self.resumed_wall_s = self.wall_s
+        self.resumed_world = state.get("processes")   # checkpoints before it was recorded: None
         return True
+
+    def other_world_note(self) -> str:
+        """What changes when a run resumes in another number of processes than trained its
+        checkpoint: the global batch, its draws and the updates stay the same (distributed.py),
+        but BatchNorm normalises over each process's share of the batch, and the results record
+        only the processes that finished the run (provenance.processes)."""
+        return (f"{self.name}: the checkpoint was trained by {self.resumed_world} process(es) and continues "
+                f"in {self.world}: the same global batch and updates, except that BatchNorm now normalises "
+                f"over a share of 1/{self.world} of the batch instead of 1/{self.resumed_world}; the results "
+                f"will record {self.world} (provenance.processes)")
 
     def run(self, checkpoint_path=None, resume: bool = True, progress: bool = True):
         """Resume (or start over, replacing an old checkpoint at the first save) and train to the end."""
@@ -243,6 +256,8 @@ class ResumableLoop:
             if self.resume(checkpoint_path) and self.iteration < self.iterations and self.rank == 0:
                 print(f"{self.name}: continuing from iteration {self.iteration} of {self.iterations} "
                       f"(checkpoint {checkpoint_path})")
+                if self.resumed_world not in (None, self.world):
+                    print(self.other_world_note())
         # Starting over leaves an old checkpoint in place until this run writes its first one over
         # it: a run that stops before then (a bad setting, a crash) loses nothing.
         self.fit(checkpoint_path, progress=progress)

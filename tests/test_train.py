@@ -342,6 +342,29 @@ def test_run_without_resume_starts_over(train_bank, tmp_path):
     assert len(calls) == 4 and load_checkpoint(path)["iteration"] == 4
 
 
+def test_a_run_resumed_in_another_number_of_processes_says_what_changes(train_bank, tmp_path, capsys):
+    """A checkpoint records how many processes trained it; one process continuing a 2-process
+    checkpoint (torchrun) says that BatchNorm's share of the batch changes. The same number of
+    processes, or a checkpoint from before the count was recorded, says nothing."""
+    cfg = _cfg(**{"train.iterations": 2, "train.checkpoint_every": 2})
+    path = tmp_path / "drnet.pt"
+    _trainer(cfg, train_bank).run(path, progress=False)
+    state = load_checkpoint(path)
+    assert state["processes"] == 1
+    ckpt.save_checkpoint({**state, "processes": 2}, path)   # as rank 0 of two would have written it
+    longer = _cfg(**{"train.iterations": 3, "train.checkpoint_every": 2})
+    capsys.readouterr()
+    _trainer(longer, train_bank).run(path, progress=False)
+    out = capsys.readouterr().out
+    assert "trained by 2 process(es) and continues in 1" in out and "BatchNorm" in out
+    assert load_checkpoint(path)["processes"] == 1
+    state = load_checkpoint(path)
+    del state["processes"]                # a checkpoint written before the count was recorded
+    ckpt.save_checkpoint(state, path)
+    _trainer(_cfg(**{"train.iterations": 4, "train.checkpoint_every": 2}), train_bank).run(path, progress=False)
+    assert "process(es)" not in capsys.readouterr().out
+
+
 def test_resume_without_a_checkpoint_returns_false(smoke_cfg, train_bank, tmp_path):
     t = _trainer(smoke_cfg, train_bank)
     assert t.resume(tmp_path / "missing.pt") is False
