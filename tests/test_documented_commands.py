@@ -308,3 +308,28 @@ def test_tool_commands_in_the_docs_name_tools_options_and_variables_they_have(me
             choices = re.search(rf"{option} \{{([^}}]+)\}}", usage)
             if choices and value and not value.startswith("-") and not PLACEHOLDER.match(value):
                 assert value in choices.group(1).split(","), f"{mention}: {option} does not take {value!r}"
+
+
+# -- commands the library builds for its advice ------------------------------------------------------
+def _built_commands() -> list[Mention]:
+    """The ``drnet data prepare`` lines that error messages build (data.advice, kth_layout) for
+    stand-in and real files of every dataset, at every frame size and with --skip-corrupt, under
+    data roots with a space in their names (Colab's "My Drive")."""
+    from drnet_lib.data.advice import STANDIN_SIZES, prepare_command, standin_fix
+    from drnet_lib.data.kth_layout import prepare_kth_command
+
+    built = [prepare_command(dataset, "/data root", "--source real") for dataset in PROFILES]
+    for size in STANDIN_SIZES:
+        built += [re.search(r"`(.*)`", standin_fix(f"/my data/standin/{size}/{dataset}/file", dataset)).group(1)
+                  for dataset in PROFILES]
+        built.append(prepare_kth_command(f"/my data/standin/{size}/kth/boxing/person01_boxing_d1_uncomp.avi", 32))
+    built += [prepare_kth_command("/my data/kth/boxing/person01_boxing_d1_uncomp.avi", image_size, *extra)
+              for image_size in (None, 64, 128) for extra in ((), ("--skip-corrupt",))]
+    return [Mention("built by drnet_lib.data", text, whole=True) for text in built]
+
+
+@pytest.mark.parametrize("mention", _built_commands(), ids=str)
+def test_commands_the_library_builds_for_its_advice_parse(mention):
+    argv = _drnet_argv(mention)
+    _check_drnet_fragment(mention, list(argv))
+    _check_drnet_whole(mention, argv)

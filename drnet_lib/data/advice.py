@@ -7,6 +7,7 @@ file there has no mirror or zip to come back from, so its error advice differs f
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 __all__ = ["STANDIN_SIZES", "prepare_command", "standin_fix", "standin_of"]
@@ -38,5 +39,6 @@ def standin_fix(path: str | Path, dataset: str) -> str | None:
 def prepare_command(dataset: str, root: str | Path, *options: str) -> str:
     """The ``drnet data prepare`` command line for ``dataset`` under the data root ``root``.
     ``--root`` is always given: the command's default (the clone's ``data/``) need not be the
-    root in use, and a relative root is relative to where it was used."""
-    return " ".join(["drnet data prepare", dataset, *options, f"--root {root}"])
+    root in use, and a relative root is relative to where it was used. The root is quoted for the
+    shell where it needs it (a space, as in Colab's "My Drive"), so the line can be pasted."""
+    return " ".join(["drnet data prepare", dataset, *options, f"--root {shlex.quote(str(root))}"])
