@@ -5,7 +5,8 @@ README, the book and the library's own error messages telling readers to type so
 fails. These tests collect each shell command written there (`drnet`, `torchrun -m
 drnet_lib.cli`, `make`, `papermill`, `tools/...`) and check it against what it names: the
 argument parser and configuration of ``drnet``, the Makefile, the notebook's parameters cell,
-the tool's ``--help``. Nothing is run but the tools' ``--help``.
+the tool's ``--help``. Nothing is run but the tools' ``--help``. Settings the prose names in backticks
+(`train.lr_schedule`) must be settings of the configuration.
 
 Where a command is shown whole (a line of a fenced code block), argparse must accept it and its
 ``--set`` settings must build a configuration. Where prose only names a piece of one
@@ -246,6 +247,29 @@ def test_the_fragment_check_catches_a_renamed_option_and_a_bad_choice():
     for m in bad:
         with pytest.raises(AssertionError, match=re.escape(m.text)):
             _check_drnet_fragment(m, _drnet_argv(m))
+
+
+# -- settings named in prose ----------------------------------------------------------------------------
+FILE_SUFFIXES = {"pt", "json", "jsonl", "ipynb", "npz", "txt"}   # `lstm.pt` is a file, not a setting
+
+
+def _settings_named_in_prose() -> list[tuple[str, str]]:
+    """``(file, section.name)`` for every dotted setting the docs put in backticks (glue keys,
+    module paths like drnet_lib.data.norb and file names left out)."""
+    found = []
+    for where, text in _markdown_sources().items():
+        for snippet in re.findall(r"(?<!\{glue:text\})`([^`\n]*)`", text):
+            for key in re.findall(r"(?<![\w./])((?:model|data|train|lstm|eval)\.[a-z_][a-z_0-9]*)(?![\w.(/])", snippet):
+                if key.split(".")[1] not in FILE_SUFFIXES:
+                    found.append((where, key))
+    return found
+
+
+def test_every_setting_the_docs_name_is_a_setting():
+    named = _settings_named_in_prose()
+    assert len(named) > 20, "the docs name settings in backticks; the search must find them"
+    unknown = sorted({f"{where}: {key}" for where, key in named if not _is_setting(key)})
+    assert not unknown, f"settings the docs name that config.py does not have: {unknown}"
 
 
 # -- make ----------------------------------------------------------------------------------------------
