@@ -12,7 +12,8 @@ Where a command is shown whole (a line of a fenced code block), argparse must ac
 ``--set`` settings must build a configuration. Where prose only names a piece of one
 (`drnet train --record`), every option it names must exist, and the values it gives an option with
 fixed choices must be among them. Placeholders the docs use for a value (K, X, N, TAG, DIR...)
-stand for any value.
+and shell variables stand for any value. The recording scripts' ``drnet`` calls (tools/*.sh)
+are checked the same way.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROGRAMS = ("drnet", "torchrun", "make", "papermill", "tools/", "python tools/")
 # Written in place of a value ("--seed K", "--record cuda<N>", "--size <size>").
-PLACEHOLDER = re.compile(r"^(K|X|N|DIR|TAG|PATH|PATH-TO-[A-Z-]+|/path/to/.*|.*<[^>]+>.*|\.\.\.)$")
+PLACEHOLDER = re.compile(r"^(K|X|N|DIR|TAG|PATH|PATH-TO-[A-Z-]+|/path/to/.*|.*<[^>]+>.*|\.\.\.|.*\$.*)$")
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,24 @@ def _library_messages():
             yield Mention(where, match.group(0).strip(), whole=False)
 
 
+def _script_commands():
+    """The ``drnet`` calls of the recording scripts (tools/*.sh), continuation lines joined; their
+    ``record FILE ARGS`` helper runs ``drnet bench ARGS``. Shell variables stand for any value."""
+    for path in sorted((ROOT / "tools").glob("*.sh")):
+        text = re.sub(r"\\\n\s*", " ", path.read_text())
+        where = str(path.relative_to(ROOT))
+        for match in re.finditer(r"(?<![\w/-])drnet (?:train|reproduce|bench|data prepare)\b[^|>;&\n]*", text):
+            yield Mention(where, match.group(0).strip(), whole=False)
+        for match in re.finditer(r"^\s*record \S+ ([^|>;&\n]*)", text, re.M):
+            yield Mention(where, f"drnet bench {match.group(1).strip()}", whole=False)
+
+
 @lru_cache(maxsize=None)
 def documented_commands() -> tuple[Mention, ...]:
     found = []
     for where, text in _markdown_sources().items():
         found += [*_code_block_commands(where, text), *_inline_commands(where, text)]
-    found += _library_messages()
+    found += [*_library_messages(), *_script_commands()]
     return tuple(dict.fromkeys(found))
 
 
@@ -171,6 +184,9 @@ def _check_drnet_fragment(m: Mention, argv: list[str]) -> None:
         if word == "--" or word.startswith("-"):
             action = None
             continue
+        if action is not None and action.dest == "set":   # the key counts even where the value is a variable
+            given.append(word)
+            continue
         if PLACEHOLDER.match(word):
             continue
         if action is None and positionals:   # e.g. the dataset of `drnet data prepare`
@@ -182,8 +198,6 @@ def _check_drnet_fragment(m: Mention, argv: list[str]) -> None:
             for value in _alternatives(word, action):
                 assert value in allowed, (f"{m}: {action.option_strings[0]} does not take {value!r} "
                                           f"(it takes {sorted(allowed)})")
-        elif action is not None and action.dest == "set":
-            given.append(word)
     for item in given:
         key = item.partition("=")[0]
         assert _is_setting(key), f"{m}: --set {key} is not a setting (config.py's ExperimentConfig)"
