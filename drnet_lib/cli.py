@@ -140,16 +140,17 @@ def data_fields(args, overrides: dict) -> dict:
 
 
 def recorded_metrics(cfg, trainer, lstm) -> dict:
-    """Timings and final losses of a ``drnet train --record`` run, and for NORB, the chairs and
-    KTH the experiment's own measurements of the frozen codes (classification; probes and
-    rollouts; classification, prediction and rollouts). ``trainer``: anything with the trainer's
+    """Timings and final losses of a ``drnet train --record`` run, and the experiment's own
+    measurements of the frozen models: for Moving MNIST probes, judge, swaps and rollouts
+    (mnist_experiment.measure, the chapter's steps); for NORB, the chairs and KTH
+    classification; probes and rollouts; classification, prediction and rollouts. ``trainer``: anything with the trainer's
     ``model``, ``bank``, ``device``, ``history``, ``iteration`` and ``wall_s`` (tools/kth_schedule.py
     passes a frozen copy's); ``lstm``: the pose LSTM's trainer, or None."""
     metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
                "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
     if lstm is not None:
         metrics["lstm.seconds_per_iteration"] = lstm.wall_s / max(lstm.iteration, 1)
-    if cfg.experiment not in ("norb", "suncg", "kth"):
+    if cfg.experiment not in ("mnist", "norb", "suncg", "kth"):
         return metrics
     from .train import make_test_bank
 
@@ -157,7 +158,15 @@ def recorded_metrics(cfg, trainer, lstm) -> dict:
         print(f"measuring: {what}", file=sys.stderr, flush=True)
 
     model, test_bank = trainer.model.eval(), make_test_bank(cfg, trainer.device, progress=True)
-    if cfg.experiment == "norb":
+    if cfg.experiment == "mnist":
+        from .mnist_experiment import measure
+
+        say("probes of the codes, the digit judge, swaps" + (" and rollouts" if lstm is not None else ""))
+        metrics.update(measure(cfg, model, lstm.lstm.eval() if lstm is not None else None, trainer.bank,
+                               test_bank, trainer.device))
+        if lstm is not None:
+            metrics["lstm.final_pose_mse"] = lstm.history[-1]["pose_mse"]
+    elif cfg.experiment == "norb":
         say("the category from content and pose codes of every training and test frame")
         from .norb_experiment import flat_metrics, score_variant
 
@@ -186,9 +195,14 @@ def recorded_metrics(cfg, trainer, lstm) -> dict:
             rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank, rollout_clips(test_bank, cfg),
                                           cfg, cfg.eval.rollout_steps)
             metrics.update(rollouts)
-    print(json.dumps({k: v for k, v in metrics.items() if k.startswith(("probe", "class", "rollout.azimuth"))
+    print(json.dumps({k: v for k, v in metrics.items()
+                      if k.startswith(("probe", "class", "swap.", "judge.", "rollout.azimuth", "rollout.identity"))
                       or k.endswith(("_mean", "steps_beating_copy_last"))},
                      indent=1))
+    from .claims import verdicts
+
+    for claim, value, _ in verdicts(cfg.experiment, metrics):   # those the run's metrics reach
+        print(claim.describe(value))
     return metrics
 
 
@@ -303,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"where datasets are downloaded, converted or generated; default {DEFAULT_DATA_ROOT} "
                         "(or --set data.root=...)")
     t.add_argument("--record", metavar="TAG", type=run_tag,
-                   help="write losses and timings to <results-dir>/<profile>/<experiment>_<TAG>_seed<k>.json")
+                   help="write losses, timings and the experiment's measurements of the trained models (what its "
+                        "chapter records; verdicts printed) to <results-dir>/<profile>/<experiment>_<TAG>_seed<k>.json")
     t.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results",
                    help="where --record writes; default %(default)s")
     t.add_argument("--set", nargs="*", action=RepeatableList, metavar="KEY=VALUE",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
+from pathlib import Path
 
 import pytest
 import torch
 
-from drnet_lib import cli
+from drnet_lib import claims, cli
 from drnet_lib.config import PROFILES
 from drnet_lib.checkpoint import load_checkpoint
 from drnet_lib.predict import LSTMTrainer
@@ -244,6 +246,32 @@ def test_bench_prints_one_json_line_per_configuration(capsys):
     assert row["lstm_step_s"] > 0 and row["data_batches_per_s"] > 0
     assert row["batch_size"] == 16 and row["image_size"] == 32 and row["content_model"] == "dcgan_unet"
     assert row["flops_per_step"] > 0 and 0 < row["matmul_peak_tflops"]
+
+
+def test_train_record_measures_an_mnist_run_as_the_chapter_notebook_does(tmp_path, capsys):
+    """``drnet train --experiment mnist --record`` measures what the chapter records (probes,
+    judge, swaps, rollouts) with the notebook's seeds: on the smoke profile it gives the numbers
+    the committed smoke notebook printed, and the verdict of every MNIST claim."""
+    args = ["train", "--experiment", "mnist", "--profile", "smoke", "--device", "cpu",
+            "--data-root", str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"),
+            "--results-dir", str(tmp_path / "results"), "--record", "measured"]
+    assert cli.main(args) == 0
+    metrics = json.loads((tmp_path / "results" / "smoke" / "mnist_measured_seed0.json").read_text())["metrics"]
+    printed = capsys.readouterr().out
+    for claim in claims.MNIST_CLAIMS:
+        assert claim.key in printed, f"no verdict printed for {claim.key}"
+        claims.lookup(metrics, claim.key)          # recorded (a KeyError otherwise)
+    notebook = json.loads((Path(__file__).parents[1] / "notebooks" / "01_mnist.ipynb").read_text())
+    shown = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            for line in "".join(output.get("text", "")).splitlines():
+                match = re.match(r"^((?:probe|swap)\.\S+)\s+(-?[0-9.]+)$", line)
+                if match:
+                    shown[match.group(1)] = float(match.group(2))
+    assert len(shown) >= 10, "the smoke notebook prints its probe and swap scores"
+    for key, value in shown.items():
+        assert round(metrics[key], 3) == pytest.approx(value), key
 
 
 def test_train_record_measures_a_kth_run(tmp_path):

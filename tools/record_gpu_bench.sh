@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Record on a GPU what only a GPU shows (issue 7): the bench of every experiment's paper profile,
 # the GPU options (bf16 autocast, torch.compile, CUDA graphs, NHWC, strict fp32 convolutions, cuDNN
-# autotuning) with their speedups and loss checks, a short paper-profile KTH training run with its
-# measurements, and the MNIST paper iteration's scaling with batch and image size with a profiler
+# autotuning) with their speedups and loss checks, short paper-profile MNIST and KTH training runs
+# with their measurements, and the MNIST paper iteration's scaling with batch and image size with a profiler
 # breakdown; with DRNET_PY set to a clone of edenton/drnet-py, the authors' own iteration beside ours.
 #
-#   tools/record_gpu_bench.sh [bench] [kth_run] [variants] [scaling] [authors]
-#                                   (no argument: the first four, and authors when DRNET_PY is set)
+#   tools/record_gpu_bench.sh [bench] [mnist_run] [kth_run] [variants] [scaling] [authors]
+#                                   (no argument: the first five, and authors when DRNET_PY is set)
 #
 # Writes results/perf/bench_cuda_<gpu>.jsonl, bench_cuda_<gpu>_variants.jsonl,
 # bench_cuda_<gpu>_mnist_paper_scaling.jsonl, bench_cuda_<gpu>_authors.jsonl and
-# bench_cuda_<gpu>_authors_strict_fp32.jsonl, and results/paper/kth_cuda<N>_seed0.json (<gpu>: the
-# device's name, e.g. h200). Settings from the environment: PY (the Python that holds torch and
-# drnet_lib; default .venv/bin/python), PERF_DIR (default results/perf), RESULTS_DIR (default
-# results), CHECKPOINT_DIR (default checkpoints), KTH_ITERATIONS (default 300).
+# bench_cuda_<gpu>_authors_strict_fp32.jsonl, and results/paper/mnist_cuda<N>_seed0.json and
+# kth_cuda<N>_seed0.json (<gpu>: the device's name, e.g. h200). Settings from the environment: PY (the
+# Python that holds torch and drnet_lib; default .venv/bin/python), PERF_DIR (default results/perf),
+# RESULTS_DIR (default results), CHECKPOINT_DIR (default checkpoints), MNIST_ITERATIONS and
+# KTH_ITERATIONS (default 300 each).
 # Each file is written through a temporary one: a step that fails leaves its rows so far in
 # <file>.partial and the earlier file untouched. Run it on an otherwise idle GPU.
 set -uo pipefail
@@ -21,6 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
 PERF_DIR=${PERF_DIR:-results/perf}
 RESULTS_DIR=${RESULTS_DIR:-results}
+MNIST_ITERATIONS=${MNIST_ITERATIONS:-300}
 KTH_ITERATIONS=${KTH_ITERATIONS:-300}
 mkdir -p "$PERF_DIR"
 drnet() { "$PY" -m drnet_lib.cli "$@"; }
@@ -53,7 +55,7 @@ authors() {  # authors FILE [--set ...]: three runs of tools/time_authors_drnet.
 }
 
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(bench kth_run variants scaling ${DRNET_PY:+authors})
+[[ ${#steps[@]} -gt 0 ]] || steps=(bench mnist_run kth_run variants scaling ${DRNET_PY:+authors})
 status=0
 for step in "${steps[@]}"; do
   case $step in
@@ -62,6 +64,11 @@ for step in "${steps[@]}"; do
     variants)  # the options a reader turns on knowingly, on the two prediction experiments
       record "bench_cuda_${gpu}_variants.jsonl" --experiments mnist kth --profiles paper \
         --variants fp32 bf16 compile cuda_graphs channels_last strict_fp32 cudnn_benchmark --loss-iterations 50 || status=1 ;;
+    mnist_run) # a few hundred iterations of the paper profile, measured as the chapter does (probes,
+               # judge, swaps, 500-step rollouts)
+      drnet train --experiment mnist --profile paper --device cuda --record "cuda${MNIST_ITERATIONS}" \
+        --results-dir "$RESULTS_DIR" --checkpoint-dir "${CHECKPOINT_DIR:-checkpoints}" --no-resume \
+        --set "train.iterations=$MNIST_ITERATIONS" "lstm.iterations=$MNIST_ITERATIONS" || status=1 ;;
     kth_run)   # a few hundred iterations of the paper profile (128 px) on the stand-in, measured
       drnet train --experiment kth --profile paper --device cuda --record "cuda${KTH_ITERATIONS}" \
         --results-dir "$RESULTS_DIR" --checkpoint-dir "${CHECKPOINT_DIR:-checkpoints}" --no-resume \
@@ -73,7 +80,7 @@ for step in "${steps[@]}"; do
       [[ -n ${DRNET_PY:-} ]] || { echo "step authors: set DRNET_PY to a clone of edenton/drnet-py" >&2; exit 2; }
       authors "bench_cuda_${gpu}_authors.jsonl" || status=1
       authors "bench_cuda_${gpu}_authors_strict_fp32.jsonl" --set train.conv_tf32=false || status=1 ;;
-    *) echo "unknown step $step: choose bench, kth_run, variants, scaling, authors" >&2; exit 2 ;;
+    *) echo "unknown step $step: choose bench, mnist_run, kth_run, variants, scaling, authors" >&2; exit 2 ;;
   esac
 done
 exit $status
