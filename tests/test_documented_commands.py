@@ -38,7 +38,7 @@ from drnet_lib.reproduce import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PROGRAMS = ("drnet", "torchrun", "make", "papermill", "tools/", "python tools/")
+PROGRAMS = ("drnet", "torchrun", "make", "papermill", "tools/", "python tools/", ".venv/bin/python tools/")
 # Written in place of a value ("--seed K", "--record cuda<N>", "--size <size>").
 PLACEHOLDER = re.compile(r"^(K|X|N|DIR|TAG|PATH|PATH-TO-[A-Z-]+|/path/to/.*|.*<[^>]+>.*|\.\.\.|.*\$.*)$")
 
@@ -329,7 +329,7 @@ def _tool_help(script: str) -> str:
 
 @pytest.mark.parametrize("mention", _of("tools"), ids=str)
 def test_tool_commands_in_the_docs_name_tools_options_and_variables_they_have(mention):
-    words = mention.text.split()
+    words = mention.text.replace("[", " ").replace("]", " ").split()   # [--device cuda]: optional
     environment = [w.split("=")[0] for w in words if re.match(r"^[A-Z_]+=", w)]
     script = next(w for w in words if w.startswith("tools/"))
     path = ROOT / script
