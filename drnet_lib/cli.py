@@ -199,10 +199,15 @@ def recorded_metrics(cfg, trainer, lstm) -> dict:
                       if k.startswith(("probe", "class", "swap.", "judge.", "rollout.azimuth", "rollout.identity"))
                       or k.endswith(("_mean", "steps_beating_copy_last"))},
                      indent=1))
-    from .claims import verdicts
+    from .claims import CLAIMS, verdicts
 
-    for claim, value, _ in verdicts(cfg.experiment, metrics):   # those the run's metrics reach
+    judged = verdicts(cfg.experiment, metrics)   # those the run's metrics reach
+    for claim, value, _ in judged:
         print(claim.describe(value))
+    if not judged:   # NORB's claims compare two models (with and without the adversarial loss)
+        print(f"no claim judged: this run's metrics lack {', '.join(c.key for c in CLAIMS[cfg.experiment])}"
+              + (" (the chapter notebook trains both variants: drnet reproduce --experiments norb)"
+                 if cfg.experiment == "norb" else ""))
     return metrics
 
 

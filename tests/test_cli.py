@@ -505,6 +505,17 @@ def test_train_norb_skips_the_pose_lstm_it_has_no_schedule_for(tmp_path, capsys)
     assert not (tmp_path / "smoke" / "norb_seed0" / "lstm.pt").exists()
 
 
+def test_train_record_of_one_norb_variant_says_why_no_claim_is_judged(tmp_path, capsys):
+    """NORB's claims compare a model trained with the adversarial loss and one without; a run of
+    one says so instead of printing nothing."""
+    argv = ["train", "--experiment", "norb", "--profile", "smoke", "--device", "cpu", "--checkpoint-dir",
+            str(tmp_path), "--data-root", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"),
+            "--record", "one", "--set", "train.iterations=2"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "no claim judged" in out and "classification.noadv.pose" in out and "--experiments norb" in out
+
+
 def test_bench_help_lists_every_variant_the_bench_accepts():
     """The CLI names the variants by hand (importing the bench would import torch for every
     command); this keeps that list and drnet_lib.bench.CHOICES the same."""
