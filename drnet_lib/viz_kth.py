@@ -2,13 +2,64 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from typing import Mapping
 
+import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
+from matplotlib.textpath import TextPath
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import blended_transform_factory
 import numpy as np
 import pandas as pd
 import seaborn as sns
+
+# The book's text column is about 765 px wide and its figures are saved at 100 dpi: a wider figure is
+# shrunk, and its text with it. Every figure here is at most WIDTH inches wide, its text at least
+# MIN_FONT points.
+WIDTH = 7.5
+MIN_FONT = 8
+
+# One colour per guess of the future frames, on every figure that draws it (the chapter's figure of
+# the four guesses set them: DrNet blue, its decoder's ceiling orange, DrNet standing still green,
+# copy-last black).
+SERIES_COLOURS = {"DrNet (pose LSTM)": "C0", "DrNet (predicted poses)": "C0",
+                  "decoded from true poses": "C1", "DrNet standing still": "C2",
+                  "copy last": "black", "copy last frame": "black"}
+
+
+def series_colours(labels) -> dict[str, str]:
+    """A colour per series label: :data:`SERIES_COLOURS`' for the guesses it names, the others the
+    colour cycle's in order of appearance, skipping the colours the named guesses take."""
+    labels = list(dict.fromkeys(labels))
+    taken = {mcolors.to_hex(SERIES_COLOURS[k]) for k in labels if k in SERIES_COLOURS}
+    cycle = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if mcolors.to_hex(c) not in taken]
+    free = iter(cycle * (1 + len(labels) // max(len(cycle), 1)))
+    return {k: SERIES_COLOURS[k] if k in SERIES_COLOURS else next(free) for k in labels}
+
+
+def _log_x(ax, what: str) -> None:
+    """A log-scaled x axis whose label says so."""
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{what} (log scale)")
+
+
+def _wrap(title: str, width: int) -> str:
+    """``title`` in lines of at most ``width`` characters, broken after its first colon if it has one."""
+    head, colon, tail = title.partition(": ")
+    if len(title) <= width or not colon or len(head) >= width:
+        return textwrap.fill(title, width)
+    return f"{head}:\n{textwrap.fill(tail, width)}"
+
+
+def _legend_columns(labels, width: float = WIDTH - 0.3, fontsize: float = MIN_FONT) -> int:
+    """How many legend columns of ``labels`` fit in ``width`` inches at ``fontsize``."""
+    labels = [str(k) for k in labels]
+    longest = max((TextPath((0, 0), k, size=fontsize).get_extents().width for k in labels), default=0) / 72
+    column = longest + 4.5 * fontsize / 72                # the text, its handle and the gaps around them
+    return max(1, min(len(labels), int(width // column)))
+
 
 QUESTIONS = (("action_from_pose", "action from pose"), ("action_from_content", "action from content"),
              ("person_from_pose", "person from pose"), ("person_from_content", "person from content"))
@@ -25,15 +76,18 @@ def classification_bars(scores: Mapping[str, Mapping[str, float]], chance: Mappi
     Returns:
         A Figure with one Axes: grouped bars per question, a dashed chance tick per question.
     """
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     variants = list(scores)
     width = 0.8 / max(len(variants), 1)
     for i, variant in enumerate(variants):
         values = [scores[variant].get(q, np.nan) for q, _ in QUESTIONS]
         err = [errors[variant].get(q, 0.0) for q, _ in QUESTIONS] if errors else None
         x = np.arange(len(QUESTIONS)) + (i - (len(variants) - 1) / 2) * width
-        bars = ax.bar(x, values, width, yerr=err, capsize=3, label=variant)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+        ax.bar(x, values, width, yerr=err, capsize=3, label=variant)
+        for xi, v, e in zip(x, values, err or [0.0] * len(values)):   # each value above its error bar
+            if np.isfinite(v):
+                ax.annotate(f"{v:.2f}", (xi, v + e), xytext=(0, 2), textcoords="offset points", ha="center",
+                            va="bottom", fontsize=MIN_FONT)
     for j, (q, _) in enumerate(QUESTIONS):
         level = chance[q.split("_")[0]]
         ax.plot([j - 0.45, j + 0.45], [level, level], "k--", lw=1, label="chance" if j == 0 else None)
@@ -60,20 +114,21 @@ def horizon_plot(action_accuracy: Mapping, motion_ratio: Mapping, action_chance:
     steps = sorted(int(s) for s in action_accuracy)
     acc = [action_accuracy[s] if s in action_accuracy else action_accuracy[str(s)] for s in steps]
     mot = [motion_ratio[s] if s in motion_ratio else motion_ratio[str(s)] for s in steps]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(WIDTH, 3.2))
     a1.plot(steps, acc, "o-", label="generated frames")
     a1.axhline(action_chance, color="k", ls="--", lw=1, label="chance")
     if real_action_accuracy is not None:
         a1.axhline(real_action_accuracy, color="C2", ls=":", lw=1.5, label="real test frames")
-    a1.set(xscale="log", ylim=(0, 1.05), xlabel="predicted step", ylabel="action accuracy",
-           title="action named from generated poses")
+    a1.set(ylim=(0, 1.05), ylabel="action accuracy", title="action named from generated poses")
     a1.legend(fontsize=8)
     a2.plot(steps, mot, "o-", color="C1")
     a2.axhline(1.0, color="k", ls=":", lw=1, label="as much as real video")
-    a2.set(xscale="log", ylim=(0, max(1.2, max(mot) * 1.1)), xlabel="predicted step",
-           ylabel="frame-to-frame change\n(generated / real)", title="is it still moving?")
+    a2.set(ylim=(0, max(1.2, max(mot) * 1.1)), ylabel="frame-to-frame change\n(generated / real)",
+           title="is it still moving?")
     a2.legend(fontsize=8)
     for ax in (a1, a2):
+        ax.title.set_fontsize(10)
+        _log_x(ax, "predicted step")
         ax.minorticks_off()                       # log axis: label only the measured steps
         ax.set_xticks(steps, [str(s) for s in steps])
     fig.tight_layout()
@@ -85,7 +140,8 @@ PREDICTORS = (("psnr_mean", "DrNet (predicted poses)"), ("oracle_psnr_mean", "de
 
 
 def prediction_by_action(by_action: Mapping[str, Mapping[str, float]]):
-    """Mean PSNR over the scored steps, per action, of DrNet, its decoder ceiling and copy-last.
+    """Mean PSNR over the scored steps, per action, of DrNet, its decoder ceiling and copy-last,
+    each in its colour of :data:`SERIES_COLOURS`.
 
     Args:
         by_action: ``{action: {"psnr_mean": dB, "oracle_psnr_mean": dB, "copy_last_psnr_mean": dB}}``
@@ -94,19 +150,22 @@ def prediction_by_action(by_action: Mapping[str, Mapping[str, float]]):
         A Figure with one Axes: grouped bars per action (predictors missing from an entry skipped).
     """
     actions = list(by_action)
-    fig, ax = plt.subplots(figsize=(8, 3.2))
-    width = 0.8 / len(PREDICTORS)
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
+    width = 0.84 / len(PREDICTORS)
+    colours = series_colours(label for _, label in PREDICTORS)
     for i, (key, label) in enumerate(PREDICTORS):
         values = [by_action[a].get(key, np.nan) for a in actions]
         x = np.arange(len(actions)) + (i - (len(PREDICTORS) - 1) / 2) * width
-        bars = ax.bar(x, values, width, label=label)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+        bars = ax.bar(x, values, width, label=label, color=colours[label])
+        ax.bar_label(bars, fmt="%.1f", fontsize=MIN_FONT, padding=2, rotation=90)
     ax.set_xticks(range(len(actions)), actions)
     values = [v[k] for v in by_action.values() for k, _ in PREDICTORS if k in v]
-    # PSNR bars from a floor near the data (the gaps are what matter), headroom above for the legend
-    ax.set_ylim(np.floor(min(values)) - 2, np.ceil(max(values)) + 3)
+    # PSNR bars from a floor near the data (the gaps are what matter), headroom above for the
+    # upright value labels and the legend
+    low, high = np.floor(min(values)) - 2, np.ceil(max(values))
+    ax.set_ylim(low, high + 0.3 * (high - low))
     ax.set_ylabel("mean PSNR (dB)")
-    ax.legend(fontsize=8, loc="upper left", ncol=3)
+    ax.legend(fontsize=MIN_FONT, loc="upper left", ncol=3)
     fig.tight_layout()
     return fig
 
@@ -116,29 +175,52 @@ SWEEP_PANELS = (("person_from_pose", "person from pose", "person"), ("action_fro
                 ("motion_ratio", "rollout motion ratio (last step)", None))
 
 
+def seed_offsets(rows, axes_width_pt: float = 180.0, label_pt: float = 8.0) -> list[float]:
+    """Where :func:`adversarial_sweep` draws each run of ``rows`` on its log β axis: its β times a
+    factor, so that the runs of one β (in the order of their seeds, centred on β) sit side by side,
+    about ``label_pt`` points apart on an axes ``axes_width_pt`` points wide, and runs with equal
+    values keep their seed labels apart. All of one β's runs together stay within a quarter of a
+    decade (β values are spaced wider than that)."""
+    betas = [r["beta"] for r in rows if r["beta"] > 0]
+    span = math.log10(max(betas) / min(betas)) + 0.3 if betas else 1.0      # decades on the axis, margins
+    seeds = {}                                                               # β: its runs' seeds, in order
+    for r in rows:
+        seeds.setdefault(r["beta"], set()).add(r["seed"])
+    seeds = {b: sorted(s) for b, s in seeds.items()}
+    step = max(0.07, label_pt * span / axes_width_pt)                       # decades between neighbours
+    step = min(step, 0.25 / max(max(len(s) for s in seeds.values()) - 1, 1)) if seeds else step
+    return [r["beta"] * 10 ** (step * (seeds[r["beta"]].index(r["seed"]) - (len(seeds[r["beta"]]) - 1) / 2))
+            for r in rows]
+
+
 def adversarial_sweep(rows, chance: Mapping[str, float]):
-    """What the adversarial weight β moves, one panel per quantity: every run as a dot (its seed
-    beside it), the mean over a β's runs as a line, chance as a dashed line.
+    """What the adversarial weight β moves, one panel per quantity (2 × 2, in reading order: the
+    person and the action from pose, the discriminator's accuracy, the rollouts' motion): every run
+    as a dot with its seed above it (a β's runs side by side around it, in the order of their seeds,
+    so that runs with equal values stay apart), the mean over a β's runs as a line, chance as a dashed line.
 
     Args:
         rows: :func:`drnet_lib.kth_analysis.adversarial_sweep`'s rows (``beta``, ``seed`` and the
             panels' keys).
         chance: ``{"action": ..., "person": ...}`` accuracies of guessing.
     Returns:
-        A Figure with four Axes (log-scaled β).
+        A Figure with four Axes (log-scaled β), in reading order.
     """
     betas = sorted({r["beta"] for r in rows})
-    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(12, 3))
-    for ax, (key, label, chance_key) in zip(axes, SWEEP_PANELS):
-        ax.scatter([r["beta"] for r in rows], [r[key] for r in rows], s=14, alpha=0.7)
-        for r in rows:
-            ax.annotate(str(r["seed"]), (r["beta"], r[key]), fontsize=6, xytext=(3, 0), textcoords="offset points")
+    xs = seed_offsets(rows)
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.4))
+    for ax, (key, label, chance_key) in zip(axes.flat, SWEEP_PANELS):
+        ax.scatter(xs, [r[key] for r in rows], s=14, alpha=0.7)
+        for x, r in zip(xs, rows):
+            ax.annotate(str(r["seed"]), (x, r[key]), fontsize=MIN_FONT, xytext=(0, 2.5), textcoords="offset points",
+                        ha="center", va="bottom")
         ax.plot(betas, [np.mean([r[key] for r in rows if r["beta"] == b]) for b in betas], "-", label="mean over seeds")
         if chance_key:
             ax.axhline(chance[chance_key], ls="--", color="grey", lw=1, label="chance")
-        ax.set(xscale="log", xlabel="adversarial weight β", title=label)
-        ax.title.set_fontsize(9)
-    axes[0].legend(fontsize=7)
+        ax.margins(y=0.12)                                  # room for the seed labels above the top dots
+        _log_x(ax, "adversarial weight β")
+        ax.set_title(label, fontsize=10)
+    axes[0, 0].legend(fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -154,48 +236,68 @@ def margin_over_copy_last(gaps: Mapping[str, Mapping[str, float]], ylabel: str =
             ``moving`` and ``in place`` are drawn after a gap, as two more groups).
         ylabel: what the bars measure.
     Returns:
-        A Figure with one Axes.
+        A Figure with one Axes, each bar's value written upright at its end.
     """
     labels = list(gaps)
     groups = [k for k in next(iter(gaps.values())) if k not in ("moving", "in place")] + ["moving", "in place"]
     x = np.arange(len(groups), dtype=float)
     x[-2:] += 0.6                                        # set the two group means apart
-    width = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(10, 3.4))
+    width = 0.86 / len(labels)
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.9), layout="constrained")
     for i, label in enumerate(labels):
         bars = ax.bar(x + (i - (len(labels) - 1) / 2) * width, [gaps[label].get(g, np.nan) for g in groups],
                       width, label=label)
-        ax.bar_label(bars, fmt="%.1f", fontsize=6, padding=1)
+        ax.bar_label(bars, fmt="%.1f", fontsize=MIN_FONT, padding=2, rotation=90)
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups], fontsize=8)
+    ax.margins(x=0.02, y=0.2)                            # headroom for the upright labels at both ends
+    ax.set_xticks(x, [g if g not in ("moving", "in place") else f"mean:\n{g}" for g in groups], fontsize=MIN_FONT)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(labels), 3), frameon=False)
-    fig.tight_layout()
+    # above the axes, centred on the figure (its longest labels need the figure's whole width)
+    ax.legend(fontsize=MIN_FONT, loc="lower center", ncol=_legend_columns(labels), frameon=False,
+              bbox_to_anchor=(0.5, 1.0), bbox_transform=blended_transform_factory(fig.transFigure, ax.transAxes))
     return fig
 
 
 def psnr_by_clip_list(curves: Mapping[str, Mapping[str, np.ndarray]], baseline: str = "copy last"):
-    """Per-step mean PSNR of several guesses, one panel per clip list (or per set of models).
+    """Per-step mean PSNR of several guesses, one panel per clip list (or per set of models), side
+    by side (two to a row); the legend in the panel if there is one, else under the panels.
 
     Args:
         curves: ``{panel title: {series label: (T,) mean PSNR at predicted steps 1..T}}``; the series
-            named ``baseline`` is drawn dashed and black, the others solid.
+            named ``baseline`` is drawn dashed and black, the others solid, each guess named in
+            :data:`SERIES_COLOURS` in its colour and the other series in the colour cycle's (the same
+            colour for a label on every panel).
         baseline: the name of the baseline series.
     Returns:
         A Figure with one Axes per list, sharing the PSNR axis.
     """
-    fig, axes = plt.subplots(1, len(curves), figsize=(4.6 * len(curves), 3.2), sharey=True, squeeze=False)
-    for ax, (title, series) in zip(axes[0], curves.items()):
+    ncols = min(len(curves), 2)
+    nrows = math.ceil(len(curves) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(WIDTH, 4.6 * ncols), 3.2 * nrows + 0.3 * (ncols > 1)),
+                             sharey=True, squeeze=False, layout="constrained")
+    colours = series_colours(label for series in curves.values() for label in series if label != baseline)
+    for ax, (title, series) in zip(axes.flat, curves.items()):
         for label, values in series.items():
             steps = np.arange(1, len(values) + 1)
-            style = dict(color="black", ls="--", lw=1.4) if label == baseline else dict(lw=1.8)
+            style = dict(color="black", ls="--", lw=1.4) if label == baseline else dict(color=colours[label], lw=1.8)
             ax.plot(steps, values, label=label, **style)
         ax.set(title=title, xlabel="predicted step")
+        ax.title.set_fontsize(10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # steps are whole frames
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("mean PSNR (dB)")
-    axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
+    for ax in axes.flat[len(curves):]:
+        fig.delaxes(ax)
+    for row in axes:
+        row[0].set_ylabel("mean PSNR (dB)")
+    if len(curves) == 1:
+        fig.axes[0].legend(fontsize=MIN_FONT)
+    else:                                                   # under the panels, where it hides no curve
+        named = {}
+        for ax in fig.axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                named.setdefault(label, handle)
+        fig.legend(named.values(), named.keys(), fontsize=MIN_FONT, loc="outside lower center",
+                   ncol=_legend_columns(named), frameon=False)
     return fig
 
 
@@ -209,10 +311,11 @@ def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=
             :func:`drnet_lib.kth_decoder.error_split` returns it (``decoded_*``: the ceiling).
         groups: which groups to draw, one panel each.
     Returns:
-        A Figure with one Axes per group.
+        A Figure with one Axes per group, side by side.
     """
     labels = list(splits)
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(min(WIDTH, 4.5 * len(groups)), 3.6), sharey=True,
+                             squeeze=False)
     axes = axes[0]
     for ax, group in zip(axes, groups):
         first = splits[labels[0]][group]
@@ -222,47 +325,65 @@ def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=
         x = np.arange(len(names))
         ax.bar(x, static, 0.6, label="pixels that stay", color="tab:grey")
         ax.bar(x, changing, 0.6, bottom=static, label="pixels that change", color="tab:orange")
-        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{group} actions", fontsize=9)
+        ax.set_xticks(x, names, rotation=30, ha="right", rotation_mode="anchor", fontsize=MIN_FONT)
+        ax.set_title(f"{group} actions", fontsize=10)
     axes[0].set_ylabel("contribution to the MSE")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
 
+PERSON_SPLITS = (("even_odd", "scenario seen (even/odd ranges)"), ("across", "scenario held out"))
+
+
 def person_or_place(groups: Mapping[str, Mapping[str, float]], chance: Mapping[str, float]):
     """The person named from pose codes when the scored windows' scenario was seen in fitting
-    (even/odd ranges of the same videos) and when it was held out, one panel per classifier.
+    (even/odd ranges of the same videos) and when it was held out, one panel per classifier (the
+    two-layer classifier left, the linear probe right). Each split's chance level is a dashed line
+    of its colour, its value in the legend; where the two are equal (within 0.005) one grey dashed
+    line stands for both.
 
     Args:
         groups: ``{model label: {"even_odd_mlp", "across_mlp", "even_odd_probe", "across_probe": accuracy}}``
             (means of :func:`drnet_lib.kth_analysis.person_leak_rows`' rows).
         chance: ``{"even_odd": ..., "across": ...}`` accuracies of always naming the most frequent person.
     Returns:
-        A Figure with two Axes.
+        A Figure with two Axes side by side, the legend above them.
     """
     labels = list(groups)
     x = np.arange(len(labels))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
+    same_chance = abs(chance["even_odd"] - chance["across"]) <= 0.005
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.0), sharey=True, layout="constrained")
     for ax, (kind, title) in zip(axes, (("mlp", "two-layer classifier"), ("probe", "linear probe"))):
-        for i, (split, name) in enumerate((("even_odd", "scenario seen (even/odd ranges)"),
-                                           ("across", "scenario held out"))):
-            bars = ax.bar(x + (i - 0.5) * 0.38, [groups[g][f"{split}_{kind}"] for g in labels], 0.38,
+        for i, (split, name) in enumerate(PERSON_SPLITS):
+            bars = ax.bar(x + (i - 0.5) * 0.4, [groups[g][f"{split}_{kind}"] for g in labels], 0.4,
                           label=name, color=f"C{i}")
-            ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
-            ax.axhline(chance[split], ls="--", lw=1, color=f"C{i}", label=f"chance, {name.split(' (')[0]}")
-        ax.set_xticks(x, labels, fontsize=7, rotation=20, ha="right")
-        ax.set_title(f"person from pose: {title}", fontsize=9)
+            ax.bar_label(bars, fmt="%.2f", fontsize=MIN_FONT, padding=2, rotation=90)
+        if same_chance:
+            values = sorted({f"{chance[s]:.2f}" for s, _ in PERSON_SPLITS})
+            ax.axhline(chance["even_odd"], ls="--", lw=1.2, color="0.3",
+                       label=f"chance, both splits ({' / '.join(values)})")
+        else:
+            for i, (split, name) in enumerate(PERSON_SPLITS):
+                ax.axhline(chance[split], ls="--", lw=1.2, color=f"C{i}",
+                           label=f"chance, {name.split(' (')[0]} ({chance[split]:.2f})")
+        ax.set_xticks(x, labels, fontsize=MIN_FONT, rotation=30, ha="right", rotation_mode="anchor")
+        ax.set_title(f"person from pose: {title}", fontsize=10)
+        ax.margins(y=0.16)                                 # headroom for the upright value labels
+        ax.set_ylim(bottom=0)
     axes[0].set_ylabel("accuracy")
-    axes[0].legend(fontsize=6, loc="upper right")
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda k: names[k].startswith("chance"))   # the bars, then chance
+    fig.legend([handles[k] for k in order], [names[k] for k in order], fontsize=MIN_FONT, loc="outside upper center",
+               ncol=3 if len(names) == 3 else 2, frameon=False)
     return fig
 
 
 def schedule_plot(rows, chance: Mapping[str, float]):
-    """What a longer DrNet schedule buys (``tools/kth_schedule.py``): left, DrNet's and the decoder's
-    ceiling's margin over repeating the last frame on the moving and the in-place clips; right, the
-    action and the person named from the pose codes, against their chance levels.
+    """What a longer DrNet schedule buys (``tools/kth_schedule.py``): left, DrNet's (solid, filled
+    markers) and the decoder's ceiling's (dashed, open markers) margin over repeating the last frame
+    on the moving and the in-place clips; right, the action and the person named from the pose
+    codes, against their chance levels. Each panel's legend sits under it.
 
     Args:
         rows: :func:`drnet_lib.kth_analysis.schedule_rows` (``iterations``, ``margin.<guess>.<group>``,
@@ -272,27 +393,25 @@ def schedule_plot(rows, chance: Mapping[str, float]):
         A Figure with two Axes, DrNet iterations on a log axis.
     """
     it = [r["iterations"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 4.3), layout="constrained")
     for guess, style in (("drnet", "-"), ("ceiling", "--")):
         for group, color in (("moving", "C0"), ("in place", "C1")):
             name = "DrNet" if guess == "drnet" else "decoded from true poses"
             left.plot(it, [r[f"margin.{guess}.{group}"] for r in rows], style, color=color, marker="o",
-                      label=f"{name}, {group}")
+                      mfc=color if guess == "drnet" else "white", label=f"{name}, {group}")
     left.axhline(0, color="black", lw=0.8)
     left.set_ylabel("PSNR − copy last (dB)")
-    left.legend(fontsize=7, frameon=False)
     for key, what, color in (("action_from_pose", "action", "C2"), ("person_from_pose", "person", "C3")):
         right.plot(it, [r[f"classification.{key}"] for r in rows], "-o", color=color, label=f"{what} from pose")
-        right.axhline(chance[what], color=color, ls=":", lw=1, label=f"{what}: chance")
+        right.axhline(chance[what], color=color, ls=":", lw=1.2, label=f"{what}: chance")
     right.set_ylabel("accuracy (test persons)")
     right.set_ylim(0, 1)
-    right.legend(fontsize=7, frameon=False)
-    for ax in (left, right):
-        ax.set_xscale("log")
-        ax.set_xticks(it, [f"{i:,}" for i in it], fontsize=7)
+    for ax, ncol in ((left, 1), (right, 2)):
+        _log_x(ax, "DrNet iterations")
+        ax.set_xticks(it, [f"{i:,}" for i in it], fontsize=MIN_FONT)
         ax.minorticks_off()
-        ax.set_xlabel("DrNet iterations")
-    fig.tight_layout()
+        ax.legend(fontsize=MIN_FONT, frameon=False, handlelength=3.5, ncol=ncol, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2))
     return fig
 
 
@@ -304,11 +423,12 @@ def refreshed_schedule_plot(rows: Mapping[str, list]):
 
     Args:
         rows: ``{setting label: schedule_rows(...)}``, e.g. ``{"as trained": ..., "refreshed": ...}``;
-            the first setting is drawn dashed, the others solid.
+            the first setting is drawn dashed with open markers, the others solid.
     Returns:
-        A Figure with two Axes sharing the dB axis, DrNet iterations on a log axis.
+        A Figure with two Axes sharing the dB axis, DrNet iterations on a log axis, the legend under
+        them.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.9), sharey=True, layout="constrained")
     for ax, (guess, title) in zip(axes, (("ceiling", "decoded from true poses"), ("drnet", "DrNet's prediction"))):
         for i, (setting, setting_rows) in enumerate(rows.items()):
             it = [r["iterations"] for r in setting_rows]
@@ -316,34 +436,35 @@ def refreshed_schedule_plot(rows: Mapping[str, list]):
                 ax.plot(it, [r[f"margin.{guess}.{group}"] for r in setting_rows], "--" if i == 0 else "-",
                         color=color, marker="o", mfc="white" if i == 0 else color, label=f"{group}, {setting}")
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xticks(it, [f"{n:,}" for n in it], fontsize=7)
+        _log_x(ax, "DrNet iterations")
+        ax.set_xticks(it, [f"{n:,}" for n in it], fontsize=MIN_FONT)
         ax.minorticks_off()
-        ax.set(title=title, xlabel="DrNet iterations")
+        ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("PSNR − copy last (dB)")
-    axes[1].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
+    handles, names = axes[1].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=MIN_FONT, frameon=False, handlelength=3.5, loc="outside lower center",
+               ncol=min(len(rows), _legend_columns(names, WIDTH - 1.5)))   # a column per setting; long handles
     return fig
 
 
-POSE_CODE_PANELS = {"alignment": "direction: cos(predicted, true motion)",
-                    "length_ratio": "length: predicted / true motion",
-                    "error_ratio": "code error: predicted / pose held"}
+POSE_CODE_PANELS = {"alignment": "direction:\ncos(predicted, true motion)",
+                    "length_ratio": "length:\npredicted / true motion",
+                    "error_ratio": "code error (log scale):\npredicted / pose held"}
 
 
 def pose_code_motion(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]):
     """The pose LSTM's predicted motion against the true one in code space, per predicted step
     (:mod:`drnet_lib.kth_pose_codes`): its direction, its length and the error it leaves, one
-    panel each. A dotted line marks where the prediction would be perfect (direction and length
-    1) and, on the error panel (log scale), where it equals holding the last observed pose.
+    panel each, left to right. A dotted line marks where the prediction would be perfect (direction
+    and length 1) and, on the error panel (log scale), where it equals holding the last observed pose.
 
     Args:
         curves: ``{group: {setting: {"alignment" | "length_ratio" | "error_ratio": (T,)}}}``; one
             colour per group (e.g. moving, in place), one line style per setting.
     Returns:
-        A Figure with one Axes per quantity.
+        A Figure with one Axes per quantity, side by side, the legend under them.
     """
-    fig, axes = plt.subplots(1, len(POSE_CODE_PANELS), figsize=(4.4 * len(POSE_CODE_PANELS), 3.2))
+    fig, axes = plt.subplots(1, len(POSE_CODE_PANELS), figsize=(WIDTH, 3.5), layout="constrained")
     styles = ("-", "--", ":", "-.")
     for colour, (group, settings) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], curves.items()):
         for style, (setting, values) in zip(styles, settings.items()):
@@ -352,34 +473,46 @@ def pose_code_motion(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]
                 ax.plot(steps, values[key], color=colour, ls=style, lw=1.8, label=f"{group}, {setting}")
     for ax, (key, title) in zip(axes, POSE_CODE_PANELS.items()):
         ax.axhline(1.0, color="black", ls=":", lw=1)
-        ax.set(title=title, xlabel="predicted step")
+        ax.set(xlabel="predicted step")
+        ax.set_title(title, fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # steps are whole frames
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
     axes[-1].set_yscale("log")
     axes[0].axhline(0.0, color="grey", lw=0.8)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=MIN_FONT, loc="outside lower center", ncol=_legend_columns(names),
+               handlelength=3, frameon=False)
     return fig
 
 
 def action_confusion(confusions: Mapping[str, Mapping[str, Mapping[str, float]]]):
-    """Where an action classifier's answers go: one heatmap per panel, a row per true action and a
-    column per answer, each cell the share of the true action's windows given that answer (rows
-    sum to 1; the diagonal is each action's accuracy).
+    """Where an action classifier's answers go: one heatmap per panel (up to three side by side,
+    left to right, then further rows), a row per true action and a column per answer, each cell the
+    share of the true action's windows given that answer (rows sum to 1; the diagonal is each
+    action's accuracy).
 
     Args:
         confusions: ``{panel title: {true action: {answered action: share}}}`` (e.g.
             ``classification.action_confusion_from_pose``, or its mean over seeds).
     Returns:
-        A Figure with one Axes per panel, actions in the order of the first panel's rows.
+        A Figure with one Axes per panel, actions in the order of the first panel's rows (their
+        names on the first panel of each row only).
     """
-    fig, axes = plt.subplots(1, len(confusions), figsize=(4.6 * len(confusions), 4.0), layout="constrained",
-                             squeeze=False)
-    for ax, (title, shares) in zip(axes[0], confusions.items()):
-        order = list(shares)
-        table = pd.DataFrame(shares).T.loc[order, order]      # rows: true action, columns: answer
+    ncols = min(len(confusions), 3)
+    nrows = math.ceil(len(confusions) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(WIDTH, 1.2 + 2.1 * ncols), 3.6 * nrows),
+                             layout="constrained", squeeze=False)
+    order = list(next(iter(confusions.values())))
+    for k, (ax, (title, shares)) in enumerate(zip(axes.flat, confusions.items())):
+        table = pd.DataFrame(shares).T.reindex(index=order, columns=order)   # rows: true action, columns: answer
+        first = k % ncols == 0
         sns.heatmap(table, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False,
-                    annot_kws={"fontsize": 9})
-        ax.set(title=title, xlabel="answered", ylabel="true action")
+                    annot_kws={"fontsize": MIN_FONT}, yticklabels=first)
+        ax.set_title(_wrap(title, 28), fontsize=9)
+        ax.set_xlabel("answered")
+        ax.set_ylabel("true action" if first else "")
+        ax.tick_params(labelsize=9)
+    for ax in axes.flat[len(confusions):]:
+        fig.delaxes(ax)
     return fig
-
