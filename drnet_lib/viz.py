@@ -20,6 +20,7 @@ with the same tiles and conventions.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 
 import matplotlib
@@ -38,6 +39,8 @@ __all__ = [
 
 LN2 = math.log(2.0)
 _TILE_FONT = 8
+# widest figure the book shows unshrunk: its column is about 765 px, figures are saved at 100 dpi
+MAX_WIDTH_IN = 7.5
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -87,16 +90,17 @@ def _positions(n: int, size: float, gap: float, start: float, wide_before: Mappi
 
 def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0, gap: float = 0.03,
                  wide_rows: Mapping[int, float] | None = None, wide_cols: Mapping[int, float] | None = None,
-                 title: str | None = None, col_titles: bool = False, row_labels: bool = False):
+                 title: str | None = None, col_titles: bool = False, row_labels: bool | int = False):
     """A white figure with a rows x cols array of image Axes; white gaps act as separators.
 
     ``aspect`` is H / W of a tile; ``wide_rows`` / ``wide_cols`` map a row / column index to
-    extra space (inches) before it. Returns ``(fig, axes)`` with ``axes`` an object array.
+    extra space (inches) before it; ``row_labels`` leaves room for row labels of that many lines
+    (True: one). Returns ``(fig, axes)`` with ``axes`` an object array.
     """
     tw, th = tile, tile * aspect
     n_title_lines = title.count("\n") + 1 if title else 0
     top = 0.08 + 0.24 * n_title_lines + (0.22 if col_titles else 0.0)
-    left = 0.08 + (0.22 if row_labels else 0.0)
+    left = 0.08 + (0.22 + 0.14 * (int(row_labels) - 1) if row_labels else 0.0)
     xs, x_end = _positions(cols, tw, gap, left, wide_cols or {})
     ys, y_end = _positions(rows, th, gap, top, wide_rows or {})
     width, height = x_end + 0.08, y_end + 0.08
@@ -127,7 +131,8 @@ def _blank(ax, label: str) -> None:
 
 
 # -- clips ----------------------------------------------------------------------------------
-def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | None = None):
+def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | None = None,
+               col_labels=None, row_labels=None):
     """A grid of clips, one clip per row.
 
     Args:
@@ -135,9 +140,18 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
         max_clips: at most this many clips (the first ones) are drawn.
         max_frames: at most this many frames (the first ones) per clip.
         title: optional figure title.
+        col_labels: optional column titles, one per drawn frame (extra ones are ignored), e.g.
+            ``["0°", "20°", ...]`` or ``["frame 1", "frame 3", ...]`` when the frames were
+            subsampled. None (the default) titles the columns ``"t=1"``, ``"t=2"``, ...
+        row_labels: optional row labels, one per drawn clip (extra ones are ignored), e.g.
+            category or action names, ``["real", "decoded"]``; they are drawn even for a single
+            clip. None (the default) labels the rows ``"clip 1"``, ``"clip 2"``, ... when there is
+            more than one clip, and a single clip not at all.
     Returns:
         A Figure with ``min(N, max_clips) * min(T, max_frames)`` image Axes; the top row is
-        titled with the 1-indexed frame number, tiles are labelled ``"clip i t=k"``.
+        titled with ``col_labels`` (default: the 1-indexed frame number), the first column with
+        ``row_labels``; whatever the labels, tiles are labelled ``"clip i t=k"`` (0-indexed clip
+        ``i``, 1-indexed position ``k`` in the drawn row).
     """
     arr = _to_numpy(frames)
     if arr.ndim == 4:
@@ -147,15 +161,28 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
     if n < 1 or t < 1:
         raise ValueError(f"nothing to show: frames have shape {arr.shape}")
     aspect = arr.shape[3] / arr.shape[4]
-    fig, axes = _tile_figure(n, t, tile=0.75, aspect=aspect, title=title, col_titles=True, row_labels=n > 1)
+    cols = [f"t={k + 1}" for k in range(t)] if col_labels is None else [str(c) for c in col_labels]
+    if len(cols) < t:
+        raise ValueError(f"col_labels has {len(cols)} labels for {t} drawn frames")
+    if row_labels is None:
+        rows = [f"clip {i + 1}" for i in range(n)] if n > 1 else None
+    else:
+        rows = [str(r) for r in row_labels]
+        if len(rows) < n:
+            raise ValueError(f"row_labels has {len(rows)} labels for {n} drawn clips")
+        # a label longer than its tile is tall is broken at spaces (e.g. "hand\nclapping")
+        fits = max(4, int(0.75 * aspect * 72 / (_TILE_FONT * 0.62)))
+        rows = [r if "\n" in r else textwrap.fill(r, fits, break_on_hyphens=False) for r in rows[:n]]
+    lines = max(r.count("\n") + 1 for r in rows) if rows is not None else 0
+    fig, axes = _tile_figure(n, t, tile=0.75, aspect=aspect, title=title, col_titles=True, row_labels=lines)
     for i in range(n):
         for k in range(t):
             ax = axes[i, k]
             _show(ax, arr[i, k], f"clip {i} t={k + 1}")
             if i == 0:
-                ax.set_title(f"t={k + 1}", fontsize=_TILE_FONT, pad=3)
-        if n > 1:
-            axes[i, 0].set_ylabel(f"clip {i + 1}", fontsize=_TILE_FONT, labelpad=3)
+                ax.set_title(cols[k], fontsize=_TILE_FONT, pad=3)
+        if rows is not None:
+            axes[i, 0].set_ylabel(rows[i], fontsize=_TILE_FONT, labelpad=3)
     return fig
 
 
@@ -194,21 +221,30 @@ class _Style:
         return self._ctx.__exit__(*exc)
 
 
+def _legend_right(ax) -> None:
+    """The Axes' legend outside it, to the right, so it never covers a curve or reference line."""
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False,
+              handlelength=2.5, borderaxespad=0.2)
+
+
 def plot_training_curves(history):
-    """DrNet training curves in three panels.
+    """DrNet training curves in three panels stacked on one iteration axis.
 
     Args:
         history: list of dicts (or a DataFrame) with ``iteration``, ``reconstruction``,
             ``similarity``, ``pose_adversarial``, ``discriminator_bce`` and
             ``discriminator_accuracy``; missing or non-finite values are skipped.
     Returns:
-        A Figure with 3 Axes: (a) reconstruction and similarity MSE on a log scale, (b) the
-        scene-discriminator BCE seen by the pose encoder and by the discriminator, with a dashed
-        line at ln 2 (C at chance), (c) the discriminator's accuracy with a dashed line at 0.5.
+        A Figure 7.5 in wide with 3 Axes, top to bottom (their titles start with the letter):
+        (a) reconstruction and similarity MSE on a log scale, (b) the scene-discriminator BCE
+        seen by the pose encoder and by the discriminator, with a dashed line at ln 2 (C at
+        chance), (c) the discriminator's accuracy with a dashed line at 0.5. They share the
+        x axis (iteration, labelled on the bottom panel); each legend sits to the right of its
+        panel, outside it.
     """
     rows = _records(history)
     with _Style("whitegrid"):
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), layout="constrained")
+        fig, axes = plt.subplots(3, 1, figsize=(MAX_WIDTH_IN, 6.6), sharex=True, layout="constrained")
         ax = axes[0]
         for key, label in (("reconstruction", "reconstruction"), ("similarity", "content similarity")):
             x, y = _series(rows, key)
@@ -216,7 +252,7 @@ def plot_training_curves(history):
                 ax.plot(x, y, label=label, lw=1.5)
         ax.set_yscale("log")
         ax.set_ylabel("MSE (log scale)")
-        ax.set_title("(a) reconstruction & similarity (MSE)")
+        ax.set_title("(a) reconstruction & similarity (MSE)", fontsize=10)
 
         ax = axes[1]
         for key, label in (("pose_adversarial", "pose encoder (target ½)"),
@@ -224,9 +260,9 @@ def plot_training_curves(history):
             x, y = _series(rows, key)
             if len(x):
                 ax.plot(x, y, label=label, lw=1.5)
-        ax.axhline(LN2, ls="--", color="0.3", lw=1.2, label="ln 2 = 0.693 (C at chance)")
-        ax.set_ylabel("binary cross-entropy")
-        ax.set_title("(b) scene-discriminator BCE")
+        ax.axhline(LN2, ls="--", color="0.3", lw=1.2, label="ln 2 = 0.693\n(C at chance)")
+        ax.set_ylabel("binary\ncross-entropy")
+        ax.set_title("(b) scene-discriminator BCE", fontsize=10)
 
         ax = axes[2]
         x, y = _series(rows, "discriminator_accuracy")
@@ -234,12 +270,13 @@ def plot_training_curves(history):
             ax.plot(x, y, color="C2", lw=1.5, label="C accuracy")
         ax.axhline(0.5, ls="--", color="0.3", lw=1.2, label="chance (0.5)")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_ylabel("accuracy (same vs. other clip)")
-        ax.set_title("(c) discriminator accuracy")
+        ax.set_ylabel("accuracy (same\nvs. other clip)")
+        ax.set_title("(c) discriminator accuracy", fontsize=10)
+        ax.set_xlabel("iteration")
 
         for ax in axes:
-            ax.set_xlabel("iteration")
-            ax.legend(fontsize=8, loc="best")
+            _legend_right(ax)
+        fig.align_ylabels(axes)
     return fig
 
 
@@ -249,7 +286,8 @@ def plot_lstm_curve(history):
     Args:
         history: list of dicts (or a DataFrame) with ``iteration`` and ``pose_mse``.
     Returns:
-        A Figure with one Axes: predicted-pose MSE against iteration, log y.
+        A Figure with one Axes: predicted-pose MSE against iteration, log y (the y label says
+        so: ``"MSE (log scale)"``).
     """
     rows = _records(history)
     with _Style("whitegrid"):
@@ -258,7 +296,7 @@ def plot_lstm_curve(history):
         ax.plot(x, y, color="C0", lw=1.5, label="predicted-pose MSE")
         ax.set_yscale("log")
         ax.set_xlabel("iteration")
-        ax.set_ylabel("MSE")
+        ax.set_ylabel("MSE (log scale)")
         ax.set_title("Pose LSTM training loss")
         ax.legend(fontsize=8)
     return fig

@@ -3,6 +3,7 @@ and the beta x pose_dim heatmaps. (Generic frame plots live in :mod:`.viz`.)"""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
@@ -12,7 +13,7 @@ import seaborn as sns
 import torch
 
 from .results import grid_cell_summary
-from .viz import decode_pairs
+from .viz import MAX_WIDTH_IN, decode_pairs
 
 
 def decoded_mosaic(model, content_frames: torch.Tensor, pose_frames: torch.Tensor) -> np.ndarray:
@@ -41,11 +42,16 @@ def factorization_pair(models: Mapping[str, torch.nn.Module], content_frames, po
         models: title -> DrNet, e.g. ``{"with adversarial loss": m1, "without": m0}``.
         content_frames: ``(n, 1, S, S)`` in [0, 1], one per row (held-out objects).
         pose_frames: ``(m, 1, S, S)``, one per column.
-    Returns: a Figure with one Axes per model; thin lines separate the real row/column.
+    Returns: a Figure with one Axes per model; thin lines separate the real row/column. The
+        grids fill the figure's width, at most 7.5 in (the book's column), with tiles of at most
+        1 in.
     """
     n, m, S = content_frames.shape[0], pose_frames.shape[0], content_frames.shape[-1]
-    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models) * (m + 1) / (n + 1), 3.4),
+    k = len(models)
+    tile = min(1.0, (MAX_WIDTH_IN - 0.2 - 0.25 * (k - 1)) / (k * (m + 1)))   # inches per tile
+    fig, axes = plt.subplots(1, k, figsize=(k * (m + 1) * tile + 0.2 + 0.25 * (k - 1), (n + 1) * tile + 0.75),
                              layout="constrained", squeeze=False)
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.03)
     for ax, (title, model) in zip(axes[0], models.items()):
         ax.imshow(decoded_mosaic(model, content_frames, pose_frames), cmap="gray", vmin=0, vmax=1)
         ax.axhline(S - 0.5, color="tab:orange", lw=1.5)
@@ -97,18 +103,33 @@ def grid_heatmaps(runs: pd.DataFrame, values: Mapping[str, str], chance: float =
         runs: one row per grid run (``results.load_grid``) with columns ``adversarial_weight``,
             ``pose_dim``, ``seed`` and each metric column named in ``values``.
         values: column -> panel title, e.g. ``{"pose": "category from pose"}``.
+    Returns:
+        A Figure at most 7.5 in wide: the heatmaps side by side (in the order of ``values``;
+        ``pose_dim`` is labelled on the first only), all on one colour scale from 0 to 1, and
+        one colour bar for that scale at the right (the last Axes).
     """
     cells = grid_cell_summary(runs, list(values))
     seeds = cells["seeds"]
     averaged = f"mean of {seeds.min()} seeds" if seeds.min() == seeds.max() else f"mean of {seeds.min()}-{seeds.max()} seeds"
-    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 3.4), layout="constrained",
+    k = len(values)
+    fig, axes = plt.subplots(1, k, figsize=(min(MAX_WIDTH_IN, 1.3 + 2.1 * k), 3.3), layout="constrained",
                              squeeze=False)
-    for ax, (column, title) in zip(axes[0], values.items()):
+    fig.get_layout_engine().set(wspace=0.04)
+    for i, (ax, (column, title)) in enumerate(zip(axes[0], values.items())):
         table = cells.pivot(index="pose_dim", columns="adversarial_weight", values=f"{column} mean")
         table.columns = [f"{b:g}" for b in table.columns]
         sns.heatmap(table, ax=ax, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="viridis", cbar=False,
-                    annot_kws={"fontsize": 11})
-        ax.set_xlabel("adversarial weight β")
-        ax.set_ylabel("pose_dim")
-        ax.set_title(f"{title}\n({averaged}; chance {chance:.2f})", fontsize=10)
+                    annot_kws={"fontsize": 9})
+        ax.tick_params(labelsize=9, length=0)
+        ax.set_xlabel("adversarial weight β", fontsize=9)
+        if i == 0:
+            ax.set_ylabel("pose_dim", fontsize=9)
+        else:
+            ax.set_ylabel("")
+            ax.tick_params(labelleft=False)
+        ax.set_title(f"{textwrap.fill(title, 26, break_on_hyphens=False)}\n{averaged}; chance {chance:.2f}",
+                     fontsize=9)
+    cbar = fig.colorbar(axes[0, 0].collections[0], ax=list(axes[0]), shrink=0.9, aspect=25, pad=0.02)
+    cbar.set_label("accuracy (shared scale)", fontsize=9)
+    cbar.ax.tick_params(labelsize=8)
     return fig

@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg", force=True)
 
+import matplotlib.text  # noqa: E402
+
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -97,6 +99,7 @@ def test_plot_lstm_curve():
     fig = viz.plot_lstm_curve([dict(iteration=i, pose_mse=1.0 / (i + 1)) for i in range(10)])
     assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "log"
     assert len(fig.axes[0].lines[0].get_xdata()) == 10
+    assert "(log scale)" in fig.axes[0].get_ylabel()
 
 
 def test_factorization_grid(cfg, clips, tmp_path):
@@ -359,6 +362,182 @@ def test_grid_heatmaps_average_each_cells_seeds():
     runs = pd.DataFrame({"adversarial_weight": [0.0, 0.0, 0.1, 0.1], "pose_dim": [2, 2, 2, 2],
                          "seed": [0, 1, 0, 1], "classification.pose": [0.2, 0.4, 0.5, 0.9]})
     fig = viz_norb.grid_heatmaps(runs, {"classification.pose": "category from pose"})
-    (ax,) = fig.axes
+    ax = fig.axes[0]
     assert sorted(t.get_text() for t in ax.texts) == ["0.30", "0.70"]      # cell means, not a seed's value
     assert "mean of 2 seeds" in ax.get_title()
+
+
+# -- readability in the book: width, fonts, legends, cut-off spikes, colour bar, labels ----------
+BOOK_WIDTH_IN = 7.6     # the book's column shows about 765 px of a 100-dpi figure unshrunk
+MIN_FONT_PT = 8
+
+
+def small_texts(fig):
+    """(text, size) of every visible, non-empty text drawn smaller than MIN_FONT_PT."""
+    fig.canvas.draw()   # creates the tick labels
+    return [(t.get_text(), t.get_fontsize()) for t in fig.findobj(matplotlib.text.Text)
+            if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT]
+
+
+def _norb_grid_runs():
+    import pandas as pd
+
+    rows = [{"adversarial_weight": b, "pose_dim": d, "seed": s, "classification.content": 0.8,
+             "classification.pose": 0.3 + 0.05 * d, "probe.pose_to_category": 0.25}
+            for b in (0.0, 1e-4, 1e-2, 0.1) for d in (2, 5, 10) for s in (0, 1, 2)]
+    return pd.DataFrame(rows)
+
+
+NORB_GRID_METRICS = {"classification.content": "category from content (two-layer)",
+                     "classification.pose": "category from pose (two-layer)",
+                     "probe.pose_to_category": "category from pose (linear)"}
+
+
+def _spiky_psnr(n=40):
+    """DrNet ~18-21 dB; a copy-last baseline ~17-22 dB that hits the 100 dB cap at steps 10 and 30."""
+    steps = np.arange(1, n + 1)
+    psnr = 21.0 - 3.0 * (1 - np.exp(-steps / 5.0))
+    base = 19.5 + 2.0 * np.cos(steps / 3.0)
+    base[[9, 29]] = 100.0
+    return psnr, base
+
+
+def test_wide_figures_fit_the_book_column_with_text_of_at_least_8pt(cfg, clips):
+    from drnet_lib import viz_norb
+
+    probe = plt.figure()
+    probe.text(0.5, 0.5, "tiny", fontsize=6)
+    assert small_texts(probe) == [("tiny", 6.0)]                        # the check sees small text
+
+    psnr, base = _spiky_psnr()
+    torch.manual_seed(0)
+    model = DrNet(cfg.model)
+    figures = {
+        "training curves": viz.plot_training_curves(_history()),
+        "lstm curve": viz.plot_lstm_curve([dict(iteration=i, pose_mse=1.0 / (i + 1)) for i in range(10)]),
+        "frame metrics": viz_rollout.plot_frame_metrics(psnr, np.linspace(0.9, 0.5, 40), base,
+                                                        np.linspace(0.8, 0.6, 40), baseline_label="copy last frame"),
+        "grid heatmaps": viz_norb.grid_heatmaps(_norb_grid_runs(), NORB_GRID_METRICS),
+        "factorization pair": viz_norb.factorization_pair({"with": model, "without": model},
+                                                          clips[:5, 0], clips[:6, 5]),
+        "rollout strip": viz_rollout.rollout_strip(clips[:3], clips[:3, :10], [1, 2, 5, 10, 20], n_observed=5),
+    }
+    for name, fig in figures.items():
+        assert fig.get_size_inches()[0] <= BOOK_WIDTH_IN, name
+        assert small_texts(fig) == [], name
+
+
+def test_plot_training_curves_legends_leave_the_ln2_line_free():
+    # curves above and below ln 2 everywhere: inside the Axes only the line's own band is free
+    hist = [dict(iteration=50 * i, reconstruction=0.05 / (i + 1), similarity=0.01 / (i + 1),
+                 pose_adversarial=0.85 + 0.1 * math.sin(i), discriminator_bce=0.5 + 0.1 * math.cos(i),
+                 discriminator_accuracy=0.5 + 0.4 * math.sin(i / 2)) for i in range(80)]
+    fig = viz.plot_training_curves(hist)
+    a, b, c = fig.axes
+    assert [ax.get_title()[:3] for ax in (a, b, c)] == ["(a)", "(b)", "(c)"]   # the captions' letters
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax, level in ((b, math.log(2)), (c, 0.5)):
+        legend = ax.get_legend().get_window_extent(renderer)
+        box = ax.get_window_extent(renderer)
+        outside = legend.x0 >= box.x1 or legend.x1 <= box.x0 or legend.y0 >= box.y1 or legend.y1 <= box.y0
+        y = ax.transData.transform((0.0, level))[1]
+        assert outside or not (legend.y0 <= y <= legend.y1), ax.get_title()
+
+
+def test_plot_frame_metrics_cuts_off_spikes_and_marks_them():
+    psnr, base = _spiky_psnr()
+    fig = viz_rollout.plot_frame_metrics(psnr, np.linspace(0.9, 0.5, 40), base, np.linspace(0.8, 0.6, 40))
+    ax = fig.axes[0]
+    bulk = np.r_[psnr, np.delete(base, [9, 29])]
+    low, high = ax.get_ylim()
+    assert bulk.max() <= high < bulk.max() + 3.0 and low <= bulk.min()   # the bulk fills the axis
+    marks = [ln for ln in ax.lines if ln.get_marker() == "^"]
+    assert len(marks) == 1
+    np.testing.assert_array_equal(marks[0].get_xdata(), [10, 30])
+    np.testing.assert_allclose(marks[0].get_ydata(), high)                # on the top edge
+    assert sorted(t.get_text() for t in ax.texts) == ["100 dB", "100 dB"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "DrNet", "baseline", "PSNR above the axis (its value written above)"]
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), base, rtol=1e-6)  # the curve itself is unchanged
+    # +inf counts as a spike too
+    inf_base = np.where(base > 99, np.inf, base)
+    fig = viz_rollout.plot_frame_metrics(psnr, np.linspace(0.9, 0.5, 40), inf_base, np.linspace(0.8, 0.6, 40))
+    assert fig.axes[0].get_ylim()[1] == pytest.approx(high)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["∞ dB", "∞ dB"]
+    # without spikes every value is shown, with matplotlib's own limits as before
+    for psnr, base in ((np.linspace(30, 20, 12), np.linspace(31, 22, 12)),       # decaying, no repeat
+                       (np.r_[35.0, np.linspace(26, 22, 11)], None)):           # a high first step is no spike
+        fig = viz_rollout.plot_frame_metrics(psnr, np.linspace(0.9, 0.5, 12), base,
+                                             None if base is None else np.linspace(0.8, 0.6, 12))
+        ax = fig.axes[0]
+        values = psnr if base is None else np.r_[psnr, base]
+        low, high = ax.get_ylim()
+        assert low <= values.min() and high >= values.max()
+        assert not [ln for ln in ax.lines if ln.get_marker() == "^"] and not ax.texts
+        assert ax.get_autoscaley_on()
+
+
+def test_grid_heatmaps_draw_one_colour_bar_for_the_shared_0_to_1_scale():
+    from drnet_lib import viz_norb
+
+    fig = viz_norb.grid_heatmaps(_norb_grid_runs(), NORB_GRID_METRICS)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and len(fig.axes) == len(NORB_GRID_METRICS) + 1
+    heatmaps = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert all(ax.collections[0].norm.vmin == 0 and ax.collections[0].norm.vmax == 1 for ax in heatmaps)
+    assert bars[0].get_ylim() == pytest.approx((0.0, 1.0))
+    assert [ax.get_title().split("\n")[0] for ax in heatmaps] == ["category from content", "category from pose",
+                                                                  "category from pose"]   # left, middle, right
+
+
+def test_show_clips_takes_column_and_row_labels(clips):
+    degrees = [f"{20 * k}°" for k in range(5)]
+    fig = viz.show_clips(clips, max_clips=3, max_frames=5, col_labels=degrees + ["unused"],
+                         row_labels=["animal", "human", "airplane"])
+    assert [ax.get_title() for ax in fig.axes[:5]] == degrees
+    assert [fig.axes[5 * i].get_ylabel() for i in range(3)] == ["animal", "human", "airplane"]
+    assert "clip 1 t=3" in by_label(fig)                           # tile labels do not change
+    # a label longer than a tile is tall is broken at a space
+    assert viz.show_clips(clips[:2, :3], row_labels=["walking", "hand clapping"]).axes[3].get_ylabel() == "hand\nclapping"
+    # a single clip gets its row label when one is given
+    assert viz.show_clips(clips[0, :3], row_labels=["real"]).axes[0].get_ylabel() == "real"
+    # too few labels is an error, not a silent mislabel
+    with pytest.raises(ValueError, match="col_labels has 2 labels for 5 drawn frames"):
+        viz.show_clips(clips, max_frames=5, col_labels=["a", "b"])
+    with pytest.raises(ValueError, match="row_labels has 1 labels for 3 drawn clips"):
+        viz.show_clips(clips, max_clips=3, row_labels=["a"])
+    # without them the labels are as before
+    fig = viz.show_clips(clips, max_clips=3, max_frames=4)
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["t=1", "t=2", "t=3", "t=4"]
+    assert [fig.axes[4 * i].get_ylabel() for i in range(3)] == ["clip 1", "clip 2", "clip 3"]
+    assert viz.show_clips(clips[0, :3]).axes[0].get_ylabel() == ""   # one clip: no row label
+
+
+def test_rollout_strip_tiles_fill_the_book_column():
+    frames = np.random.default_rng(0).random((3, 500, 1, 64, 64), dtype=np.float32)
+    kth_steps = [1, 2, 5, 10, 20, 50, 100, 200]                       # 8 columns: larger tiles
+    width = viz_rollout.rollout_strip(frames, frames[:, :20], kth_steps, n_observed=10).get_size_inches()[0]
+    assert 7.0 < width <= BOOK_WIDTH_IN
+    many = [1, 2, 3, 5, 10, 20, 50, 100, 200, 300, 400, 500]          # 12 columns: tiles stay 0.7 in
+    fig = viz_rollout.rollout_strip(frames, None, many, n_observed=5)
+    assert fig.axes[0].get_position().width * fig.get_size_inches()[0] == pytest.approx(0.7)
+    fig = viz_rollout.rollout_strip(frames, None, kth_steps, n_observed=5, tile=0.5)   # or as asked
+    assert fig.axes[0].get_position().width * fig.get_size_inches()[0] == pytest.approx(0.5)
+
+
+def test_rollout_animation_frames_are_larger_and_grey_ones_stored_grey(clips):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    def first_frame(html):
+        data = re.search(r"data:image/png;base64,([A-Za-z0-9+/=\\\n]*)", html).group(1)
+        return Image.open(io.BytesIO(base64.b64decode(data.replace("\\", "").replace("\n", ""))))
+
+    colour = first_frame(viz_rollout.rollout_animation(clips[0], clips[0, :5]))
+    grey = first_frame(viz_rollout.rollout_animation(clips[0, :, :1], clips[0, :5, :1]))
+    assert colour.mode == "RGB" and grey.mode == "L"
+    assert colour.size == grey.size and colour.size[0] >= 300        # two 1.9-in panels at dpi 80
