@@ -237,7 +237,7 @@ def cmd_reproduce(args) -> int:
         from .reproduce import refresh_prose_of_runs
 
         outcomes = refresh_prose_of_runs(args.experiments, args.seeds, args.profile, args.results_dir, grid)
-        return 1 if any(o.status in ("rerun", "missing") for o in outcomes) else 0
+        return 1 if any(o.status in ("rerun", "missing", "damaged") for o in outcomes) else 0
     outcomes = reproduce(args.experiments, args.seeds, args.profile, args.results_dir, args.device,
                          args.data_source, force=args.force, grid=grid, workers=args.workers)
     return 1 if any(o.status == "failed" for o in outcomes) else 0

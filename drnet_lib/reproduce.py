@@ -9,8 +9,11 @@ with its notebook path and does not stop the others.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import shlex
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -23,6 +26,11 @@ NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "0
              "suncg": "03_suncg.ipynb", "kth": "04_kth.ipynb"}
 # whose profiles a notebook runs (the NORB grid notebook trains NORB models)
 PROFILES_OF = {"norb_grid": "norb"}
+# The parameters a grid notebook names its results file by, in the order of its own
+# `grid_tag({...})` line: a grid point's executed notebook must carry the same name, whatever
+# subset or order of them the --grid gives, for --skip-existing to find a finished cell. A grid
+# over another parameter would write every cell into one results file, so it is refused.
+RESULTS_NAMED_BY = {"norb_grid": ("adversarial_weight", "pose_dim")}
 # the notebook parameters every run gets from the batch (run_one), and the option that sets each:
 # a --grid over one of them would clash with it
 BATCH_PARAMETERS = {"profile": "use --profile", "seed": "use --seeds", "device": "use --device",
@@ -135,8 +143,7 @@ def refresh_prose(executed, source) -> int:
         if a is None or b is None or code_without_comments(a.source) != code_without_comments(b.source):
             first_line = ((b or a).source.splitlines() or [""])[0]
             raise CodeChanged(f"{executed} ran other code than {source} has now (code cell {k + 1}: "
-                              f"{first_line!r}): its prose cannot be refreshed alone; rerun it "
-                              f"(drnet reproduce --force)")
+                              f"{first_line!r}): its prose cannot be refreshed alone; only a rerun updates it")
 
     def prose_gaps(cells):
         """The non-code cells before each code cell, and after the last: len(code cells) + 1 lists."""
@@ -207,6 +214,13 @@ def check_grid(experiment: str, grid: dict | None) -> None:
     if unknown:
         raise ValueError(f"{path.name} has no parameter {', '.join(map(repr, unknown))}; "
                          f"its parameters are: {', '.join(sorted(known))}")
+    named_by = RESULTS_NAMED_BY.get(experiment)
+    unnamed = sorted(set(grid) - set(named_by)) if named_by else []
+    if unnamed:
+        raise ValueError(f"--grid {', '.join(unnamed)}: {path.name} names each run's results by "
+                         f"{' and '.join(named_by)} only, so cells that differ in {', '.join(unnamed)} would "
+                         f"write one results file over the other; run each value with papermill (-p) into a "
+                         f"results folder of its own")
 
 
 def batch_jobs(experiments, seeds, profile: str, grid: dict[str, list] | None = None) -> list[tuple[str, int, dict]]:
@@ -215,15 +229,31 @@ def batch_jobs(experiments, seeds, profile: str, grid: dict[str, list] | None = 
     for e in experiments:
         check_grid(e, grid)
         check_profile(e, profile)
-    return [(e, s, p) for e in experiments for s in seeds for p in grid_points(grid)]
+    # each run once, in the order given (`--seeds 0 0` would run one notebook twice into the same files)
+    return [(e, s, p) for e in dict.fromkeys(experiments) for s in dict.fromkeys(seeds) for p in grid_points(grid)]
 
 
 def run_files(results_dir: Path, profile: str, experiment: str, seed: int,
               point: dict | None = None) -> tuple[str | None, Path, Path]:
-    """A run's grid tag (None outside a grid), results file and executed notebook."""
+    """A run's grid tag (None outside a grid), results file and executed notebook. A grid
+    notebook's tag names every parameter of RESULTS_NAMED_BY in its order, those the point lacks
+    at the notebook's defaults, as the notebook names its results."""
+    if point and experiment in RESULTS_NAMED_BY:
+        defaults = notebook_defaults(experiment)
+        point = {name: point.get(name, defaults[name]) for name in RESULTS_NAMED_BY[experiment]}
     tag = grid_tag(point) if point else None
     out_json = results_path(results_dir, profile, experiment, seed, tag)
     return tag, out_json, out_json.with_suffix(".ipynb")
+
+
+def notebook_defaults(experiment: str) -> dict:
+    """The values of the source notebook's ``parameters`` cell (papermill reads them as text)."""
+    import ast
+
+    import papermill as pm
+
+    return {name: ast.literal_eval(info["default"])
+            for name, info in pm.inspect_notebook(str(source_notebook(experiment))).items()}
 
 
 def prose_refreshed(executed) -> int:
@@ -248,10 +278,9 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     # the previous one (and the results file beside it) as they were
     running, failed = (out_nb.with_name(f"{out_nb.stem}.{state}.ipynb") for state in ("running", "failed"))
     # done means both: a run that wrote its results and then failed in a later cell has no notebook
-    if _finished_results(out_json) and out_nb.exists() and not force:
-        left = (f"a rerun killed before it finished left {running.name}; --force reruns it (it continues from "
-                f"its checkpoints)") if running.exists() else ""
-        return RunOutcome(experiment, seed, "skipped", out_nb, error=left, tag=tag)
+    if not force and _finished_results(out_json) and _finished_notebook(out_nb):
+        left = [f"{path.name} is left from a rerun that did not finish" for path in (running, failed) if path.exists()]
+        return RunOutcome(experiment, seed, "skipped", out_nb, error="; ".join(left), tag=tag)
     out_nb.parent.mkdir(parents=True, exist_ok=True)
     notebooks = REPO_ROOT / "notebooks"
     # paths as seen from the notebook's working directory (relative, so executed notebooks
@@ -260,6 +289,12 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
                   data_root=os.path.relpath(REPO_ROOT / "data", notebooks),
                   results_dir=os.path.relpath(Path(results_dir).resolve(), notebooks),
                   checkpoint_dir=os.path.relpath(REPO_ROOT / "checkpoints", notebooks), **(extra or {}))
+    # The notebook writes its results file in its last cells; should the run fail or be stopped
+    # after that, the previous run's results go back beside the previous run's notebook.
+    # (a hidden name without .json: load_runs' glob for a run's files must not find it)
+    previous = out_json.with_name(f".{out_json.name}.previous")
+    if out_json.exists():
+        shutil.copy2(out_json, previous)
     if announce:
         announce()
     start = time.perf_counter()
@@ -272,26 +307,65 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
                             resources={"metadata": {"path": str(notebooks)}}, kernel_name="python3",
                             progress_bar=False, request_save_on_cell_execute=True,
                             **(stop.papermill_options() if stop else {}))
+        _finish(running, out_nb)
     except Exception as err:  # keep going: one failing run must not stop the batch
-        if running.exists():   # kept for reading, under a name that says what it is
-            os.replace(running, failed)
+        kept = _keep_failed(running, failed, previous, out_json)
         status = "stopped" if stop and stop.requested.is_set() else "failed"
-        return RunOutcome(experiment, seed, status, failed, time.perf_counter() - start,
-                          f"{err.__class__.__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}",
-                          tag)
-    _finish(running, out_nb)
+        return RunOutcome(experiment, seed, status, kept or out_nb, time.perf_counter() - start,
+                          failure_text(err, kept), tag)
+    previous.unlink(missing_ok=True)
     failed.unlink(missing_ok=True)   # an earlier failure's copy is out of date
     return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
 
 
+def _keep_failed(running: Path, failed: Path, previous: Path, out_json: Path) -> Path | None:
+    """After a run that did not finish: its notebook kept for reading as ``failed`` (None when it
+    wrote none), and the previous run's results file put back (or a new one removed), so the
+    results beside the previous notebook are the previous run's."""
+    kept = None
+    with contextlib.suppress(OSError):   # each step on its own: one that cannot be done is no reason to skip the others
+        if running.exists():
+            os.replace(running, failed)
+            kept = failed
+    with contextlib.suppress(OSError):
+        if previous.exists():
+            os.replace(previous, out_json)
+    return kept
+
+
+def failure_text(err: Exception, notebook: Path | None) -> str:
+    """One line for the summary: the error's class and the first line of its message (for an
+    error inside the notebook, the notebook's own: a download's, a setting's), and where the
+    whole of it is."""
+    from papermill.exceptions import PapermillExecutionError
+
+    name, message = err.__class__.__name__, str(err)
+    if isinstance(err, PapermillExecutionError):   # the cell's exception, not papermill's wrapper
+        name, message = err.ename, err.evalue
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "")
+    return f"{name}: {first}" + (f" (the whole error is in {notebook.name})" if notebook else "")
+
+
 def _finished_results(path: Path) -> bool:
-    """Whether ``path`` holds a results object: a file damaged after its run (cut short, emptied)
-    does not count as done, and the run is made again."""
-    from .results import read_results
+    """Whether ``path`` holds a run's results record: a file damaged after its run (cut short,
+    emptied, ``{}``) or one that cannot be read does not count as done, and the run is made again."""
+    from .results import read_run
 
     try:
-        return isinstance(read_results(path), dict)
-    except (FileNotFoundError, ValueError):
+        read_run(path)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _finished_notebook(path: Path) -> bool:
+    """Whether ``path`` is a readable executed notebook (not cut short or emptied)."""
+    import nbformat
+
+    try:
+        nbformat.read(str(path), as_version=4)
+        return True
+    except Exception:   # missing, not JSON, not a notebook: nbformat raises several kinds
         return False
 
 
@@ -345,36 +419,47 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
 
     def job(e, s, p):
         started = lambda: bar.write(f"started: {e} seed {s}" + (f" {grid_tag(p)}" if p else ""))
-        return run_one(e, profile, s, results_dir, device, data_source, force, p, stop, started)
+        try:
+            return run_one(e, profile, s, results_dir, device, data_source, force, p, stop, started)
+        except Exception as err:   # outside the notebook (a results file that cannot be read or
+            # replaced, a folder that cannot be made): this run's failure, reported with the others
+            return RunOutcome(e, s, "failed", run_files(results_dir, profile, e, s, p)[2],
+                              error=failure_text(err, None), tag=grid_tag(p) if p else None)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(job, e, s, p): i for i, (e, s, p) in enumerate(jobs)}
-        outcomes = _collect(futures, stop, bar)
+        killed = _wait_for_runs(futures, stop, bar)
     bar.close()
+    outcomes = {i: f.result() for f, i in futures.items() if not f.cancelled()}
     ordered = [outcomes[i] if i in outcomes else not_run(*jobs[i]) for i in range(len(jobs))]
     print(format_summary(ordered))
     if stop.requested.is_set():
-        raise BatchInterrupted("stopped on request; run it again to go on: stopped runs continue from their "
-                               "checkpoints (one that has results from before is rerun only with --force)")
+        again = "\n".join(rerun_commands(ordered, jobs, ("stopped", "not run"), profile, results_dir, grid, force))
+        how = ("stopped at once by a second Ctrl-C: the running notebooks' kernels were killed, so their training "
+               "kept only its last periodic checkpoint" if killed else "stopped on request")
+        resume = ("" if profile == "smoke" else
+                  "; stopped runs continue from their checkpoints")   # the smoke profile always starts over
+        raise BatchInterrupted(f"{how}{resume}. To go on with the runs that did not finish:\n{again}")
     return ordered
 
 
-def _collect(futures: dict, stop: BatchStop, bar) -> dict[int, RunOutcome]:
-    """Wait for the runs (``futures`` maps each to its job index) and return their outcomes by
-    index; on Ctrl-C or SIGTERM, stop the batch (see :func:`reproduce`): runs cancelled before
-    they started have no outcome."""
+def _wait_for_runs(futures: dict, stop: BatchStop, bar) -> bool:
+    """Wait for the runs (``futures`` maps each to its job index), writing a line per failure; on
+    Ctrl-C or SIGTERM, stop the batch (see :func:`reproduce`): queued runs are cancelled. Returns
+    True when a second Ctrl-C killed the kernels (the runs then end at once, as failed)."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    outcomes: dict[int, RunOutcome] = {}
     pending = set(futures)
     with stop_requests() as signalled:
         while pending:
             try:
                 done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             except KeyboardInterrupt:            # a second Ctrl-C: no more waiting for checkpoints
+                stop.requested.set()             # no run starts another cell
+                for future in pending:           # and no queued run starts at all
+                    future.cancel()
                 stop.signal_kernels(signal.SIGKILL, again=True)
-                raise BatchInterrupted("stopped at once by a second Ctrl-C: the running notebooks' kernels were "
-                                       "killed, so their training kept only its last periodic checkpoint") from None
+                return True
             if signalled["signal"] and not stop.requested.is_set():
                 bar.write("stopping: running notebooks stop after saving a checkpoint, queued ones will not "
                           "start (Ctrl-C again to kill them at once)")
@@ -385,11 +470,32 @@ def _collect(futures: dict, stop: BatchStop, bar) -> dict[int, RunOutcome]:
             for future in done:
                 if future.cancelled():
                     continue
-                outcomes[futures[future]] = outcome = future.result()
                 bar.update()
+                outcome = future.result()
                 if outcome.status == "failed":
                     bar.write(f"failed: {outcome.notebook} ({outcome.error})")
-    return outcomes
+    return False
+
+
+def rerun_commands(outcomes: list[RunOutcome], jobs: list[tuple[str, int, dict]], statuses, profile: str,
+                   results_dir: Path, grid: dict | None, force: bool) -> list[str]:
+    """The ``drnet reproduce`` lines that run again the runs of ``outcomes`` (in ``jobs``' order)
+    whose status is in ``statuses``, with the batch's profile and results folder. Without
+    ``--force`` one line per experiment and its whole grid does it (finished runs are skipped);
+    a ``--force`` batch's runs may have results from before, so each grid cell gets its own
+    ``--force`` line and no finished run is redone."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for outcome, (e, s, point) in zip(outcomes, jobs):
+        if outcome.status in statuses:
+            cells = grid if not force else {name: [value] for name, value in point.items()}
+            text = " --grid " + " ".join(f"{n}={','.join(map(str, v))}" for n, v in cells.items()) if cells else ""
+            seeds = groups.setdefault((e, text), [])
+            if s not in seeds:
+                seeds.append(s)
+    where = ("" if Path(results_dir).resolve() == (REPO_ROOT / "results").resolve()
+             else f" --results-dir {shlex.quote(str(results_dir))}")
+    return [f"drnet reproduce --profile {profile} --experiments {e} --seeds {' '.join(map(str, seeds))}"
+            f"{cells}{where}{' --force' if force else ''}" for (e, cells), seeds in groups.items()]
 
 
 def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=None,
@@ -401,8 +507,8 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
     ``missing`` (never run). Nothing is executed.
     """
     results_dir = Path(results_dir or REPO_ROOT / "results")
-    outcomes = []
-    for e, s, point in batch_jobs(experiments, seeds, profile, grid):
+    outcomes, jobs = [], batch_jobs(experiments, seeds, profile, grid)
+    for e, s, point in jobs:
         tag, _, executed = run_files(results_dir, profile, e, s, point)
         outcome = RunOutcome(e, s, "missing", executed, tag=tag)
         if executed.exists():
@@ -412,7 +518,14 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
                 outcome.error = f"{changed} prose cell(s) taken from the source" if changed else ""
             except CodeChanged as err:
                 outcome.status, outcome.error = "rerun", str(err)
+            except Exception as err:   # cut short, emptied, not a notebook, cannot be replaced
+                outcome.status = "damaged"
+                outcome.error = (f"{executed} cannot be read or rewritten ({failure_text(err, None)}); "
+                                 f"a rerun writes it again")
         outcomes.append(outcome)
+        if outcome.status in ("rerun", "damaged"):
+            outcome.error += ": " + rerun_commands([outcome], [(e, s, point)], ("rerun", "damaged"), profile,
+                                                   results_dir, grid, force=True)[0]
     print(format_summary(outcomes))
     return outcomes
 

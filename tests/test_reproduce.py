@@ -12,6 +12,10 @@ import pytest
 from drnet_lib import reproduce
 
 
+# what a run's results file holds besides its own values (results.RUN_KEYS): a file without them is no run's record
+RECORD = {"experiment": "ok", "config": {}, "metrics": {}, "provenance": {}}
+
+
 def tiny_notebook(path, body: str):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('profile = "smoke"\nseed = 0\nresults_dir = "."')
@@ -28,7 +32,7 @@ def fake_experiments(tmp_path, monkeypatch):
     writes = ("import json, pathlib\n"
               "p = pathlib.Path(results_dir, profile, f'ok_seed{seed}.json')\n"
               "p.parent.mkdir(parents=True, exist_ok=True)\n"
-              "p.write_text(json.dumps({'seed': seed, 'profile': profile}))")
+              f"p.write_text(json.dumps({{**{RECORD!r}, 'seed': seed, 'profile': profile}}))")
     tiny_notebook(tmp_path / "notebooks" / "ok.ipynb", writes)
     tiny_notebook(tmp_path / "notebooks" / "broken.ipynb", "raise RuntimeError('deliberately broken')")
     monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
@@ -42,7 +46,7 @@ def test_runs_skip_and_failures(fake_experiments, capsys):
     outcomes = reproduce.reproduce(["broken", "ok"], [0, 1], profile="smoke", results_dir=results, progress=False)
     status = {(o.experiment, o.seed): o.status for o in outcomes}
     assert status == {("broken", 0): "failed", ("broken", 1): "failed", ("ok", 0): "done", ("ok", 1): "done"}
-    assert json.loads((results / "smoke" / "ok_seed1.json").read_text()) == {"seed": 1, "profile": "smoke"}
+    assert json.loads((results / "smoke" / "ok_seed1.json").read_text()) == {**RECORD, "seed": 1, "profile": "smoke"}
     assert (results / "smoke" / "ok_seed1.ipynb").exists()           # the executed notebook
     executed = json.loads((results / "smoke" / "ok_seed1.ipynb").read_text())
     assert executed["metadata"]["papermill"]["output_path"] == str(results / "smoke" / "ok_seed1.ipynb")
@@ -57,15 +61,20 @@ def test_runs_skip_and_failures(fake_experiments, capsys):
     assert again[0].status == "skipped" and again[0].error == ""
     (results / "smoke" / "ok_seed0.running.ipynb").write_text("{}")   # what a killed rerun leaves
     again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
-    assert again[0].status == "skipped" and "left ok_seed0.running.ipynb" in again[0].error
-    assert "note: a rerun killed before it finished" in capsys.readouterr().out
+    assert again[0].status == "skipped" and "ok_seed0.running.ipynb is left from a rerun" in again[0].error
+    assert "note: ok_seed0.running.ipynb is left from a rerun that did not finish" in capsys.readouterr().out
     forced = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)
     assert forced[0].status == "done"
     # a results file damaged after its run is not a finished run: the run is made again
     (results / "smoke" / "ok_seed0.json").write_text('{"seed": 0, "prof')
     again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
     assert again[0].status == "done"
-    assert json.loads((results / "smoke" / "ok_seed0.json").read_text()) == {"seed": 0, "profile": "smoke"}
+    assert json.loads((results / "smoke" / "ok_seed0.json").read_text()) == {**RECORD, "seed": 0, "profile": "smoke"}
+    # so is one emptied to {} or cut short after its notebook was written
+    for damaged in ((results / "smoke" / "ok_seed0.json"), (results / "smoke" / "ok_seed0.ipynb")):
+        damaged.write_text("{}")
+        assert reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results,
+                                   progress=False)[0].status == "done"
 
 
 def test_a_forced_rerun_that_fails_keeps_the_last_executed_notebook(fake_experiments):
@@ -113,7 +122,7 @@ def test_grid_runs_every_cell_and_names_results_after_it(fake_experiments):
     tiny_notebook(nb, "import json, pathlib\n"
                       "p = pathlib.Path(results_dir, profile, f'cell_width{width}_seed{seed}.json')\n"
                       "p.parent.mkdir(parents=True, exist_ok=True)\n"
-                      "p.write_text(json.dumps({'width': width}))")
+                      f"p.write_text(json.dumps({{**{RECORD!r}, 'seed': seed, 'width': width}}))")
     source = nbformat.read(nb, as_version=4)
     source.cells[0].source += "\nwidth = 1"
     nbformat.write(source, nb)
@@ -122,7 +131,7 @@ def test_grid_runs_every_cell_and_names_results_after_it(fake_experiments):
     outcomes = reproduce.reproduce(["cell"], [0], profile="smoke", results_dir=results, progress=False,
                                    grid={"width": [2, 3]})
     assert [o.status for o in outcomes] == ["done", "done"]
-    assert json.loads((results / "smoke" / "cell_width3_seed0.json").read_text()) == {"width": 3}
+    assert json.loads((results / "smoke" / "cell_width3_seed0.json").read_text())["width"] == 3
     again = reproduce.reproduce(["cell"], [0], profile="smoke", results_dir=results, progress=False,
                                 grid={"width": [2, 3, 4]})
     assert [o.status for o in again] == ["skipped", "skipped", "done"]   # resumes at the missing cell
@@ -350,7 +359,13 @@ def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fak
     nb.cells[1].source += "\nprint('changed code')"
     nbformat.write(nb, source)
     outcomes = reproduce.refresh_prose_of_runs(["ok"], [0], "smoke", results)
-    assert [o.status for o in outcomes] == ["rerun"] and "drnet reproduce --force" in outcomes[0].error
+    assert [o.status for o in outcomes] == ["rerun"]
+    assert outcomes[0].error.endswith(": drnet reproduce --profile smoke --experiments ok --seeds 0 --force")
+    # a damaged executed notebook is that run's status; the pass goes on and names it
+    (results / "smoke" / "ok_seed0.ipynb").write_text('{"cells": [')
+    outcomes = reproduce.refresh_prose_of_runs(["ok"], [0, 1], "smoke", results)
+    assert [o.status for o in outcomes] == ["damaged", "rerun"]
+    assert str(results / "smoke" / "ok_seed0.ipynb") in outcomes[0].error and "--seeds 0 --force" in outcomes[0].error
     with pytest.raises(ValueError, match="profile"):   # a misspelt profile is not three "missing" runs
         reproduce.refresh_prose_of_runs(["ok"], [0], "smoek", results)
 
@@ -385,27 +400,39 @@ def test_a_stop_request_signals_each_kernel_once_and_refuses_new_cells(monkeypat
         stop.before_cell(cell_index=4)
 
 
-def test_ctrl_c_stops_a_batch_in_order(fake_experiments, capsys, ctrl_c_raises):
+def _sleeping_batch_and_ctrl_c(fake_experiments, presses: int):
+    """Make 'ok' a minute-long notebook, and press Ctrl-C ``presses`` times (50 ms apart) 3 s
+    into the first run's sleeping cell. Returns the results folder."""
     import signal
     import threading
     import time
-
-    from drnet_lib.stopping import BatchInterrupted
 
     tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", "import time\nfor _ in range(600):\n    time.sleep(0.1)")
     results = fake_experiments / "results"
     running = results / "smoke" / "ok_seed0.running.ipynb"
 
-    def press_ctrl_c_once_the_first_notebook_runs():
+    def press():
         deadline = time.monotonic() + 120
         while not running.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(3)                                     # into the sleeping cell
-        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(presses):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
 
-    threading.Thread(target=press_ctrl_c_once_the_first_notebook_runs, daemon=True).start()
+    threading.Thread(target=press, daemon=True).start()
+    return results
+
+
+def test_ctrl_c_stops_a_batch_in_order(fake_experiments, capsys, ctrl_c_raises):
+    import time
+
+    from drnet_lib.stopping import BatchInterrupted
+
+    results = _sleeping_batch_and_ctrl_c(fake_experiments, presses=1)
     start = time.monotonic()
-    with pytest.raises(BatchInterrupted, match="run it again to go on"):
+    with pytest.raises(BatchInterrupted, match="To go on with the runs that did not finish:\n"
+                                               "drnet reproduce --profile smoke --experiments ok --seeds 0 1$"):
         reproduce.reproduce(["ok"], [0, 1], profile="smoke", results_dir=results, progress=False)
     assert time.monotonic() - start < 50                 # the 60-second cell did not run to its end
     summary = capsys.readouterr().out
@@ -413,3 +440,74 @@ def test_ctrl_c_stops_a_batch_in_order(fake_experiments, capsys, ctrl_c_raises):
     assert (results / "smoke" / "ok_seed0.failed.ipynb").exists()   # the stopped run's notebook, kept to read
     assert not list(results.rglob("*.running.ipynb"))
     assert not (results / "smoke" / "ok_seed1.failed.ipynb").exists()   # the queued run never started
+
+
+def test_a_quick_second_ctrl_c_kills_the_runs_and_starts_no_queued_one(fake_experiments, capsys, ctrl_c_raises):
+    """Two Ctrl-Cs in the same second: the kernels are killed, the queued notebooks never start
+    (they ran to their end before, unreported), and the summary is printed."""
+    import time
+
+    from drnet_lib.stopping import BatchInterrupted
+
+    results = _sleeping_batch_and_ctrl_c(fake_experiments, presses=2)
+    start = time.monotonic()
+    with pytest.raises(BatchInterrupted, match="stopped at once by a second Ctrl-C"):
+        reproduce.reproduce(["ok"], [0, 1, 2], profile="smoke", results_dir=results, progress=False)
+    assert time.monotonic() - start < 50
+    summary = capsys.readouterr().out
+    assert summary.count("not run") == 2
+    assert not (results / "smoke" / "ok_seed1.running.ipynb").exists() and not (results / "smoke" / "ok_seed1.json").exists()
+
+
+def test_an_error_outside_the_notebook_fails_that_run_and_the_batch_goes_on(fake_experiments, capsys):
+    results = fake_experiments / "results"
+    (results / "smoke" / "ok_seed0.json").mkdir(parents=True)   # a results path that cannot be read
+    outcomes = reproduce.reproduce(["ok"], [0, 1], profile="smoke", results_dir=results, progress=False)
+    assert [o.status for o in outcomes] == ["failed", "done"]
+    assert "ok_seed0.json" in outcomes[0].error
+    assert "failed" in capsys.readouterr().out
+
+
+def test_a_forced_rerun_that_fails_after_writing_its_results_puts_the_previous_results_back(fake_experiments):
+    """The notebook writes its results file before its last cells; a rerun that fails after that
+    leaves the previous run's notebook, so the previous run's results go back beside it."""
+    results = fake_experiments / "results"
+    reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
+    before = (results / "smoke" / "ok_seed0.json").read_bytes()
+    source = fake_experiments / "notebooks" / "ok.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[1].source = nb.cells[1].source.replace("'profile': profile", "'profile': profile, 'new': 1")
+    nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('after the results')"))
+    nbformat.write(nb, source)
+    again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)
+    assert again[0].status == "failed" and "after the results" in again[0].error
+    assert (results / "smoke" / "ok_seed0.json").read_bytes() == before
+    assert not list((results / "smoke").glob("*previous*")) and not list((results / "smoke").glob(".*"))
+
+
+def test_duplicate_seeds_and_experiments_run_once():
+    jobs = reproduce.batch_jobs(["mnist", "mnist"], [0, 0, 1], "smoke")
+    assert jobs == [("mnist", 0, {}), ("mnist", 1, {})]
+
+
+def test_a_grid_cells_files_are_named_as_the_grid_notebook_names_its_results(tmp_path):
+    """Whatever subset or order of its parameters a --grid gives, a norb_grid cell's executed
+    notebook and results file share the notebook's own name (adversarial_weight, then pose_dim,
+    the other at its default), so --skip-existing finds finished cells."""
+    _, out_json, out_nb = reproduce.run_files(tmp_path, "cpu", "norb_grid", 0, {"pose_dim": 2})
+    assert out_json.name == "norb_grid_adversarial_weight0.1_pose_dim2_seed0.json"
+    assert out_nb.name == "norb_grid_adversarial_weight0.1_pose_dim2_seed0.ipynb"
+    swapped = reproduce.run_files(tmp_path, "cpu", "norb_grid", 0, {"pose_dim": 2, "adversarial_weight": 0.1})
+    assert swapped[1] == out_json
+    with pytest.raises(ValueError, match="schedule_fraction would write one results file over the other"):
+        reproduce.check_grid("norb_grid", {"schedule_fraction": [0.25, 0.5]})
+
+
+def test_the_grid_notebook_names_its_results_by_the_parameters_reproduce_expects():
+    """RESULTS_NAMED_BY restates the grid notebook's own grid_tag line; they must agree."""
+    import re
+
+    source = nbformat.read(reproduce.source_notebook("norb_grid"), as_version=4)
+    code = "\n".join(c.source for c in source.cells if c.cell_type == "code")
+    named = re.search(r"grid_tag\(\{(.*?)\}\)", code).group(1)
+    assert tuple(re.findall(r'"(\w+)":', named)) == reproduce.RESULTS_NAMED_BY["norb_grid"]
