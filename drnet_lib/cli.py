@@ -106,6 +106,9 @@ def cmd_train(args) -> int:
     if rank != 0:
         return 0
     print(f"DrNet: {trainer.iteration} iterations, {trainer.wall_s / 60:.1f} min")
+    # what the chapter measures before its pose LSTM trains (with lstm.bn_mode=train that training
+    # moves the DrNet's BatchNorm statistics), measured here at the same point
+    before = measure_before_lstm(cfg, trainer) if args.record else None
     lstm = None
     if cfg.experiment in WITHOUT_POSE_LSTM and not args.skip_lstm:
         print(f"{cfg.experiment}: no pose LSTM in this experiment (its chapter classifies the codes): skipped")
@@ -116,7 +119,7 @@ def cmd_train(args) -> int:
     if args.record:
         from .results import write_results
 
-        metrics = recorded_metrics(cfg, trainer, lstm)
+        metrics = recorded_metrics(cfg, trainer, lstm, before)
         histories = {"drnet": trainer.history, **({"lstm": lstm.history} if lstm else {})}
         wall_s = trainer.wall_s + (lstm.wall_s if lstm else 0.0)
         path = write_results(args.results_dir, cfg, metrics, trainer.device, wall_s, tag=args.record,
@@ -139,62 +142,90 @@ def data_fields(args, overrides: dict) -> dict:
     return fields
 
 
-def recorded_metrics(cfg, trainer, lstm) -> dict:
+def _say(what: str) -> None:
+    """Minutes of measuring with no bar of their own (encoding every frame, fitting classifiers)."""
+    print(f"measuring: {what}", file=sys.stderr, flush=True)
+
+
+def measure_before_lstm(cfg, trainer) -> dict:
+    """What the experiment's chapter measures of the trained DrNet before its pose LSTM trains,
+    as ``{"metrics": {...}, ...}`` with what the later measurements need: Moving MNIST's probes,
+    judge and swaps (mnist_experiment.measure_codes; the judge is kept for the rollouts), the
+    chairs' probes, NORB's classification. KTH's chapter classifies after the LSTM, and so does
+    :func:`recorded_metrics`. ``trainer``: as for recorded_metrics; its model is put in eval mode."""
+    from .train import make_test_bank
+
+    out = {"metrics": {}}
+    if cfg.experiment not in ("mnist", "norb", "suncg", "kth"):
+        return out
+    model, out["test_bank"] = trainer.model.eval(), make_test_bank(cfg, trainer.device, progress=True)
+    if cfg.experiment == "mnist":
+        from .mnist_experiment import measure_codes
+
+        _say("probes of the codes, the digit judge and swaps")
+        out["metrics"], out["judge"] = measure_codes(cfg, model, trainer.bank, out["test_bank"], trainer.device)
+    elif cfg.experiment == "norb":
+        from .norb_experiment import flat_metrics, score_variant
+
+        _say("the category from content and pose codes of every training and test frame")
+        scores = score_variant(cfg, model, trainer.bank, out["test_bank"])
+        out["metrics"] = {**flat_metrics(scores), "classification.chance": scores["chance"]}
+    elif cfg.experiment == "suncg":
+        from .chairs_experiment import chair_probes
+
+        _say("probes of the frozen codes")
+        out["metrics"] = chair_probes(model, trainer.bank, out["test_bank"])
+    return out
+
+
+def recorded_metrics(cfg, trainer, lstm, before: dict | None = None) -> dict:
     """Timings and final losses of a ``drnet train --record`` run, and the experiment's own
-    measurements of the frozen models: for Moving MNIST probes, judge, swaps and rollouts
-    (mnist_experiment.measure, the chapter's steps); for NORB, the chairs and KTH
-    classification; probes and rollouts; classification, prediction and rollouts. ``trainer``: anything with the trainer's
-    ``model``, ``bank``, ``device``, ``history``, ``iteration`` and ``wall_s`` (tools/kth_schedule.py
-    passes a frozen copy's); ``lstm``: the pose LSTM's trainer, or None."""
+    measurements of the trained models, as its chapter makes them:
+
+    - Moving MNIST: probes, judge and swaps (``before``), rollouts (mnist_experiment);
+    - NORB: the category from each code (``before``);
+    - the chairs: probes (``before``), rollouts;
+    - KTH: action and person from the codes, prediction against the last frame, rollouts.
+
+    ``trainer``: anything with the trainer's ``model``, ``bank``, ``device``, ``history``,
+    ``iteration`` and ``wall_s`` (tools/kth_schedule.py passes a frozen copy's); ``lstm``: the
+    pose LSTM's trainer, or None; ``before``: :func:`measure_before_lstm`'s, made before the LSTM
+    trained (measured now when not given)."""
     metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
                "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
     if lstm is not None:
         metrics["lstm.seconds_per_iteration"] = lstm.wall_s / max(lstm.iteration, 1)
     if cfg.experiment not in ("mnist", "norb", "suncg", "kth"):
         return metrics
-    from .train import make_test_bank
+    before = before if before is not None else measure_before_lstm(cfg, trainer)
+    metrics.update(before["metrics"])
+    model, test_bank = trainer.model.eval(), before["test_bank"]
+    if cfg.experiment == "mnist" and lstm is not None:
+        from .mnist_experiment import measure_rollouts
 
-    def say(what):   # minutes of work with no bar of its own (encoding every frame, fitting classifiers)
-        print(f"measuring: {what}", file=sys.stderr, flush=True)
-
-    model, test_bank = trainer.model.eval(), make_test_bank(cfg, trainer.device, progress=True)
-    if cfg.experiment == "mnist":
-        from .mnist_experiment import measure
-
-        say("probes of the codes, the digit judge, swaps" + (" and rollouts" if lstm is not None else ""))
-        metrics.update(measure(cfg, model, lstm.lstm.eval() if lstm is not None else None, trainer.bank,
-                               test_bank, trainer.device))
-        if lstm is not None:
-            metrics["lstm.final_pose_mse"] = lstm.history[-1]["pose_mse"]
-    elif cfg.experiment == "norb":
-        say("the category from content and pose codes of every training and test frame")
-        from .norb_experiment import flat_metrics, score_variant
-
-        scores = score_variant(cfg, model, trainer.bank, test_bank)
-        metrics.update(flat_metrics(scores), **{"classification.chance": scores["chance"]})
+        _say("rollouts")
+        metrics.update(measure_rollouts(cfg, model, lstm.lstm.eval(), test_bank, before["judge"]))
+        metrics["lstm.final_pose_mse"] = lstm.history[-1]["pose_mse"]
     elif cfg.experiment == "kth":
         from . import kth_experiment
 
-        say("action and person from the frozen codes")
+        _say("action and person from the frozen codes")
         scores, action_classifier = kth_experiment.classification_scores(model, trainer.bank, test_bank, cfg)
         metrics.update(scores)
         if lstm is not None:
-            say("prediction against the last frame, and rollouts")
+            _say("prediction against the last frame, and rollouts")
             clips = kth_experiment.test_clips(test_bank, cfg.lstm.n_past + cfg.eval.metric_steps,
                                               cfg.eval.rollout_clips, cfg.data.test_seed)
             predictions, _ = kth_experiment.predict_and_roll_out(model, lstm.lstm.eval(), test_bank, clips,
                                                                  cfg, action_classifier)
             metrics.update(predictions)   # prediction.error_split included
-    else:
-        from .chairs_experiment import chair_probes, rollout_clips, rollout_turning
+    elif cfg.experiment == "suncg" and lstm is not None:
+        from .chairs_experiment import rollout_clips, rollout_turning
 
-        say("probes of the frozen codes")
-        metrics.update(chair_probes(model, trainer.bank, test_bank))
-        if lstm is not None:
-            say("rollouts")
-            rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank, rollout_clips(test_bank, cfg),
-                                          cfg, cfg.eval.rollout_steps)
-            metrics.update(rollouts)
+        _say("rollouts")
+        rollouts, _ = rollout_turning(model, lstm.lstm.eval(), test_bank, rollout_clips(test_bank, cfg),
+                                      cfg, cfg.eval.rollout_steps)
+        metrics.update(rollouts)
     print(json.dumps({k: v for k, v in metrics.items()
                       if k.startswith(("probe", "class", "swap.", "judge.", "rollout.azimuth", "rollout.identity"))
                       or k.endswith(("_mean", "steps_beating_copy_last"))},

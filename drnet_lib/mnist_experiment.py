@@ -1,9 +1,12 @@
-"""The Moving MNIST measurements of a trained DrNet and pose LSTM, in one call.
+"""The Moving MNIST measurements of a trained DrNet and pose LSTM, in two calls.
 
 The chapter notebook (notebooks/01_mnist.ipynb) takes these steps one cell at a time, with a
 figure after each; ``drnet train --experiment mnist --record`` takes them here, so a run trained
 without the notebook (a GPU run of the ``paper`` profile, say) records the same metrics, which
-the claims (claims.MNIST_CLAIMS) judge. Same settings, same seeds, same numbers as the notebook:
+the claims (claims.MNIST_CLAIMS) judge. Same settings, same seeds and the same order as the
+notebook (steps 1-3 before the pose LSTM trains, which with ``lstm.bn_mode="train"`` moves the
+DrNet's BatchNorm statistics; step 4 after), so the same numbers on the same machine and thread
+count (the smoke notebook runs on one thread):
 
 1. linear probes of the codes of the frozen test clips (:func:`.evaluate.fit_probes`), fitted on
    codes of training-digit clips;
@@ -36,10 +39,10 @@ def probe_times(cfg: ExperimentConfig) -> torch.Tensor:
     return torch.arange(0, cfg.data.clip_length, 4)
 
 
-def measure(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM | None, train_bank: MovingMNIST,
-            test_bank: MovingMNIST, device, progress: bool = True) -> dict:
-    """Every metric of the chapter's results JSON that measures the models (probes, judge, swaps,
-    and with ``lstm`` the rollouts), for ``model`` in eval mode."""
+def measure_codes(cfg: ExperimentConfig, model: DrNet, train_bank: MovingMNIST, test_bank: MovingMNIST,
+                  device, progress: bool = True) -> tuple[dict, torch.nn.Module]:
+    """Steps 1-3 (probes, judge, swaps) for ``model`` in eval mode, made before the pose LSTM
+    trains, as in the notebook; returns the metrics and the judge (for :func:`measure_rollouts`)."""
     test_factors, times = frozen_test_clips(cfg, test_bank), probe_times(cfg)
     probe_train_factors = frozen_test_factors(train_bank, cfg.eval.probe_train_clips, cfg.data.test_seed + 1)
     metrics = evaluate.fit_probes(evaluate.encode_clips(model, train_bank, probe_train_factors, times),
@@ -52,8 +55,10 @@ def measure(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM | None, train_ba
     metrics["judge.clean_accuracy"] = evaluate.judge_accuracy(judge, test_bank, test_factors, times, occluded=False)
     metrics.update(evaluate.swap_scores(model, test_bank, test_factors, judge, cfg.eval.swap_pairs,
                                         torch.Generator(device).manual_seed(cfg.seed + 7)))
-    if lstm is not None:
-        rollouts, _ = rollout_metrics(model, lstm, test_bank, test_factors.subset(slice(0, cfg.eval.rollout_clips)),
-                                      judge, cfg)
-        metrics.update(rollouts)
-    return metrics
+    return metrics, judge
+
+
+def measure_rollouts(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM, test_bank: MovingMNIST, judge) -> dict:
+    """Step 4: rollouts of the first ``eval.rollout_clips`` frozen test clips, scored by the judge."""
+    clips = frozen_test_clips(cfg, test_bank).subset(slice(0, cfg.eval.rollout_clips))
+    return rollout_metrics(model, lstm, test_bank, clips, judge, cfg)[0]
