@@ -3,6 +3,7 @@
 #   make book        set up, produce any missing cpu-profile results, build the HTML book
 #   make test        set up, run the unit tests and `pytest --nbval` on the source notebooks
 #   make reproduce   rerun experiments (always): PROFILE=cpu|paper EXPERIMENTS="mnist norb" SEEDS="0 1 2" WORKERS=1
+#                    RESULTS_DIR=results
 #   make lab         JupyterLab in the project's environment
 #   make clean-book  remove _build/
 
@@ -23,6 +24,7 @@ PROFILE ?= cpu
 EXPERIMENTS ?= mnist
 SEEDS ?= 0 1 2
 WORKERS ?= 1
+RESULTS_DIR ?= results
 
 # What `make book` produces when its results are missing (existing results are kept).
 BOOK_PROFILE := cpu
@@ -70,7 +72,7 @@ test: setup
 
 reproduce: setup
 	$(BIN)/drnet reproduce --profile $(PROFILE) --experiments $(EXPERIMENTS) --seeds $(SEEDS) --force \
-	  --workers $(WORKERS)
+	  --workers $(WORKERS) --results-dir $(RESULTS_DIR)
 
 lab: setup
 	@if [ -x $(BIN)/jupyter-lab ]; then \

@@ -39,8 +39,9 @@ def azimuth_r2(x_train, az_train, x_test, az_test, num_azimuths: int) -> float:
     return ridge_r2(x_train, azimuth_circle(az_train, num_azimuths), x_test, azimuth_circle(az_test, num_azimuths))
 
 
-def identity_split(azimuth) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of the identity probe's views: fitted on the even azimuth steps, scored on the odd ones."""
+def identity_split(azimuth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks ``(N,)`` bool of the identity probe's views, from azimuth steps ``(N,)`` int: fitted
+    on the even steps, scored on the odd ones."""
     return azimuth % 2 == 0, azimuth % 2 == 1
 
 

@@ -120,6 +120,9 @@ def chance_accuracy(train_labels: np.ndarray, test_labels: np.ndarray) -> float:
     on the chairs' balanced split). Labels ``(N,)``, or ``(N, slots)`` with one answer per slot
     (Moving MNIST's digits), averaged over all N * slots answers."""
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    if train_labels.shape[1:] != test_labels.shape[1:]:   # broadcasting would score every slot against one
+        raise ValueError(f"training labels {train_labels.shape} and test labels {test_labels.shape} "
+                         "have different slots")
     majority = [np.bincount(column).argmax() for column in train_labels.reshape(len(train_labels), -1).T]
     return float(np.mean(test_labels.reshape(len(test_labels), -1) == np.array(majority)))
 

@@ -246,17 +246,18 @@ class ResumableLoop:
         but BatchNorm normalises over each process's share of the batch, and the results record
         only the processes that finished the run (provenance.processes)."""
         return (f"{self.name}: the checkpoint was trained by {self.resumed_world} process(es) and continues "
-                f"in {self.world}: the same global batch and updates, except that BatchNorm now normalises "
-                f"over a share of 1/{self.world} of the batch instead of 1/{self.resumed_world}; the results "
-                f"will record {self.world} (provenance.processes)")
+                f"in {self.world}: the same global batch and updates, except that BatchNorm normalises over "
+                f"a share of 1/{self.world} of the batch instead of 1/{self.resumed_world} from here on; a "
+                f"results file written by this run records {self.world} (provenance.processes)")
 
     def run(self, checkpoint_path=None, resume: bool = True, progress: bool = True):
         """Resume (or start over, replacing an old checkpoint at the first save) and train to the end."""
         if checkpoint_path and resume:
-            if self.resume(checkpoint_path) and self.iteration < self.iterations and self.rank == 0:
-                print(f"{self.name}: continuing from iteration {self.iteration} of {self.iterations} "
-                      f"(checkpoint {checkpoint_path})")
-                if self.resumed_world not in (None, self.world):
+            if self.resume(checkpoint_path) and self.rank == 0:
+                if self.iteration < self.iterations:
+                    print(f"{self.name}: continuing from iteration {self.iteration} of {self.iterations} "
+                          f"(checkpoint {checkpoint_path})")
+                if self.resumed_world not in (None, self.world):   # a finished one too: it is measured here
                     print(self.other_world_note())
         # Starting over leaves an old checkpoint in place until this run writes its first one over
         # it: a run that stops before then (a bad setting, a crash) loses nothing.

@@ -2,8 +2,11 @@
 
 A renamed option, a removed make variable or a notebook parameter that moved would leave the
 README, the book and the library's own error messages telling readers to type something that
-fails. These tests collect each shell command written there (`drnet`, `torchrun -m
-drnet_lib.cli`, `make`, `papermill`, `tools/...`) and check it against what it names: the
+fails. These tests collect the shell commands written there (`drnet`, `.venv/bin/drnet`,
+`python -m drnet_lib.cli`, `torchrun -m drnet_lib.cli`, `make`, `papermill`, `tools/...`): in
+fenced (``` or ~~~) and indented code blocks and inline code of the README, the book's pages and
+the notebooks' markdown; in the strings of drnet_lib, tools/*.py and the book's code cells; in
+the recording scripts. Each is checked against what it names: the
 argument parser and configuration of ``drnet``, the Makefile, the notebook's parameters cell,
 the tool's ``--help``. Nothing is run but the tools' ``--help``. Settings the prose names in backticks
 (`train.lr_schedule`) must be settings of the configuration.
@@ -38,9 +41,10 @@ from drnet_lib.reproduce import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PROGRAMS = ("drnet", "torchrun", "make", "papermill", "tools/", "python tools/", ".venv/bin/python tools/")
-# Written in place of a value ("--seed K", "--record cuda<N>", "--size <size>").
-PLACEHOLDER = re.compile(r"^(K|X|N|DIR|TAG|PATH|PATH-TO-[A-Z-]+|/path/to/.*|.*<[^>]+>.*|\.\.\.|.*\$.*)$")
+# A command: its program as a whole word (drnet_lib/ in a folder listing is none), or a script of tools/
+COMMAND = re.compile(r"^(?:[A-Z_]+=\S+ )*(?:(?:drnet|torchrun|make|papermill)\s+\S|(?:\.venv/bin/)?(?:python )?tools/\S+\.(?:py|sh)\b)")
+# Written in place of a value ("--seed K", "--record cuda<N>", "--size <size>", an f-string's {e}).
+PLACEHOLDER = re.compile(r"^(K|X|N|DIR|TAG|PATH|PATH-TO-[A-Z-]+|/path/to/.*|.*<[^>]+>.*|\.\.\.|.*\$.*|.*\{[^}]*\}.*)$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Mention:
     where: str      # file (and cell) it was read from
     text: str       # the command as written, comment and continuation lines resolved
     whole: bool     # shown as a full command (a code-block line), not a fragment in prose
+    sentence: bool = False   # inside a sentence (a message, a docstring): words after it are prose
 
     def __str__(self):
         return f"{self.where}: {self.text}"
@@ -69,40 +74,57 @@ def _markdown_sources() -> dict[str, str]:
 
 def _starts_a_command(text: str) -> bool:
     """A program and at least one word for it (a bare `torchrun` in prose names the program)."""
-    if len(text.split()) < 2:
-        return False
-    return text.startswith(PROGRAMS) or re.match(r"^[A-Z_]+=\S+ tools/", text) is not None
+    return len(text.split()) >= 2 and COMMAND.match(text) is not None
+
+
+def _as_typed(line: str) -> str:
+    """A command line as the reader would type it: no shell prompt, ``.venv/bin/drnet`` and
+    ``python -m drnet_lib.cli`` as ``drnet``."""
+    line = re.sub(r"^\$\s+", "", line.strip())
+    line = re.sub(r"^(?:\.venv/bin/)?drnet\b", "drnet", line)
+    return re.sub(r"^(?:\.venv/bin/)?python -m drnet_lib\.cli\b", "drnet", line)
+
+
+FENCE = re.compile(r"^[ \t]*(```+|~~~+)[^\n]*\n(.*?)^[ \t]*\1", re.M | re.S)
 
 
 def _code_block_commands(where: str, text: str):
-    """Lines of fenced code blocks that start a command (``\\`` continues it onto the next line)."""
-    for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S):
+    """Lines of fenced code blocks (``` or ~~~, indented in a list too) and of 4-space indented
+    blocks that start a command (``\\`` continues it onto the next line)."""
+    blocks = [block for _, block in FENCE.findall(text)]
+    blocks += ["\n".join(re.findall(r"^(?: {4}|\t)(\S.*)$", FENCE.sub("", text), re.M))]
+    for block in blocks:
         lines = iter(block.splitlines())
         for line in lines:
             line = line.strip()
             while line.endswith("\\"):
                 line = line[:-1] + " " + next(lines, "").strip()
-            line = line.split(" # ")[0].strip()
+            line = _as_typed(line.split(" # ")[0])
             if _starts_a_command(line):
                 yield Mention(where, line, whole=not line.endswith("..."))
 
 
 def _inline_commands(where: str, text: str):
-    """Commands inside single backticks in prose (fenced blocks taken out first)."""
-    prose = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
-    for snippet in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", prose):
-        snippet = snippet.strip().lstrip("!")
+    """Commands inside single backticks in prose (code blocks taken out first), also where the
+    prose wraps them over two lines."""
+    prose = FENCE.sub("", text)
+    for snippet in re.findall(r"(?<!`)`([^`]+)`(?!`)", prose):
+        snippet = _as_typed(" ".join(snippet.split()).lstrip("!"))
         if _starts_a_command(snippet):
             yield Mention(where, snippet, whole=False)
 
 
 def _library_messages():
-    """``drnet ...`` commands that the library and the tools write in messages and docstrings."""
-    for path in sorted([*(ROOT / "drnet_lib").rglob("*.py"), *(ROOT / "tools").glob("*.py")]):
-        where = str(path.relative_to(ROOT))
-        for match in re.finditer(r"drnet (?:train|reproduce|bench|data prepare)\b[^\"'`)\n,;]*",
-                                 path.read_text()):
-            yield Mention(where, match.group(0).strip(), whole=False)
+    """``drnet ...`` commands that the library and the tools write in messages and docstrings, and
+    those the book's code cells print for the reader."""
+    texts = {str(p.relative_to(ROOT)): p.read_text()
+             for p in sorted([*(ROOT / "drnet_lib").rglob("*.py"), *(ROOT / "tools").glob("*.py")])}
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        texts[str(path.relative_to(ROOT))] = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    for where, text in texts.items():
+        for match in re.finditer(r"drnet (?:train|reproduce|bench|data prepare)\b[^\"'`)\n,;]*", text):
+            yield Mention(where, match.group(0).strip(), whole=False, sentence=True)
 
 
 def _script_commands():
@@ -128,8 +150,9 @@ def documented_commands() -> tuple[Mention, ...]:
 
 def _of(program: str) -> list[Mention]:
     """The mentions of ``program`` ("tools": a script of tools/, after any VAR=value or python)."""
-    if program == "tools":
-        return [m for m in documented_commands() if "tools/" in m.text.split()[0] + m.text.split()[1]]
+    if program == "tools":   # after any VAR=value and python
+        return [m for m in documented_commands()
+                if re.match(r"^(?:[A-Z_]+=\S+ )*(?:\.venv/bin/)?(?:python )?tools/", m.text)]
     return [m for m in documented_commands() if m.text.split()[0] == program]
 
 
@@ -184,12 +207,14 @@ def _check_drnet_fragment(m: Mention, argv: list[str]) -> None:
         if word == "--" or word.startswith("-"):
             action = None
             continue
+        if action is None and m.sentence:   # a bare word after the command: the sentence goes on
+            break
         if action is not None and action.dest == "set":   # the key counts even where the value is a variable
             given.append(word)
             continue
         if PLACEHOLDER.match(word):
             continue
-        if action is None and positionals:   # e.g. the dataset of `drnet data prepare`
+        if action is None and positionals and not m.sentence:   # the dataset of `drnet data prepare`
             allowed = _allowed(parser, positionals[0])
             for value in _alternatives(word):
                 assert value in allowed, f"{m}: {value!r} is not one of {sorted(allowed)}"
@@ -225,12 +250,13 @@ def _placeholder_value(word: str) -> str:
 
 def _check_drnet_whole(m: Mention, argv: list[str]) -> None:
     """argparse accepts the command; a train command's settings build its configuration."""
+    placeholders = any(PLACEHOLDER.match(w) for w in argv)
     argv = [_placeholder_value(w) if PLACEHOLDER.match(w) else _first_alternative(w) for w in argv]
     try:
         args = build_parser().parse_args(argv)
     except SystemExit:
         pytest.fail(f"{m}: drnet's parser refuses it (see the usage message above)")
-    if args.command == "train":
+    if args.command == "train" and not placeholders:   # a placeholder's stand-in is no real setting
         overrides = parse_set(args.set)
         get_config(args.experiment, args.profile, args.seed, overrides, **data_fields(args, overrides))
 
@@ -264,7 +290,7 @@ def test_the_fragment_check_catches_a_renamed_option_and_a_bad_choice():
 
 
 # -- settings named in prose ----------------------------------------------------------------------------
-FILE_SUFFIXES = {"pt", "json", "jsonl", "ipynb", "npz", "txt"}   # `lstm.pt` is a file, not a setting
+FILE_SUFFIXES = {"pt", "json", "jsonl", "ipynb", "npz", "txt", "py", "md", "sh", "yml", "csv", "png"}   # `lstm.pt`: a file
 
 
 def _settings_named_in_prose() -> list[tuple[str, str]]:

@@ -352,6 +352,9 @@ def test_a_run_resumed_in_another_number_of_processes_says_what_changes(train_ba
     state = load_checkpoint(path)
     assert state["processes"] == 1
     ckpt.save_checkpoint({**state, "processes": 2}, path)   # as rank 0 of two would have written it
+    capsys.readouterr()
+    _trainer(cfg, train_bank).run(path, progress=False)     # finished: loaded to be measured, and says so
+    assert "trained by 2 process(es)" in capsys.readouterr().out
     longer = _cfg(**{"train.iterations": 3, "train.checkpoint_every": 2})
     capsys.readouterr()
     _trainer(longer, train_bank).run(path, progress=False)
