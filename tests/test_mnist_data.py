@@ -265,6 +265,11 @@ def test_fetch_all_mirrors_fail_lists_urls_and_manual_placement(tmp_path, server
     message = str(info.value)
     assert url + "gone/d.gz" in message and "http://127.0.0.1:9/d.gz" in message
     assert str(tmp_path / "root" / "T" / "raw" / "d.gz") in message
+    # a relative data root (a notebook's ../data) is named absolutely: right from any folder
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DownloadError) as info:
+        registry.fetch("test/d", "root", progress=False, retries=0)
+    assert f"copy it to {(tmp_path / 'root' / 'T' / 'raw' / 'd.gz').resolve()} " in str(info.value)
 
 
 def test_unknown_registry_name():

@@ -366,7 +366,7 @@ class _HashingDownloader:
 def _hand_placement(entry: RemoteFile, path: Path) -> str:
     size = f" ({entry.size:,} bytes)" if entry.size else ""
     return (f"To place it by hand, download {entry.filename}{size} from any of those URLs on a "
-            f"machine with internet access and copy it to {path} "
+            f"machine with internet access and copy it to {Path(path).resolve()} "   # right from any folder
             + (f"(its {entry.pinned[0]} must be {entry.pinned[1]})." if entry.pinned else
                "(no sha256 is published for it; its hash is recorded on first use)."))
 
@@ -404,7 +404,7 @@ def _others_missing(entry: RemoteFile, path: Path) -> str:
         return ""
     return (f"\nThe {entry.dataset} data also needs these files, not here yet either (fetched after this one, "
             f"from the same mirrors):\n  " + "\n  ".join(
-                e.filename + (f" ({e.size:,} bytes)" if e.size else "") + f" -> {where}" for e, where in missing))
+                e.filename + (f" ({e.size:,} bytes)" if e.size else "") + f" -> {where.resolve()}" for e, where in missing))
 
 
 # --- MNIST (reference/datasets.md §1.1): sha256 of the .gz files as published by tfds ------------
