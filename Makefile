@@ -72,7 +72,7 @@ test: setup
 
 reproduce: setup
 	$(BIN)/drnet reproduce --profile $(PROFILE) --experiments $(EXPERIMENTS) --seeds $(SEEDS) --force \
-	  --workers $(WORKERS) --results-dir $(RESULTS_DIR)
+	  --workers $(WORKERS) --results-dir "$(RESULTS_DIR)"
 
 lab: setup
 	@if [ -x $(BIN)/jupyter-lab ]; then \

@@ -3,8 +3,9 @@
 For each (experiment, seed) the source notebook ``notebooks/<NN>_<experiment>.ipynb`` is executed
 with ``profile``/``seed``/... injected into ``results/<profile>/<experiment>_seed<k>.ipynb``; the
 notebook itself writes ``results/<profile>/<experiment>_seed<k>.json``. Source notebooks are
-never overwritten. A run whose JSON exists is skipped unless forced; a failed run is reported
-with its notebook path and does not stop the others.
+never overwritten. A finished run (a run's results record beside a readable executed notebook)
+is skipped unless forced; a failed run is reported with its notebook path and does not stop the
+others, and leaves the previous run's files as they were.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .stopping import BatchInterrupted, BatchStop, stop_requests
+from .stopping import BatchInterrupted, BatchStop, signals_held, stop_requests
 from .results import REPO_ROOT, grid_tag, results_path
 
 NOTEBOOKS = {"mnist": "01_mnist.ipynb", "norb": "02_norb.ipynb", "norb_grid": "02b_norb_grid.ipynb",
@@ -43,7 +44,7 @@ class RunOutcome:
     experiment: str
     seed: int
     status: str          # "done", "skipped", "failed", or on Ctrl-C "stopped" and "not run";
-                         # with --prose-only "prose", "current", "rerun" or "missing"
+                         # with --prose-only "prose", "current", "rerun", "damaged" or "missing"
     notebook: Path
     seconds: float = 0.0
     error: str = ""
@@ -229,8 +230,14 @@ def batch_jobs(experiments, seeds, profile: str, grid: dict[str, list] | None = 
     for e in experiments:
         check_grid(e, grid)
         check_profile(e, profile)
-    # each run once, in the order given (`--seeds 0 0` would run one notebook twice into the same files)
-    return [(e, s, p) for e in dict.fromkeys(experiments) for s in dict.fromkeys(seeds) for p in grid_points(grid)]
+    # each run once, in the order given: `--seeds 0 0`, or grid values that name one cell (`0,0.0`),
+    # would run one notebook twice at once into the same files
+    jobs = {}
+    for e in experiments:
+        for s in seeds:
+            for p in grid_points(grid):
+                jobs.setdefault(run_files(Path("."), profile, e, s, p)[1], (e, s, p))
+    return list(jobs.values())
 
 
 def run_files(results_dir: Path, profile: str, experiment: str, seed: int,
@@ -238,9 +245,9 @@ def run_files(results_dir: Path, profile: str, experiment: str, seed: int,
     """A run's grid tag (None outside a grid), results file and executed notebook. A grid
     notebook's tag names every parameter of RESULTS_NAMED_BY in its order, those the point lacks
     at the notebook's defaults, as the notebook names its results."""
-    if point and experiment in RESULTS_NAMED_BY:
+    if experiment in RESULTS_NAMED_BY:   # without --grid too: the notebook names its results by them
         defaults = notebook_defaults(experiment)
-        point = {name: point.get(name, defaults[name]) for name in RESULTS_NAMED_BY[experiment]}
+        point = {name: (point or {}).get(name, defaults[name]) for name in RESULTS_NAMED_BY[experiment]}
     tag = grid_tag(point) if point else None
     out_json = results_path(results_dir, profile, experiment, seed, tag)
     return tag, out_json, out_json.with_suffix(".ipynb")
@@ -293,7 +300,9 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     # after that, the previous run's results go back beside the previous run's notebook.
     # (a hidden name without .json: load_runs' glob for a run's files must not find it)
     previous = out_json.with_name(f".{out_json.name}.previous")
-    if out_json.exists():
+    previous.unlink(missing_ok=True)   # one a killed run left: not this run's to put back
+    backed_up = out_json.exists()
+    if backed_up:
         shutil.copy2(out_json, previous)
     if announce:
         announce()
@@ -309,7 +318,7 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
                             **(stop.papermill_options() if stop else {}))
         _finish(running, out_nb)
     except Exception as err:  # keep going: one failing run must not stop the batch
-        kept = _keep_failed(running, failed, previous, out_json)
+        kept = _keep_failed(running, failed, previous if backed_up else None, out_json)
         status = "stopped" if stop and stop.requested.is_set() else "failed"
         return RunOutcome(experiment, seed, status, kept or out_nb, time.perf_counter() - start,
                           failure_text(err, kept), tag)
@@ -318,18 +327,21 @@ def run_one(experiment: str, profile: str, seed: int, results_dir: Path, device:
     return RunOutcome(experiment, seed, "done", out_nb, time.perf_counter() - start, tag=tag)
 
 
-def _keep_failed(running: Path, failed: Path, previous: Path, out_json: Path) -> Path | None:
-    """After a run that did not finish: its notebook kept for reading as ``failed`` (None when it
-    wrote none), and the previous run's results file put back (or a new one removed), so the
-    results beside the previous notebook are the previous run's."""
+def _keep_failed(running: Path, failed: Path, previous: Path | None, out_json: Path) -> Path | None:
+    """After a run that did not finish: its notebook kept for reading as ``failed`` (returned; None
+    when it wrote none), and the results file put back as it was before the run: the previous
+    run's from ``previous`` (the copy this run made), or none when there was none, so no results
+    file stands for a run whose notebook did not finish."""
     kept = None
     with contextlib.suppress(OSError):   # each step on its own: one that cannot be done is no reason to skip the others
         if running.exists():
             os.replace(running, failed)
             kept = failed
     with contextlib.suppress(OSError):
-        if previous.exists():
+        if previous is not None:
             os.replace(previous, out_json)
+        else:
+            out_json.unlink(missing_ok=True)
     return kept
 
 
@@ -343,7 +355,7 @@ def failure_text(err: Exception, notebook: Path | None) -> str:
     if isinstance(err, PapermillExecutionError):   # the cell's exception, not papermill's wrapper
         name, message = err.ename, err.evalue
     first = next((line.strip() for line in message.splitlines() if line.strip()), "")
-    return f"{name}: {first}" + (f" (the whole error is in {notebook.name})" if notebook else "")
+    return name + (f": {first}" if first else "") + (f" (the whole error is in {notebook.name})" if notebook else "")
 
 
 def _finished_results(path: Path) -> bool:
@@ -398,7 +410,7 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
     Ctrl-C (or SIGTERM) stops the batch in order (:mod:`.stopping`): running notebooks stop, a
     training cell after saving a checkpoint at its current iteration; queued ones do not start;
     the summary table is printed and :class:`.stopping.BatchInterrupted` raised. A second
-    Ctrl-C kills the kernels at once.
+    Ctrl-C (or SIGTERM) kills the kernels at once; the table is printed then too.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -418,24 +430,34 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
         return RunOutcome(e, s, "not run", notebook, tag=tag)
 
     def job(e, s, p):
-        started = lambda: bar.write(f"started: {e} seed {s}" + (f" {grid_tag(p)}" if p else ""))
+        tag, _, notebook = run_files(results_dir, profile, e, s, p)
+        started = lambda: bar.write(f"started: {e} seed {s}" + (f" {tag}" if tag else ""))
         try:
             return run_one(e, profile, s, results_dir, device, data_source, force, p, stop, started)
         except Exception as err:   # outside the notebook (a results file that cannot be read or
             # replaced, a folder that cannot be made): this run's failure, reported with the others
-            return RunOutcome(e, s, "failed", run_files(results_dir, profile, e, s, p)[2],
-                              error=failure_text(err, None), tag=grid_tag(p) if p else None)
+            return RunOutcome(e, s, "failed", notebook, error=failure_text(err, None), tag=tag)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(job, e, s, p): i for i, (e, s, p) in enumerate(jobs)}
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = {pool.submit(job, e, s, p): i for i, (e, s, p) in enumerate(jobs)}
+    try:
         killed = _wait_for_runs(futures, stop, bar)
+    finally:
+        # the runs' threads end (killed kernels within seconds) before the table; a further
+        # Ctrl-C or SIGTERM meanwhile would leave files half-moved and print nothing
+        with signals_held():
+            pool.shutdown(wait=True, cancel_futures=True)
     bar.close()
     outcomes = {i: f.result() for f, i in futures.items() if not f.cancelled()}
     ordered = [outcomes[i] if i in outcomes else not_run(*jobs[i]) for i in range(len(jobs))]
     print(format_summary(ordered))
-    if stop.requested.is_set():
-        again = "\n".join(rerun_commands(ordered, jobs, ("stopped", "not run"), profile, results_dir, grid, force))
-        how = ("stopped at once by a second Ctrl-C: the running notebooks' kernels were killed, so their training "
+    if stop.requested.is_set() and any(o.status in ("stopped", "not run") for o in ordered):
+        options = "".join(f" {flag} {shlex.quote(str(value))}" for flag, value, default in (
+            ("--data-source", data_source, "embedded"), ("--device", device, "auto"), ("--workers", workers, 1))
+            if value != default)
+        again = "\n".join(rerun_commands(ordered, jobs, ("stopped", "not run"), profile, results_dir, grid, force,
+                                         options))
+        how = ("stopped at once by a second signal: the running notebooks' kernels were killed, so their training "
                "kept only its last periodic checkpoint" if killed else "stopped on request")
         resume = ("" if profile == "smoke" else
                   "; stopped runs continue from their checkpoints")   # the smoke profile always starts over
@@ -446,44 +468,52 @@ def reproduce(experiments, seeds, profile: str = "cpu", results_dir=None, device
 def _wait_for_runs(futures: dict, stop: BatchStop, bar) -> bool:
     """Wait for the runs (``futures`` maps each to its job index), writing a line per failure; on
     Ctrl-C or SIGTERM, stop the batch (see :func:`reproduce`): queued runs are cancelled. Returns
-    True when a second Ctrl-C killed the kernels (the runs then end at once, as failed)."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-
+    True when a second signal killed the kernels (the runs then end at once, as stopped)."""
     pending = set(futures)
-    with stop_requests() as signalled:
-        while pending:
-            try:
-                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:            # a second Ctrl-C: no more waiting for checkpoints
-                stop.requested.set()             # no run starts another cell
-                for future in pending:           # and no queued run starts at all
-                    future.cancel()
-                stop.signal_kernels(signal.SIGKILL, again=True)
-                return True
-            if signalled["signal"] and not stop.requested.is_set():
-                bar.write("stopping: running notebooks stop after saving a checkpoint, queued ones will not "
-                          "start (Ctrl-C again to kill them at once)")
-                for future in pending:
-                    future.cancel()
-            if signalled["signal"]:
-                stop.request()   # again each second: a kernel that started since gets its SIGINT too
-            for future in done:
-                if future.cancelled():
-                    continue
-                bar.update()
-                outcome = future.result()
-                if outcome.status == "failed":
-                    bar.write(f"failed: {outcome.notebook} ({outcome.error})")
+    with stop_requests(second_interrupts=True) as signalled:
+        try:
+            while pending:
+                pending = _wait_a_second(futures, pending, stop, bar, signalled)
+        except KeyboardInterrupt:                # a second signal: no more waiting for checkpoints
+            stop.requested.set()                 # no run starts another cell
+            for future in pending:               # and no queued run starts at all
+                future.cancel()
+            stop.signal_kernels(signal.SIGKILL, again=True)
+            return True
     return False
 
 
+def _wait_a_second(futures: dict, pending: set, stop: BatchStop, bar, signalled: dict) -> set:
+    """One turn of :func:`_wait_for_runs`: wait up to a second for a run to end, act on a stop
+    request, report finished runs; returns the runs still pending."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+    if signalled["signal"] and not stop.requested.is_set():
+        bar.write("stopping: running notebooks stop after saving a checkpoint, queued ones will not "
+                  "start (Ctrl-C or SIGTERM again to kill them at once)")
+        for future in pending:
+            future.cancel()
+    if signalled["signal"]:
+        stop.request()   # again each second: a kernel that started since gets its SIGINT too
+    for future in done:
+        if future.cancelled():
+            continue
+        bar.update()
+        outcome = future.result()
+        if outcome.status == "failed":
+            bar.write(f"failed: {outcome.notebook} ({outcome.error})")
+    return pending
+
+
 def rerun_commands(outcomes: list[RunOutcome], jobs: list[tuple[str, int, dict]], statuses, profile: str,
-                   results_dir: Path, grid: dict | None, force: bool) -> list[str]:
+                   results_dir: Path, grid: dict | None, force: bool, options: str = "") -> list[str]:
     """The ``drnet reproduce`` lines that run again the runs of ``outcomes`` (in ``jobs``' order)
     whose status is in ``statuses``, with the batch's profile and results folder. Without
     ``--force`` one line per experiment and its whole grid does it (finished runs are skipped);
     a ``--force`` batch's runs may have results from before, so each grid cell gets its own
-    ``--force`` line and no finished run is redone."""
+    ``--force`` line and no finished run is redone. ``options``: the batch's other options as
+    typed (``" --data-source real --workers 2"``), so the line goes on as the batch did."""
     groups: dict[tuple[str, str], list[int]] = {}
     for outcome, (e, s, point) in zip(outcomes, jobs):
         if outcome.status in statuses:
@@ -495,7 +525,7 @@ def rerun_commands(outcomes: list[RunOutcome], jobs: list[tuple[str, int, dict]]
     where = ("" if Path(results_dir).resolve() == (REPO_ROOT / "results").resolve()
              else f" --results-dir {shlex.quote(str(results_dir))}")
     return [f"drnet reproduce --profile {profile} --experiments {e} --seeds {' '.join(map(str, seeds))}"
-            f"{cells}{where}{' --force' if force else ''}" for (e, cells), seeds in groups.items()]
+            f"{cells}{where}{options}{' --force' if force else ''}" for (e, cells), seeds in groups.items()]
 
 
 def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=None,
@@ -503,8 +533,9 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
     """:func:`refresh_prose` for every executed run of the batch, and a summary table.
 
     Status per run: ``prose`` (its markdown now the source's), ``current`` (nothing to take),
-    ``rerun`` (its code differs from the source's: only ``drnet reproduce --force`` updates it) or
-    ``missing`` (never run). Nothing is executed.
+    ``rerun`` (its code differs from the source's: only a rerun updates it), ``damaged`` (its
+    notebook cannot be read or rewritten) or ``missing`` (never run); a rerun's or a damaged run's
+    note ends with the command that reruns it. Nothing is executed.
     """
     results_dir = Path(results_dir or REPO_ROOT / "results")
     outcomes, jobs = [], batch_jobs(experiments, seeds, profile, grid)
@@ -524,10 +555,22 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
                                  f"a rerun writes it again")
         outcomes.append(outcome)
         if outcome.status in ("rerun", "damaged"):
+            source = _data_source_of(run_files(results_dir, profile, e, s, point)[1])
             outcome.error += ": " + rerun_commands([outcome], [(e, s, point)], ("rerun", "damaged"), profile,
-                                                   results_dir, grid, force=True)[0]
+                                                   results_dir, grid, force=True,
+                                                   options="" if source == "embedded" else f" --data-source {source}")[0]
     print(format_summary(outcomes))
     return outcomes
+
+
+def _data_source_of(out_json: Path) -> str:
+    """The data source a run's results file records (``embedded`` when it cannot be read)."""
+    from .results import read_run
+
+    try:
+        return read_run(out_json)["config"]["data"]["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "embedded"
 
 
 def format_summary(outcomes: list[RunOutcome]) -> str:

@@ -28,12 +28,14 @@ import weakref
 
 
 @contextlib.contextmanager
-def stop_requests(enabled: bool = True):
+def stop_requests(enabled: bool = True, second_interrupts: bool = False):
     """While active, SIGINT and SIGTERM set ``flag["signal"]`` (the signal's name) instead of
     stopping the process, so a loop can stop where its state is whole. A second signal acts at
-    once, as it would without this: Ctrl-C raises KeyboardInterrupt, SIGTERM ends the process. Python
-    lets only the main thread install handlers; elsewhere (or with ``enabled`` False) signals act as
-    usual, and a signal the process ignores stays ignored."""
+    once, as it would without this: Ctrl-C raises KeyboardInterrupt, SIGTERM ends the process; with
+    ``second_interrupts`` a second SIGTERM raises KeyboardInterrupt too, so a caller that must
+    clean up (kill a batch's kernels, print its table) can. Python lets only the main thread
+    install handlers; elsewhere (or with ``enabled`` False) signals act as usual, and a signal the
+    process ignores stays ignored."""
     flag = {"signal": None}
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield flag
@@ -55,6 +57,8 @@ def stop_requests(enabled: bool = True):
         # condition" and goes on).
         restore()
         handler = previous[signum]
+        if second_interrupts:
+            raise KeyboardInterrupt
         if callable(handler):
             handler(signum, frame)     # Ctrl-C: KeyboardInterrupt
         else:                          # the default action (SIGTERM: the process ends)
@@ -66,6 +70,23 @@ def stop_requests(enabled: bool = True):
         yield flag
     finally:
         restore()
+
+
+@contextlib.contextmanager
+def signals_held():
+    """While active, SIGINT and SIGTERM are ignored (in the main thread; elsewhere nothing
+    changes): for the seconds a stopped batch takes to collect its runs and print its table."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 class StopRequested(RuntimeError):

@@ -224,7 +224,8 @@ def test_outside_a_clone_the_folders_are_the_working_directory_and_reproduce_say
 
 def test_a_run_that_wrote_its_results_and_then_failed_is_not_taken_as_done(fake_experiments):
     # the notebook writes its results file, then a later cell fails: no executed notebook is kept
-    # under the final name, so a later batch (make book skips what is done) runs it again
+    # under the final name and the results file goes too (it stands for no finished run), so a
+    # later batch (make book skips what is done) runs it again
     writes_then_fails = ("import json, pathlib\n"
                          "p = pathlib.Path(results_dir, profile, f'ok_seed{seed}.json')\n"
                          "p.parent.mkdir(parents=True, exist_ok=True)\n"
@@ -233,7 +234,7 @@ def test_a_run_that_wrote_its_results_and_then_failed_is_not_taken_as_done(fake_
     tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", writes_then_fails)
     results = fake_experiments / "results"
     first = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
-    assert first[0].status == "failed" and (results / "smoke" / "ok_seed0.json").exists()
+    assert first[0].status == "failed" and not (results / "smoke" / "ok_seed0.json").exists()
     again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
     assert again[0].status == "failed"                     # ran again, not "skipped"
 
@@ -451,7 +452,7 @@ def test_a_quick_second_ctrl_c_kills_the_runs_and_starts_no_queued_one(fake_expe
 
     results = _sleeping_batch_and_ctrl_c(fake_experiments, presses=2)
     start = time.monotonic()
-    with pytest.raises(BatchInterrupted, match="stopped at once by a second Ctrl-C"):
+    with pytest.raises(BatchInterrupted, match="stopped at once by a second signal"):
         reproduce.reproduce(["ok"], [0, 1, 2], profile="smoke", results_dir=results, progress=False)
     assert time.monotonic() - start < 50
     summary = capsys.readouterr().out
@@ -511,3 +512,55 @@ def test_the_grid_notebook_names_its_results_by_the_parameters_reproduce_expects
     code = "\n".join(c.source for c in source.cells if c.cell_type == "code")
     named = re.search(r"grid_tag\(\{(.*?)\}\)", code).group(1)
     assert tuple(re.findall(r'"(\w+)":', named)) == reproduce.RESULTS_NAMED_BY["norb_grid"]
+
+
+def test_a_backup_a_killed_run_left_is_never_put_back(fake_experiments):
+    """A kill between the backup and its restore leaves `.<name>.json.previous`; a later run that
+    fails must not bring those old results back (the folder may have been cleared since)."""
+    results = fake_experiments / "results"
+    stale = results / "smoke" / ".ok_seed0.json.previous"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(json.dumps({**RECORD, "seed": 0, "profile": "old"}))
+    tiny_notebook(fake_experiments / "notebooks" / "ok.ipynb", "raise RuntimeError('fails')")
+    assert reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)[0].status == "failed"
+    assert not (results / "smoke" / "ok_seed0.json").exists() and not stale.exists()
+
+
+def test_norb_grid_without_a_grid_and_values_that_name_one_cell(tmp_path):
+    default = reproduce.run_files(tmp_path, "smoke", "norb_grid", 0, {})[1]
+    assert default.name == "norb_grid_adversarial_weight0.1_pose_dim10_seed0.json"
+    jobs = reproduce.batch_jobs(["norb_grid"], [0], "smoke", {"adversarial_weight": [0, 0.0], "pose_dim": [2, 2]})
+    assert len(jobs) == 1
+
+
+def test_the_rerun_line_goes_on_as_the_batch_did(tmp_path):
+    from drnet_lib.cli import build_parser
+
+    outcomes = [reproduce.RunOutcome("norb_grid", 1, "stopped", tmp_path / "x.ipynb"),
+                reproduce.RunOutcome("norb_grid", 2, "done", tmp_path / "y.ipynb")]
+    jobs = [("norb_grid", 1, {"pose_dim": 2}), ("norb_grid", 2, {"pose_dim": 2})]
+    lines = reproduce.rerun_commands(outcomes, jobs, ("stopped",), "cpu", tmp_path / "my results",
+                                     {"pose_dim": [2, 5]}, force=True, options=" --data-source real --workers 2")
+    assert lines == [f"drnet reproduce --profile cpu --experiments norb_grid --seeds 1 --grid pose_dim=2 "
+                     f"--results-dir '{tmp_path / 'my results'}' --data-source real --workers 2 --force"]
+    import shlex
+    args = build_parser().parse_args(shlex.split(lines[0])[1:])
+    assert (args.data_source, args.workers, args.force, args.seeds) == ("real", 2, True, [1])
+
+
+def test_a_batchs_second_sigterm_interrupts_so_the_batch_can_clean_up():
+    """In a batch a second SIGTERM (`kill -TERM` twice, the way to stop a background batch) raises
+    KeyboardInterrupt like a second Ctrl-C, instead of ending the process with kernels and files
+    left behind; while the batch collects its runs further signals are held."""
+    import signal
+
+    from drnet_lib.stopping import signals_held, stop_requests
+
+    with stop_requests(second_interrupts=True) as flag:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert flag["signal"] == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+    with signals_held():
+        os.kill(os.getpid(), signal.SIGTERM)   # ignored: the test process lives on
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
