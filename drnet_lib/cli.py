@@ -142,6 +142,12 @@ def data_fields(args, overrides: dict) -> dict:
     return fields
 
 
+# the experiments whose chapters measure the trained models (drnet train --record measures them too)
+MEASURED = ("mnist", "norb", "suncg", "kth")
+# those whose chapters measure some of it before the pose LSTM trains (measure_before_lstm)
+MEASURED_BEFORE_LSTM = ("mnist", "norb", "suncg")
+
+
 def _say(what: str) -> None:
     """Minutes of measuring with no bar of their own (encoding every frame, fitting classifiers)."""
     print(f"measuring: {what}", file=sys.stderr, flush=True)
@@ -156,7 +162,7 @@ def measure_before_lstm(cfg, trainer) -> dict:
     from .train import make_test_bank
 
     out = {"metrics": {}}
-    if cfg.experiment not in ("mnist", "norb", "suncg", "kth"):
+    if cfg.experiment not in MEASURED:
         return out
     model, out["test_bank"] = trainer.model.eval(), make_test_bank(cfg, trainer.device, progress=True)
     if cfg.experiment == "mnist":
@@ -190,13 +196,17 @@ def recorded_metrics(cfg, trainer, lstm, before: dict | None = None) -> dict:
     ``trainer``: anything with the trainer's ``model``, ``bank``, ``device``, ``history``,
     ``iteration`` and ``wall_s`` (tools/kth_schedule.py passes a frozen copy's); ``lstm``: the
     pose LSTM's trainer, or None; ``before``: :func:`measure_before_lstm`'s, made before the LSTM
-    trained (measured now when not given)."""
+    trained: required with a pose LSTM where the chapter measures before it (MEASURED_BEFORE_LSTM),
+    since with ``lstm.bn_mode="train"`` the LSTM's training has moved the DrNet's statistics."""
     metrics = {"train.final": trainer.history[-1], "train.iterations_done": trainer.iteration,
                "train.seconds_per_iteration": trainer.wall_s / max(trainer.iteration, 1)}
     if lstm is not None:
         metrics["lstm.seconds_per_iteration"] = lstm.wall_s / max(lstm.iteration, 1)
-    if cfg.experiment not in ("mnist", "norb", "suncg", "kth"):
+    if cfg.experiment not in MEASURED:
         return metrics
+    if before is None and lstm is not None and cfg.experiment in MEASURED_BEFORE_LSTM:
+        raise ValueError(f"{cfg.experiment}: measure_before_lstm must run before the pose LSTM trains; "
+                         "pass its result as before")
     before = before if before is not None else measure_before_lstm(cfg, trainer)
     metrics.update(before["metrics"])
     model, test_bank = trainer.model.eval(), before["test_bank"]

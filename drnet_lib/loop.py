@@ -245,6 +245,10 @@ class ResumableLoop:
         checkpoint: the global batch, its draws and the updates stay the same (distributed.py),
         but BatchNorm normalises over each process's share of the batch, and the results record
         only the processes that finished the run (provenance.processes)."""
+        if self.iteration >= self.iterations:   # finished: loaded to be measured, nothing trains
+            return (f"{self.name}: the checkpoint was trained by {self.resumed_world} process(es) and is read "
+                    f"here by {self.world}: a results file written by this run records {self.world} "
+                    f"(provenance.processes), not the processes that trained it")
         return (f"{self.name}: the checkpoint was trained by {self.resumed_world} process(es) and continues "
                 f"in {self.world}: the same global batch and updates, except that BatchNorm normalises over "
                 f"a share of 1/{self.world} of the batch instead of 1/{self.resumed_world} from here on; a "

@@ -175,7 +175,7 @@ def test_recorded_metrics_of_a_chairs_run_holds_every_chairs_claim(tmp_path, mon
     """``drnet train --record`` on the chairs (cli.recorded_metrics) probes the codes and rolls
     out the fixed test clips for eval.rollout_steps: every SUNCG claim finds its key."""
     from drnet_lib.claims import SUNCG_CLAIMS, verdicts
-    from drnet_lib.cli import recorded_metrics
+    from drnet_lib.cli import measure_before_lstm, recorded_metrics
     from drnet_lib.models import PoseLSTM
     from drnet_lib.train import DrNetTrainer, make_train_bank
 
@@ -194,7 +194,9 @@ def test_recorded_metrics_of_a_chairs_run_holds_every_chairs_claim(tmp_path, mon
         return real_turning(model_, lstm_, test_bank, factors, cfg_, steps, **kw)
 
     monkeypatch.setattr(ce, "rollout_turning", spy)
-    metrics = recorded_metrics(cfg, trainer, lstm)
+    with pytest.raises(ValueError, match="measure_before_lstm must run before the pose LSTM trains"):
+        recorded_metrics(cfg, trainer, lstm)   # the probes would read statistics the LSTM moved
+    metrics = recorded_metrics(cfg, trainer, lstm, measure_before_lstm(cfg, trainer))
     assert [c.key for c, _, _ in verdicts("suncg", metrics)] == [c.key for c in SUNCG_CLAIMS]
     ((test_bank, factors, steps),) = rolled
     expected = ce.rollout_clips(test_bank, cfg)
