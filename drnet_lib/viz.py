@@ -38,9 +38,12 @@ __all__ = [
 ]
 
 LN2 = math.log(2.0)
-_TILE_FONT = 8
-# widest figure the book shows unshrunk: its column is about 765 px, figures are saved at 100 dpi
+# The book's text column is about 765 px wide and its figures are saved at 100 dpi: a wider figure
+# is shrunk, and its text with it. Every figure is at most MAX_WIDTH_IN inches wide, its text at
+# least MIN_FONT points.
 MAX_WIDTH_IN = 7.5
+MIN_FONT = 8
+_TILE_FONT = MIN_FONT
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -86,6 +89,13 @@ def _positions(n: int, size: float, gap: float, start: float, wide_before: Mappi
         out.append(pos)
         pos += size
     return out, pos
+
+
+def fitting_tile(cols: int, largest: float, row_label_lines: int = 0, gap: float = 0.03) -> float:
+    """The tile size (inches) that fits ``cols`` tiles and :func:`_tile_figure`'s margins (with
+    room for row labels of that many lines) into ``MAX_WIDTH_IN``, at most ``largest``."""
+    left = 0.08 + (0.22 + 0.14 * (row_label_lines - 1) if row_label_lines else 0.0)
+    return float(min(largest, (MAX_WIDTH_IN - left - 0.08 - gap * (cols - 1)) / cols))
 
 
 def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0, gap: float = 0.03,
@@ -174,7 +184,8 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
         fits = max(4, int(0.75 * aspect * 72 / (_TILE_FONT * 0.62)))
         rows = [r if "\n" in r else textwrap.fill(r, fits, break_on_hyphens=False) for r in rows[:n]]
     lines = max(r.count("\n") + 1 for r in rows) if rows is not None else 0
-    fig, axes = _tile_figure(n, t, tile=0.75, aspect=aspect, title=title, col_titles=True, row_labels=lines)
+    fig, axes = _tile_figure(n, t, tile=fitting_tile(t, 0.75, lines), aspect=aspect, title=title, col_titles=True,
+                             row_labels=lines)
     for i in range(n):
         for k in range(t):
             ax = axes[i, k]

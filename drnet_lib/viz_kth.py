@@ -15,11 +15,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-# The book's text column is about 765 px wide and its figures are saved at 100 dpi: a wider figure is
-# shrunk, and its text with it. Every figure here is at most WIDTH inches wide, its text at least
-# MIN_FONT points.
-WIDTH = 7.5
-MIN_FONT = 8
+from .viz import MAX_WIDTH_IN, MIN_FONT   # the book column's width, its smallest text
+
 
 # One colour per guess of the future frames, on every figure that draws it (the chapter's figure of
 # the four guesses set them: DrNet blue, its decoder's ceiling orange, DrNet standing still green,
@@ -53,7 +50,7 @@ def _wrap(title: str, width: int) -> str:
     return f"{head}:\n{textwrap.fill(tail, width)}"
 
 
-def _legend_columns(labels, width: float = WIDTH - 0.3, fontsize: float = MIN_FONT) -> int:
+def _legend_columns(labels, width: float = MAX_WIDTH_IN - 0.3, fontsize: float = MIN_FONT) -> int:
     """How many legend columns of ``labels`` fit in ``width`` inches at ``fontsize``."""
     labels = [str(k) for k in labels]
     longest = max((TextPath((0, 0), k, size=fontsize).get_extents().width for k in labels), default=0) / 72
@@ -76,7 +73,7 @@ def classification_bars(scores: Mapping[str, Mapping[str, float]], chance: Mappi
     Returns:
         A Figure with one Axes: grouped bars per question, a dashed chance tick per question.
     """
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.4))
     variants = list(scores)
     width = 0.8 / max(len(variants), 1)
     for i, variant in enumerate(variants):
@@ -114,7 +111,7 @@ def horizon_plot(action_accuracy: Mapping, motion_ratio: Mapping, action_chance:
     steps = sorted(int(s) for s in action_accuracy)
     acc = [action_accuracy[s] if s in action_accuracy else action_accuracy[str(s)] for s in steps]
     mot = [motion_ratio[s] if s in motion_ratio else motion_ratio[str(s)] for s in steps]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(WIDTH, 3.2))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.2))
     a1.plot(steps, acc, "o-", label="generated frames")
     a1.axhline(action_chance, color="k", ls="--", lw=1, label="chance")
     if real_action_accuracy is not None:
@@ -150,7 +147,7 @@ def prediction_by_action(by_action: Mapping[str, Mapping[str, float]]):
         A Figure with one Axes: grouped bars per action (predictors missing from an entry skipped).
     """
     actions = list(by_action)
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.4))
     width = 0.84 / len(PREDICTORS)
     colours = series_colours(label for _, label in PREDICTORS)
     for i, (key, label) in enumerate(PREDICTORS):
@@ -208,7 +205,7 @@ def adversarial_sweep(rows, chance: Mapping[str, float]):
     """
     betas = sorted({r["beta"] for r in rows})
     xs = seed_offsets(rows)
-    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 5.4))
+    fig, axes = plt.subplots(2, 2, figsize=(MAX_WIDTH_IN, 5.4))
     for ax, (key, label, chance_key) in zip(axes.flat, SWEEP_PANELS):
         ax.scatter(xs, [r[key] for r in rows], s=14, alpha=0.7)
         for x, r in zip(xs, rows):
@@ -243,7 +240,7 @@ def margin_over_copy_last(gaps: Mapping[str, Mapping[str, float]], ylabel: str =
     x = np.arange(len(groups), dtype=float)
     x[-2:] += 0.6                                        # set the two group means apart
     width = 0.86 / len(labels)
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.9), layout="constrained")
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.9), layout="constrained")
     for i, label in enumerate(labels):
         bars = ax.bar(x + (i - (len(labels) - 1) / 2) * width, [gaps[label].get(g, np.nan) for g in groups],
                       width, label=label)
@@ -273,7 +270,7 @@ def psnr_by_clip_list(curves: Mapping[str, Mapping[str, np.ndarray]], baseline: 
     """
     ncols = min(len(curves), 2)
     nrows = math.ceil(len(curves) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(min(WIDTH, 4.6 * ncols), 3.2 * nrows + 0.3 * (ncols > 1)),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(MAX_WIDTH_IN, 4.6 * ncols), 3.2 * nrows + 0.3 * (ncols > 1)),
                              sharey=True, squeeze=False, layout="constrained")
     colours = series_colours(label for series in curves.values() for label in series if label != baseline)
     for ax, (title, series) in zip(axes.flat, curves.items()):
@@ -314,7 +311,7 @@ def error_split(splits: Mapping[str, Mapping[str, Mapping[str, float]]], groups=
         A Figure with one Axes per group, side by side.
     """
     labels = list(splits)
-    fig, axes = plt.subplots(1, len(groups), figsize=(min(WIDTH, 4.5 * len(groups)), 3.6), sharey=True,
+    fig, axes = plt.subplots(1, len(groups), figsize=(min(MAX_WIDTH_IN, 4.5 * len(groups)), 3.6), sharey=True,
                              squeeze=False)
     axes = axes[0]
     for ax, group in zip(axes, groups):
@@ -353,7 +350,7 @@ def person_or_place(groups: Mapping[str, Mapping[str, float]], chance: Mapping[s
     labels = list(groups)
     x = np.arange(len(labels))
     same_chance = abs(chance["even_odd"] - chance["across"]) <= 0.005
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.0), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 4.0), sharey=True, layout="constrained")
     for ax, (kind, title) in zip(axes, (("mlp", "two-layer classifier"), ("probe", "linear probe"))):
         for i, (split, name) in enumerate(PERSON_SPLITS):
             bars = ax.bar(x + (i - 0.5) * 0.4, [groups[g][f"{split}_{kind}"] for g in labels], 0.4,
@@ -393,7 +390,7 @@ def schedule_plot(rows, chance: Mapping[str, float]):
         A Figure with two Axes, DrNet iterations on a log axis.
     """
     it = [r["iterations"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(WIDTH, 4.3), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 4.3), layout="constrained")
     for guess, style in (("drnet", "-"), ("ceiling", "--")):
         for group, color in (("moving", "C0"), ("in place", "C1")):
             name = "DrNet" if guess == "drnet" else "decoded from true poses"
@@ -428,7 +425,7 @@ def refreshed_schedule_plot(rows: Mapping[str, list]):
         A Figure with two Axes sharing the dB axis, DrNet iterations on a log axis, the legend under
         them.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.9), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.9), sharey=True, layout="constrained")
     for ax, (guess, title) in zip(axes, (("ceiling", "decoded from true poses"), ("drnet", "DrNet's prediction"))):
         for i, (setting, setting_rows) in enumerate(rows.items()):
             it = [r["iterations"] for r in setting_rows]
@@ -443,7 +440,7 @@ def refreshed_schedule_plot(rows: Mapping[str, list]):
     axes[0].set_ylabel("PSNR − copy last (dB)")
     handles, names = axes[1].get_legend_handles_labels()
     fig.legend(handles, names, fontsize=MIN_FONT, frameon=False, handlelength=3.5, loc="outside lower center",
-               ncol=min(len(rows), _legend_columns(names, WIDTH - 1.5)))   # a column per setting; long handles
+               ncol=min(len(rows), _legend_columns(names, MAX_WIDTH_IN - 1.5)))   # a column per setting; long handles
     return fig
 
 
@@ -464,7 +461,7 @@ def pose_code_motion(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]
     Returns:
         A Figure with one Axes per quantity, side by side, the legend under them.
     """
-    fig, axes = plt.subplots(1, len(POSE_CODE_PANELS), figsize=(WIDTH, 3.5), layout="constrained")
+    fig, axes = plt.subplots(1, len(POSE_CODE_PANELS), figsize=(MAX_WIDTH_IN, 3.5), layout="constrained")
     styles = ("-", "--", ":", "-.")
     for colour, (group, settings) in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"], curves.items()):
         for style, (setting, values) in zip(styles, settings.items()):
@@ -501,7 +498,7 @@ def action_confusion(confusions: Mapping[str, Mapping[str, Mapping[str, float]]]
     """
     ncols = min(len(confusions), 3)
     nrows = math.ceil(len(confusions) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(min(WIDTH, 1.2 + 2.1 * ncols), 3.6 * nrows),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(min(MAX_WIDTH_IN, 1.2 + 2.1 * ncols), 3.6 * nrows),
                              layout="constrained", squeeze=False)
     order = list(next(iter(confusions.values())))
     for k, (ax, (title, shares)) in enumerate(zip(axes.flat, confusions.items())):

@@ -21,22 +21,20 @@ from matplotlib.animation import FuncAnimation, HTMLWriter
 from PIL import Image
 
 # the tile machinery is shared with viz's grids (package-internal helpers)
-from .viz import (MAX_WIDTH_IN, _TILE_FONT, _blank, _frames, _show, _Style, _tile_figure, _to_numpy,
+from .viz import (MAX_WIDTH_IN, _TILE_FONT, fitting_tile, _blank, _frames, _show, _Style, _tile_figure, _to_numpy,
                   frame_to_rgb)
 
 __all__ = ["rollout_strip", "rollout_animation", "plot_frame_metrics", "plot_rollout_identity"]
 
 
 # -- rollout strip --------------------------------------------------------------------------
-_STRIP_TILE_MIN, _STRIP_TILE_MAX = 0.7, 1.0
+_STRIP_TILE_MAX = 1.0
 
 
 def _strip_tile(cols: int) -> float:
     """Tile size (inches) of a rollout strip with `cols` columns: as large as fits in
-    ``MAX_WIDTH_IN``, at most 1 in, and never below the 0.7 in used before (many columns then
-    make the figure wider than the book's column, as before)."""
-    fits = (MAX_WIDTH_IN - 0.38 - 0.03 * (cols - 1)) / cols   # margins and row labels: 0.38 in
-    return float(min(_STRIP_TILE_MAX, max(_STRIP_TILE_MIN, fits)))
+    ``MAX_WIDTH_IN`` with its row labels, at most 1 in."""
+    return fitting_tile(cols, _STRIP_TILE_MAX, row_label_lines=1)
 
 
 def rollout_strip(generated, truth, steps: Sequence[int], n_observed: int, tile: float | None = None):
