@@ -141,13 +141,19 @@ def _reconstruction_check(fp32: list[float], variant: list[float], last: int = 1
     return out
 
 
+def bench_cfg(experiment: str, profile: str, overrides: dict | None = None):
+    """The configuration every bench measurement uses: the clone's data/, as drnet train uses it,
+    wherever the bench is started from."""
+    return get_config(experiment, profile, overrides=overrides, data_root=str(DEFAULT_DATA_ROOT))
+
+
 def loss_check(experiment: str, profile: str, device, overrides: dict, iterations: int = 50,
                last: int = 10) -> dict:
     """Train ``iterations`` steps from the same seed in fp32 and with ``overrides``; the mean
     reconstruction loss of the last ``last`` steps of each, and their relative difference."""
     curves = []
     for extra in ({}, overrides):
-        cfg = get_config(experiment, profile, overrides={"train.iterations": iterations, "train.log_every": 1, **extra})
+        cfg = bench_cfg(experiment, profile, {"train.iterations": iterations, "train.log_every": 1, **extra})
         trainer = DrNetTrainer(cfg, device)
         trainer.fit(progress=False)
         curves.append([r["reconstruction"] for r in trainer.history])
@@ -158,7 +164,7 @@ def plain_row(experiment: str, profile: str, device, reference: dict, repeats: i
               loss_iterations: int = 50) -> dict:
     """Train :class:`.PlainIteration` beside the trainer from the same initial weights for
     ``loss_iterations`` steps (``loss_check``), then time its iteration (fp32 configuration)."""
-    cfg = get_config(experiment, profile)
+    cfg = bench_cfg(experiment, profile)
     trainer = DrNetTrainer(cfg, device)
     plain = PlainIteration(cfg, trainer.model, trainer.bank)
     ours = [float(trainer.step()[0]) for _ in range(loss_iterations)]
@@ -185,8 +191,7 @@ def _rounds(repeats: int) -> tuple[int, int]:
 def bench_config(experiment: str, profile: str, device, repeats: int = 10, warmup: int = 3,
                  peak_flops: float | None = None, variant: str = "fp32") -> tuple[dict, DrNetTrainer]:
     """One row for one configuration (its own median of ``repeats`` timed steps), and its trainer."""
-    # the clone's data/ as drnet train uses it, wherever the bench is started from
-    cfg = get_config(experiment, profile, overrides=VARIANTS[variant], data_root=str(DEFAULT_DATA_ROOT))
+    cfg = bench_cfg(experiment, profile, VARIANTS[variant])
     trainer = DrNetTrainer(cfg, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -298,7 +303,7 @@ def scaling_rows(experiment: str, profile: str, device="auto", batch_sizes=(16, 
     rows = []
     for size in image_sizes:
         for batch in batch_sizes:
-            cfg = get_config(experiment, profile, overrides={"train.batch_size": batch, "model.image_size": size})
+            cfg = bench_cfg(experiment, profile, {"train.batch_size": batch, "model.image_size": size})
             trainer = DrNetTrainer(cfg, device)
             step_s = _median_seconds(trainer.step, device, repeats, warmup=2)
             rows.append({"kind": "scaling", "experiment": experiment, "profile": profile,
@@ -313,7 +318,7 @@ def profile_breakdown(experiment: str, profile: str, device="auto", steps: int =
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     device = resolve_device(device)
-    trainer = DrNetTrainer(get_config(experiment, profile), device)
+    trainer = DrNetTrainer(bench_cfg(experiment, profile), device)
     for _ in range(2):
         trainer.step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .bench import _median_seconds, count_flops, matmul_flops_per_s, where_it_ran
-from .config import get_config
+from .bench import _median_seconds, bench_cfg, count_flops, matmul_flops_per_s, where_it_ran
 from .runtime import resolve_device
 from .train import DrNetTrainer
 
@@ -115,7 +114,7 @@ def layer_breakdown(experiment: str, profile: str, device="auto", repeats: int =
     slowest per step first), the iteration's own median, the matmul rate, and what the iteration
     would take with every convolution at that rate."""
     device = resolve_device(device)
-    trainer = DrNetTrainer(get_config(experiment, profile), device)
+    trainer = DrNetTrainer(bench_cfg(experiment, profile), device)
     for _ in range(2):
         trainer.step()
     step_s = _median_seconds(trainer.step, device, repeats, warmup=0)

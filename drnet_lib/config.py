@@ -368,8 +368,8 @@ DATA_SOURCES = {"mnist": ("embedded", "real"), "norb": ("embedded", "real"),
 
 
 def _check_data_source(cfg: ExperimentConfig) -> None:
-    known = DATA_SOURCES.get(cfg.experiment)
-    if known is not None and cfg.data.source not in known:
+    known = DATA_SOURCES[cfg.experiment]   # every experiment get_config accepts has an entry
+    if cfg.data.source not in known:
         raise ValueError(f"setting 'data.source' (--data-source, the notebooks' data_source) is "
                          f"{cfg.data.source!r}; {cfg.experiment} reads {' or '.join(map(repr, known))}")
 

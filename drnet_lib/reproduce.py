@@ -11,6 +11,7 @@ others, and leaves the previous run's files as they were.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import shlex
@@ -203,14 +204,12 @@ def check_grid(experiment: str, grid: dict | None) -> None:
     path = source_notebook(experiment)
     if not grid:
         return
-    import papermill as pm
-
     own = sorted(set(grid) & set(BATCH_PARAMETERS))
     if own:
         raise ValueError(f"--grid {', '.join(own)}: drnet reproduce sets "
                          f"{'this parameter' if len(own) == 1 else 'these parameters'} for every run "
                          f"itself ({'; '.join(f'{n}: {BATCH_PARAMETERS[n]}' for n in own)})")
-    known = set(pm.inspect_notebook(str(path)))
+    known = set(notebook_parameters(path))
     unknown = sorted(set(grid) - known)
     if unknown:
         raise ValueError(f"{path.name} has no parameter {', '.join(map(repr, unknown))}; "
@@ -253,14 +252,26 @@ def run_files(results_dir: Path, profile: str, experiment: str, seed: int,
     return tag, out_json, out_json.with_suffix(".ipynb")
 
 
+def notebook_parameters(path: Path) -> dict:
+    """papermill's description of a notebook's ``parameters`` cell, read once per version of the
+    file (every run of a grid batch names its files from it)."""
+    stat = Path(path).stat()
+    return _inspected(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _inspected(path: str, mtime_ns: int, size: int) -> dict:
+    import papermill as pm
+
+    return pm.inspect_notebook(path)
+
+
 def notebook_defaults(experiment: str) -> dict:
     """The values of the source notebook's ``parameters`` cell (papermill reads them as text)."""
     import ast
 
-    import papermill as pm
-
     return {name: ast.literal_eval(info["default"])
-            for name, info in pm.inspect_notebook(str(source_notebook(experiment))).items()}
+            for name, info in notebook_parameters(source_notebook(experiment)).items()}
 
 
 def prose_refreshed(executed) -> int:
@@ -473,7 +484,7 @@ def _wait_for_runs(futures: dict, stop: BatchStop, bar) -> bool:
     with stop_requests(second_interrupts=True) as signalled:
         try:
             while pending:
-                pending = _wait_a_second(futures, pending, stop, bar, signalled)
+                pending = _wait_a_second(pending, stop, bar, signalled)
         except KeyboardInterrupt:                # a second signal: no more waiting for checkpoints
             stop.requested.set()                 # no run starts another cell
             for future in pending:               # and no queued run starts at all
@@ -483,7 +494,7 @@ def _wait_for_runs(futures: dict, stop: BatchStop, bar) -> bool:
     return False
 
 
-def _wait_a_second(futures: dict, pending: set, stop: BatchStop, bar, signalled: dict) -> set:
+def _wait_a_second(pending: set, stop: BatchStop, bar, signalled: dict) -> set:
     """One turn of :func:`_wait_for_runs`: wait up to a second for a run to end, act on a stop
     request, report finished runs; returns the runs still pending."""
     from concurrent.futures import FIRST_COMPLETED, wait
@@ -540,7 +551,7 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
     results_dir = Path(results_dir or REPO_ROOT / "results")
     outcomes, jobs = [], batch_jobs(experiments, seeds, profile, grid)
     for e, s, point in jobs:
-        tag, _, executed = run_files(results_dir, profile, e, s, point)
+        tag, out_json, executed = run_files(results_dir, profile, e, s, point)
         outcome = RunOutcome(e, s, "missing", executed, tag=tag)
         if executed.exists():
             try:
@@ -555,7 +566,7 @@ def refresh_prose_of_runs(experiments, seeds, profile: str = "cpu", results_dir=
                                  f"a rerun writes it again")
         outcomes.append(outcome)
         if outcome.status in ("rerun", "damaged"):
-            source = _data_source_of(run_files(results_dir, profile, e, s, point)[1])
+            source = _data_source_of(out_json)
             outcome.error += ": " + rerun_commands([outcome], [(e, s, point)], ("rerun", "damaged"), profile,
                                                    results_dir, grid, force=True,
                                                    options="" if source == "embedded" else f" --data-source {source}")[0]

@@ -45,8 +45,7 @@ def stop_requests(enabled: bool = True, second_interrupts: bool = False):
                 if signal.getsignal(s) is not signal.SIG_IGN}
 
     def restore():
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)  # None: set outside Python
+        _restore(previous)
 
     def request_stop(signum, frame):
         if flag["signal"] is None:     # the first: the loop stops at its next safe point
@@ -85,8 +84,13 @@ def signals_held():
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        _restore(previous)
+
+
+def _restore(previous: dict) -> None:
+    """Put back the handlers ``previous`` recorded (None: one set outside Python, so the default)."""
+    for s, handler in previous.items():
+        signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 class StopRequested(RuntimeError):

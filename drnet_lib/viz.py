@@ -43,7 +43,7 @@ LN2 = math.log(2.0)
 # least MIN_FONT points.
 MAX_WIDTH_IN = 7.5
 MIN_FONT = 8
-_TILE_FONT = MIN_FONT
+_CLIP_TILE = 0.75   # show_clips' tile (inches), where the column has room
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -91,11 +91,18 @@ def _positions(n: int, size: float, gap: float, start: float, wide_before: Mappi
     return out, pos
 
 
+_EDGE = 0.08   # inches of white around a tile figure
+
+
+def _left_margin(row_label_lines: int) -> float:
+    """Inches left of a tile figure's first column: its edge and room for row labels of that many lines."""
+    return _EDGE + (0.22 + 0.14 * (row_label_lines - 1) if row_label_lines else 0.0)
+
+
 def fitting_tile(cols: int, largest: float, row_label_lines: int = 0, gap: float = 0.03) -> float:
     """The tile size (inches) that fits ``cols`` tiles and :func:`_tile_figure`'s margins (with
     room for row labels of that many lines) into ``MAX_WIDTH_IN``, at most ``largest``."""
-    left = 0.08 + (0.22 + 0.14 * (row_label_lines - 1) if row_label_lines else 0.0)
-    return float(min(largest, (MAX_WIDTH_IN - left - 0.08 - gap * (cols - 1)) / cols))
+    return float(min(largest, (MAX_WIDTH_IN - _left_margin(row_label_lines) - _EDGE - gap * (cols - 1)) / cols))
 
 
 def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0, gap: float = 0.03,
@@ -110,10 +117,10 @@ def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0
     tw, th = tile, tile * aspect
     n_title_lines = title.count("\n") + 1 if title else 0
     top = 0.08 + 0.24 * n_title_lines + (0.22 if col_titles else 0.0)
-    left = 0.08 + (0.22 + 0.14 * (int(row_labels) - 1) if row_labels else 0.0)
+    left = _left_margin(int(row_labels))
     xs, x_end = _positions(cols, tw, gap, left, wide_cols or {})
     ys, y_end = _positions(rows, th, gap, top, wide_rows or {})
-    width, height = x_end + 0.08, y_end + 0.08
+    width, height = x_end + _EDGE, y_end + _EDGE
     fig = plt.figure(figsize=(width, height), facecolor="white")
     axes = np.empty((rows, cols), dtype=object)
     for r in range(rows):
@@ -181,19 +188,19 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
         if len(rows) < n:
             raise ValueError(f"row_labels has {len(rows)} labels for {n} drawn clips")
         # a label longer than its tile is tall is broken at spaces (e.g. "hand\nclapping")
-        fits = max(4, int(0.75 * aspect * 72 / (_TILE_FONT * 0.62)))
+        fits = max(4, int(_CLIP_TILE * aspect * 72 / (MIN_FONT * 0.62)))
         rows = [r if "\n" in r else textwrap.fill(r, fits, break_on_hyphens=False) for r in rows[:n]]
     lines = max(r.count("\n") + 1 for r in rows) if rows is not None else 0
-    fig, axes = _tile_figure(n, t, tile=fitting_tile(t, 0.75, lines), aspect=aspect, title=title, col_titles=True,
+    fig, axes = _tile_figure(n, t, tile=fitting_tile(t, _CLIP_TILE, lines), aspect=aspect, title=title, col_titles=True,
                              row_labels=lines)
     for i in range(n):
         for k in range(t):
             ax = axes[i, k]
             _show(ax, arr[i, k], f"clip {i} t={k + 1}")
             if i == 0:
-                ax.set_title(cols[k], fontsize=_TILE_FONT, pad=3)
+                ax.set_title(cols[k], fontsize=MIN_FONT, pad=3)
         if rows is not None:
-            axes[i, 0].set_ylabel(rows[i], fontsize=_TILE_FONT, labelpad=3)
+            axes[i, 0].set_ylabel(rows[i], fontsize=MIN_FONT, labelpad=3)
     return fig
 
 

@@ -58,6 +58,12 @@ def _legend_columns(labels, width: float = MAX_WIDTH_IN - 0.3, fontsize: float =
     return max(1, min(len(labels), int(width // column)))
 
 
+def _legend_below(fig, handles, names, ncol: int | None = None, **options) -> None:
+    """One legend for the whole figure, under its panels, in as many columns as fit (``ncol``)."""
+    fig.legend(handles, names, fontsize=MIN_FONT, loc="outside lower center", frameon=False,
+               ncol=ncol or _legend_columns(names), **options)
+
+
 QUESTIONS = (("action_from_pose", "action from pose"), ("action_from_content", "action from content"),
              ("person_from_pose", "person from pose"), ("person_from_content", "person from content"))
 
@@ -80,11 +86,8 @@ def classification_bars(scores: Mapping[str, Mapping[str, float]], chance: Mappi
         values = [scores[variant].get(q, np.nan) for q, _ in QUESTIONS]
         err = [errors[variant].get(q, 0.0) for q, _ in QUESTIONS] if errors else None
         x = np.arange(len(QUESTIONS)) + (i - (len(variants) - 1) / 2) * width
-        ax.bar(x, values, width, yerr=err, capsize=3, label=variant)
-        for xi, v, e in zip(x, values, err or [0.0] * len(values)):   # each value above its error bar
-            if np.isfinite(v):
-                ax.annotate(f"{v:.2f}", (xi, v + e), xytext=(0, 2), textcoords="offset points", ha="center",
-                            va="bottom", fontsize=MIN_FONT)
+        bars = ax.bar(x, values, width, yerr=err, capsize=3, label=variant)
+        ax.bar_label(bars, fmt="%.2f", fontsize=MIN_FONT, padding=2)   # above the error bar; NaN blank
     for j, (q, _) in enumerate(QUESTIONS):
         level = chance[q.split("_")[0]]
         ax.plot([j - 0.45, j + 0.45], [level, level], "k--", lw=1, label="chance" if j == 0 else None)
@@ -172,12 +175,13 @@ SWEEP_PANELS = (("person_from_pose", "person from pose", "person"), ("action_fro
                 ("motion_ratio", "rollout motion ratio (last step)", None))
 
 
-def seed_offsets(rows, axes_width_pt: float = 180.0, label_pt: float = 8.0) -> list[float]:
+def _seed_offsets(rows) -> list[float]:
     """Where :func:`adversarial_sweep` draws each run of ``rows`` on its log β axis: its β times a
     factor, so that the runs of one β (in the order of their seeds, centred on β) sit side by side,
-    about ``label_pt`` points apart on an axes ``axes_width_pt`` points wide, and runs with equal
-    values keep their seed labels apart. All of one β's runs together stay within a quarter of a
-    decade (β values are spaced wider than that)."""
+    about a seed label's width apart on a panel about 180 points wide, and runs with equal values
+    keep their seed labels apart. All of one β's runs together stay within a quarter of a decade
+    (β values are spaced wider than that)."""
+    axes_width_pt, label_pt = 180.0, MIN_FONT
     betas = [r["beta"] for r in rows if r["beta"] > 0]
     span = math.log10(max(betas) / min(betas)) + 0.3 if betas else 1.0      # decades on the axis, margins
     seeds = {}                                                               # β: its runs' seeds, in order
@@ -204,7 +208,7 @@ def adversarial_sweep(rows, chance: Mapping[str, float]):
         A Figure with four Axes (log-scaled β), in reading order.
     """
     betas = sorted({r["beta"] for r in rows})
-    xs = seed_offsets(rows)
+    xs = _seed_offsets(rows)
     fig, axes = plt.subplots(2, 2, figsize=(MAX_WIDTH_IN, 5.4))
     for ax, (key, label, chance_key) in zip(axes.flat, SWEEP_PANELS):
         ax.scatter(xs, [r[key] for r in rows], s=14, alpha=0.7)
@@ -293,8 +297,7 @@ def psnr_by_clip_list(curves: Mapping[str, Mapping[str, np.ndarray]], baseline: 
         for ax in fig.axes:
             for handle, label in zip(*ax.get_legend_handles_labels()):
                 named.setdefault(label, handle)
-        fig.legend(named.values(), named.keys(), fontsize=MIN_FONT, loc="outside lower center",
-                   ncol=_legend_columns(named), frameon=False)
+        _legend_below(fig, list(named.values()), list(named.keys()))
     return fig
 
 
@@ -439,8 +442,8 @@ def refreshed_schedule_plot(rows: Mapping[str, list]):
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("PSNR − copy last (dB)")
     handles, names = axes[1].get_legend_handles_labels()
-    fig.legend(handles, names, fontsize=MIN_FONT, frameon=False, handlelength=3.5, loc="outside lower center",
-               ncol=min(len(rows), _legend_columns(names, MAX_WIDTH_IN - 1.5)))   # a column per setting; long handles
+    _legend_below(fig, handles, names, ncol=min(len(rows), _legend_columns(names, MAX_WIDTH_IN - 1.5)),
+                  handlelength=3.5)   # a column per setting; long handles
     return fig
 
 
@@ -478,8 +481,7 @@ def pose_code_motion(curves: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]
     axes[-1].set_yscale("log")
     axes[0].axhline(0.0, color="grey", lw=0.8)
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, fontsize=MIN_FONT, loc="outside lower center", ncol=_legend_columns(names),
-               handlelength=3, frameon=False)
+    _legend_below(fig, handles, names, handlelength=3)
     return fig
 
 

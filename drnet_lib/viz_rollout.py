@@ -21,20 +21,15 @@ from matplotlib.animation import FuncAnimation, HTMLWriter
 from PIL import Image
 
 # the tile machinery is shared with viz's grids (package-internal helpers)
-from .viz import (MAX_WIDTH_IN, _TILE_FONT, fitting_tile, _blank, _frames, _show, _Style, _tile_figure, _to_numpy,
+from .viz import (MAX_WIDTH_IN, MIN_FONT, fitting_tile, _blank, _frames, _show, _Style, _tile_figure, _to_numpy,
                   frame_to_rgb)
 
 __all__ = ["rollout_strip", "rollout_animation", "plot_frame_metrics", "plot_rollout_identity"]
 
 
 # -- rollout strip --------------------------------------------------------------------------
-_STRIP_TILE_MAX = 1.0
 
 
-def _strip_tile(cols: int) -> float:
-    """Tile size (inches) of a rollout strip with `cols` columns: as large as fits in
-    ``MAX_WIDTH_IN`` with its row labels, at most 1 in."""
-    return fitting_tile(cols, _STRIP_TILE_MAX, row_label_lines=1)
 
 
 def rollout_strip(generated, truth, steps: Sequence[int], n_observed: int, tile: float | None = None):
@@ -51,7 +46,7 @@ def rollout_strip(generated, truth, steps: Sequence[int], n_observed: int, tile:
             steps beyond ``T`` are dropped.
         n_observed: number of observed frames the rollout was conditioned on (for the title).
         tile: tile width in inches; None (the default) picks the largest that keeps the figure
-            within 7.5 in (the book's column), between 0.7 and 1 in.
+            within 7.5 in (the book's column), at most 1 in.
     Returns:
         A Figure with, per clip, a ground-truth row (when ``truth`` is given) above a generated
         row, one column per kept step titled ``"t=s"``. Tiles are labelled ``"truth i t=s"``,
@@ -73,7 +68,7 @@ def rollout_strip(generated, truth, steps: Sequence[int], n_observed: int, tile:
     title = (f"DrNet rollout after {n_observed} observed frames (t = predicted step)"
              + ("\n(each clip: real frames above, generated below)" if tru is not None else ""))
     aspect = gen.shape[3] / gen.shape[4]
-    tile = _strip_tile(len(kept)) if tile is None else float(tile)
+    tile = fitting_tile(len(kept), 1.0, row_label_lines=1) if tile is None else float(tile)
     fig, axes = _tile_figure(rows, len(kept), tile=tile, aspect=aspect, wide_rows=wide_rows,
                              title=title, col_titles=True, row_labels=True)
     for i in range(N):
@@ -86,11 +81,11 @@ def rollout_strip(generated, truth, steps: Sequence[int], n_observed: int, tile:
                     _blank(axes[r, c], f"blank truth {i} t={s}")
             _show(axes[r + per_clip - 1, c], gen[i, s - 1], f"generated {i} t={s}")
             if i == 0:
-                axes[0, c].set_title(f"t={s}", fontsize=_TILE_FONT, pad=3)
+                axes[0, c].set_title(f"t={s}", fontsize=MIN_FONT, pad=3)
         if tru is not None:
-            axes[r, 0].set_ylabel("real", fontsize=_TILE_FONT, labelpad=3)
+            axes[r, 0].set_ylabel("real", fontsize=MIN_FONT, labelpad=3)
         axes[r + per_clip - 1, 0].set_ylabel("DrNet" if tru is not None else f"clip {i + 1}",
-                                             fontsize=_TILE_FONT, labelpad=3)
+                                             fontsize=MIN_FONT, labelpad=3)
     return fig
 
 

@@ -25,6 +25,7 @@ authors use ``os.listdir``, whose order depends on the filesystem), and the test
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import warnings
@@ -217,14 +218,15 @@ def _read_png(path: str, image_size: int | None, folder: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        data = Path(path).read_bytes()   # read once: verify() spoils the image, so it is opened twice
+        with Image.open(io.BytesIO(data)) as im:
             if im.format != "PNG":
                 raise DatasetFormatError(f"{path}: not a PNG file (it is {im.format}); "
                                          + _redo_hint(folder))
             # load() alone does not check the chunks' CRCs: damaged image data would decode to
             # wrong pixels without an error. verify() checks them, and leaves the file unusable
             im.verify()
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
             # RGBA/LA drop their alpha (as slicing [..., :3] would); grey and palettes become RGB
             arr = np.asarray(im.convert("RGB"))

@@ -226,7 +226,9 @@ def convert(root: str | Path, image_size: int = 64, progress: bool = True,
         if _cache_is_current(out, key):
             done += 1
         else:
-            crc32s = recorded.setdefault(avi.parent, read_checksums(avi.parent))
+            if avi.parent not in recorded:   # (setdefault would read the file for every video)
+                recorded[avi.parent] = read_checksums(avi.parent)
+            crc32s = recorded[avi.parent]
             tasks.append((video, str(avi), out, key, image_size, crc32s.get(avi.name)))
     stamps = {task[0]: _avi_stamp(Path(task[1])) for task in tasks}
     infos: dict[str, dict] = {}
