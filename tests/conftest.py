@@ -131,3 +131,21 @@ def ctrl_c_raises():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+# -- figures as the book shows them ---------------------------------------------------------------
+BOOK_WIDTH_IN = 7.6     # the book's column shows about 765 px of a 100-dpi figure unshrunk
+MIN_FONT_PT = 8         # the smallest text a figure may draw
+
+
+def shown_texts(fig) -> list:
+    """Every visible, non-empty text of ``fig``."""
+    import matplotlib.text
+
+    return [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+
+
+def small_texts(fig) -> list[tuple[str, float]]:
+    """(text, size) of every shown text drawn smaller than MIN_FONT_PT."""
+    fig.canvas.draw()   # creates the tick labels
+    return [(t.get_text(), t.get_fontsize()) for t in shown_texts(fig) if t.get_fontsize() < MIN_FONT_PT]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -194,7 +195,7 @@ def test_a_data_source_the_experiment_has_not_is_refused_by_name():
 def test_a_data_root_that_is_a_file_is_refused(tmp_path):
     afile = tmp_path / "data"
     afile.write_text("")
-    with pytest.raises(ValueError, match=f"'data.root' .* is {afile}, which is a file: give a folder"):
+    with pytest.raises(ValueError, match=f"'data.root' .* is {re.escape(str(afile))}, which is a file: give a folder"):
         get_config("mnist", "smoke", data_root=str(afile))
     assert get_config("mnist", "smoke", data_root=str(tmp_path / "new")).data.root == str(tmp_path / "new")
 

@@ -368,10 +368,7 @@ def test_converted_frames_damaged_inside_name_the_file_and_convert_again(ci_root
     root = _subset_root(ci_root, tmp_path, lambda v: v.startswith("person01_") and v.endswith("d1"))
     kth.convert(root, S, progress=False)
     cache = kth.cache_file(root, "person01_walking_d1", S)
-    data = bytearray(cache.read_bytes())
-    middle = len(data) // 2                      # inside the compressed frames: the key still reads
-    data[middle:middle + 16] = bytes(255 - b for b in data[middle:middle + 16])
-    cache.write_bytes(bytes(data))
+    _invert_middle(cache, 16)                    # inside the compressed frames: the key still reads
     with pytest.raises(DatasetFormatError, match="the converted frames cannot be read") as err:
         kth.load_split(root, "train", S, clip_length=4)
     assert str(cache) in str(err.value) and "drnet data prepare kth" in str(err.value)

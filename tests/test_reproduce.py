@@ -478,6 +478,7 @@ def test_a_forced_rerun_that_fails_after_writing_its_results_puts_the_previous_r
     source = fake_experiments / "notebooks" / "ok.ipynb"
     nb = nbformat.read(source, as_version=4)
     nb.cells[1].source = nb.cells[1].source.replace("'profile': profile", "'profile': profile, 'new': 1")
+    assert "'new': 1" in nb.cells[1].source   # the rerun writes other results than the first run
     nb.cells.append(nbformat.v4.new_code_cell("raise RuntimeError('after the results')"))
     nbformat.write(nb, source)
     again = reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, force=True, progress=False)

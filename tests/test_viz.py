@@ -6,7 +6,6 @@ import matplotlib
 
 matplotlib.use("Agg", force=True)
 
-import matplotlib.text  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -368,15 +367,7 @@ def test_grid_heatmaps_average_each_cells_seeds():
 
 
 # -- readability in the book: width, fonts, legends, cut-off spikes, colour bar, labels ----------
-BOOK_WIDTH_IN = 7.6     # the book's column shows about 765 px of a 100-dpi figure unshrunk
-MIN_FONT_PT = 8
-
-
-def small_texts(fig):
-    """(text, size) of every visible, non-empty text drawn smaller than MIN_FONT_PT."""
-    fig.canvas.draw()   # creates the tick labels
-    return [(t.get_text(), t.get_fontsize()) for t in fig.findobj(matplotlib.text.Text)
-            if t.get_visible() and t.get_text().strip() and t.get_fontsize() < MIN_FONT_PT]
+from conftest import BOOK_WIDTH_IN, MIN_FONT_PT, small_texts  # noqa: E402
 
 
 def _norb_grid_runs():

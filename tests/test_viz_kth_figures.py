@@ -20,9 +20,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
 
 from drnet_lib import viz_kth  # noqa: E402
+
+from conftest import BOOK_WIDTH_IN, shown_texts, small_texts  # noqa: E402
 
 ACTIONS = ("walking", "jogging", "running", "boxing", "handwaving", "handclapping")
 COLUMN_PX = 765            # the book's text column at a 1920-px window; figures are saved at 100 dpi
@@ -130,10 +131,6 @@ def _png_width(fig) -> int:
     return mimage.imread(buffer).shape[1]
 
 
-def _shown_texts(fig):
-    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-
-
 def _overlapping(texts, renderer):
     """The pairs of ``texts`` whose drawn boxes overlap (by more than half a pixel each way)."""
     boxes = [t.get_window_extent(renderer) for t in texts]
@@ -150,7 +147,7 @@ def test_every_kth_figure_fits_the_book_column():
     for name, draw in FIGURES.items():
         fig = draw()
         inches, pixels = fig.get_size_inches()[0], _png_width(fig)
-        if inches > 7.6 or pixels > COLUMN_PX:
+        if inches > BOOK_WIDTH_IN or pixels > COLUMN_PX:
             too_wide[name] = (inches, pixels)
         plt.close(fig)
     assert not too_wide
@@ -179,8 +176,7 @@ def test_no_kth_figure_has_text_under_8_points():
     small = {}
     for name, draw in FIGURES.items():
         fig = draw()
-        fig.canvas.draw()
-        texts = [(t.get_text(), t.get_fontsize()) for t in _shown_texts(fig) if t.get_fontsize() < 8]
+        texts = small_texts(fig)
         if texts:
             small[name] = texts
         plt.close(fig)
