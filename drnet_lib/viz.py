@@ -187,9 +187,11 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
         rows = [str(r) for r in row_labels]
         if len(rows) < n:
             raise ValueError(f"row_labels has {len(rows)} labels for {n} drawn clips")
-        # a label longer than its tile is tall is broken at spaces (e.g. "hand\nclapping")
+        # a label longer than its tile is tall is broken at spaces (e.g. "hand\nclapping"), never
+        # inside a word ("handclappi\nng" reads worse than a word reaching into the gap)
         fits = max(4, int(_CLIP_TILE * aspect * 72 / (MIN_FONT * 0.62)))
-        rows = [r if "\n" in r else textwrap.fill(r, fits, break_on_hyphens=False) for r in rows[:n]]
+        rows = [r if "\n" in r else textwrap.fill(r, fits, break_on_hyphens=False, break_long_words=False)
+                for r in rows[:n]]
     lines = max(r.count("\n") + 1 for r in rows) if rows is not None else 0
     fig, axes = _tile_figure(n, t, tile=fitting_tile(t, _CLIP_TILE, lines), aspect=aspect, title=title, col_titles=True,
                              row_labels=lines)

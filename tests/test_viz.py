@@ -491,6 +491,8 @@ def test_show_clips_takes_column_and_row_labels(clips):
     assert "clip 1 t=3" in by_label(fig)                           # tile labels do not change
     # a label longer than a tile is tall is broken at a space
     assert viz.show_clips(clips[:2, :3], row_labels=["walking", "hand clapping"]).axes[3].get_ylabel() == "hand\nclapping"
+    # a single long word is kept whole, not cut ("handclappi\nng")
+    assert viz.show_clips(clips[:2, :3], row_labels=["walking", "handclapping"]).axes[3].get_ylabel() == "handclapping"
     # a single clip gets its row label when one is given
     assert viz.show_clips(clips[0, :3], row_labels=["real"]).axes[0].get_ylabel() == "real"
     # too few labels is an error, not a silent mislabel
