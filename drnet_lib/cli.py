@@ -214,7 +214,7 @@ def recorded_metrics(cfg, trainer, lstm, before: dict | None = None) -> dict:
         from .mnist_experiment import measure_rollouts
 
         _say("rollouts")
-        metrics.update(measure_rollouts(cfg, model, lstm.lstm.eval(), test_bank, before["judge"]))
+        metrics.update(measure_rollouts(cfg, model, lstm.lstm.eval(), test_bank, before["judge"])[0])
         metrics["lstm.final_pose_mse"] = lstm.history[-1]["pose_mse"]
     elif cfg.experiment == "kth":
         from . import kth_experiment

@@ -1,12 +1,11 @@
-"""The Moving MNIST measurements of a trained DrNet and pose LSTM, in two calls.
+"""The Moving MNIST measurements of a trained DrNet and pose LSTM, step by step.
 
-The chapter notebook (notebooks/01_mnist.ipynb) takes these steps one cell at a time, with a
-figure after each; ``drnet train --experiment mnist --record`` takes them here, so a run trained
-without the notebook (a GPU run of the ``paper`` profile, say) records the same metrics, which
-the claims (claims.MNIST_CLAIMS) judge. Same settings, same seeds and the same order as the
-notebook (steps 1-3 before the pose LSTM trains, which with ``lstm.bn_mode="train"`` moves the
-DrNet's BatchNorm statistics; step 4 after), so the same numbers on the same machine and thread
-count (the smoke notebook runs on one thread):
+The chapter notebook (notebooks/01_mnist.ipynb) calls these steps one cell at a time, with a
+figure after each; ``drnet train --experiment mnist --record`` calls them through
+:func:`measure_codes` and :func:`measure_rollouts`, so a run trained without the notebook (a GPU
+run of the ``paper`` profile, say) records the same metrics, which the claims
+(claims.MNIST_CLAIMS) judge. Steps 1-3 come before the pose LSTM trains, which with
+``lstm.bn_mode="train"`` moves the DrNet's BatchNorm statistics; step 4 after:
 
 1. linear probes of the codes of the frozen test clips (:func:`.evaluate.fit_probes`), fitted on
    codes of training-digit clips;
@@ -39,26 +38,46 @@ def probe_times(cfg: ExperimentConfig) -> torch.Tensor:
     return torch.arange(0, cfg.data.clip_length, 4)
 
 
-def measure_codes(cfg: ExperimentConfig, model: DrNet, train_bank: MovingMNIST, test_bank: MovingMNIST,
-                  device, progress: bool = True) -> tuple[dict, torch.nn.Module]:
-    """Steps 1-3 (probes, judge, swaps) for ``model`` in eval mode, made before the pose LSTM
-    trains, as in the notebook; returns the metrics and the judge (for :func:`measure_rollouts`)."""
-    test_factors, times = frozen_test_clips(cfg, test_bank), probe_times(cfg)
+def measure_probes(cfg: ExperimentConfig, model: DrNet, train_bank: MovingMNIST, test_bank: MovingMNIST) -> dict:
+    """Step 1: linear probes of the codes of the frozen test clips' every 4th frame, fitted on the
+    codes of ``eval.probe_train_clips`` clips of training digits; the ``probe.*`` metrics."""
+    times = probe_times(cfg)
     probe_train_factors = frozen_test_factors(train_bank, cfg.eval.probe_train_clips, cfg.data.test_seed + 1)
-    metrics = evaluate.fit_probes(evaluate.encode_clips(model, train_bank, probe_train_factors, times),
-                                  evaluate.encode_clips(model, test_bank, test_factors, times),
-                                  content_has_skips=cfg.model.content_model == "dcgan_unet")
+    return evaluate.fit_probes(evaluate.encode_clips(model, train_bank, probe_train_factors, times),
+                               evaluate.encode_clips(model, test_bank, frozen_test_clips(cfg, test_bank), times),
+                               content_has_skips=cfg.model.content_model == "dcgan_unet")
+
+
+def measure_judge_and_swaps(cfg: ExperimentConfig, model: DrNet, train_bank: MovingMNIST, test_bank: MovingMNIST,
+                            device, progress: bool = True) -> tuple[dict, torch.nn.Module]:
+    """Steps 2-3: the digit judge (seeded with the run's seed), its accuracy on the frozen test
+    clips' real frames (``judge.real_accuracy``; ``judge.clean_accuracy`` with every digit drawn
+    unoccluded), and content/pose swaps that it scores (``swap.*``, seed + 7). Returns the
+    metrics and the judge, which scores the rollouts too."""
+    test_factors, times = frozen_test_clips(cfg, test_bank), probe_times(cfg)
     judge = evaluate.train_judge(train_bank, cfg.eval.judge_iterations, cfg.eval.judge_batch_size,
                                  torch.Generator(device).manual_seed(cfg.seed), device, progress=progress,
                                  width=cfg.eval.judge_width)
-    metrics["judge.real_accuracy"] = evaluate.judge_accuracy(judge, test_bank, test_factors, times)
-    metrics["judge.clean_accuracy"] = evaluate.judge_accuracy(judge, test_bank, test_factors, times, occluded=False)
+    metrics = {"judge.real_accuracy": evaluate.judge_accuracy(judge, test_bank, test_factors, times),
+               "judge.clean_accuracy": evaluate.judge_accuracy(judge, test_bank, test_factors, times, occluded=False)}
     metrics.update(evaluate.swap_scores(model, test_bank, test_factors, judge, cfg.eval.swap_pairs,
                                         torch.Generator(device).manual_seed(cfg.seed + 7)))
     return metrics, judge
 
 
-def measure_rollouts(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM, test_bank: MovingMNIST, judge) -> dict:
-    """Step 4: rollouts of the first ``eval.rollout_clips`` frozen test clips, scored by the judge."""
+def measure_codes(cfg: ExperimentConfig, model: DrNet, train_bank: MovingMNIST, test_bank: MovingMNIST,
+                  device, progress: bool = True) -> tuple[dict, torch.nn.Module]:
+    """Steps 1-3 (probes, judge, swaps) for ``model`` in eval mode, made before the pose LSTM
+    trains; returns the metrics and the judge (for :func:`measure_rollouts`)."""
+    metrics = measure_probes(cfg, model, train_bank, test_bank)
+    judged, judge = measure_judge_and_swaps(cfg, model, train_bank, test_bank, device, progress)
+    return {**metrics, **judged}, judge
+
+
+def measure_rollouts(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM, test_bank: MovingMNIST,
+                     judge) -> tuple[dict, dict]:
+    """Step 4: rollouts of the first ``eval.rollout_clips`` frozen test clips, scored by the judge.
+    Returns the ``rollout.*`` metrics and the frames (``samples``, as
+    :func:`.predict.rollout_metrics` returns them) for the figures."""
     clips = frozen_test_clips(cfg, test_bank).subset(slice(0, cfg.eval.rollout_clips))
-    return rollout_metrics(model, lstm, test_bank, clips, judge, cfg)[0]
+    return rollout_metrics(model, lstm, test_bank, clips, judge, cfg)
