@@ -19,7 +19,7 @@ from . import __version__
 from .stopping import BatchInterrupted
 from .checkpoint import CheckpointError
 from .loop import TrainingInterrupted
-from .config import PROFILES
+from .config import ANY_DATA_SOURCE, EVERY_EXPERIMENTS_DATA_SOURCE, PROFILES
 from .data.registry import DownloadError
 from .reproduce import NOTEBOOKS
 from .results import DEFAULT_DATA_ROOT, REPO_ROOT
@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="cpu", help=_PROFILE_HELP)
     t.add_argument("--seed", type=int, default=0, help="the run's seed (weights, training batches); default %(default)s")
     t.add_argument("--device", default="auto", help=_DEVICE_HELP)
-    t.add_argument("--data-source", choices=["embedded", "real", "authors"],
+    t.add_argument("--data-source", choices=ANY_DATA_SOURCE,
                    help="embedded: the offline stand-ins; real: the published dataset, downloaded; "
                         "authors: the authors' chairs tree (suncg); default embedded (or --set data.source=...)")
     t.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "checkpoints",
@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"notebooks to run: {' | '.join(NOTEBOOKS)}; default mnist")
     r.add_argument("--seeds", nargs="+", action=RepeatableList, type=int, default=[0, 1, 2], help="default 0 1 2")
     r.add_argument("--device", default="auto", help=_DEVICE_HELP)
-    r.add_argument("--data-source", default="embedded", choices=["embedded", "real"],
+    r.add_argument("--data-source", default="embedded", choices=EVERY_EXPERIMENTS_DATA_SOURCE,
                    help="embedded: the offline stand-ins; real: the published datasets, downloaded; default %(default)s")
     r.add_argument("--results-dir", type=Path, default=REPO_ROOT / "results",
                    help="executed notebooks and results files go to <dir>/<profile>/; default %(default)s")
@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep = dsub.add_parser("prepare", help="write the stand-in (embedded) or download and convert (real) a dataset, "
                                            "then read it back")
     prep.add_argument("dataset", help=" | ".join(PROFILES) + " (suncg may be spelt chairs)")
-    prep.add_argument("--source", default="embedded", choices=["embedded", "real", "authors"],
+    prep.add_argument("--source", default="embedded", choices=ANY_DATA_SOURCE,
                       help="authors: the authors' chairs tree, extracted by hand (suncg only); default %(default)s")
     prep.add_argument("--root", type=Path, default=DEFAULT_DATA_ROOT,
                       help="where the dataset goes (drnet train's --data-root); default %(default)s")

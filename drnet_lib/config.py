@@ -362,9 +362,22 @@ def check_data_root(root, name: str) -> None:
                          f"exist yet is created)")
 
 
-# Where each experiment's data can come from (the data modules' prepare functions)
+# Where each experiment's data can come from (the data modules' prepare functions and loaders
+# check against this; the command line offers what it lists)
 DATA_SOURCES = {"mnist": ("embedded", "real"), "norb": ("embedded", "real"),
                 "suncg": ("embedded", "real", "authors"), "kth": ("embedded", "real")}
+# every source some experiment reads (drnet train, drnet data prepare), and those that every
+# experiment reads (drnet reproduce, which runs several notebooks with one source)
+ANY_DATA_SOURCE = tuple(dict.fromkeys(source for sources in DATA_SOURCES.values() for source in sources))
+EVERY_EXPERIMENTS_DATA_SOURCE = tuple(source for source in ANY_DATA_SOURCE
+                                      if all(source in sources for sources in DATA_SOURCES.values()))
+
+
+def check_data_source(experiment: str, source: str) -> None:
+    """A data module's check of its ``source`` argument: an unknown one names the choices."""
+    known = DATA_SOURCES[experiment]
+    if source not in known:
+        raise ValueError(f"unknown {experiment} data source {source!r}; choose {' or '.join(map(repr, known))}")
 
 
 def _check_data_source(cfg: ExperimentConfig) -> None:

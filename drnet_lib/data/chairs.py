@@ -37,6 +37,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_write
+from ..config import check_data_source
 from . import registry
 from .advice import prepare_command, standin_fix
 from .registry import DatasetFormatError
@@ -343,6 +344,7 @@ def prepare_chairs(source: str, root: str | Path = "data", size: str = "cpu",
     converts it there (64 px); ``"authors"`` expects the authors' tree extracted by hand at
     ``<root>/suncg/single_object/chair`` (its URL is dead and no checksum is known).
     """
+    check_data_source("suncg", source)
     if source == "embedded":
         from .chairs_standin import write_standin
 
@@ -354,16 +356,15 @@ def prepare_chairs(source: str, root: str | Path = "data", size: str = "cpu",
         with registry.preparing(root, "chairs-aubry"):
             tar = registry.fetch(AUBRY_KEY, root, progress=progress)
             return convert_aubry(tar, Path(root) / AUBRY_SUBDIR, size=64, progress=progress)
-    if source == "authors":
-        if not chairs_dir(root).is_dir():
-            raise FileNotFoundError(
-                f"the authors' chairs tree is not at {chairs_dir(root)}. Its only known source, "
-                f"http://www.cs.nyu.edu/~denton/datasets/suncg_chairs.tar.gz, is offline; if you "
-                f"have a copy, extract it so that {chairs_dir(root)}/<object>/elevation_1.25/"
-                f"p200-64_1.png exists. Otherwise use source 'real' (Aubry et al.'s chairs) or "
-                f"'embedded' (the stand-in)")
-        return Path(root)
-    raise ValueError(f"unknown chairs source {source!r}; choose 'embedded', 'real' or 'authors'")
+    # source == "authors"
+    if not chairs_dir(root).is_dir():
+        raise FileNotFoundError(
+            f"the authors' chairs tree is not at {chairs_dir(root)}. Its only known source, "
+            f"http://www.cs.nyu.edu/~denton/datasets/suncg_chairs.tar.gz, is offline; if you "
+            f"have a copy, extract it so that {chairs_dir(root)}/<object>/elevation_1.25/"
+            f"p200-64_1.png exists. Otherwise use source 'real' (Aubry et al.'s chairs) or "
+            f"'embedded' (the stand-in)")
+    return Path(root)
 
 
 def load_chairs(source: str, root: str | Path = "data", size: str = "cpu",

