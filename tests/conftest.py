@@ -104,6 +104,20 @@ def same_state():
     return assert_same_state
 
 
+def untrained_run(experiment: str, data_root: Path):
+    """The smoke configuration of ``experiment`` reading ``data_root``, and a stand-in for its
+    finished DrNet trainer, holding an untrained model: what ``cli.recorded_metrics`` reads
+    (model, bank, device, history, iteration, wall_s). For tests of the measuring's wiring, not
+    of its scores."""
+    import types
+
+    cfg = get_config(experiment, "smoke", overrides={"data.root": str(data_root)})
+    bank = make_train_bank(cfg, "cpu")
+    trainer = types.SimpleNamespace(model=DrNetTrainer(cfg, "cpu", bank=bank).model, bank=bank,
+                                    device=torch.device("cpu"), history=[{"loss": 1.0}], iteration=1, wall_s=1.0)
+    return cfg, trainer
+
+
 @pytest.fixture(scope="session")
 def html(tmp_path_factory) -> Path:
     """The book built as a reader builds it (``jupyter-book build --all -W``) into a temporary

@@ -15,6 +15,8 @@ from drnet_lib.evaluate import PSNR_CAP_DB
 from drnet_lib.data.chairs import ChairsTree
 from drnet_lib.data.sweeps import ClipStarts, chair_sweeps
 
+from conftest import untrained_run
+
 
 @pytest.fixture
 def tree():
@@ -177,13 +179,8 @@ def test_recorded_metrics_of_a_chairs_run_holds_every_chairs_claim(tmp_path, mon
     from drnet_lib.claims import SUNCG_CLAIMS, verdicts
     from drnet_lib.cli import measure_before_lstm, recorded_metrics
     from drnet_lib.models import PoseLSTM
-    from drnet_lib.train import DrNetTrainer, make_train_bank
 
-    cfg = get_config("suncg", "smoke", overrides={"data.root": str(tmp_path)})
-    bank = make_train_bank(cfg, "cpu")
-    model = DrNetTrainer(cfg, "cpu", bank=bank).model   # untrained: the wiring is under test, not the scores
-    trainer = types.SimpleNamespace(model=model, bank=bank, device=torch.device("cpu"),
-                                    history=[{"loss": 1.0}], iteration=1, wall_s=1.0)
+    cfg, trainer = untrained_run("suncg", tmp_path)
     lstm = types.SimpleNamespace(lstm=PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden,
                                                cfg.lstm.layers), iteration=1, wall_s=1.0)
     rolled = []

@@ -303,12 +303,29 @@ def test_train_record_measures_mnist_codes_before_the_pose_lstm_moves_batchnorm(
 
 
 def test_train_record_measures_a_kth_run(tmp_path):
+    import subprocess
+    import sys
+
+    from drnet_lib.results import REPO_ROOT
+
+    run = tmp_path / "results" / "smoke" / "kth_short_seed0.json"
+    ckpt = tmp_path / "ckpt" / "smoke" / "kth_short_seed0" / "drnet.pt"
+
+    def remeasure(*args, results=True):
+        """tools/kth_remeasure.py with ``args`` (and, unless told, this test's results folder)."""
+        extra = ["--results-dir", str(tmp_path / "results")] if results else []
+        return subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), *args, *extra],
+                              capture_output=True, text=True)
+
+    def measured(name):
+        return json.loads((tmp_path / "results" / "smoke" / f"{name}.json").read_text())
+
     args = ["train", "--experiment", "kth", "--profile", "smoke", "--device", "cpu",
             "--data-root", str(tmp_path / "data"), "--checkpoint-dir", str(tmp_path / "ckpt"),
             "--results-dir", str(tmp_path / "results"), "--record", "short",
             "--set", "train.iterations=4", "lstm.iterations=4"]
     assert cli.main(args) == 0
-    metrics = json.loads((tmp_path / "results" / "smoke" / "kth_short_seed0.json").read_text())["metrics"]
+    metrics = json.loads(run.read_text())["metrics"]
     for key in ("classification.action_from_pose", "classification.action_from_content",
                 "classification.person_from_pose", "prediction.copy_last_psnr"):
         assert key in metrics
@@ -318,70 +335,50 @@ def test_train_record_measures_a_kth_run(tmp_path):
 
     # the tool measures the same split, and the same person scores across scenarios, on the saved
     # checkpoint of a run recorded before the run measured them
-    import subprocess
-    import sys
-
-    from drnet_lib.results import REPO_ROOT
-    run = tmp_path / "results" / "smoke" / "kth_short_seed0.json"
     # a misspelt file anywhere in the list stops the tool before it measures anything, naming the file
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"),
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drent.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure(f"{run}={ckpt}", f"{run}={ckpt.with_name('drent.pt')}")
     assert done.returncode == 2 and "no such file" in done.stderr and "drent.pt" in done.stderr
     assert not (tmp_path / "results" / "smoke" / "kth_error_split.json").exists()
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"),
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure(f"{run}={ckpt}")
     assert done.returncode == 0, done.stderr
-    entry = json.loads((tmp_path / "results" / "smoke" / "kth_error_split.json").read_text())["runs"]["kth_short_seed0"]
+    entry = measured("kth_error_split")["runs"]["kth_short_seed0"]
     assert entry["iteration"] == 4 and entry["provenance"]["device"].startswith("cpu")
     for group, values in split.items():
         assert entry["split"][group] == pytest.approx(values)
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "person_leak",
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure("--measure", "person_leak", f"{run}={ckpt}")
     assert done.returncode == 0, done.stderr
-    scores = json.loads((tmp_path / "results" / "smoke" / "kth_person_leak.json").read_text())["runs"]["kth_short_seed0"]["scores"]
+    scores = measured("kth_person_leak")["runs"]["kth_short_seed0"]["scores"]
     assert scores == pytest.approx({k: v for k, v in metrics.items() if k.endswith("_across_scenarios")}, nan_ok=True)
     assert set(scores) == {"classification.person_chance_across_scenarios"} | {
         f"{p}.person_from_{c}_across_scenarios" for p in ("classification", "probe") for c in ("pose", "content")}
     # the action classifier refitted with the run's own thread count: the run's scores again, exactly
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "action_confusion",
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure("--measure", "action_confusion", f"{run}={ckpt}")
     assert done.returncode == 0, done.stderr
-    entry = json.loads((tmp_path / "results" / "smoke" / "kth_action_confusion.json").read_text())["runs"]["kth_short_seed0"]
+    entry = measured("kth_action_confusion")["runs"]["kth_short_seed0"]
     assert entry["action_from_pose"] == metrics["classification.action_from_pose"]
     assert entry["confusion"] == metrics["classification.action_confusion_from_pose"]
     assert entry["action_from_frame_motion"] == metrics["classification.action_from_frame_motion"]
     recorded = json.loads(run.read_text())
     assert recorded_cpu_threads(entry) == recorded_cpu_threads(recorded) is not None
     # the pose LSTM's motion in code space, and shortened in pixels: every group's curve has a value per step
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "pose_codes",
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure("--measure", "pose_codes", f"{run}={ckpt}")
     assert done.returncode == 0, done.stderr
-    entry = json.loads((tmp_path / "results" / "smoke" / "kth_pose_codes.json").read_text())["runs"]["kth_short_seed0"]
+    entry = measured("kth_pose_codes")["runs"]["kth_short_seed0"]
     groups = [g for g in ("moving", "in place") if g in entry]
     assert groups and all(len(entry[g]["alignment"]) == 5 for g in groups)
     assert set(entry["scaled_motion"]["by_action"]) == set(entry["by_action"])
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure",
-                           "ceiling_by_scenario", "--checkpoint-origin", "this run's own, named again",
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure("--measure", "ceiling_by_scenario", "--checkpoint-origin", "this run's own, named again",
+                     f"{run}={ckpt}")
     assert done.returncode == 0, done.stderr
-    entry = json.loads((tmp_path / "results" / "smoke" / "kth_ceiling_by_scenario.json").read_text())["runs"]["kth_short_seed0"]
+    entry = measured("kth_ceiling_by_scenario")["runs"]["kth_short_seed0"]
     assert entry["checkpoint_origin"] == "this run's own, named again"
     assert sum(g["clips"] for groups in entry["scenarios"].values() for g in groups.values()) == entry["clips"]
     assert set(entry["scenarios"]) <= {"d1", "d2", "d3", "d4"}
     # the run's prediction again, with its pose LSTM, on its own clips (the recorded numbers, up to the
     # memory layout's rounding) and on MCNet's list of the same persons' ranges
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "mcnet_clips",
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure("--measure", "mcnet_clips", f"{run}={ckpt}")
     assert done.returncode == 0, done.stderr
-    lists = json.loads((tmp_path / "results" / "smoke" / "kth_mcnet_clips.json").read_text())["runs"]["kth_short_seed0"]["lists"]
+    lists = measured("kth_mcnet_clips")["runs"]["kth_short_seed0"]["lists"]
     own = lists["one_per_range"]
     for key in ("psnr", "copy_last_psnr", "ssim"):
         assert own[key] == pytest.approx(metrics[f"prediction.{key}"], rel=1e-3)
@@ -391,27 +388,20 @@ def test_train_record_measures_a_kth_run(tmp_path):
     # a pose LSTM that did not finish is refused by name
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
-    shutil.copy(tmp_path / "ckpt" / "smoke" / "kth_short_seed0" / "drnet.pt", unfinished / "drnet.pt")
-    lstm_state = torch.load(tmp_path / "ckpt" / "smoke" / "kth_short_seed0" / "lstm.pt", weights_only=False)
+    shutil.copy(ckpt, unfinished / "drnet.pt")
+    lstm_state = torch.load(ckpt.with_name("lstm.pt"), weights_only=False)
     torch.save({**lstm_state, "iteration": 2}, unfinished / "lstm.pt")
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "mcnet_clips",
-                           f"{run}={unfinished / 'drnet.pt'}", "--results-dir", str(tmp_path / "results")],
-                          capture_output=True, text=True)
+    done = remeasure("--measure", "mcnet_clips", f"{run}={unfinished / 'drnet.pt'}")
     assert done.returncode != 0 and "the pose LSTM is at iteration 2, not the run's 4" in done.stderr
     # so is a DrNet that did not reach the run's length (a checkpoint now resumes under a longer one)
     drnet_state = torch.load(unfinished / "drnet.pt", weights_only=False)
     torch.save({**drnet_state, "iteration": 3}, unfinished / "drnet.pt")
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "error_split",
-                           f"{run}={unfinished / 'drnet.pt'}", "--results-dir", str(tmp_path / "results")],
-                          capture_output=True, text=True)
+    done = remeasure("--measure", "error_split", f"{run}={unfinished / 'drnet.pt'}")
     assert done.returncode != 0 and "DrNet is at iteration 3, not the run's 4" in done.stderr
     # the same on the persons DrNet trained on: its own file, its entry says whose clips
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure",
-                           "ceiling_by_scenario", "--persons", "train",
-                           f"{run}={tmp_path / 'ckpt' / 'smoke' / 'kth_short_seed0' / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure("--measure", "ceiling_by_scenario", "--persons", "train", f"{run}={ckpt}")
     assert done.returncode == 0, done.stderr
-    seen = json.loads((tmp_path / "results" / "smoke" / "kth_ceiling_by_scenario_train_persons.json").read_text())
+    seen = measured("kth_ceiling_by_scenario_train_persons")
     assert "trained on" in seen["what"]
     train_entry = seen["runs"]["kth_short_seed0"]
     assert train_entry["persons"] == "train" and train_entry["scenarios"] != entry["scenarios"]
@@ -419,25 +409,22 @@ def test_train_record_measures_a_kth_run(tmp_path):
     # the tool then measures each run's model as that run did
     refreshed_dir = tmp_path / "ckpt" / "smoke" / "kth_refreshed_seed0"
     refreshed_dir.mkdir(parents=True)
-    shutil.copy(tmp_path / "ckpt" / "smoke" / "kth_short_seed0" / "drnet.pt", refreshed_dir / "drnet.pt")
+    shutil.copy(ckpt, refreshed_dir / "drnet.pt")
     assert cli.main(args[:-4] + ["refreshed", "--set", "train.iterations=4", "lstm.iterations=4",
                                  "lstm.bn_refresh_batches=2"]) == 0
     refreshed_run = tmp_path / "results" / "smoke" / "kth_refreshed_seed0.json"
     refreshed = json.loads(refreshed_run.read_text())["metrics"]
     assert refreshed["prediction.oracle_psnr_mean"] != metrics["prediction.oracle_psnr_mean"]
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "self_reconstruction",
-                           f"{run}={refreshed_dir / 'drnet.pt'}", f"{refreshed_run}={refreshed_dir / 'drnet.pt'}",
-                           "--results-dir", str(tmp_path / "results")], capture_output=True, text=True)
+    done = remeasure("--measure", "self_reconstruction", f"{run}={refreshed_dir / 'drnet.pt'}",
+                     f"{refreshed_run}={refreshed_dir / 'drnet.pt'}")
     assert done.returncode == 0, done.stderr
-    selves = json.loads((tmp_path / "results" / "smoke" / "kth_self_reconstruction.json").read_text())["runs"]
+    selves = measured("kth_self_reconstruction")["runs"]
     assert selves["kth_short_seed0"]["scenarios"] != selves["kth_refreshed_seed0"]["scenarios"]
     for entry in selves.values():
         assert sum(g["clips"] for groups in entry["scenarios"].values() for g in groups.values()) == entry["clips"]
-    refused = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), "--measure", "person_leak",
-                              "--persons", "train", f"{run}=x.pt"], capture_output=True, text=True)
+    refused = remeasure("--measure", "person_leak", "--persons", "train", f"{run}=x.pt", results=False)
     assert refused.returncode == 2 and "test persons only" in refused.stderr
-    wrong = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "kth_remeasure.py"), str(run)],
-                           capture_output=True, text=True)
+    wrong = remeasure(str(run), results=False)
     assert wrong.returncode == 2 and "RESULTS_JSON=CHECKPOINT" in wrong.stderr
 
 

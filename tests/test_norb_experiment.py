@@ -7,16 +7,15 @@ anything else, so these tests pin the mapping and the claim keys it feeds.
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 import pytest
-import torch
 
 from drnet_lib import classification
 from drnet_lib import norb_experiment as ne
 from drnet_lib.claims import NORB_CLAIMS
 from drnet_lib.config import get_config
+
+from conftest import untrained_run
 
 
 def _codes(content: np.ndarray, pose: np.ndarray, category: np.ndarray) -> dict[str, np.ndarray]:
@@ -102,13 +101,9 @@ def test_recorded_metrics_of_a_norb_run_scores_one_unnamed_variant(tmp_path, mon
     score_variant's accuracies without a variant infix (classification.{content,pose}, probe.*,
     classification.chance), scored on the test split."""
     from drnet_lib.cli import recorded_metrics
-    from drnet_lib.train import DrNetTrainer, make_train_bank
 
-    cfg = get_config("norb", "smoke", overrides={"data.root": str(tmp_path)})
-    bank = make_train_bank(cfg, "cpu")
-    model = DrNetTrainer(cfg, "cpu", bank=bank).model   # untrained: the wiring is under test, not the accuracy
-    trainer = types.SimpleNamespace(model=model, bank=bank, device=torch.device("cpu"),
-                                    history=[{"loss": 1.0}], iteration=1, wall_s=1.0)
+    cfg, trainer = untrained_run("norb", tmp_path)
+    bank = trainer.bank
     calls = []
     real_score_variant = ne.score_variant
 
