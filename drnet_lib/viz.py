@@ -20,12 +20,12 @@ with the same tiles and conventions.
 from __future__ import annotations
 
 import math
-import textwrap
 from collections.abc import Mapping
 
 import matplotlib
 import matplotlib.ticker
 import matplotlib.pyplot as plt
+from matplotlib.textpath import TextPath
 import numpy as np
 import seaborn as sns
 import torch
@@ -94,30 +94,42 @@ def _positions(n: int, size: float, gap: float, start: float, wide_before: Mappi
 _EDGE = 0.08   # inches of white around a tile figure
 
 
-def _left_margin(row_label_lines: int) -> float:
-    """Inches left of a tile figure's first column: its edge and room for row labels of that many lines."""
+def _left_margin(row_label_lines: int, row_label_width: float = 0.0) -> float:
+    """Inches left of a tile figure's first column: its edge and room for row labels, either
+    upright along the tiles in that many lines, or (``row_label_width`` > 0) across, that wide."""
+    if row_label_width:
+        return _EDGE + row_label_width + 0.06
     return _EDGE + (0.22 + 0.14 * (row_label_lines - 1) if row_label_lines else 0.0)
 
 
-def fitting_tile(cols: int, largest: float, row_label_lines: int = 0, gap: float = 0.03) -> float:
+def fitting_tile(cols: int, largest: float, row_label_lines: int = 0, gap: float = 0.03,
+                 row_label_width: float = 0.0) -> float:
     """The tile size (inches) that fits ``cols`` tiles and :func:`_tile_figure`'s margins (with
-    room for row labels of that many lines) into ``MAX_WIDTH_IN``, at most ``largest``."""
-    return float(min(largest, (MAX_WIDTH_IN - _left_margin(row_label_lines) - _EDGE - gap * (cols - 1)) / cols))
+    room for row labels as :func:`_left_margin` makes it) into ``MAX_WIDTH_IN``, at most ``largest``."""
+    left = _left_margin(row_label_lines, row_label_width)
+    return float(min(largest, (MAX_WIDTH_IN - left - _EDGE - gap * (cols - 1)) / cols))
+
+
+def _text_width_in(text: str, size: float = MIN_FONT) -> float:
+    """Inches that the widest line of ``text`` takes at ``size`` points in the default font."""
+    return max(TextPath((0, 0), line, size=size).get_extents().width for line in text.split("\n")) / 72
 
 
 def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0, gap: float = 0.03,
                  wide_rows: Mapping[int, float] | None = None, wide_cols: Mapping[int, float] | None = None,
-                 title: str | None = None, col_titles: bool = False, row_labels: bool | int = False):
+                 title: str | None = None, col_titles: bool = False, row_labels: bool | int = False,
+                 row_label_width: float = 0.0):
     """A white figure with a rows x cols array of image Axes; white gaps act as separators.
 
     ``aspect`` is H / W of a tile; ``wide_rows`` / ``wide_cols`` map a row / column index to
-    extra space (inches) before it; ``row_labels`` leaves room for row labels of that many lines
-    (True: one). Returns ``(fig, axes)`` with ``axes`` an object array.
+    extra space (inches) before it; ``row_labels`` leaves room for upright row labels of that
+    many lines (True: one), ``row_label_width`` for row labels written across, that wide (inches).
+    Returns ``(fig, axes)`` with ``axes`` an object array.
     """
     tw, th = tile, tile * aspect
     n_title_lines = title.count("\n") + 1 if title else 0
     top = 0.08 + 0.24 * n_title_lines + (0.22 if col_titles else 0.0)
-    left = _left_margin(int(row_labels))
+    left = _left_margin(int(row_labels), row_label_width)
     xs, x_end = _positions(cols, tw, gap, left, wide_cols or {})
     ys, y_end = _positions(rows, th, gap, top, wide_rows or {})
     width, height = x_end + _EDGE, y_end + _EDGE
@@ -187,23 +199,54 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
         rows = [str(r) for r in row_labels]
         if len(rows) < n:
             raise ValueError(f"row_labels has {len(rows)} labels for {n} drawn clips")
-        # a label longer than its tile is tall is broken at spaces (e.g. "hand\nclapping"), never
-        # inside a word ("handclappi\nng" reads worse than a word reaching into the gap)
-        fits = max(4, int(_CLIP_TILE * aspect * 72 / (MIN_FONT * 0.62)))
-        rows = [r if "\n" in r else textwrap.fill(r, fits, break_on_hyphens=False, break_long_words=False)
-                for r in rows[:n]]
-    lines = max(r.count("\n") + 1 for r in rows) if rows is not None else 0
-    fig, axes = _tile_figure(n, t, tile=fitting_tile(t, _CLIP_TILE, lines), aspect=aspect, title=title, col_titles=True,
-                             row_labels=lines)
+        rows = rows[:n]
+    lines, across = _row_label_layout(rows, t, aspect) if rows is not None else (0, 0.0)
+    if rows is not None and not across:
+        rows = [r if "\n" in r else _broken_at_spaces(r, fitting_tile(t, _CLIP_TILE, lines) * aspect) for r in rows]
+    fig, axes = _tile_figure(n, t, tile=fitting_tile(t, _CLIP_TILE, lines, row_label_width=across), aspect=aspect,
+                             title=title, col_titles=True, row_labels=lines, row_label_width=across)
     for i in range(n):
         for k in range(t):
             ax = axes[i, k]
             _show(ax, arr[i, k], f"clip {i} t={k + 1}")
             if i == 0:
                 ax.set_title(cols[k], fontsize=MIN_FONT, pad=3)
-        if rows is not None:
+        if rows is not None and across:
+            axes[i, 0].set_ylabel(rows[i], fontsize=MIN_FONT, labelpad=4, rotation=0, ha="right", va="center")
+        elif rows is not None:
             axes[i, 0].set_ylabel(rows[i], fontsize=MIN_FONT, labelpad=3)
     return fig
+
+
+def _broken_at_spaces(label: str, room_in: float) -> str:
+    """``label`` broken at spaces into lines of at most ``room_in`` inches where it can be (e.g.
+    "hand\nclapping"); a single word is never cut."""
+    out = []
+    for word in label.split(" "):
+        if out and _text_width_in(out[-1] + " " + word) <= room_in:
+            out[-1] += " " + word
+        else:
+            out.append(word)
+    return "\n".join(out)
+
+
+def _row_label_layout(rows: list[str], cols: int, aspect: float) -> tuple[int, float]:
+    """How show_clips writes its row labels: ``(lines, 0.0)`` upright along the tiles in that many
+    lines, broken at spaces, where every word fits its tile's height; otherwise ``(0, width)``,
+    written across in a left margin that wide (inches), so that a long word ("handclapping" beside
+    ten frames) does not reach into the next row's label."""
+    lines = 1
+    for _ in range(3):   # more lines leave smaller tiles: settle the count
+        room = fitting_tile(cols, _CLIP_TILE, lines) * aspect
+        broken = [r if "\n" in r else _broken_at_spaces(r, room) for r in rows]
+        needed = max(r.count("\n") + 1 for r in broken)
+        if needed == lines:
+            break
+        lines = needed
+    room = fitting_tile(cols, _CLIP_TILE, lines) * aspect - 0.05   # a little air between two rows' labels
+    if all(_text_width_in(line) <= room for r in broken for line in r.split("\n")):
+        return lines, 0.0
+    return 0, _text_width_in("\n".join(rows))
 
 
 # -- line plots --------------------------------------------------------------------------------

@@ -507,6 +507,26 @@ def test_show_clips_takes_column_and_row_labels(clips):
     assert viz.show_clips(clips[0, :3]).axes[0].get_ylabel() == ""   # one clip: no row label
 
 
+def test_show_clips_row_labels_stay_apart_and_inside_the_figure():
+    """KTH's six actions beside ten frames: "handclapping" is longer than a tile is tall, so the
+    labels are written across, in a wider margin; upright, it ran into "handwaving" above it."""
+    frames = np.random.default_rng(0).random((6, 10, 1, 64, 64), dtype=np.float32)
+    actions = ["walking", "jogging", "running", "boxing", "handwaving", "handclapping"]
+    for drawn in (10, 5, 3):
+        fig = viz.show_clips(frames[:, :drawn], max_clips=6, max_frames=drawn, row_labels=actions)
+        assert fig.get_size_inches()[0] <= BOOK_WIDTH_IN
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        boxes = [fig.axes[drawn * i].yaxis.label.get_window_extent(renderer) for i in range(6)]
+        assert [fig.axes[drawn * i].get_ylabel() for i in range(6)] == actions
+        width, height = fig.bbox.width, fig.bbox.height
+        for box in boxes:
+            assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= width and box.y1 <= height, (drawn, box)
+        for upper, lower in zip(boxes, boxes[1:]):
+            assert not upper.overlaps(lower), (drawn, upper, lower)
+        plt.close(fig)
+
+
 def test_rollout_strip_tiles_fill_the_book_column():
     frames = np.random.default_rng(0).random((3, 500, 1, 64, 64), dtype=np.float32)
     kth_steps = [1, 2, 5, 10, 20, 50, 100, 200]                       # 8 columns: larger tiles
