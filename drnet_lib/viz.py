@@ -25,7 +25,8 @@ from collections.abc import Mapping
 import matplotlib
 import matplotlib.ticker
 import matplotlib.pyplot as plt
-from matplotlib.textpath import TextPath
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 import numpy as np
 import seaborn as sns
 import torch
@@ -44,6 +45,8 @@ LN2 = math.log(2.0)
 MAX_WIDTH_IN = 7.5
 MIN_FONT = 8
 _CLIP_TILE = 0.75   # show_clips' tile (inches), where the column has room
+_LABEL_AIR = 0.05   # inches kept free between two rows' upright labels
+_ACROSS_MAX = 1.6   # inches: row labels written across take at most this much of the column
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -111,8 +114,11 @@ def fitting_tile(cols: int, largest: float, row_label_lines: int = 0, gap: float
 
 
 def _text_width_in(text: str, size: float = MIN_FONT) -> float:
-    """Inches that the widest line of ``text`` takes at ``size`` points in the default font."""
-    return max(TextPath((0, 0), line, size=size).get_extents().width for line in text.split("\n")) / 72
+    """Inches that the widest line of ``text`` advances at ``size`` points in the default font
+    (0 for blank text)."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    measure = TextToPath().get_text_width_height_descent
+    return max((measure(line, FontProperties(size=size), ismath=False)[0] for line in lines), default=0.0) / 72
 
 
 def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0, gap: float = 0.03,
@@ -175,7 +181,9 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
         row_labels: optional row labels, one per drawn clip (extra ones are ignored), e.g.
             category or action names, ``["real", "decoded"]``; they are drawn even for a single
             clip. None (the default) labels the rows ``"clip 1"``, ``"clip 2"``, ... when there is
-            more than one clip, and a single clip not at all.
+            more than one clip, and a single clip not at all. Labels run upright beside their
+            row, broken at spaces to fit; where a word is longer than a tile is tall they are
+            written across instead, in a wider margin (a label too long for that is refused).
     Returns:
         A Figure with ``min(N, max_clips) * min(T, max_frames)`` image Axes; the top row is
         titled with ``col_labels`` (default: the 1-indexed frame number), the first column with
@@ -200,9 +208,7 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
         if len(rows) < n:
             raise ValueError(f"row_labels has {len(rows)} labels for {n} drawn clips")
         rows = rows[:n]
-    lines, across = _row_label_layout(rows, t, aspect) if rows is not None else (0, 0.0)
-    if rows is not None and not across:
-        rows = [r if "\n" in r else _broken_at_spaces(r, fitting_tile(t, _CLIP_TILE, lines) * aspect) for r in rows]
+    rows, lines, across = _row_label_layout(rows, t, aspect) if rows is not None else (None, 0, 0.0)
     fig, axes = _tile_figure(n, t, tile=fitting_tile(t, _CLIP_TILE, lines, row_label_width=across), aspect=aspect,
                              title=title, col_titles=True, row_labels=lines, row_label_width=across)
     for i in range(n):
@@ -220,9 +226,11 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
 
 def _broken_at_spaces(label: str, room_in: float) -> str:
     """``label`` broken at spaces into lines of at most ``room_in`` inches where it can be (e.g.
-    "hand\nclapping"); a single word is never cut."""
+    "hand\nclapping"); a single word is never cut. A label with line breaks of its own is kept."""
+    if "\n" in label:
+        return label
     out = []
-    for word in label.split(" "):
+    for word in label.split():
         if out and _text_width_in(out[-1] + " " + word) <= room_in:
             out[-1] += " " + word
         else:
@@ -230,23 +238,32 @@ def _broken_at_spaces(label: str, room_in: float) -> str:
     return "\n".join(out)
 
 
-def _row_label_layout(rows: list[str], cols: int, aspect: float) -> tuple[int, float]:
-    """How show_clips writes its row labels: ``(lines, 0.0)`` upright along the tiles in that many
-    lines, broken at spaces, where every word fits its tile's height; otherwise ``(0, width)``,
-    written across in a left margin that wide (inches), so that a long word ("handclapping" beside
-    ten frames) does not reach into the next row's label."""
+def _row_label_layout(rows: list[str], cols: int, aspect: float) -> tuple[list[str], int, float]:
+    """How show_clips writes its row labels: ``(labels, lines, 0.0)``, upright along the tiles in
+    that many lines, broken at spaces, where every line fits its tile's height; otherwise
+    ``(labels, 0, width)``, written across in a left margin that wide (inches, at most
+    ``_ACROSS_MAX``), so that a long word ("handclapping" beside ten frames) does not reach into
+    the next row's label. A label that fits neither way is refused by name."""
+    def room(lines: int, width: float = 0.0) -> float:   # a tile's height, less the air between labels
+        return fitting_tile(cols, _CLIP_TILE, lines, row_label_width=width) * aspect - _LABEL_AIR
+
     lines = 1
     for _ in range(3):   # more lines leave smaller tiles: settle the count
-        room = fitting_tile(cols, _CLIP_TILE, lines) * aspect
-        broken = [r if "\n" in r else _broken_at_spaces(r, room) for r in rows]
-        needed = max(r.count("\n") + 1 for r in broken)
+        upright = [_broken_at_spaces(r, room(lines)) for r in rows]
+        needed = max(r.count("\n") + 1 for r in upright)
         if needed == lines:
             break
         lines = needed
-    room = fitting_tile(cols, _CLIP_TILE, lines) * aspect - 0.05   # a little air between two rows' labels
-    if all(_text_width_in(line) <= room for r in broken for line in r.split("\n")):
-        return lines, 0.0
-    return 0, _text_width_in("\n".join(rows))
+    if all(_text_width_in(r) <= room(lines) for r in upright):
+        return upright, lines, 0.0
+    across = [_broken_at_spaces(r, _ACROSS_MAX) for r in rows]
+    width = max(_text_width_in(r) for r in across)
+    line_height = MIN_FONT * 1.2 / 72
+    for label in across:
+        if _text_width_in(label) > _ACROSS_MAX or (label.count("\n") + 1) * line_height > room(0, width):
+            raise ValueError(f"row label {label!r} is too long to draw beside its clip ({MIN_FONT} pt text, "
+                             f"at most {_ACROSS_MAX} in wide and a tile tall): shorten it")
+    return across, 0, width
 
 
 # -- line plots --------------------------------------------------------------------------------

@@ -525,6 +525,13 @@ def test_show_clips_row_labels_stay_apart_and_inside_the_figure():
         for upper, lower in zip(boxes, boxes[1:]):
             assert not upper.overlaps(lower), (drawn, upper, lower)
         plt.close(fig)
+    # two words that fit a tile only on two lines are broken, not written across
+    fig = viz.show_clips(frames, max_clips=2, max_frames=10, row_labels=["wave hands", "run"])
+    assert fig.axes[0].get_ylabel() == "wave\nhands" and fig.axes[0].yaxis.label.get_rotation() == 90
+    # an empty label is no label; one too long to draw is refused by name, not drawn off the figure
+    assert viz.show_clips(frames[:2, :3], row_labels=["real", ""]).axes[3].get_ylabel() == ""
+    with pytest.raises(ValueError, match="row label 'x{60}' is too long to draw beside its clip"):
+        viz.show_clips(frames[:2, :10], row_labels=["x" * 60, "y"])
 
 
 def test_rollout_strip_tiles_fill_the_book_column():
