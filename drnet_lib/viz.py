@@ -26,7 +26,7 @@ import matplotlib
 import matplotlib.ticker
 import matplotlib.pyplot as plt
 from matplotlib.font_manager import FontProperties
-from matplotlib.textpath import TextToPath
+from matplotlib.textpath import text_to_path
 import numpy as np
 import seaborn as sns
 import torch
@@ -47,6 +47,7 @@ MIN_FONT = 8
 _CLIP_TILE = 0.75   # show_clips' tile (inches), where the column has room
 _LABEL_AIR = 0.05   # inches kept free between two rows' upright labels
 _ACROSS_MAX = 1.6   # inches: row labels written across take at most this much of the column
+_ACROSS_PAD = 4     # points between a row label written across and its row's first tile
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def _left_margin(row_label_lines: int, row_label_width: float = 0.0) -> float:
     """Inches left of a tile figure's first column: its edge and room for row labels, either
     upright along the tiles in that many lines, or (``row_label_width`` > 0) across, that wide."""
     if row_label_width:
-        return _EDGE + row_label_width + 0.06
+        return _EDGE + row_label_width + 0.06   # 0.06 in: the label's _ACROSS_PAD and a hair
     return _EDGE + (0.22 + 0.14 * (row_label_lines - 1) if row_label_lines else 0.0)
 
 
@@ -117,8 +118,9 @@ def _text_width_in(text: str, size: float = MIN_FONT) -> float:
     """Inches that the widest line of ``text`` advances at ``size`` points in the default font
     (0 for blank text)."""
     lines = [line for line in text.split("\n") if line.strip()]
-    measure = TextToPath().get_text_width_height_descent
-    return max((measure(line, FontProperties(size=size), ismath=False)[0] for line in lines), default=0.0) / 72
+    font = FontProperties(size=size)
+    return max((text_to_path.get_text_width_height_descent(line, font, ismath=False)[0] for line in lines),
+               default=0.0) / 72
 
 
 def _tile_figure(rows: int, cols: int, *, tile: float = 0.8, aspect: float = 1.0, gap: float = 0.03,
@@ -218,7 +220,8 @@ def show_clips(frames, max_clips: int = 4, max_frames: int = 10, title: str | No
             if i == 0:
                 ax.set_title(cols[k], fontsize=MIN_FONT, pad=3)
         if rows is not None and across:
-            axes[i, 0].set_ylabel(rows[i], fontsize=MIN_FONT, labelpad=4, rotation=0, ha="right", va="center")
+            axes[i, 0].set_ylabel(rows[i], fontsize=MIN_FONT, labelpad=_ACROSS_PAD, rotation=0, ha="right",
+                                  va="center")
         elif rows is not None:
             axes[i, 0].set_ylabel(rows[i], fontsize=MIN_FONT, labelpad=3)
     return fig
