@@ -375,3 +375,38 @@ def mean_over_chunks(chunks: list[tuple[int, dict[str, np.ndarray]]], prefix: st
     n = sum(size for size, _ in chunks)
     keys = chunks[0][1].keys()
     return {prefix + k: [round(float(v), 4) for v in sum(size * m[k] for size, m in chunks) / n] for k in keys}
+
+
+def frame_change(frames: torch.Tensor) -> torch.Tensor:
+    """Mean absolute change between consecutive frames ``(B, T, C, S, S)`` -> ``(B, T-1)``."""
+    return (frames[:, 1:] - frames[:, :-1]).abs().flatten(2).mean(-1)
+
+
+class RolloutMotion:
+    """Is a long rollout still moving? Collected chunk by chunk, for rollouts that run past any truth.
+
+    At each checkpoint step ``s`` it takes the generated frames' :func:`frame_change` over the
+    ``window`` frames ending at ``s`` (frames ``max(0, s - window) .. s - 1``), and divides its mean by
+    the mean change of the real frames seen (those the rollout is scored against): 1 is as lively as
+    real video, 0 a frozen picture. A rollout that fades to a blank frame stops moving too.
+    """
+
+    def __init__(self, checkpoints, window: int):
+        if window < 2:
+            raise ValueError(f"a motion window needs two frames or more, not {window}")
+        self.window = window
+        self.checkpoints = [s for s in checkpoints if s >= 2]   # a change needs two frames
+        self._generated = {s: [] for s in self.checkpoints}
+        self._real = []
+
+    def add(self, generated: torch.Tensor, truth: torch.Tensor) -> None:
+        """One chunk: ``generated`` ``(B, steps, C, S, S)`` (step ``s`` at index ``s - 1``), ``truth``
+        ``(B, T, C, S, S)`` the real frames of the same clips (any length of two or more)."""
+        self._real.append(frame_change(truth).cpu())
+        for s in self.checkpoints:
+            self._generated[s].append(frame_change(generated[:, max(0, s - self.window):s]).cpu())
+
+    def ratio(self) -> dict[int, float]:
+        """``{checkpoint step: generated change / real change}`` over every chunk added."""
+        real = float(torch.cat(self._real).mean())
+        return {s: float(torch.cat(self._generated[s]).mean()) / real for s in self.checkpoints}

@@ -12,8 +12,9 @@ Every measurement uses the *test persons* (people DrNet never saw):
   any real clip, so there is no truth to compare with. Two checks need none: the generated frames
   are re-encoded and the action classifier (trained on *real* pose windows, below) names the
   action of the window ending at each of ``eval.rollout_checkpoints`` (``rollout.action_accuracy``),
-  and ``rollout.motion_ratio`` compares how much the generated frames change from one to the next
-  with how much real frames do (1 = as lively as real video; 0 = frozen);
+  and ``rollout.motion_ratio`` (:class:`.evaluate.RolloutMotion`) compares how much the generated
+  frames change from one to the next with how much real frames do (1 = as lively as real video;
+  0 = frozen);
 * **classification** on frozen codes of windows of ``lstm.n_past`` consecutive frames (every
   non-overlapping window of every annotated range): the action from the window's pose codes
   (concatenated in time order) and from its first frame's content code, fitted on the training
@@ -42,7 +43,7 @@ from .classification import chance_accuracy, classify, confusion_shares, fit_cla
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
-from .evaluate import mean_over_chunks, prediction_metrics
+from .evaluate import RolloutMotion, mean_over_chunks, prediction_metrics
 from .kth_decoder import ceiling_chunks, clip_error_splits, decode_held_pose, grouped_error_split, scored_as
 from .models import evaluating
 from .predict import rollout
@@ -236,11 +237,6 @@ def _summary(per_step: dict[str, list[float]]) -> dict[str, float]:
     return out
 
 
-def _motion(frames: torch.Tensor) -> torch.Tensor:
-    """Mean absolute change between consecutive frames ``(B, T, C, S, S)`` -> ``(B, T-1)``."""
-    return (frames[:, 1:] - frames[:, :-1]).abs().flatten(2).mean(-1)
-
-
 @torch.no_grad()
 def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig,
                          action_classifier, keep: int = 4, chunk: int = 32) -> tuple[dict, dict]:
@@ -262,7 +258,8 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     device = next(model.parameters()).device
     horizon = e.metric_steps
     checkpoints = [s for s in e.rollout_checkpoints if window <= s <= e.rollout_steps]
-    scores, hits, motion, real_motion, samples = [], {s: 0.0 for s in checkpoints}, {s: [] for s in checkpoints}, [], {}
+    scores, hits, samples = [], {s: 0.0 for s in checkpoints}, {}
+    motion = RolloutMotion(checkpoints, window)
     splits = []   # (action, error_split of one clip's ceiling)
     # the ceiling and standing still are decoded for the whole chunk, like the rollout: with lstm.bn_mode
     # "train" BatchNorm takes its statistics from the batch, and one action's clips alone can be a single clip
@@ -277,13 +274,12 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
                 **prediction_metrics(observed[rows], generated[rows, :horizon], truth[rows]),
                 **scored_as("oracle", ceiling, truth[rows]), **scored_as("held_pose", still, truth[rows])}))
             splits += [(int(action), split) for split in clip_error_splits(ceiling, observed[rows], truth[rows])]
-        real_motion.append(_motion(truth).cpu())
+        motion.add(generated, truth)
         with evaluating(model):
             poses = model.encode_pose(generated.flatten(0, 1)).view(len(part), e.rollout_steps, -1).cpu()
         for s in checkpoints:
             guess = action_classifier.predict(poses[:, s - window:s].flatten(1).numpy())
             hits[s] += float((guess == labels).sum())
-            motion[s].append(_motion(generated[:, s - window:s]).cpu())
         if not samples:
             samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
                        "truth": truth[:keep].cpu(), "action": labels[:keep]}
@@ -296,8 +292,7 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
         mine = [(n, m) for a, n, m in scores if a == action]
         metrics["prediction.by_action"][ACTIONS[action]] = {
             "clips": sum(n for n, _ in mine), **_summary(mean_over_chunks(mine, ""))}
-    real = float(torch.cat(real_motion).mean())
     metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
-    metrics["rollout.motion_ratio"] = {s: float(torch.cat(motion[s]).mean()) / real for s in checkpoints}
+    metrics["rollout.motion_ratio"] = motion.ratio()
     metrics["prediction.error_split"] = grouped_error_split(splits)
     return metrics, samples

@@ -217,11 +217,13 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
     ``factors`` (in chunks, so 500 steps of 100 clips never sit in memory at once) and score them.
 
     Returns ``(metrics, samples)``: ``rollout.identity_accuracy`` (judge, at ``eval.rollout_checkpoints``),
+    ``rollout.motion_ratio`` (at the same steps, over the ``lstm.n_past`` frames ending there:
+    :class:`.evaluate.RolloutMotion`, against the true frames' motion over the scored steps),
     per-step ``rollout.psnr``/``rollout.ssim`` over the first ``eval.metric_steps`` predicted frames
     and the same for the copy-last-observed-frame baseline; ``samples`` holds the first ``keep``
     clips' observed, generated and true frames for figures.
     """
-    from .evaluate import mean_over_chunks, prediction_metrics, rollout_identity
+    from .evaluate import RolloutMotion, mean_over_chunks, prediction_metrics, rollout_identity
 
     e, n_past = cfg.eval, cfg.lstm.n_past
     # scored steps: within the rollout and within the clips' known future
@@ -229,6 +231,7 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
     truth_times = torch.arange(n_past, n_past + horizon)
     hits = {s: [] for s in e.rollout_checkpoints}
     frame_scores, samples = [], {}
+    motion = RolloutMotion(e.rollout_checkpoints, n_past)
     for start in range(0, len(factors), chunk):
         part = factors.subset(slice(start, start + chunk))
         observed = bank.render(part, torch.arange(n_past))
@@ -237,10 +240,12 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
         for s, acc in rollout_identity(judge, generated, part.labels, list(e.rollout_checkpoints)).items():
             hits[s].append(acc * len(part))
         frame_scores.append((len(part), prediction_metrics(observed, generated[:, :horizon], truth)))
+        motion.add(generated, truth)
         if not samples:
             samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
                        "truth": truth[:keep].cpu()}
     n = len(factors)
     metrics = {"rollout.identity_accuracy": {s: sum(v) / n for s, v in hits.items()},
+               "rollout.motion_ratio": motion.ratio(),
                **mean_over_chunks(frame_scores, "rollout.")}
     return metrics, samples

@@ -16,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from .viz import MAX_WIDTH_IN, MIN_FONT   # the book column's width, its smallest text
+from .viz_rollout import horizon_plot     # noqa: F401  the chapter's rollout figure, shared with Moving MNIST's
 
 
 # One colour per guess of the future frames, on every figure that draws it (the chapter's figure of
@@ -95,42 +96,6 @@ def classification_bars(scores: Mapping[str, Mapping[str, float]], chance: Mappi
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize=8, loc="upper right", ncol=len(variants) + 1)
-    fig.tight_layout()
-    return fig
-
-
-def horizon_plot(action_accuracy: Mapping, motion_ratio: Mapping, action_chance: float,
-                 real_action_accuracy: float | None = None):
-    """Long rollouts over time: the action still recognisable? the figure still moving?
-
-    Args:
-        action_accuracy: ``{step: accuracy}`` of the action classifier on generated windows.
-        motion_ratio: ``{step: generated motion / real motion}`` over the same windows.
-        action_chance: chance level of the action classifier.
-        real_action_accuracy: the classifier's accuracy on real test windows (a ceiling), or None.
-    Returns:
-        A Figure with 2 Axes against the predicted step (log scale).
-    """
-    steps = sorted(int(s) for s in action_accuracy)
-    acc = [action_accuracy[s] if s in action_accuracy else action_accuracy[str(s)] for s in steps]
-    mot = [motion_ratio[s] if s in motion_ratio else motion_ratio[str(s)] for s in steps]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.2))
-    a1.plot(steps, acc, "o-", label="generated frames")
-    a1.axhline(action_chance, color="k", ls="--", lw=1, label="chance")
-    if real_action_accuracy is not None:
-        a1.axhline(real_action_accuracy, color="C2", ls=":", lw=1.5, label="real test frames")
-    a1.set(ylim=(0, 1.05), ylabel="action accuracy", title="action named from generated poses")
-    a1.legend(fontsize=8)
-    a2.plot(steps, mot, "o-", color="C1")
-    a2.axhline(1.0, color="k", ls=":", lw=1, label="as much as real video")
-    a2.set(ylim=(0, max(1.2, max(mot) * 1.1)), ylabel="frame-to-frame change\n(generated / real)",
-           title="is it still moving?")
-    a2.legend(fontsize=8)
-    for ax in (a1, a2):
-        ax.title.set_fontsize(10)
-        _log_x(ax, "predicted step")
-        ax.minorticks_off()                       # log axis: label only the measured steps
-        ax.set_xticks(steps, [str(s) for s in steps])
     fig.tight_layout()
     return fig
 

@@ -24,7 +24,7 @@ from PIL import Image
 from .viz import (MAX_WIDTH_IN, MIN_FONT, fitting_tile, _blank, _frames, _show, _Style, _tile_figure, _to_numpy,
                   frame_to_rgb)
 
-__all__ = ["rollout_strip", "rollout_animation", "plot_frame_metrics", "plot_rollout_identity"]
+__all__ = ["rollout_strip", "rollout_animation", "plot_frame_metrics", "horizon_plot"]
 
 
 # -- rollout strip --------------------------------------------------------------------------
@@ -286,36 +286,46 @@ def plot_frame_metrics(psnr, ssim, baseline_psnr=None, baseline_ssim=None,
 
 
 # -- identity along a rollout ---------------------------------------------------------------
-def plot_rollout_identity(acc: Mapping, chance: float | None = 0.1, reference: float | None = None):
-    """How well a digit classifier (the judge) still recognises the digits along a rollout.
+def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
+                 real_accuracy: float | None = None, accuracy_label: str = "action accuracy",
+                 accuracy_title: str = "action named from generated poses"):
+    """Long rollouts over time: is what was observed still recognisable? is it still moving?
 
     Args:
-        acc: ``{step: accuracy}`` with 1-indexed predicted steps (string keys, as read back from
-            JSON, are accepted).
-        chance: chance accuracy, drawn dashed (None to omit).
-        reference: the judge's accuracy on real frames, drawn dotted (None to omit).
+        accuracy: ``{step: accuracy}`` of a classifier on the generated frames (KTH: the action
+            from the re-encoded pose window; Moving MNIST: the judge's digit identity). String
+            keys, as read back from JSON, are accepted.
+        motion_ratio: ``{step: generated motion / real motion}`` (:class:`.evaluate.RolloutMotion`),
+            at the same steps or some of them.
+        chance: the classifier's chance level, drawn dashed.
+        real_accuracy: the classifier's accuracy on real test frames (a ceiling), or None.
+        accuracy_label, accuracy_title: the left panel's y label and title.
     Returns:
-        A Figure with one Axes: accuracy against step on a log x axis, y in [0, 1].
+        A Figure with 2 Axes against the predicted step (log scale): the accuracy, the motion ratio.
     """
-    pairs = sorted((int(k), float(v)) for k, v in acc.items())
-    with _Style("whitegrid"):
-        fig, ax = plt.subplots(figsize=(6, 3.6), layout="constrained")
-        if pairs:
-            x, y = zip(*pairs)
-            ax.plot(x, y, marker="o", color="C0", lw=1.8, label="judge on generated frames")
-        if reference is not None:
-            ax.axhline(float(reference), ls=":", color="C2", lw=1.8,
-                       label=f"judge on real frames ({float(reference):.2f})")
-        if chance is not None:
-            ax.axhline(float(chance), ls="--", color="0.35", lw=1.2, label=f"chance ({float(chance):.2f})")
+    def curve(table: Mapping) -> tuple[list[int], list[float]]:
+        steps = sorted(int(s) for s in table)
+        return steps, [float(table[s] if s in table else table[str(s)]) for s in steps]
+
+    acc_steps, acc = curve(accuracy)
+    mot_steps, mot = curve(motion_ratio)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.2))
+    a1.plot(acc_steps, acc, "o-", label="generated frames")
+    a1.axhline(chance, color="k", ls="--", lw=1, label="chance")
+    if real_accuracy is not None:
+        a1.axhline(real_accuracy, color="C2", ls=":", lw=1.5, label="real test frames")
+    a1.set(ylim=(0, 1.05), ylabel=accuracy_label, title=accuracy_title)
+    a1.legend(fontsize=8)
+    a2.plot(mot_steps, mot, "o-", color="C1")
+    a2.axhline(1.0, color="k", ls=":", lw=1, label="as much as real video")
+    a2.set(ylim=(0, max(1.2, max(mot, default=0) * 1.1)), ylabel="frame-to-frame change\n(generated / real)",
+           title="is it still moving?")
+    a2.legend(fontsize=8)
+    for ax, steps in ((a1, acc_steps), (a2, mot_steps)):
+        ax.title.set_fontsize(10)
         ax.set_xscale("log")
-        if pairs and len(pairs) <= 16:  # label the measured steps themselves, as plain integers
-            ax.set_xticks([p[0] for p in pairs])
-            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_ylim(0.0, 1.02)
-        ax.set_xlabel("predicted step t (log scale)")
-        ax.set_ylabel("digit identity accuracy")
-        ax.set_title("Do the digits keep their identity along the rollout?")
-        ax.legend(fontsize=8, loc="best")
+        ax.set_xlabel("predicted step (log scale)")
+        ax.minorticks_off()                       # log axis: label only the measured steps
+        ax.set_xticks(steps, [str(s) for s in steps])
+    fig.tight_layout()
     return fig

@@ -343,3 +343,24 @@ def test_rollout_identity_matches_judge_accuracy_on_real_frames(judge, banks, te
         assert acc == pytest.approx(judge_accuracy(judge, bank, test_factors, torch.tensor([step - 1])))
     with pytest.raises(ValueError, match=r"step 0 outside 1\.\.20"):
         rollout_identity(judge, frames, test_factors.labels, [0])
+
+
+def test_rollout_motion_is_the_windows_change_over_the_real_change():
+    """Real frames that brighten by 0.1 per step; a rollout that changes by 0.2 per step up to
+    step 4 and then freezes. With a window of 3, step 4's frames 1..3 change at twice the real
+    rate, step 6's frames 3..5 not at all, and step 5's frames 2..4 by 0.2 once in two changes."""
+    from drnet_lib.evaluate import RolloutMotion
+
+    def ramp(values):   # (1, T, 1, 2, 2) frames, each uniformly one value
+        return torch.tensor(values).view(1, -1, 1, 1, 1).expand(1, len(values), 1, 2, 2)
+
+    truth = ramp([0.0, 0.1, 0.2, 0.3])
+    generated = ramp([0.0, 0.2, 0.4, 0.6, 0.6, 0.6])
+    motion = RolloutMotion(checkpoints=(1, 4, 5, 6), window=3)
+    for chunk in range(2):     # a second chunk alike changes no mean
+        motion.add(generated, truth)
+    ratio = motion.ratio()
+    assert list(ratio) == [4, 5, 6]   # step 1 has no change to measure
+    assert ratio[4] == pytest.approx(2.0) and ratio[5] == pytest.approx(1.0) and ratio[6] == 0.0
+    with pytest.raises(ValueError, match="two frames"):
+        RolloutMotion((10,), window=1)

@@ -104,6 +104,15 @@ def test_frames_that_go_wrong_after_step_four_lose_only_the_later_checkpoint_and
         assert metrics[key] == perfect[key]
 
 
+def test_a_rollout_that_freezes_has_no_motion_at_the_checkpoints_past_it(monkeypatch, test_bank, clips):
+    """Grey from step 4 on: the window of lstm.n_past frames ending at step 8 (frames 3..7) does not
+    change, so its motion ratio is 0; at step 2 the true digits still move."""
+    monkeypatch.setattr(predict, "rollout", _stub_rollout(test_bank, clips, lambda b, t: t >= 3))
+    metrics, _ = predict.rollout_metrics(None, None, test_bank, clips, OracleJudge(test_bank, clips), _cfg())
+    motion = metrics["rollout.motion_ratio"]
+    assert set(motion) == set(CHECKPOINTS) and motion[8] == 0.0 and motion[2] > 0.3
+
+
 def test_identity_accuracy_is_the_share_of_all_clips_whatever_the_chunks(monkeypatch, test_bank, clips):
     """Three of eight clips are wrong, all in the first chunk of three: the score is 5/8 of the
     clips, not a mean of the chunks' scores (0, 1, 1) nor a sum of per-chunk shares."""

@@ -9,7 +9,7 @@ import os
 import nbformat
 import pytest
 
-from drnet_lib import reproduce
+from drnet_lib import prose_refresh, reproduce
 
 
 # what a run's results file holds besides its own values (results.RUN_KEYS): a file without them is no run's record
@@ -197,13 +197,13 @@ def test_cells_changed_since_counts_source_cells_the_executed_copy_lacks(fake_ex
     results = fake_experiments / "results"
     reproduce.reproduce(["ok"], [0], profile="smoke", results_dir=results, progress=False)
     executed = results / "smoke" / "ok_seed0.ipynb"
-    assert reproduce.cells_changed_since("ok", executed) == (0, 2)   # papermill's injected cell is not counted
+    assert prose_refresh.cells_changed_since(executed, reproduce.source_notebook("ok")) == (0, 2)   # papermill's injected cell is not counted
     source = fake_experiments / "notebooks" / "ok.ipynb"
     nb = nbformat.read(source, as_version=4)
     nb.cells[1].source += "\nprint('edited')"
     nb.cells.append(nbformat.v4.new_markdown_cell("## added later"))
     nbformat.write(nb, source)
-    assert reproduce.cells_changed_since("ok", executed) == (2, 3)
+    assert prose_refresh.cells_changed_since(executed, reproduce.source_notebook("ok")) == (2, 3)
 
 
 def test_outside_a_clone_the_folders_are_the_working_directory_and_reproduce_says_why_it_cannot_run(
@@ -253,17 +253,17 @@ def test_prose_refresh_takes_the_source_markdown_and_keeps_every_output(fake_exp
     ran = nbformat.read(executed, as_version=4)
     injected = [k for k, c in enumerate(ran.cells) if "injected-parameters" in c.metadata.get("tags", [])]
     code_before = [(c.source, c.outputs) for c in ran.cells if c.cell_type == "code"]
-    assert reproduce.prose_refreshed(executed) == 0
+    assert prose_refresh.prose_refreshed(executed) == 0
     assert code_before[-1][1][0]["text"] == "the output\n"
 
     nb.cells[2].source = "A new sentence."                       # edited
     nb.cells.append(nbformat.v4.new_markdown_cell("## Added"))   # added after the last code cell
     del nb.cells[0]                                              # removed
     nbformat.write(nb, source)
-    assert reproduce.cells_changed_since("ok", executed)[0] == 2
-    assert reproduce.refresh_prose(executed, source) == 3
+    assert prose_refresh.cells_changed_since(executed, reproduce.source_notebook("ok"))[0] == 2
+    assert prose_refresh.refresh_prose(executed, source) == 3
     after = nbformat.read(executed, as_version=4)
-    assert reproduce.cells_changed_since("ok", executed) == (0, len(nb.cells))
+    assert prose_refresh.cells_changed_since(executed, reproduce.source_notebook("ok")) == (0, len(nb.cells))
     assert [(c.source, c.outputs) for c in after.cells if c.cell_type == "code"] == code_before
     assert [c.source for c in after.cells if "injected-parameters" not in c.metadata.get("tags", [])] == \
         [c.source for c in nb.cells]
@@ -271,15 +271,15 @@ def test_prose_refresh_takes_the_source_markdown_and_keeps_every_output(fake_exp
     params = next(k for k, c in enumerate(after.cells) if "parameters" in c.metadata.get("tags", []))
     assert "injected-parameters" in after.cells[params + 1].metadata["tags"] and len(injected) == 1
     assert after.metadata["papermill"] == ran.metadata["papermill"]
-    assert reproduce.prose_refreshed(executed) == 3
+    assert prose_refresh.prose_refreshed(executed) == 3
 
     written = executed.read_bytes()
-    assert reproduce.refresh_prose(executed, source) == 0       # up to date: not rewritten
+    assert prose_refresh.refresh_prose(executed, source) == 0       # up to date: not rewritten
     assert executed.read_bytes() == written
     nb.cells[-2].source += "\nprint('new code')"
     nbformat.write(nb, source)
-    with pytest.raises(reproduce.CodeChanged, match=r"ok_seed0.ipynb ran other code .*code cell 2.*rerun"):
-        reproduce.refresh_prose(executed, source)
+    with pytest.raises(prose_refresh.CodeChanged, match=r"ok_seed0.ipynb ran other code .*code cell 2.*rerun"):
+        prose_refresh.refresh_prose(executed, source)
     assert executed.read_bytes() == written                        # refused: nothing changed
 
 
@@ -303,13 +303,13 @@ def test_prose_refresh_takes_a_code_cells_caption_and_keeps_its_output(fake_expe
     caption = {"figure": {"caption": "What the figure shows."}, "image": {"alt": "a figure"}}
     nb.cells[-1].metadata["mystnb"] = caption
     nbformat.write(nb, source)
-    assert reproduce.refresh_prose(executed, source) == 1
+    assert prose_refresh.refresh_prose(executed, source) == 1
     last = nbformat.read(executed, as_version=4).cells[-1]
     assert last.metadata["mystnb"] == caption and last.outputs == outputs
-    assert reproduce.refresh_prose(executed, source) == 0
+    assert prose_refresh.refresh_prose(executed, source) == 0
     del nb.cells[-1].metadata["mystnb"]                        # a caption removed goes too
     nbformat.write(nb, source)
-    assert reproduce.refresh_prose(executed, source) == 1
+    assert prose_refresh.refresh_prose(executed, source) == 1
     assert "mystnb" not in nbformat.read(executed, as_version=4).cells[-1].metadata
 
 
@@ -320,21 +320,21 @@ def test_prose_refresh_takes_a_code_cells_comments_and_refuses_its_code(fake_exp
 
     nb.cells[-1].source = nb.cells[-1].source.replace("# an old comment", "# a new comment\n\n# and a line")
     nbformat.write(nb, source)
-    assert reproduce.refresh_prose(executed, source) == 1
+    assert prose_refresh.refresh_prose(executed, source) == 1
     last = nbformat.read(executed, as_version=4).cells[-1]
     assert last.source == nb.cells[-1].source and last.outputs == outputs
-    assert reproduce.refresh_prose(executed, source) == 0
+    assert prose_refresh.refresh_prose(executed, source) == 0
 
     written = executed.read_bytes()
     nb.cells[-1].source = nb.cells[-1].source.replace("x = 1", "x = 2")   # the code itself
     nbformat.write(nb, source)
-    with pytest.raises(reproduce.CodeChanged, match="rerun"):
-        reproduce.refresh_prose(executed, source)
+    with pytest.raises(prose_refresh.CodeChanged, match="rerun"):
+        prose_refresh.refresh_prose(executed, source)
     assert executed.read_bytes() == written
 
 
 def test_code_without_comments_compares_what_runs():
-    same = reproduce.code_without_comments
+    same = prose_refresh.code_without_comments
     assert same("a = 1  # one\nb = 2\n") == same("a = 1\n# between\n\nb = 2   # two")
     assert same("a = 1") != same("a = 2") and same("s = '# not a comment'") != same("s = ''")
     assert same("%matplotlib inline") != same("%matplotlib widget")
@@ -356,7 +356,7 @@ def test_prose_only_refreshes_the_batch_and_names_the_runs_that_need_a_rerun(fak
     assert main(argv) == 1                           # seed 2 never ran
     out = capsys.readouterr().out
     assert "prose" in out and "note: 1 prose cell(s) taken from the source" in out and "missing" in out
-    assert reproduce.cells_changed_since("ok", results / "smoke" / "ok_seed1.ipynb")[0] == 0
+    assert prose_refresh.cells_changed_since(results / "smoke" / "ok_seed1.ipynb", reproduce.source_notebook("ok"))[0] == 0
     nb.cells[1].source += "\nprint('changed code')"
     nbformat.write(nb, source)
     outcomes = reproduce.refresh_prose_of_runs(["ok"], [0], "smoke", results)

@@ -184,13 +184,16 @@ def test_plot_frame_metrics():
     assert [ln.get_linestyle() for ln in fig.axes[1].lines] == ["-", "--"]
 
 
-def test_plot_rollout_identity():
-    fig = viz_rollout.plot_rollout_identity({"1": 0.9, "10": 0.8, "100": 0.5}, chance=0.1, reference=0.97)
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log"
-    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 10, 100])
-    assert {ln.get_ydata()[0] for ln in ax.lines[1:]} == {0.97, 0.1}
-    assert len(viz_rollout.plot_rollout_identity({5: 0.5}, chance=None).axes[0].lines) == 1
+def test_horizon_plot_draws_accuracy_and_motion_against_the_step_on_log_axes():
+    fig = viz_rollout.horizon_plot({"10": 0.8, "100": 0.5, "500": 0.3}, {"10": 0.9, "500": 0.1}, chance=0.1,
+                                   real_accuracy=0.97, accuracy_label="digit identity accuracy")
+    acc, motion = fig.axes
+    assert acc.get_xscale() == motion.get_xscale() == "log"
+    np.testing.assert_array_equal(acc.lines[0].get_xdata(), [10, 100, 500])
+    np.testing.assert_array_equal(motion.lines[0].get_xdata(), [10, 500])   # its own steps
+    assert {ln.get_ydata()[0] for ln in acc.lines[1:]} == {0.97, 0.1}
+    assert acc.get_ylabel() == "digit identity accuracy"
+    assert len(viz_rollout.horizon_plot({5: 0.5}, {5: 0.2}, chance=0.1).axes[0].lines) == 2
 
 
 def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing_predictors():
