@@ -389,6 +389,11 @@ class RolloutMotion:
     ``window`` frames ending at ``s`` (frames ``max(0, s - window) .. s - 1``), and divides its mean by
     the mean change of the real frames seen (those the rollout is scored against): 1 is as lively as
     real video, 0 a frozen picture. A rollout that fades to a blank frame stops moving too.
+
+    A decoder that blurs also lowers the ratio, whatever the pose predictor does: a blurred shape
+    moved by a pixel changes its pixels by less than a sharp one. So the same ratio is taken, when
+    given, of the *oracle* frames (the true future poses decoded, :func:`.predict.decode_true_poses`):
+    the motion this decoder draws when the poses are right, a ceiling for the rollout's ratio.
     """
 
     def __init__(self, checkpoints, window: int):
@@ -397,12 +402,15 @@ class RolloutMotion:
         self.window = window
         self.checkpoints = [s for s in checkpoints if s >= 2]   # a change needs two frames
         self._generated = {s: [] for s in self.checkpoints}
-        self._real = []
+        self._real, self._oracle = [], []
 
-    def add(self, generated: torch.Tensor, truth: torch.Tensor) -> None:
+    def add(self, generated: torch.Tensor, truth: torch.Tensor, oracle: torch.Tensor | None = None) -> None:
         """One chunk: ``generated`` ``(B, steps, C, S, S)`` (step ``s`` at index ``s - 1``), ``truth``
-        ``(B, T, C, S, S)`` the real frames of the same clips (any length of two or more)."""
+        ``(B, T, C, S, S)`` the real frames of the same clips (any length of two or more), ``oracle``
+        the same ``T`` steps decoded from the true poses (every chunk or none)."""
         self._real.append(frame_change(truth).cpu())
+        if oracle is not None:
+            self._oracle.append(frame_change(oracle).cpu())
         for s in self.checkpoints:
             self._generated[s].append(frame_change(generated[:, max(0, s - self.window):s]).cpu())
 
@@ -410,3 +418,9 @@ class RolloutMotion:
         """``{checkpoint step: generated change / real change}`` over every chunk added."""
         real = float(torch.cat(self._real).mean())
         return {s: float(torch.cat(self._generated[s]).mean()) / real for s in self.checkpoints}
+
+    def oracle_ratio(self) -> float:
+        """The oracle frames' change over the real frames' change, both over every step of the truth."""
+        if len(self._oracle) != len(self._real):
+            raise ValueError("oracle frames were given with some chunks only")
+        return float(torch.cat(self._oracle).mean()) / float(torch.cat(self._real).mean())

@@ -5,7 +5,7 @@ observed frame and a pose code. Repeating the last observed frame (copy-last) re
 on the clips where little moves it is hard to beat. These measurements separate the decoder's share
 of a prediction's error from the pose predictor's, on the clips of :mod:`.kth_experiment`:
 
-* **the ceiling** (:func:`decode_true_poses`): the frames decoded from the *true* future pose
+* **the ceiling** (:func:`.predict.decode_true_poses`): the frames decoded from the *true* future pose
   codes, the best any pose predictor could reach with this encoder and decoder;
 * **standing still** (:func:`decode_held_pose`): the last observed frame's own pose held, what a
   predictor of no motion would show (copy-last, redrawn by the decoder);
@@ -30,7 +30,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .evaluate import frame_metrics, frame_psnr, mean_over_chunks, prediction_metrics
-from .predict import frozen_with_bn_mode
+from .predict import decode_true_poses, frozen_with_bn_mode
 
 
 # The stand-in's actions, as KTH groups them: the person crosses the field, or stays on the spot
@@ -43,29 +43,6 @@ assert sorted(MOVING + IN_PLACE) == sorted(ACTIONS), "every action belongs to on
 def action_group(action: int) -> str:
     """``"moving"`` or ``"in place"``: the group of the action with index ``action`` in :data:`ACTIONS`."""
     return "moving" if ACTIONS[action] in MOVING else "in place"
-
-
-def decode_pose_codes(model, content: torch.Tensor, skips: list[torch.Tensor], poses: torch.Tensor,
-                      bn_mode: str) -> torch.Tensor:
-    """Every pose code of a sequence decoded with one frame's content code and skips, as a
-    prediction decodes. ``content`` ``(B, dc, 1, 1)`` and its skips, ``poses`` ``(B, T, dp)`` ->
-    ``(B, T, C, H, W)``; the model's train/eval flag is restored."""
-    B, T = poses.shape[:2]
-    with frozen_with_bn_mode(model, bn_mode):
-        decoded = model.decode(content.repeat_interleave(T, 0), [s.repeat_interleave(T, 0) for s in skips],
-                               poses.reshape(B * T, -1, 1, 1))
-    return decoded.view(B, T, *decoded.shape[1:])
-
-
-def decode_true_poses(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> torch.Tensor:
-    """The decoder's ceiling: the frames decoded from the *true* future pose codes, with content
-    and skips from the last observed frame (as in a rollout), the best any pose predictor could do
-    with this encoder and decoder. ``observed`` ``(B, n_past, C, H, W)``, ``truth`` ``(B, T, C, H, W)``
-    -> ``(B, T, C, H, W)``; the model's train/eval flag is restored."""
-    with frozen_with_bn_mode(model, bn_mode):
-        content, skips = model.encode_content(observed[:, -1])
-        poses = model.encode_pose(truth.flatten(0, 1)).view(*truth.shape[:2], -1)
-    return decode_pose_codes(model, content, skips, poses, bn_mode)
 
 
 @torch.no_grad()

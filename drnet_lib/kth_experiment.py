@@ -251,7 +251,8 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     the mean PSNR/SSIM of each of those four, and that share, over that action's clips),
     ``prediction.error_split`` (where the ceiling and copy-last go wrong, :func:`.kth_decoder.ceiling_error_split`'s
     groups, from the same decoded frames), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
-    (dicts checkpoint step -> value; module docstring). ``samples``: the first ``keep`` clips'
+    (dicts checkpoint step -> value; module docstring) and ``rollout.oracle_motion_ratio`` (the
+    ceiling's frames' motion over the truth's, :class:`.evaluate.RolloutMotion`). ``samples``: the first ``keep`` clips'
     observed, generated and true frames (the truth stops at ``metric_steps``).
     """
     e, window = cfg.eval, cfg.lstm.n_past
@@ -274,7 +275,7 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
                 **prediction_metrics(observed[rows], generated[rows, :horizon], truth[rows]),
                 **scored_as("oracle", ceiling, truth[rows]), **scored_as("held_pose", still, truth[rows])}))
             splits += [(int(action), split) for split in clip_error_splits(ceiling, observed[rows], truth[rows])]
-        motion.add(generated, truth)
+        motion.add(generated, truth, ceilings)
         with evaluating(model):
             poses = model.encode_pose(generated.flatten(0, 1)).view(len(part), e.rollout_steps, -1).cpu()
         for s in checkpoints:
@@ -294,5 +295,6 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
             "clips": sum(n for n, _ in mine), **_summary(mean_over_chunks(mine, ""))}
     metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
     metrics["rollout.motion_ratio"] = motion.ratio()
+    metrics["rollout.oracle_motion_ratio"] = motion.oracle_ratio()
     metrics["prediction.error_split"] = grouped_error_split(splits)
     return metrics, samples

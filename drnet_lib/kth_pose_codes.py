@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
-from .kth_decoder import IN_PLACE, MOVING, clip_chunks, decode_pose_codes
+from .kth_decoder import IN_PLACE, MOVING, clip_chunks
 from .evaluate import frame_psnr
-from .predict import frozen_with_bn_mode, predict_poses
+from .predict import decode_pose_codes, frozen_with_bn_mode, predict_poses
 
 
 def motion_terms(predicted: torch.Tensor, true: torch.Tensor, held: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -211,6 +211,29 @@ def rollout(model: DrNet, lstm: PoseLSTM, observed: torch.Tensor, steps: int,
     return torch.stack(frames, dim=1)
 
 
+def decode_pose_codes(model, content: torch.Tensor, skips: list[torch.Tensor], poses: torch.Tensor,
+                      bn_mode: str) -> torch.Tensor:
+    """Every pose code of a sequence decoded with one frame's content code and skips, as a
+    prediction decodes. ``content`` ``(B, dc, 1, 1)`` and its skips, ``poses`` ``(B, T, dp)`` ->
+    ``(B, T, C, H, W)``; the model's train/eval flag is restored."""
+    B, T = poses.shape[:2]
+    with frozen_with_bn_mode(model, bn_mode):
+        decoded = model.decode(content.repeat_interleave(T, 0), [s.repeat_interleave(T, 0) for s in skips],
+                               poses.reshape(B * T, -1, 1, 1))
+    return decoded.view(B, T, *decoded.shape[1:])
+
+
+def decode_true_poses(model, observed: torch.Tensor, truth: torch.Tensor, bn_mode: str) -> torch.Tensor:
+    """The decoder's ceiling: the frames decoded from the *true* future pose codes, with content
+    and skips from the last observed frame (as in a rollout), the best any pose predictor could do
+    with this encoder and decoder. ``observed`` ``(B, n_past, C, H, W)``, ``truth`` ``(B, T, C, H, W)``
+    -> ``(B, T, C, H, W)``; the model's train/eval flag is restored."""
+    with frozen_with_bn_mode(model, bn_mode):
+        content, skips = model.encode_content(observed[:, -1])
+        poses = model.encode_pose(truth.flatten(0, 1)).view(*truth.shape[:2], -1)
+    return decode_pose_codes(model, content, skips, poses, bn_mode)
+
+
 def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, judge, cfg: ExperimentConfig,
                     keep: int = 4, chunk: int = 25) -> tuple[dict, dict]:
     """Roll out ``eval.rollout_steps`` frames from ``lstm.n_past`` observed ones for every clip of
@@ -218,7 +241,8 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
 
     Returns ``(metrics, samples)``: ``rollout.identity_accuracy`` (judge, at ``eval.rollout_checkpoints``),
     ``rollout.motion_ratio`` (at the same steps, over the ``lstm.n_past`` frames ending there:
-    :class:`.evaluate.RolloutMotion`, against the true frames' motion over the scored steps),
+    :class:`.evaluate.RolloutMotion`, against the true frames' motion over the scored steps) and
+    ``rollout.oracle_motion_ratio`` (the same for the true poses decoded: the decoder's own ceiling),
     per-step ``rollout.psnr``/``rollout.ssim`` over the first ``eval.metric_steps`` predicted frames
     and the same for the copy-last-observed-frame baseline; ``samples`` holds the first ``keep``
     clips' observed, generated and true frames for figures.
@@ -240,12 +264,12 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
         for s, acc in rollout_identity(judge, generated, part.labels, list(e.rollout_checkpoints)).items():
             hits[s].append(acc * len(part))
         frame_scores.append((len(part), prediction_metrics(observed, generated[:, :horizon], truth)))
-        motion.add(generated, truth)
+        motion.add(generated, truth, decode_true_poses(model, observed, truth, cfg.lstm.bn_mode))
         if not samples:
             samples = {"observed": observed[:keep].cpu(), "generated": generated[:keep].cpu(),
                        "truth": truth[:keep].cpu()}
     n = len(factors)
     metrics = {"rollout.identity_accuracy": {s: sum(v) / n for s, v in hits.items()},
-               "rollout.motion_ratio": motion.ratio(),
+               "rollout.motion_ratio": motion.ratio(), "rollout.oracle_motion_ratio": motion.oracle_ratio(),
                **mean_over_chunks(frame_scores, "rollout.")}
     return metrics, samples

@@ -16,7 +16,6 @@ import pandas as pd
 import seaborn as sns
 
 from .viz import MAX_WIDTH_IN, MIN_FONT   # the book column's width, its smallest text
-from .viz_rollout import horizon_plot     # noqa: F401  the chapter's rollout figure, shared with Moving MNIST's
 
 
 # One colour per guess of the future frames, on every figure that draws it (the chapter's figure of

@@ -287,7 +287,8 @@ def plot_frame_metrics(psnr, ssim, baseline_psnr=None, baseline_ssim=None,
 
 # -- identity along a rollout ---------------------------------------------------------------
 def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
-                 real_accuracy: float | None = None, accuracy_label: str = "action accuracy",
+                 real_accuracy: float | None = None, oracle_motion: float | None = None,
+                 accuracy_label: str = "action accuracy",
                  accuracy_title: str = "action named from generated poses"):
     """Long rollouts over time: is what was observed still recognisable? is it still moving?
 
@@ -299,6 +300,8 @@ def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
             at the same steps or some of them.
         chance: the classifier's chance level, drawn dashed.
         real_accuracy: the classifier's accuracy on real test frames (a ceiling), or None.
+        oracle_motion: the motion ratio of the true future poses decoded (``rollout.oracle_motion_ratio``:
+            what this decoder draws when the poses are right), drawn dashed; or None.
         accuracy_label, accuracy_title: the left panel's y label and title.
     Returns:
         A Figure with 2 Axes against the predicted step (log scale): the accuracy, the motion ratio.
@@ -316,9 +319,12 @@ def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
         a1.axhline(real_accuracy, color="C2", ls=":", lw=1.5, label="real test frames")
     a1.set(ylim=(0, 1.05), ylabel=accuracy_label, title=accuracy_title)
     a1.legend(fontsize=8)
-    a2.plot(mot_steps, mot, "o-", color="C1")
+    # the colours of the chapter's guesses: DrNet blue, the true poses decoded orange
+    a2.plot(mot_steps, mot, "o-", color="C0", label="generated frames")
     a2.axhline(1.0, color="k", ls=":", lw=1, label="as much as real video")
-    a2.set(ylim=(0, max(1.2, max(mot, default=0) * 1.1)), ylabel="frame-to-frame change\n(generated / real)",
+    if oracle_motion is not None:
+        a2.axhline(oracle_motion, color="C1", ls="--", lw=1.5, label="true poses, decoded")
+    a2.set(ylim=(0, max(1.2, max([*mot, oracle_motion or 0.0]) * 1.1)), ylabel="frame-to-frame change\n(generated / real)",
            title="is it still moving?")
     a2.legend(fontsize=8)
     for ax, steps in ((a1, acc_steps), (a2, mot_steps)):

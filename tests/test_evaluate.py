@@ -364,3 +364,19 @@ def test_rollout_motion_is_the_windows_change_over_the_real_change():
     assert ratio[4] == pytest.approx(2.0) and ratio[5] == pytest.approx(1.0) and ratio[6] == 0.0
     with pytest.raises(ValueError, match="two frames"):
         RolloutMotion((10,), window=1)
+
+
+def test_rollout_motion_of_the_oracle_frames_is_their_change_over_the_real_change():
+    """Oracle frames (the true poses decoded) that change half as fast as the truth score 0.5,
+    over every step of the truth; given with some chunks only, they are refused."""
+    from drnet_lib.evaluate import RolloutMotion
+
+    truth = torch.linspace(0, 0.3, 4).view(1, 4, 1, 1, 1).expand(2, 4, 1, 3, 3)
+    generated = torch.zeros(2, 6, 1, 3, 3)
+    motion = RolloutMotion((4,), window=3)
+    motion.add(generated, truth, oracle=truth / 2)
+    motion.add(generated, truth, oracle=truth / 2)
+    assert motion.oracle_ratio() == pytest.approx(0.5) and motion.ratio() == {4: 0.0}
+    motion.add(generated, truth)
+    with pytest.raises(ValueError, match="some chunks only"):
+        motion.oracle_ratio()

@@ -51,6 +51,13 @@ def clips(test_bank):
     return test_bank.sample_factors(8, torch.Generator().manual_seed(0), N_PAST + STEPS)
 
 
+def _stub_model(monkeypatch, bank, factors, wrong):
+    """No model: the rollout is :func:`_stub_rollout`'s, and the decoder redraws the true frames
+    exactly (the oracle frames that the motion ceiling is measured on)."""
+    monkeypatch.setattr(predict, "rollout", _stub_rollout(bank, factors, wrong))
+    monkeypatch.setattr(predict, "decode_true_poses", lambda model, observed, truth, bn_mode: truth)
+
+
 def _stub_rollout(bank, factors, wrong):
     """A stand-in for predict.rollout: the true future of each clip, except a uniform grey frame
     where ``wrong(clip index, step index)``. Chunks arrive in order, so a cursor tracks the clips."""
@@ -73,7 +80,7 @@ def _stub_rollout(bank, factors, wrong):
 
 
 def test_a_rollout_equal_to_the_truth_scores_best_at_every_checkpoint_and_step(monkeypatch, test_bank, clips):
-    monkeypatch.setattr(predict, "rollout", _stub_rollout(test_bank, clips, lambda b, t: False))
+    _stub_model(monkeypatch, test_bank, clips, lambda b, t: False)
     metrics, samples = predict.rollout_metrics(None, None, test_bank, clips, OracleJudge(test_bank, clips), _cfg())
     # the checkpoint keys are the configured steps, and the oracle names every true digit
     assert metrics["rollout.identity_accuracy"] == {2: 1.0, 8: 1.0}
@@ -91,14 +98,14 @@ def test_frames_that_go_wrong_after_step_four_lose_only_the_later_checkpoint_and
     """Step s of the rollout is generated frame s - 1 (1-indexed checkpoints, as rollout_identity
     and the claim 'rollout.identity_accuracy.500' read them)."""
     judge = OracleJudge(test_bank, clips)
-    monkeypatch.setattr(predict, "rollout", _stub_rollout(test_bank, clips, lambda b, t: t >= 4))
+    _stub_model(monkeypatch, test_bank, clips, lambda b, t: t >= 4)
     metrics, _ = predict.rollout_metrics(None, None, test_bank, clips, judge, _cfg())
     assert metrics["rollout.identity_accuracy"] == {2: 1.0, 8: 0.0}
     psnr, ssim = metrics["rollout.psnr"], metrics["rollout.ssim"]
     assert psnr[:4] == [PSNR_CAP_DB] * 4 and max(psnr[4:]) < 20
     assert ssim[:4] == [1.0] * 4 and max(ssim[4:]) < 0.5
     # the copy-last baseline is scored against the truth, so a worse rollout leaves it as it was
-    monkeypatch.setattr(predict, "rollout", _stub_rollout(test_bank, clips, lambda b, t: False))
+    _stub_model(monkeypatch, test_bank, clips, lambda b, t: False)
     perfect, _ = predict.rollout_metrics(None, None, test_bank, clips, judge, _cfg())
     for key in ("rollout.copy_last_psnr", "rollout.copy_last_ssim"):
         assert metrics[key] == perfect[key]
@@ -107,16 +114,17 @@ def test_frames_that_go_wrong_after_step_four_lose_only_the_later_checkpoint_and
 def test_a_rollout_that_freezes_has_no_motion_at_the_checkpoints_past_it(monkeypatch, test_bank, clips):
     """Grey from step 4 on: the window of lstm.n_past frames ending at step 8 (frames 3..7) does not
     change, so its motion ratio is 0; at step 2 the true digits still move."""
-    monkeypatch.setattr(predict, "rollout", _stub_rollout(test_bank, clips, lambda b, t: t >= 3))
+    _stub_model(monkeypatch, test_bank, clips, lambda b, t: t >= 3)
     metrics, _ = predict.rollout_metrics(None, None, test_bank, clips, OracleJudge(test_bank, clips), _cfg())
     motion = metrics["rollout.motion_ratio"]
     assert set(motion) == set(CHECKPOINTS) and motion[8] == 0.0 and motion[2] > 0.3
+    assert metrics["rollout.oracle_motion_ratio"] == 1.0    # the decoder redraws the truth exactly
 
 
 def test_identity_accuracy_is_the_share_of_all_clips_whatever_the_chunks(monkeypatch, test_bank, clips):
     """Three of eight clips are wrong, all in the first chunk of three: the score is 5/8 of the
     clips, not a mean of the chunks' scores (0, 1, 1) nor a sum of per-chunk shares."""
-    monkeypatch.setattr(predict, "rollout", _stub_rollout(test_bank, clips, lambda b, t: b < 3))
+    _stub_model(monkeypatch, test_bank, clips, lambda b, t: b < 3)
     metrics, _ = predict.rollout_metrics(None, None, test_bank, clips, OracleJudge(test_bank, clips), _cfg(),
                                          chunk=3)
     assert metrics["rollout.identity_accuracy"] == {2: pytest.approx(5 / 8), 8: pytest.approx(5 / 8)}
@@ -132,6 +140,7 @@ def test_rollout_metrics_runs_a_real_pose_lstm_to_the_configured_length(test_ban
     metrics, samples = predict.rollout_metrics(model, lstm, test_bank, clips, OracleJudge(test_bank, clips), cfg)
     assert set(metrics["rollout.identity_accuracy"]) == set(CHECKPOINTS)
     assert all(0.0 <= v <= 1.0 for v in metrics["rollout.identity_accuracy"].values())
+    assert metrics["rollout.oracle_motion_ratio"] >= 0.0 and set(metrics["rollout.motion_ratio"]) == set(CHECKPOINTS)
     for key in ("rollout.psnr", "rollout.ssim", "rollout.copy_last_psnr", "rollout.copy_last_ssim"):
         assert len(metrics[key]) == METRIC_STEPS and all(torch.isfinite(torch.tensor(metrics[key])))
     assert samples["generated"].shape == (4, STEPS, *test_bank.render(clips.subset(slice(0, 1)),
@@ -141,7 +150,7 @@ def test_rollout_metrics_runs_a_real_pose_lstm_to_the_configured_length(test_ban
 def test_scored_steps_stop_at_the_rollouts_end_when_metric_steps_reach_past_it(monkeypatch, test_bank):
     """eval.metric_steps longer than the rollout scores the rollout's steps (a shape error before)."""
     long_clips = test_bank.sample_factors(4, torch.Generator().manual_seed(1), N_PAST + STEPS + 4)
-    monkeypatch.setattr(predict, "rollout", _stub_rollout(test_bank, long_clips, lambda b, t: False))
+    _stub_model(monkeypatch, test_bank, long_clips, lambda b, t: False)
     cfg = get_config("mnist", "smoke", overrides={
         "lstm.n_past": N_PAST, "eval.rollout_steps": STEPS, "eval.rollout_checkpoints": CHECKPOINTS,
         "eval.metric_steps": STEPS + 3})

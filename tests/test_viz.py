@@ -194,6 +194,9 @@ def test_horizon_plot_draws_accuracy_and_motion_against_the_step_on_log_axes():
     assert {ln.get_ydata()[0] for ln in acc.lines[1:]} == {0.97, 0.1}
     assert acc.get_ylabel() == "digit identity accuracy"
     assert len(viz_rollout.horizon_plot({5: 0.5}, {5: 0.2}, chance=0.1).axes[0].lines) == 2
+    # the true poses decoded: one more line on the motion panel, at its value
+    with_oracle = viz_rollout.horizon_plot({5: 0.5}, {5: 0.2}, chance=0.1, oracle_motion=0.7).axes[1]
+    assert [ln.get_ydata()[0] for ln in with_oracle.lines[1:]] == [1.0, 0.7]
 
 
 def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing_predictors():

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from drnet_lib import viz_kth  # noqa: E402
+from drnet_lib import viz_kth, viz_rollout  # noqa: E402
 
 from conftest import BOOK_WIDTH_IN, shown_texts, small_texts  # noqa: E402
 
@@ -99,8 +99,10 @@ FIGURES = {
         {"β = 1e-4": {q: 0.5 for q, _ in viz_kth.QUESTIONS}, "β = 0": {q: 0.6 for q, _ in viz_kth.QUESTIONS}},
         chance={"action": 0.24, "person": 0.12}, errors={"β = 1e-4": {q: 0.03 for q, _ in viz_kth.QUESTIONS},
                                                           "β = 0": {q: 0.1 for q, _ in viz_kth.QUESTIONS}}),
-    "horizon_plot": lambda: viz_kth.horizon_plot({10: 0.36, 50: 0.25, 100: 0.23, 200: 0.23},
-                                                 {10: 0.36, 50: 0.13, 100: 0.09, 200: 0.06}, 0.24, 0.56),
+    # the chapter's rollout figure (viz_rollout's, shared with Moving MNIST), drawn with KTH's values
+    "horizon_plot": lambda: viz_rollout.horizon_plot({10: 0.36, 50: 0.25, 100: 0.23, 200: 0.23},
+                                                     {10: 0.36, 50: 0.13, 100: 0.09, 200: 0.06}, 0.24, 0.56,
+                                                     oracle_motion=0.8),
     "prediction_by_action": lambda: viz_kth.prediction_by_action(_by_action()),
     "adversarial_sweep": lambda: viz_kth.adversarial_sweep(_sweep_rows(), chance={"person": 0.12, "action": 0.24}),
     "margin_over_copy_last": lambda: viz_kth.margin_over_copy_last(_margins(), ylabel="prediction − copy last (dB)"),
