@@ -43,9 +43,10 @@ MNIST_CLAIMS = (
     Claim("probe.pose_to_position_r2", "the pose code carries the digits' positions", 0.80),
     Claim("swap.identity_accuracy", "decoding content of clip a with pose of clip b shows a's digits", 0.85),
     Claim("rollout.identity_accuracy.500", "500 predicted frames later the digits are still recognisable", 0.70),
-    # recognisable is not enough: a rollout that settles into one still frame keeps its digits
-    Claim("rollout.motion_ratio.500", "500 predicted frames later the digits still move (frame-to-frame "
-          "change at least half the real clips')", 0.5),
+    # recognisable is not enough: a rollout that settles into one still frame keeps its digits. Measured
+    # against the true motion as this decoder redraws it, so that blur alone does not fail the claim
+    Claim("rollout.motion_of_oracle.500", "500 predicted frames later the digits still move (frame-to-frame "
+          "change at least half that of the true poses decoded)", 0.5),
 )
 
 NORB_CLAIMS = (

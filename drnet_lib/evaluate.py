@@ -19,6 +19,8 @@ Frames are ``(..., C, S, S)`` float in [0, 1]; digit ``d`` of a clip lives in ch
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -391,9 +393,11 @@ class RolloutMotion:
     real video, 0 a frozen picture. A rollout that fades to a blank frame stops moving too.
 
     A decoder that blurs also lowers the ratio, whatever the pose predictor does: a blurred shape
-    moved by a pixel changes its pixels by less than a sharp one. So the same ratio is taken, when
-    given, of the *oracle* frames (the true future poses decoded, :func:`.predict.decode_true_poses`):
-    the motion this decoder draws when the poses are right, a ceiling for the rollout's ratio.
+    moved by a pixel changes its pixels by less than a sharp one. So the same ratio is taken of the
+    *oracle* frames (the true future poses decoded, :func:`.predict.decode_true_poses`): the motion
+    this decoder draws when the poses are right. The rollout's ratio over the oracle's says how
+    much of the motion the decoder can draw the rollout still has: 1 as lively as the truth
+    redrawn, 0 stopped, blur or not.
     """
 
     def __init__(self, checkpoints, window: int):
@@ -404,13 +408,12 @@ class RolloutMotion:
         self._generated = {s: [] for s in self.checkpoints}
         self._real, self._oracle = [], []
 
-    def add(self, generated: torch.Tensor, truth: torch.Tensor, oracle: torch.Tensor | None = None) -> None:
+    def add(self, generated: torch.Tensor, truth: torch.Tensor, oracle: torch.Tensor) -> None:
         """One chunk: ``generated`` ``(B, steps, C, S, S)`` (step ``s`` at index ``s - 1``), ``truth``
         ``(B, T, C, S, S)`` the real frames of the same clips (any length of two or more), ``oracle``
-        the same ``T`` steps decoded from the true poses (every chunk or none)."""
+        the same ``T`` steps decoded from the true poses."""
         self._real.append(frame_change(truth).cpu())
-        if oracle is not None:
-            self._oracle.append(frame_change(oracle).cpu())
+        self._oracle.append(frame_change(oracle).cpu())
         for s in self.checkpoints:
             self._generated[s].append(frame_change(generated[:, max(0, s - self.window):s]).cpu())
 
@@ -421,6 +424,12 @@ class RolloutMotion:
 
     def oracle_ratio(self) -> float:
         """The oracle frames' change over the real frames' change, both over every step of the truth."""
-        if len(self._oracle) != len(self._real):
-            raise ValueError("oracle frames were given with some chunks only")
         return float(torch.cat(self._oracle).mean()) / float(torch.cat(self._real).mean())
+
+    def metrics(self) -> dict:
+        """``rollout.motion_ratio`` (:meth:`ratio`), ``rollout.oracle_motion_ratio`` (:meth:`oracle_ratio`)
+        and ``rollout.motion_of_oracle`` (``{step: the first over the second}``)."""
+        ratio, oracle = self.ratio(), self.oracle_ratio()
+        # a decoder that draws no motion at all leaves nothing to compare with (NaN, null in JSON)
+        return {"rollout.motion_ratio": ratio, "rollout.oracle_motion_ratio": oracle,
+                "rollout.motion_of_oracle": {s: r / oracle if oracle > 0 else math.nan for s, r in ratio.items()}}

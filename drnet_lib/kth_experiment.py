@@ -251,8 +251,9 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     the mean PSNR/SSIM of each of those four, and that share, over that action's clips),
     ``prediction.error_split`` (where the ceiling and copy-last go wrong, :func:`.kth_decoder.ceiling_error_split`'s
     groups, from the same decoded frames), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
-    (dicts checkpoint step -> value; module docstring) and ``rollout.oracle_motion_ratio`` (the
-    ceiling's frames' motion over the truth's, :class:`.evaluate.RolloutMotion`). ``samples``: the first ``keep`` clips'
+    (dicts checkpoint step -> value; module docstring), ``rollout.oracle_motion_ratio`` (the
+    ceiling's frames' motion over the truth's) and ``rollout.motion_of_oracle`` (the one over the
+    other; :class:`.evaluate.RolloutMotion`). ``samples``: the first ``keep`` clips'
     observed, generated and true frames (the truth stops at ``metric_steps``).
     """
     e, window = cfg.eval, cfg.lstm.n_past
@@ -294,7 +295,6 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
         metrics["prediction.by_action"][ACTIONS[action]] = {
             "clips": sum(n for n, _ in mine), **_summary(mean_over_chunks(mine, ""))}
     metrics["rollout.action_accuracy"] = {s: hits[s] / len(clips) for s in checkpoints}
-    metrics["rollout.motion_ratio"] = motion.ratio()
-    metrics["rollout.oracle_motion_ratio"] = motion.oracle_ratio()
+    metrics.update(motion.metrics())
     metrics["prediction.error_split"] = grouped_error_split(splits)
     return metrics, samples

@@ -243,6 +243,7 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
     ``rollout.motion_ratio`` (at the same steps, over the ``lstm.n_past`` frames ending there:
     :class:`.evaluate.RolloutMotion`, against the true frames' motion over the scored steps) and
     ``rollout.oracle_motion_ratio`` (the same for the true poses decoded: the decoder's own ceiling),
+    ``rollout.motion_of_oracle`` (the first over the second, per step),
     per-step ``rollout.psnr``/``rollout.ssim`` over the first ``eval.metric_steps`` predicted frames
     and the same for the copy-last-observed-frame baseline; ``samples`` holds the first ``keep``
     clips' observed, generated and true frames for figures.
@@ -270,6 +271,6 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
                        "truth": truth[:keep].cpu()}
     n = len(factors)
     metrics = {"rollout.identity_accuracy": {s: sum(v) / n for s, v in hits.items()},
-               "rollout.motion_ratio": motion.ratio(), "rollout.oracle_motion_ratio": motion.oracle_ratio(),
+               **motion.metrics(),
                **mean_over_chunks(frame_scores, "rollout.")}
     return metrics, samples

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -358,7 +360,7 @@ def test_rollout_motion_is_the_windows_change_over_the_real_change():
     generated = ramp([0.0, 0.2, 0.4, 0.6, 0.6, 0.6])
     motion = RolloutMotion(checkpoints=(1, 4, 5, 6), window=3)
     for chunk in range(2):     # a second chunk alike changes no mean
-        motion.add(generated, truth)
+        motion.add(generated, truth, oracle=truth)
     ratio = motion.ratio()
     assert list(ratio) == [4, 5, 6]   # step 1 has no change to measure
     assert ratio[4] == pytest.approx(2.0) and ratio[5] == pytest.approx(1.0) and ratio[6] == 0.0
@@ -367,16 +369,19 @@ def test_rollout_motion_is_the_windows_change_over_the_real_change():
 
 
 def test_rollout_motion_of_the_oracle_frames_is_their_change_over_the_real_change():
-    """Oracle frames (the true poses decoded) that change half as fast as the truth score 0.5,
-    over every step of the truth; given with some chunks only, they are refused."""
+    """Oracle frames (the true poses decoded) that change half as fast as the truth score 0.5 over
+    every step of the truth, and a rollout that moves as fast as they do scores 1 of the oracle."""
     from drnet_lib.evaluate import RolloutMotion
 
     truth = torch.linspace(0, 0.3, 4).view(1, 4, 1, 1, 1).expand(2, 4, 1, 3, 3)
-    generated = torch.zeros(2, 6, 1, 3, 3)
+    generated = torch.linspace(0, 0.25, 6).view(1, 6, 1, 1, 1).expand(2, 6, 1, 3, 3)  # 0.05 a step
     motion = RolloutMotion((4,), window=3)
     motion.add(generated, truth, oracle=truth / 2)
-    motion.add(generated, truth, oracle=truth / 2)
-    assert motion.oracle_ratio() == pytest.approx(0.5) and motion.ratio() == {4: 0.0}
-    motion.add(generated, truth)
-    with pytest.raises(ValueError, match="some chunks only"):
-        motion.oracle_ratio()
+    got = motion.metrics()
+    assert got["rollout.oracle_motion_ratio"] == pytest.approx(0.5)
+    assert got["rollout.motion_ratio"] == {4: pytest.approx(0.5)}
+    assert got["rollout.motion_of_oracle"] == {4: pytest.approx(1.0)}
+    # a decoder that draws no motion leaves nothing to compare with
+    still = RolloutMotion((4,), window=3)
+    still.add(generated, truth, oracle=torch.zeros_like(truth))
+    assert math.isnan(still.metrics()["rollout.motion_of_oracle"][4])

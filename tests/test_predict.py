@@ -119,6 +119,7 @@ def test_a_rollout_that_freezes_has_no_motion_at_the_checkpoints_past_it(monkeyp
     motion = metrics["rollout.motion_ratio"]
     assert set(motion) == set(CHECKPOINTS) and motion[8] == 0.0 and motion[2] > 0.3
     assert metrics["rollout.oracle_motion_ratio"] == 1.0    # the decoder redraws the truth exactly
+    assert metrics["rollout.motion_of_oracle"] == motion
 
 
 def test_identity_accuracy_is_the_share_of_all_clips_whatever_the_chunks(monkeypatch, test_bank, clips):
