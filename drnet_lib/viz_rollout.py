@@ -285,7 +285,7 @@ def plot_frame_metrics(psnr, ssim, baseline_psnr=None, baseline_ssim=None,
     return fig
 
 
-# -- identity along a rollout ---------------------------------------------------------------
+# -- long rollouts: still recognisable, still moving? -------------------------------------
 def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
                  real_accuracy: float | None = None, oracle_motion: float | None = None,
                  accuracy_label: str = "action accuracy",
@@ -324,8 +324,8 @@ def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
     a2.axhline(1.0, color="k", ls=":", lw=1, label="as much as real video")
     if oracle_motion is not None:
         a2.axhline(oracle_motion, color="C1", ls="--", lw=1.5, label="true poses, decoded")
-    a2.set(ylim=(0, max(1.2, max([*mot, oracle_motion or 0.0]) * 1.1)), ylabel="frame-to-frame change\n(generated / real)",
-           title="is it still moving?")
+    a2.set(ylim=(0, max(1.2, max([*mot, oracle_motion or 0.0]) * 1.1)),
+           ylabel="frame-to-frame change\n(generated / real)", title="is it still moving?")
     a2.legend(fontsize=8)
     for ax, steps in ((a1, acc_steps), (a2, mot_steps)):
         ax.title.set_fontsize(10)
