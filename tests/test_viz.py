@@ -200,11 +200,11 @@ def test_horizon_plot_draws_accuracy_and_motion_against_the_step_on_log_axes():
 
 
 def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing_predictors():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     by_action = {"walking": {"psnr_mean": 24.0, "oracle_psnr_mean": 27.0, "copy_last_psnr_mean": 22.0},
                  "boxing": {"psnr_mean": 26.0, "copy_last_psnr_mean": 30.0}}   # no ceiling recorded
-    fig = viz_kth.prediction_by_action(by_action)
+    fig = viz_kth_diagnostics.prediction_by_action(by_action)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["walking", "boxing"]
     heights = [p.get_height() for p in ax.patches]
@@ -214,11 +214,11 @@ def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing
 
 
 def test_kth_adversarial_sweep_draws_every_run_and_a_mean_line_per_panel():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     rows = [{"beta": b, "seed": s, "person_from_pose": p, "action_from_pose": 0.5, "discriminator_accuracy": 0.9,
              "motion_ratio": 0.2} for b, s, p in [(1e-4, 0, 0.6), (1e-4, 1, 0.8), (1e-3, 0, 0.3)]]
-    fig = viz_kth.adversarial_sweep(rows, chance={"person": 0.11, "action": 1 / 6})
+    fig = viz_kth_diagnostics.adversarial_sweep(rows, chance={"person": 0.11, "action": 1 / 6})
     person = fig.axes[0]
     assert len(fig.axes) == 4 and person.get_xscale() == "log"
     mean_line = person.lines[0]
@@ -229,31 +229,31 @@ def test_kth_adversarial_sweep_draws_every_run_and_a_mean_line_per_panel():
 
 
 def test_kth_margin_over_copy_last_draws_one_bar_per_model_and_group():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     gaps = {"cpu profile": {"walking": 3.0, "boxing": -5.0, "moving": 3.0, "in place": -5.0},
             "vgg_unet": {"walking": 4.0, "boxing": -1.0, "moving": 4.0, "in place": -1.0}}
-    fig = viz_kth.margin_over_copy_last(gaps)
+    fig = viz_kth_diagnostics.margin_over_copy_last(gaps)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["walking", "boxing", "mean:\nmoving", "mean:\nin place"]
     assert [p.get_height() for p in ax.patches] == [3.0, -5.0, 3.0, -5.0, 4.0, -1.0, 4.0, -1.0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cpu profile", "vgg_unet"]
     assert ax.get_ylabel() == "ceiling − copy last (dB)"
     plt.close(fig)
-    fig = viz_kth.margin_over_copy_last(gaps, ylabel="DrNet − copy last (dB)")
+    fig = viz_kth_diagnostics.margin_over_copy_last(gaps, ylabel="DrNet − copy last (dB)")
     assert fig.axes[0].get_ylabel() == "DrNet − copy last (dB)"
     plt.close(fig)
 
 
 def test_kth_schedule_plot_draws_both_margins_per_group_and_the_codes_against_chance():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     def row(iterations, shift):
         return {"iterations": iterations, "margin.drnet.moving": 1.0 + shift, "margin.drnet.in place": -8.0 + shift,
                 "margin.ceiling.moving": 2.0 + shift, "margin.ceiling.in place": -6.0 + shift,
                 "classification.action_from_pose": 0.5 + shift / 10, "classification.person_from_pose": 0.6}
 
-    fig = viz_kth.schedule_plot([row(1500, 0.0), row(3000, 1.0)], {"action": 1 / 6, "person": 1 / 9})
+    fig = viz_kth_diagnostics.schedule_plot([row(1500, 0.0), row(3000, 1.0)], {"action": 1 / 6, "person": 1 / 9})
     left, right = fig.axes
     assert left.get_xscale() == "log" and right.get_xscale() == "log"
     assert [list(line.get_ydata()) for line in left.lines[:4]] == [[1.0, 2.0], [-8.0, -7.0], [2.0, 3.0], [-6.0, -5.0]]
@@ -264,7 +264,7 @@ def test_kth_schedule_plot_draws_both_margins_per_group_and_the_codes_against_ch
 
 
 def test_kth_error_split_stacks_static_under_changing_with_copy_last_once():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     def split(d_static, d_changing):
         return {"decoded_static": d_static, "decoded_changing": d_changing, "copy_last_static": 0.1,
@@ -272,7 +272,7 @@ def test_kth_error_split_stacks_static_under_changing_with_copy_last_once():
 
     splits = {"cpu": {"moving": split(0.5, 0.2), "in place": split(0.4, 0.1)},
               "vgg": {"moving": split(0.3, 0.2), "in place": split(0.2, 0.1)}}
-    fig = viz_kth.error_split(splits)
+    fig = viz_kth_diagnostics.error_split(splits)
     ax = fig.axes[1]                                          # in place
     assert ax.get_title() == "in place actions"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["copy last", "cpu", "vgg"]
@@ -296,17 +296,17 @@ def test_kth_psnr_by_clip_list_draws_one_panel_per_list_with_the_baseline_dashed
 
 
 def test_kth_pose_code_motion_draws_each_group_and_setting_on_every_panel():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     def curves(scale):
         return {"alignment": np.array([0.9, 0.8]) * scale, "length_ratio": np.array([1.0, 1.1]) * scale,
                 "error_ratio": np.array([0.2, 0.3]) * scale}
 
-    fig = viz_kth.pose_code_motion({"moving": {"refreshed": curves(1.0), "as trained": curves(0.5)},
+    fig = viz_kth_diagnostics.pose_code_motion({"moving": {"refreshed": curves(1.0), "as trained": curves(0.5)},
                                     "in place": {"refreshed": curves(2.0)}})
-    assert [ax.get_title() for ax in fig.axes] == list(viz_kth.POSE_CODE_PANELS.values())
+    assert [ax.get_title() for ax in fig.axes] == list(viz_kth_diagnostics.POSE_CODE_PANELS.values())
     assert fig.axes[-1].get_yscale() == "log"
-    for ax, key in zip(fig.axes, viz_kth.POSE_CODE_PANELS):
+    for ax, key in zip(fig.axes, viz_kth_diagnostics.POSE_CODE_PANELS):
         lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
         assert set(lines) == {"moving, refreshed", "moving, as trained", "in place, refreshed"}
         assert list(lines["in place, refreshed"].get_ydata()) == list(curves(2.0)[key])
@@ -328,13 +328,13 @@ def test_kth_action_confusion_draws_a_row_per_true_action_with_its_shares():
 
 
 def test_kth_refreshed_schedule_plot_draws_each_group_and_setting_per_guess():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     def row(it, shift):
         return {"iterations": it, "margin.ceiling.moving": 2 + shift, "margin.ceiling.in place": -5 + shift,
                 "margin.drnet.moving": 1 + shift, "margin.drnet.in place": -7 + shift}
 
-    fig = viz_kth.refreshed_schedule_plot({"as trained": [row(3000, 0), row(6000, 0.5)],
+    fig = viz_kth_diagnostics.refreshed_schedule_plot({"as trained": [row(3000, 0), row(6000, 0.5)],
                                            "refreshed": [row(3000, 1), row(6000, 1.5)]})
     lines = {line.get_label(): line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
     assert set(lines) == {"moving, as trained", "in place, as trained", "moving, refreshed", "in place, refreshed"}
@@ -346,11 +346,11 @@ def test_kth_refreshed_schedule_plot_draws_each_group_and_setting_per_guess():
 
 
 def test_kth_person_or_place_draws_both_splits_per_model_with_their_chances():
-    from drnet_lib import viz_kth
+    from drnet_lib import viz_kth_diagnostics
 
     groups = {"β = 0": {"even_odd_mlp": 0.8, "across_mlp": 0.3, "even_odd_probe": 0.6, "across_probe": 0.25},
               "β = 1e-4": {"even_odd_mlp": 0.6, "across_mlp": 0.2, "even_odd_probe": 0.4, "across_probe": 0.15}}
-    fig = viz_kth.person_or_place(groups, chance={"even_odd": 0.12, "across": 0.11})
+    fig = viz_kth_diagnostics.person_or_place(groups, chance={"even_odd": 0.12, "across": 0.11})
     mlp, probe = fig.axes
     assert [p.get_height() for p in mlp.patches] == [0.8, 0.6, 0.3, 0.2]
     assert [p.get_height() for p in probe.patches] == [0.6, 0.4, 0.25, 0.15]

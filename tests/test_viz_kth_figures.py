@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from drnet_lib import viz_kth, viz_rollout  # noqa: E402
+from drnet_lib import viz_kth, viz_kth_diagnostics, viz_rollout  # noqa: E402
 
 from conftest import BOOK_WIDTH_IN, shown_texts, small_texts  # noqa: E402
 
@@ -93,7 +93,7 @@ def _person_groups():
 STEP_CURVES = {label: 28 - 0.1 * k - 0.05 * np.arange(20) for k, label in
                enumerate(("DrNet (pose LSTM)", "decoded from true poses", "DrNet standing still", "copy last"))}
 
-# every figure of viz_kth, drawn as the book's pages and the chapter draw it
+# every figure of viz_kth and viz_kth_diagnostics, drawn as the book's pages and the chapter draw it
 FIGURES = {
     "classification_bars": lambda: viz_kth.classification_bars(
         {"β = 1e-4": {q: 0.5 for q, _ in viz_kth.QUESTIONS}, "β = 0": {q: 0.6 for q, _ in viz_kth.QUESTIONS}},
@@ -103,21 +103,21 @@ FIGURES = {
     "horizon_plot": lambda: viz_rollout.horizon_plot({10: 0.36, 50: 0.25, 100: 0.23, 200: 0.23},
                                                      {10: 0.36, 50: 0.13, 100: 0.09, 200: 0.06}, 0.24, 0.56,
                                                      oracle_motion=0.8),
-    "prediction_by_action": lambda: viz_kth.prediction_by_action(_by_action()),
-    "adversarial_sweep": lambda: viz_kth.adversarial_sweep(_sweep_rows(), chance={"person": 0.12, "action": 0.24}),
-    "margin_over_copy_last": lambda: viz_kth.margin_over_copy_last(_margins(), ylabel="prediction − copy last (dB)"),
+    "prediction_by_action": lambda: viz_kth_diagnostics.prediction_by_action(_by_action()),
+    "adversarial_sweep": lambda: viz_kth_diagnostics.adversarial_sweep(_sweep_rows(), chance={"person": 0.12, "action": 0.24}),
+    "margin_over_copy_last": lambda: viz_kth_diagnostics.margin_over_copy_last(_margins(), ylabel="prediction − copy last (dB)"),
     "psnr_by_clip_list": lambda: viz_kth.psnr_by_clip_list(
         {"as trained: 3 seeds, 240 clips": STEP_CURVES, "refreshed: 3 seeds, 240 clips": STEP_CURVES}),
-    "error_split": lambda: viz_kth.error_split(
+    "error_split": lambda: viz_kth_diagnostics.error_split(
         {"cpu profile: oracle (3 seeds)": {"moving": _split(0.0008, 0.002), "in place": _split(0.0007, 0.0007)},
          "content_model vgg_unet (3 seeds)": {"moving": _split(0.0009, 0.0023), "in place": _split(0.0008, 0.0008)}}),
-    "person_or_place": lambda: viz_kth.person_or_place(_person_groups(), {"even_odd": 0.119, "across": 0.119}),
-    "schedule_plot": lambda: viz_kth.schedule_plot([_schedule_row(n, k / 4) for k, n in enumerate((1500, 3000, 6000, 12000))],
+    "person_or_place": lambda: viz_kth_diagnostics.person_or_place(_person_groups(), {"even_odd": 0.119, "across": 0.119}),
+    "schedule_plot": lambda: viz_kth_diagnostics.schedule_plot([_schedule_row(n, k / 4) for k, n in enumerate((1500, 3000, 6000, 12000))],
                                                    {"action": 0.24, "person": 0.12}),
-    "refreshed_schedule_plot": lambda: viz_kth.refreshed_schedule_plot(
+    "refreshed_schedule_plot": lambda: viz_kth_diagnostics.refreshed_schedule_plot(
         {"as trained": [_schedule_row(n, 0.0) for n in (3000, 6000, 12000)],
          "refreshed": [_schedule_row(n, 0.5) for n in (3000, 6000, 12000)]}),
-    "pose_code_motion": lambda: viz_kth.pose_code_motion({"moving": {"as trained": _curves(1), "refreshed": _curves(0.8)},
+    "pose_code_motion": lambda: viz_kth_diagnostics.pose_code_motion({"moving": {"as trained": _curves(1), "refreshed": _curves(0.8)},
                                                           "in place": {"as trained": _curves(3), "refreshed": _curves(2.5)}}),
     "action_confusion": lambda: viz_kth.action_confusion(
         {"pose codes, as trained: mean of 3 seeds": _confusion(0.6), "pose codes, refreshed: mean of 3 seeds": _confusion(0.6),
@@ -155,6 +155,16 @@ def test_every_kth_figure_fits_the_book_column():
     assert not too_wide
 
 
+def test_every_kth_figure_is_drawn_by_these_checks():
+    """A figure added to viz_kth or viz_kth_diagnostics without an entry in FIGURES would escape them."""
+    import inspect
+
+    figures = {name for module in (viz_kth, viz_kth_diagnostics)
+               for name, function in inspect.getmembers(module, inspect.isfunction)
+               if function.__module__ == module.__name__ and not name.startswith("_")}
+    assert figures - {"series_colours"} <= set(FIGURES)
+
+
 def test_panels_keep_the_order_the_captions_name():
     """Captions say left/middle/right (or left to right): those panels stay side by side, in order."""
     fig = FIGURES["action_confusion"]()
@@ -168,7 +178,7 @@ def test_panels_keep_the_order_the_captions_name():
         assert x == sorted(x) and len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 1, name
     # the sweep's four panels read left to right, then top to bottom
     fig = FIGURES["adversarial_sweep"]()
-    assert [ax.get_title() for ax in fig.axes] == [label for _, label, _ in viz_kth.SWEEP_PANELS]
+    assert [ax.get_title() for ax in fig.axes] == [label for _, label, _ in viz_kth_diagnostics.SWEEP_PANELS]
     (a, b), (c, d) = [[ax.get_position() for ax in row] for row in (fig.axes[:2], fig.axes[2:])]
     assert a.x0 < b.x0 and c.x0 < d.x0 and a.y0 > c.y0 and b.y0 > d.y0
     assert _png_width(fig) <= COLUMN_PX
@@ -196,7 +206,7 @@ def test_log_x_axes_say_so():
 
 
 def test_person_or_place_draws_one_chance_line_when_the_splits_chances_are_equal():
-    fig = viz_kth.person_or_place(_person_groups(), {"even_odd": 0.119, "across": 0.119})
+    fig = viz_kth_diagnostics.person_or_place(_person_groups(), {"even_odd": 0.119, "across": 0.119})
     for ax in fig.axes:
         dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
         assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(0.119)
@@ -204,7 +214,7 @@ def test_person_or_place_draws_one_chance_line_when_the_splits_chances_are_equal
     chance = [t.get_text() for t in legend.get_texts() if "chance" in t.get_text()]
     assert len(chance) == 1 and "both" in chance[0] and "0.12" in chance[0]
     # unequal: both lines, each in its split's colour, its value in its label
-    fig = viz_kth.person_or_place(_person_groups(), {"even_odd": 0.15, "across": 0.11})
+    fig = viz_kth_diagnostics.person_or_place(_person_groups(), {"even_odd": 0.15, "across": 0.11})
     for ax in fig.axes:
         dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
         assert [line.get_ydata()[0] for line in dashed] == [0.15, 0.11]
@@ -238,8 +248,8 @@ def test_each_guess_has_one_colour_on_every_figure():
         fig = viz_kth.psnr_by_clip_list({"a": {k: STEP_CURVES[k] for k in order}, "b": {k: STEP_CURVES[k] for k in order}})
         for ax in fig.axes:
             assert {k: _colour_of(ax, k) for k in order} == {k: mcolors.to_hex(c) for k, c in chapter.items()}
-    ax = viz_kth.prediction_by_action(_by_action()).axes[0]
-    bars = {label: _colour_of(ax, label) for _, label in viz_kth.PREDICTORS}
+    ax = viz_kth_diagnostics.prediction_by_action(_by_action()).axes[0]
+    bars = {label: _colour_of(ax, label) for _, label in viz_kth_diagnostics.PREDICTORS}
     assert bars == {"DrNet (predicted poses)": mcolors.to_hex("C0"), "decoded from true poses": mcolors.to_hex("C1"),
                     "copy last frame": mcolors.to_hex("black")}
     # series the map does not name take the colour cycle in order (the clip-list figure: blue, orange)
@@ -265,7 +275,7 @@ def test_schedule_plot_legend_tells_dashed_from_solid():
 
 def test_margin_over_copy_last_labels_are_apart_and_inside_the_axes():
     for gaps in (_margins(), _margins(3, long=False)):
-        fig = viz_kth.margin_over_copy_last(gaps)
+        fig = viz_kth_diagnostics.margin_over_copy_last(gaps)
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
         ax = fig.axes[0]
@@ -281,7 +291,7 @@ def test_margin_over_copy_last_labels_are_apart_and_inside_the_axes():
 
 def test_adversarial_sweep_seed_labels_at_equal_values_stand_apart():
     rows = _sweep_rows()
-    fig = viz_kth.adversarial_sweep(rows, chance={"person": 0.12, "action": 0.24})
+    fig = viz_kth_diagnostics.adversarial_sweep(rows, chance={"person": 0.12, "action": 0.24})
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     person = fig.axes[0]
@@ -297,5 +307,5 @@ def test_adversarial_sweep_seed_labels_at_equal_values_stand_apart():
     assert sorted(offsets[:3, 0]) == pytest.approx(sorted(t.xy[0] for t in at_1e4))
     assert list(person.lines[0].get_xdata()) == [1e-4, 5e-4, 1e-3, 2e-3, 1e-2]
     # a β run by one seed sits on its β
-    alone = viz_kth.adversarial_sweep([dict(rows[0], beta=1e-2)] + rows[:3], chance={"person": 0.1, "action": 0.2})
+    alone = viz_kth_diagnostics.adversarial_sweep([dict(rows[0], beta=1e-2)] + rows[:3], chance={"person": 0.1, "action": 0.2})
     assert alone.axes[0].collections[0].get_offsets()[0, 0] == pytest.approx(1e-2)
