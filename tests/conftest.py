@@ -106,7 +106,7 @@ def same_state():
 
 def untrained_run(experiment: str, data_root: Path):
     """The smoke configuration of ``experiment`` reading ``data_root``, and a stand-in for its
-    finished DrNet trainer, holding an untrained model: what ``cli.recorded_metrics`` reads
+    finished DrNet trainer, holding an untrained model: what ``record.recorded_metrics`` reads
     (model, bank, device, history, iteration, wall_s). For tests of the measuring's wiring, not
     of its scores."""
     import types

@@ -174,10 +174,10 @@ def test_chair_probes_read_azimuth_from_the_pose_code_and_identity_from_the_cont
 
 
 def test_recorded_metrics_of_a_chairs_run_holds_every_chairs_claim(tmp_path, monkeypatch):
-    """``drnet train --record`` on the chairs (cli.recorded_metrics) probes the codes and rolls
+    """``drnet train --record`` on the chairs (record.recorded_metrics) probes the codes and rolls
     out the fixed test clips for eval.rollout_steps: every SUNCG claim finds its key."""
     from drnet_lib.claims import SUNCG_CLAIMS, verdicts
-    from drnet_lib.cli import measure_before_lstm, recorded_metrics
+    from drnet_lib.record import measure_before_lstm, recorded_metrics
     from drnet_lib.models import PoseLSTM
 
     cfg, trainer = untrained_run("suncg", tmp_path)

@@ -97,10 +97,10 @@ def test_the_chapters_two_variants_provide_every_norb_claim_key():
 
 
 def test_recorded_metrics_of_a_norb_run_scores_one_unnamed_variant(tmp_path, monkeypatch):
-    """``drnet train --record`` on NORB (cli.recorded_metrics) trains one variant: it records
+    """``drnet train --record`` on NORB (record.recorded_metrics) trains one variant: it records
     score_variant's accuracies without a variant infix (classification.{content,pose}, probe.*,
     classification.chance), scored on the test split."""
-    from drnet_lib.cli import recorded_metrics
+    from drnet_lib.record import recorded_metrics
 
     cfg, trainer = untrained_run("norb", tmp_path)
     bank = trainer.bank
