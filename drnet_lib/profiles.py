@@ -3,8 +3,8 @@
 ``PROFILES[experiment][profile]`` is a dict of dotted settings (``"train.iterations": 3000``) that
 :func:`.config.get_config` applies to the defaults. The defaults are the authors' MNIST setting
 (drnet-py's, with the paper's beta as recalled), so an experiment's ``paper`` profile lists only what
-its own setting changes; the
-comments say where each value comes from and which deviation it is (the book's deviations page).
+its own setting changes; the comments say where each value comes from and which deviation it is
+(the book's deviations page).
 """
 
 from __future__ import annotations
