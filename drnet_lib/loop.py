@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import START_OVER, CheckpointError, load_checkpoint, save_checkpoint
 from .config import CADENCE_SETTINGS, NOT_COMPARED, ExperimentConfig, config_from_dict, differences
+from .results import current_commit
 from .stopping import stop_requests
 
 
@@ -66,6 +67,8 @@ class ResumableLoop:
     rank = 0                     # under torchrun only rank 0 writes checkpoints and shows progress
     world = 1                    # processes training together (torchrun); signals stop only a lone one
     resumed_world: int | None = None  # processes that trained the checkpoint resumed (None: unrecorded)
+    resumed_commit: str | None = None  # the commit whose code last trained it (None: unrecorded)
+    code_commit: str | None = None     # this process's code (read when it starts: HEAD may move during a run)
 
     @classmethod
     def length_shapes_steps(cls, cfg: ExperimentConfig) -> bool:
@@ -204,6 +207,7 @@ class ResumableLoop:
             "log_window": (self._window, self._n_window),
             "config": self.cfg.to_dict(),   # to name the settings that differ when a resume is refused
             "processes": self.world,         # to say so when a run resumes with another number
+            "git_commit": self.code_commit,  # the code that trained it, for a run that later only reads it
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -238,6 +242,7 @@ class ResumableLoop:
             raise CheckpointError(f"checkpoint {path} is incomplete or damaged ({err.__class__.__name__}: {err}); {START_OVER}") from err
         self.resumed_wall_s = self.wall_s
         self.resumed_world = state.get("processes")   # checkpoints before it was recorded: None
+        self.resumed_commit = state.get("git_commit")  # the same
         return True
 
     def other_world_note(self) -> str:
@@ -256,11 +261,16 @@ class ResumableLoop:
 
     def run(self, checkpoint_path=None, resume: bool = True, progress: bool = True):
         """Resume (or start over, replacing an old checkpoint at the first save) and train to the end."""
+        self.code_commit = current_commit()
         if checkpoint_path and resume:
             if self.resume(checkpoint_path) and self.rank == 0:
                 if self.iteration < self.iterations:
                     print(f"{self.name}: continuing from iteration {self.iteration} of {self.iterations} "
                           f"(checkpoint {checkpoint_path})")
+                else:   # a results file written now names this code's commit, not the one that trained
+                    print(f"{self.name}: finished checkpoint {checkpoint_path} read, not trained again "
+                          f"({self.iterations} iterations, {self.wall_s / 60:.1f} min of training, last at "
+                          f"commit {(self.resumed_commit or 'not recorded')[:12]})")
                 if self.resumed_world not in (None, self.world):   # a finished one too: it is measured here
                     print(self.other_world_note())
         # Starting over leaves an old checkpoint in place until this run writes its first one over

@@ -99,17 +99,23 @@ def recorded_cpu_threads(result: dict) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def current_commit() -> str | None:
+    """The commit this code runs from: ``DRNET_GIT_COMMIT`` where the caller names it (a copy of
+    the tree shipped to another machine, a GPU box, may carry a stale .git or none), else the
+    checkout's HEAD, else the commit pip installed (:func:`installed_commit`); None if unknown."""
+    return os.environ.get("DRNET_GIT_COMMIT") or _git("rev-parse", "HEAD") or installed_commit()
+
+
 def provenance(device, wall_s: float) -> dict:
     from . import __version__
 
-    # A copy of the tree shipped to another machine (a GPU box) may carry a stale .git or none:
-    # there the caller names the commit the copy was made from, and cleanliness is unknown.
+    # where the caller names the commit (DRNET_GIT_COMMIT), the tree's cleanliness is unknown
     named = os.environ.get("DRNET_GIT_COMMIT")
     # results/ is left out: a rerun's own notebook, being written by papermill, is not a code change
     status = None if named else _git("status", "--porcelain", "--untracked-files=no", "--", ".",
                                      ":(exclude)results")
     return {
-        "git_commit": named or _git("rev-parse", "HEAD") or installed_commit(),
+        "git_commit": current_commit(),
         "dirty": bool(status) if status is not None else None,
         "drnet_lib": __version__,
         "torch": torch.__version__,

@@ -368,6 +368,28 @@ def test_a_run_resumed_in_another_number_of_processes_says_what_changes(train_ba
     assert "process(es)" not in capsys.readouterr().out
 
 
+def test_a_finished_checkpoint_read_again_says_so_and_names_the_commit_that_trained_it(
+        train_bank, tmp_path, capsys, monkeypatch):
+    """A run that only reads a finished checkpoint (to measure it) says so: the results it writes
+    name this code's commit, not the one that trained. Reading it leaves its record as it was."""
+    cfg = _cfg(**{"train.iterations": 2, "train.checkpoint_every": 2})
+    path = tmp_path / "drnet.pt"
+    monkeypatch.setenv("DRNET_GIT_COMMIT", "a" * 40)
+    _trainer(cfg, train_bank).run(path, progress=False)
+    assert load_checkpoint(path)["git_commit"] == "a" * 40
+    monkeypatch.setenv("DRNET_GIT_COMMIT", "b" * 40)
+    capsys.readouterr()
+    _trainer(cfg, train_bank).run(path, progress=False)
+    out = capsys.readouterr().out
+    assert "read, not trained again" in out and "commit aaaaaaaaaaaa" in out
+    assert load_checkpoint(path)["git_commit"] == "a" * 40
+    state = load_checkpoint(path)
+    del state["git_commit"]               # a checkpoint written before the commit was recorded
+    ckpt.save_checkpoint(state, path)
+    _trainer(cfg, train_bank).run(path, progress=False)
+    assert "commit not recorded" in capsys.readouterr().out
+
+
 def test_resume_without_a_checkpoint_returns_false(smoke_cfg, train_bank, tmp_path):
     t = _trainer(smoke_cfg, train_bank)
     assert t.resume(tmp_path / "missing.pt") is False
