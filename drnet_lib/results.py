@@ -99,24 +99,36 @@ def recorded_cpu_threads(result: dict) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def code_state() -> tuple[str | None, bool | None]:
+    """``(commit, dirty)``: the commit this process's code came from, and whether the tree differed
+    from it (results/ left out: a rerun's own notebook, being written by papermill, is not a code
+    change), as first asked in this process. Training asks when it starts, so a commit made while a
+    run goes does not relabel its results. ``DRNET_GIT_COMMIT`` names the commit where the caller
+    knows it (a copy of the tree shipped to another machine, a GPU box, may carry a stale .git or
+    none); cleanliness is then unknown (None), as it is outside a checkout."""
+    return _code_state(os.environ.get("DRNET_GIT_COMMIT"), str(PACKAGE_PARENT))
+
+
+@functools.cache   # per named commit and package folder: a test may change either
+def _code_state(named: str | None, package_parent: str) -> tuple[str | None, bool | None]:
+    if named:
+        return named, None
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    return _git("rev-parse", "HEAD") or installed_commit(), (bool(status) if status is not None else None)
+
+
 def current_commit() -> str | None:
-    """The commit this code runs from: ``DRNET_GIT_COMMIT`` where the caller names it (a copy of
-    the tree shipped to another machine, a GPU box, may carry a stale .git or none), else the
-    checkout's HEAD, else the commit pip installed (:func:`installed_commit`); None if unknown."""
-    return os.environ.get("DRNET_GIT_COMMIT") or _git("rev-parse", "HEAD") or installed_commit()
+    """The commit of :func:`code_state`: what checkpoints and results files record."""
+    return code_state()[0]
 
 
 def provenance(device, wall_s: float) -> dict:
     from . import __version__
 
-    # where the caller names the commit (DRNET_GIT_COMMIT), the tree's cleanliness is unknown
-    named = os.environ.get("DRNET_GIT_COMMIT")
-    # results/ is left out: a rerun's own notebook, being written by papermill, is not a code change
-    status = None if named else _git("status", "--porcelain", "--untracked-files=no", "--", ".",
-                                     ":(exclude)results")
+    commit, dirty = code_state()
     return {
-        "git_commit": current_commit(),
-        "dirty": bool(status) if status is not None else None,
+        "git_commit": commit,
+        "dirty": dirty,
         "drnet_lib": __version__,
         "torch": torch.__version__,
         "numpy": np.__version__,

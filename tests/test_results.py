@@ -263,3 +263,28 @@ def test_recalled_paper_values_exist_only_for_norbs_table():
     assert claims.recalled_paper_value("norb", "classification.adv.pose") == claims.NORB_PAPER_RECALLED["adv"]["pose"]
     assert claims.recalled_paper_value("norb", "classification.chance") is None
     assert claims.recalled_paper_value("mnist", "probe.pose_to_identity") is None
+
+
+@pytest.fixture
+def fresh_code_state():
+    """code_state is read once per process; these tests read it again, and leave none of theirs behind."""
+    from drnet_lib import results
+
+    results._code_state.cache_clear()
+    yield results
+    results._code_state.cache_clear()
+
+
+def test_provenance_names_the_code_as_it_was_when_training_started(fresh_code_state, monkeypatch):
+    """A commit made while a run goes (HEAD moves, the tree changes) does not relabel its results:
+    the commit and the tree's cleanliness are read when first asked, which training does at its start."""
+    results = fresh_code_state
+    answers = {"rev-parse": "a" * 40, "status": ""}
+    monkeypatch.setattr(results, "_git", lambda *args: answers[args[0]])
+    monkeypatch.delenv("DRNET_GIT_COMMIT", raising=False)
+    assert results.current_commit() == "a" * 40            # a trainer starts
+    answers.update({"rev-parse": "b" * 40, "status": " M drnet_lib/train.py"})
+    made = results.provenance("cpu", 1.0)
+    assert made["git_commit"] == "a" * 40 and made["dirty"] is False
+    monkeypatch.setenv("DRNET_GIT_COMMIT", "c" * 40)        # a commit the caller names is its own answer
+    assert results.provenance("cpu", 1.0)["git_commit"] == "c" * 40
