@@ -101,7 +101,7 @@ def test_glued_prose_numbers_equal_the_json(html):
     text = re.sub(r"\s+", " ", soup(html / "book" / "results.html").get_text(" "))
     assert f"over {len(runs)} seeds" in text
     mean_min = summarize([r["provenance"]["wall_s"] / 60 for r in runs])["mean"]
-    assert f"in {mean_min:.1f} minutes on average" in text
+    assert f"took {mean_min:.1f} minutes on average" in text
 
 
 def test_norb_page_numbers_equal_the_json(html):
