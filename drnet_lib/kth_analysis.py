@@ -177,6 +177,12 @@ def lost_action(action_from_pose: float, action_chance: float) -> bool:
     return action_from_pose < action_chance + 0.05
 
 
+def collapsed(row: dict, action_chance: float) -> bool:
+    """Whether a run of :func:`adversarial_sweep` has a pose code that says nothing: the action from
+    it no better than chance (:func:`lost_action`) and rollouts that stand still (motion ratio < 0.01)."""
+    return lost_action(row["action_from_pose"], action_chance) and row["motion_ratio"] < 0.01
+
+
 def adversarial_sweep(results) -> list[dict]:
     """The runs of ``results`` (results dicts, as ``read_results`` returns them) whose configuration
     is their profile's except, at most, the adversarial weight β: one row per run with ``beta``,
@@ -202,8 +208,7 @@ def adversarial_sweep(results) -> list[dict]:
 def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float) -> dict[float, dict]:
     """Per beta, over :func:`adversarial_sweep`'s rows: ``seeds`` (text), ``runs``, the mean of every
     quantity, ``<key>_min``/``<key>_max`` (spread over seeds) for the person, action and motion,
-    ``person_from_pose_sd``, ``collapsed`` (runs whose pose code says nothing: the action from it
-    within 0.05 of ``action_chance`` and rollouts that stand still, motion ratio < 0.01),
+    ``person_from_pose_sd``, ``collapsed`` (runs whose pose code says nothing, :func:`collapsed`),
     ``seeds_with_less_leak`` (text "k of n": seeds whose person-from-pose is below the same seed's
     at ``reference_beta``) and ``leak_reduction`` (1 - mean person-from-pose / its mean at
     ``reference_beta``; NaN without reference runs)."""
@@ -217,7 +222,7 @@ def sweep_by_beta(rows: list[dict], action_chance: float, reference_beta: float)
         for k in ("person_from_pose", "action_from_pose", "motion_ratio"):
             s[f"{k}_min"], s[f"{k}_max"] = min(r[k] for r in mine), max(r[k] for r in mine)
         s["person_from_pose_sd"] = float(np.std([r["person_from_pose"] for r in mine], ddof=1)) if len(mine) > 1 else float("nan")
-        s["collapsed"] = sum(lost_action(r["action_from_pose"], action_chance) and r["motion_ratio"] < 0.01 for r in mine)
+        s["collapsed"] = sum(collapsed(r, action_chance) for r in mine)
         paired = [r["person_from_pose"] < reference[r["seed"]] for r in mine if r["seed"] in reference]
         s["seeds_with_less_leak"] = f"{sum(paired)} of {len(paired)}"
         out[beta] = s

@@ -68,7 +68,6 @@ class ResumableLoop:
     world = 1                    # processes training together (torchrun); signals stop only a lone one
     resumed_world: int | None = None  # processes that trained the checkpoint resumed (None: unrecorded)
     resumed_commit: str | None = None  # the commit whose code last trained it (None: unrecorded)
-    code_commit: str | None = None     # this process's code (read when it starts: HEAD may move during a run)
 
     @classmethod
     def length_shapes_steps(cls, cfg: ExperimentConfig) -> bool:
@@ -159,6 +158,7 @@ class ResumableLoop:
         it after the current iteration with a checkpoint there (:class:`TrainingInterrupted`);
         under torchrun (several processes) they stop it at once, as usual, since the processes
         could not agree on one iteration to stop at."""
+        current_commit()   # the code's commit and state, read now: HEAD may move while it trains (results.code_state)
         window, n_window = self._window, self._n_window  # a log window cut by a resume continues
         bar = tqdm(total=self.iterations, initial=self.iteration, desc=self.name, disable=not progress or self.rank != 0,
                    dynamic_ncols=True)
@@ -207,7 +207,7 @@ class ResumableLoop:
             "log_window": (self._window, self._n_window),
             "config": self.cfg.to_dict(),   # to name the settings that differ when a resume is refused
             "processes": self.world,         # to say so when a run resumes with another number
-            "git_commit": self.code_commit,  # the code that trained it, for a run that later only reads it
+            "git_commit": current_commit(),  # the code that trained it, for a run that later only reads it
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -261,7 +261,6 @@ class ResumableLoop:
 
     def run(self, checkpoint_path=None, resume: bool = True, progress: bool = True):
         """Resume (or start over, replacing an old checkpoint at the first save) and train to the end."""
-        self.code_commit = current_commit()
         if checkpoint_path and resume:
             if self.resume(checkpoint_path) and self.rank == 0:
                 if self.iteration < self.iterations:

@@ -12,13 +12,12 @@ from typing import Mapping
 
 import matplotlib.colors as mcolors
 import matplotlib.pyplot as plt
-from matplotlib.textpath import TextPath
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .viz import MAX_WIDTH_IN, MIN_FONT   # the book column's width, its smallest text
+from .viz import MAX_WIDTH_IN, MIN_FONT, _text_width_in   # the book column's width, its smallest text
 
 
 # One colour per guess of the future frames, on every figure that draws it (the chapter's figure of
@@ -50,8 +49,7 @@ def _wrap(title: str, width: int) -> str:
 
 def _legend_columns(labels, width: float = MAX_WIDTH_IN - 0.3, fontsize: float = MIN_FONT) -> int:
     """How many legend columns of ``labels`` fit in ``width`` inches at ``fontsize``."""
-    labels = [str(k) for k in labels]
-    longest = max((TextPath((0, 0), k, size=fontsize).get_extents().width for k in labels), default=0) / 72
+    longest = max((_text_width_in(str(k), fontsize) for k in labels), default=0.0)
     column = longest + 4.5 * fontsize / 72                # the text, its handle and the gaps around them
     return max(1, min(len(labels), int(width // column)))
 

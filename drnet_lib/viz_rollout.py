@@ -307,8 +307,8 @@ def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
         A Figure with 2 Axes against the predicted step (log scale): the accuracy, the motion ratio.
     """
     def curve(table: Mapping) -> tuple[list[int], list[float]]:
-        steps = sorted(int(s) for s in table)
-        return steps, [float(table[s] if s in table else table[str(s)]) for s in steps]
+        pairs = sorted((int(s), float(v)) for s, v in table.items())
+        return [s for s, _ in pairs], [v for _, v in pairs]
 
     acc_steps, acc = curve(accuracy)
     mot_steps, mot = curve(motion_ratio)

@@ -361,7 +361,7 @@ def test_rollout_motion_is_the_windows_change_over_the_real_change():
     motion = RolloutMotion(checkpoints=(1, 4, 5, 6), window=3)
     for chunk in range(2):     # a second chunk alike changes no mean
         motion.add(generated, truth, oracle=truth)
-    ratio = motion.ratio()
+    ratio = motion.metrics()["rollout.motion_ratio"]
     assert list(ratio) == [4, 5, 6]   # step 1 has no change to measure
     assert ratio[4] == pytest.approx(2.0) and ratio[5] == pytest.approx(1.0) and ratio[6] == 0.0
     with pytest.raises(ValueError, match="two frames"):
