@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import START_OVER, CheckpointError, load_checkpoint, save_checkpoint
 from .config import CADENCE_SETTINGS, NOT_COMPARED, ExperimentConfig, config_from_dict, differences
-from .results import current_commit
+from .results import current_commit, note_model
 from .stopping import stop_requests
 
 
@@ -68,6 +68,7 @@ class ResumableLoop:
     world = 1                    # processes training together (torchrun); signals stop only a lone one
     resumed_world: int | None = None  # processes that trained the checkpoint resumed (None: unrecorded)
     resumed_commit: str | None = None  # the commit whose code last trained it (None: unrecorded)
+    resumed_iteration: int = 0   # where this process took the run up (0: it started it)
 
     @classmethod
     def length_shapes_steps(cls, cfg: ExperimentConfig) -> bool:
@@ -160,8 +161,9 @@ class ResumableLoop:
         could not agree on one iteration to stop at."""
         current_commit()   # the code's commit and state, read now: HEAD may move while it trains (results.code_state)
         window, n_window = self._window, self._n_window  # a log window cut by a resume continues
-        bar = tqdm(total=self.iterations, initial=self.iteration, desc=self.name, disable=not progress or self.rank != 0,
-                   dynamic_ncols=True)
+        # no bar for a finished run: run() has said that it was read, and a full bar would say it trained
+        bar = tqdm(total=self.iterations, initial=self.iteration, desc=self.name, dynamic_ncols=True,
+                   disable=not progress or self.rank != 0 or self.iteration >= self.iterations)
         start = time.perf_counter()
         try:
             with stop_requests(enabled=self.world == 1) as stop:
@@ -188,7 +190,22 @@ class ResumableLoop:
         finally:
             bar.close()
             self.wall_s += time.perf_counter() - start
+        note_model(self.model_key(checkpoint_path), self.training_record())
         return self.history
+
+    def model_key(self, checkpoint_path=None) -> str:
+        """How results files name this model (``provenance.models``): its checkpoint's folder and
+        file (``mnist_seed0/drnet.pt``), or the loop's name for a run that keeps no checkpoint."""
+        return f"{Path(checkpoint_path).parent.name}/{Path(checkpoint_path).name}" if checkpoint_path else self.name
+
+    def training_record(self) -> dict:
+        """What a results file says of this model: its iterations, those this process trained (0: a
+        finished checkpoint read to be measured), its training minutes over every session, and the
+        commit whose code last trained it (None: a checkpoint older than that record)."""
+        trained_here = self.iteration - self.resumed_iteration
+        return {"iterations": self.iteration, "iterations_this_process": trained_here,
+                "training_min": round(self.wall_s / 60, 1),
+                "trained_at_commit": current_commit() if trained_here else self.resumed_commit}
 
     def _interrupted_message(self, signal_name: str, checkpoint_path) -> str:
         where = (f"checkpoint saved at {checkpoint_path}; run the same command (or notebook cell) again to continue from there"
@@ -243,6 +260,7 @@ class ResumableLoop:
         self.resumed_wall_s = self.wall_s
         self.resumed_world = state.get("processes")   # checkpoints before it was recorded: None
         self.resumed_commit = state.get("git_commit")  # the same
+        self.resumed_iteration = self.iteration
         return True
 
     def other_world_note(self) -> str:

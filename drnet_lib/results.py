@@ -122,6 +122,18 @@ def current_commit() -> str | None:
     return code_state()[0]
 
 
+# What this process trained or read, by checkpoint (a training loop's record when fit() ends):
+# every results file it writes lists them, so a file whose models were only read from finished
+# checkpoints says so, and names the code that trained them.
+_MODELS: dict[str, dict] = {}
+
+
+def note_model(key: str, record: dict) -> None:
+    """Remember one model of this process for ``provenance.models`` (the last record per key wins:
+    a notebook cell run again replaces its model's record)."""
+    _MODELS[key] = dict(record)
+
+
 def provenance(device, wall_s: float) -> dict:
     from . import __version__
 
@@ -139,6 +151,9 @@ def provenance(device, wall_s: float) -> dict:
         "processes": rank_and_world()[1],
         "wall_s": round(float(wall_s), 1),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # per checkpoint ("<run>/drnet.pt"): iterations, those trained by this process (0: read only),
+        # training minutes over every session, and the commit whose code last trained it
+        "models": {key: dict(record) for key, record in sorted(_MODELS.items())},
     }
 
 

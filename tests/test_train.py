@@ -390,6 +390,32 @@ def test_a_finished_checkpoint_read_again_says_so_and_names_the_commit_that_trai
     assert "commit not recorded" in capsys.readouterr().out
 
 
+def test_results_files_say_which_models_were_trained_and_which_only_read(train_bank, tmp_path, monkeypatch):
+    """provenance.models: per checkpoint, the iterations this process trained (0 for a finished
+    checkpoint read to be measured) and the commit whose code last trained it."""
+    from drnet_lib import results
+
+    monkeypatch.setattr(results, "_MODELS", {})
+    cfg = _cfg(**{"train.iterations": 2, "train.checkpoint_every": 2})
+    path = tmp_path / "mnist_seed0" / "drnet.pt"
+    monkeypatch.setenv("DRNET_GIT_COMMIT", "a" * 40)
+    _trainer(cfg, train_bank).run(path, progress=False)
+    trained = results.provenance("cpu", 1.0)["models"]
+    assert trained == {"mnist_seed0/drnet.pt": {"iterations": 2, "iterations_this_process": 2,
+                                                "training_min": pytest.approx(0, abs=0.1), "trained_at_commit": "a" * 40}}
+    monkeypatch.setenv("DRNET_GIT_COMMIT", "b" * 40)   # a later process only reads it
+    _trainer(cfg, train_bank).run(path, progress=False)
+    read = results.provenance("cpu", 1.0)["models"]["mnist_seed0/drnet.pt"]
+    assert read["iterations_this_process"] == 0 and read["trained_at_commit"] == "a" * 40
+    longer = _cfg(**{"train.iterations": 3, "train.checkpoint_every": 2})
+    _trainer(longer, train_bank).run(path, progress=False)   # continued: this process trained the last one
+    continued = results.provenance("cpu", 1.0)["models"]["mnist_seed0/drnet.pt"]
+    assert continued["iterations"] == 3 and continued["iterations_this_process"] == 1
+    assert continued["trained_at_commit"] == "b" * 40
+    _trainer(cfg, train_bank).fit(progress=False)             # no checkpoint: named by the loop
+    assert results.provenance("cpu", 1.0)["models"]["DrNet"]["iterations_this_process"] == 2
+
+
 def test_resume_without_a_checkpoint_returns_false(smoke_cfg, train_bank, tmp_path):
     t = _trainer(smoke_cfg, train_bank)
     assert t.resume(tmp_path / "missing.pt") is False

@@ -33,8 +33,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import torch
-
 from drnet_lib.checkpoint import atomic_write
 from drnet_lib.cli import RepeatableList, parse_set
 from drnet_lib.record import recorded_metrics
