@@ -83,9 +83,8 @@ def test_colab_links_open_committed_notebooks(html):
 def test_results_page_numbers_equal_the_json(html):
     """The results table shows, for each metric, the mean over seeds computed from the JSON."""
     runs = load_runs(REPO_ROOT / "results", "cpu", "mnist")
-    doc = soup(html / "book" / "results.html")
-    rows = {tr.find("th").get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
-            for tr in doc.select("table tbody tr") if tr.find("th")}
+    tables = soup(html / "book" / "results.html").select("table")
+    rows = _rows(tables[0])   # the seeds' table comes first
     checked = 0
     for key in ("probe.content_to_identity", "probe.pose_to_identity", "probe.pose_to_position_r2",
                 "swap.identity_accuracy", "rollout.identity_accuracy.500"):
@@ -94,6 +93,19 @@ def test_results_page_numbers_equal_the_json(html):
         assert rows[key][0] == f"{mean:.3f}", (key, rows[key][0], mean)
         checked += 1
     assert checked == 5
+    # the longer pose LSTM's table: the chapter's runs and the lstm20k runs of the same seeds
+    longer = load_runs(REPO_ROOT / "results", "cpu", "mnist_lstm20k")
+    rows = next(_rows(t) for t in tables if "lstm.final_pose_mse" in _rows(t))
+    for key in ("rollout.motion_of_oracle.500", "rollout.identity_accuracy.500"):
+        same_seeds = [r for r in runs if r["seed"] in {x["seed"] for x in longer}]
+        assert rows[key][0] == f"{summarize([lookup(r['metrics'], key) for r in same_seeds])['mean']:.4f}"
+        assert rows[key][1] == f"{summarize([lookup(r['metrics'], key) for r in longer])['mean']:.4f}"
+
+
+def _rows(table) -> dict[str, list[str]]:
+    """A rendered pandas table's rows: the index cell's text -> the data cells' texts."""
+    return {tr.find("th").get_text(strip=True): [td.get_text(strip=True) for td in tr.find_all("td")]
+            for tr in table.select("tbody tr") if tr.find("th")}
 
 
 def test_glued_prose_numbers_equal_the_json(html):
