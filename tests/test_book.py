@@ -95,9 +95,9 @@ def test_results_page_numbers_equal_the_json(html):
     assert checked == 5
     # the longer pose LSTM's table: the chapter's runs and the lstm20k runs of the same seeds
     longer = load_runs(REPO_ROOT / "results", "cpu", "mnist_lstm20k")
-    rows = next(_rows(t) for t in tables if "lstm.final_pose_mse" in _rows(t))
+    rows = next(r for r in map(_rows, tables) if "lstm.final_pose_mse" in r)
+    same_seeds = [r for r in runs if r["seed"] in {x["seed"] for x in longer}]
     for key in ("rollout.motion_of_oracle.500", "rollout.identity_accuracy.500"):
-        same_seeds = [r for r in runs if r["seed"] in {x["seed"] for x in longer}]
         assert rows[key][0] == f"{summarize([lookup(r['metrics'], key) for r in same_seeds])['mean']:.4f}"
         assert rows[key][1] == f"{summarize([lookup(r['metrics'], key) for r in longer])['mean']:.4f}"
 

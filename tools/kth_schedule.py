@@ -35,9 +35,9 @@ from types import SimpleNamespace
 
 from drnet_lib.checkpoint import atomic_write
 from drnet_lib.cli import RepeatableList, parse_set
-from drnet_lib.record import recorded_metrics
 from drnet_lib.config import get_config
 from drnet_lib.predict import train_lstm
+from drnet_lib.record import recorded_metrics
 from drnet_lib.results import REPO_ROOT, provenance, read_results
 from drnet_lib.train import DrNetTrainer, checkpoint_paths
 
