@@ -216,6 +216,15 @@ def test_seed_table_marks_a_verdict_the_seeds_disagree_on():
     assert kth["classification.person_from_pose"] == claims.STUDY
 
 
+def test_seed_table_judges_an_ablation_by_its_own_claims():
+    # the same probe value passes "no identity in the pose code" and fails its ablation's opposite claim
+    runs = [{"metrics": {"probe.pose_to_identity": v}} for v in (0.12, 0.15)]
+    chapter = {row["measurement"]: row["verdict"] for row in claims.seed_table("mnist", runs)}
+    ablation = claims.seed_table("mnist", runs, claims.MNIST_NOADV_CLAIMS)
+    assert chapter == {"probe.pose_to_identity": "supported"}
+    assert [(row["measurement"], row["verdict"]) for row in ablation] == [("probe.pose_to_identity", "not supported")]
+
+
 def test_reworded_verdicts_finds_a_printed_claim_whose_wording_or_goal_changed(tmp_path):
     import nbformat
 
