@@ -100,6 +100,11 @@ def test_results_page_numbers_equal_the_json(html):
     for key in ("rollout.motion_of_oracle.500", "rollout.identity_accuracy.500"):
         assert rows[key][0] == f"{summarize([lookup(r['metrics'], key) for r in same_seeds])['mean']:.4f}"
         assert rows[key][1] == f"{summarize([lookup(r['metrics'], key) for r in longer])['mean']:.4f}"
+    # the adversarial weight: columns the chapter's runs (β = 0.1), then β = 0.01 and β = 0
+    rows = next(r for r in map(_rows, tables) if "train.final.discriminator_accuracy" in r)
+    columns = [runs] + [load_runs(REPO_ROOT / "results", "cpu", f"mnist_{tag}") for tag in ("beta1e-2", "noadv")]
+    for key in ("train.final.discriminator_accuracy", "probe.pose_to_identity", "rollout.motion_of_oracle.500"):
+        assert rows[key] == [f"{summarize([lookup(r['metrics'], key) for r in column])['mean']:.3f}" for column in columns]
 
 
 def _rows(table) -> dict[str, list[str]]:

@@ -228,6 +228,23 @@ def test_kth_adversarial_sweep_draws_every_run_and_a_mean_line_per_panel():
     plt.close(fig)
 
 
+def test_mnist_by_adversarial_weight_puts_beta_zero_on_the_axis_and_every_run_on_it():
+    from drnet_lib import viz_mnist
+
+    panels = (("a", "first", 0.5), ("b", "second", None), ("c", "third", None))
+    rows = [{"beta": b, "seed": s, "a": a, "b": 1.0, "c": 2.0} for b, s, a in [(0.1, 0, 0.6), (0.0, 1, 0.9), (0.0, 0, 0.7)]]
+    fig = viz_mnist.by_adversarial_weight(rows, panels, chance={"b": 0.1})
+    first, second = fig.axes[:2]
+    assert len(fig.axes) == 3                                                   # the fourth cell removed
+    assert [t.get_text() for t in first.get_xticklabels()] == ["0", "0.1"]      # sorted, 0 included
+    assert [p.get_height() for p in first.patches] == pytest.approx([0.8, 0.6])  # mean per beta
+    dots = [line for line in first.lines if line.get_marker() == "o"]
+    assert sorted(float(d.get_ydata()[0]) for d in dots) == pytest.approx([0.6, 0.7, 0.9])
+    dashed = [line for line in second.lines if line.get_linestyle() == "--"]
+    assert [float(d.get_ydata()[0]) for d in dashed] == pytest.approx([0.1])    # the chance given
+    plt.close(fig)
+
+
 def test_kth_margin_over_copy_last_draws_one_bar_per_model_and_group():
     from drnet_lib import viz_kth_diagnostics
 

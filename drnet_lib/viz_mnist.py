@@ -1,0 +1,61 @@
+"""Figures of the Moving MNIST results page beyond the chapter's own (generic frame plots live in
+:mod:`.viz`): what the adversarial weight changes, run by run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .viz import MAX_WIDTH_IN, MIN_FONT
+
+# (row key, panel title, chance or None): the default panels of by_adversarial_weight; the
+# discriminator guessing "same clip or not" is right half the time
+ADVERSARIAL_PANELS = (
+    ("train.final.discriminator_accuracy", "scene discriminator accuracy (end of training)", 0.5),
+    ("probe.pose_to_identity", "digit identity from the pose code (probe)", None),
+    ("probe.pose_to_position_r2", "digit position from the pose code (probe R²)", None),
+    ("rollout.motion_of_oracle.500", "rollout step 500: motion kept (of the true poses')", None),
+)
+
+
+def by_adversarial_weight(rows: Sequence[dict], panels=ADVERSARIAL_PANELS, chance: dict | None = None):
+    """One panel per quantity (2 columns, in reading order), the adversarial weight β on a
+    categorical x axis (β = 0 cannot sit on a log axis): every run as a dot labelled with its seed
+    (a β's runs side by side in the order of their seeds), the mean over a β's runs as a bar, and
+    a panel's chance level as a dashed line.
+
+    Args:
+        rows: one dict per run with ``beta``, ``seed`` and every panel's key.
+        panels: ``(key, title, chance or None)`` per panel.
+        chance: ``{key: value}`` adding or overriding a panel's chance (e.g. the digit probe's measured one).
+    Returns:
+        A Figure with one Axes per panel (unused cells of the last row removed).
+    """
+    betas = sorted({r["beta"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    offsets = {s: (i - (len(seeds) - 1) / 2) * 0.2 for i, s in enumerate(seeds)}  # seeds side by side
+    ncols = 2
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(MAX_WIDTH_IN, 2.6 * nrows), squeeze=False)
+    for ax, (key, title, level) in zip(axes.flat, panels):
+        means = [np.mean([r[key] for r in rows if r["beta"] == b]) for b in betas]
+        ax.bar(range(len(betas)), means, width=0.75, color="#c6dbef", label="mean over seeds")
+        for r in rows:
+            x = betas.index(r["beta"]) + offsets[r["seed"]]
+            ax.plot(x, r[key], "o", ms=4, color="#08519c")
+            ax.annotate(str(r["seed"]), (x, r[key]), fontsize=MIN_FONT, xytext=(0, 2.5),
+                        textcoords="offset points", ha="center", va="bottom")
+        level = (chance or {}).get(key, level)
+        if level is not None:
+            ax.axhline(level, ls="--", color="grey", lw=1, label="chance")
+        ax.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
+        ax.set_xlabel("adversarial weight β")
+        ax.set_title(title, fontsize=10)
+        ax.margins(y=0.15)                                   # room for the seed labels above the top dots
+    for ax in list(axes.flat)[len(panels):]:
+        ax.remove()
+    axes[0, 0].legend(fontsize=MIN_FONT, loc="lower left")
+    fig.tight_layout()
+    return fig
