@@ -27,6 +27,10 @@ class Claim:
     def met(self, value: float) -> bool:
         return value >= self.goal if self.higher_is_better else value <= self.goal
 
+    def runs_meeting(self, runs: list[dict]) -> int:
+        """How many of ``runs`` (results dicts) meet the goal by their own value of the metric."""
+        return sum(self.met(float(lookup(r["metrics"], self.key))) for r in runs)
+
     @property
     def goal_text(self) -> str:
         return ("≥ " if self.higher_is_better else "≤ ") + f"{self.goal:g}"

@@ -223,6 +223,7 @@ def test_seed_table_judges_an_ablation_by_its_own_claims():
     ablation = claims.seed_table("mnist", runs, claims.MNIST_NOADV_CLAIMS)
     assert chapter == {"probe.pose_to_identity": "supported"}
     assert [(row["measurement"], row["verdict"]) for row in ablation] == [("probe.pose_to_identity", "not supported")]
+    assert claims.MNIST_NOADV_CLAIMS[0].runs_meeting(runs) == 0 and claims.MNIST_CLAIMS[1].runs_meeting(runs) == 2
 
 
 def test_reworded_verdicts_finds_a_printed_claim_whose_wording_or_goal_changed(tmp_path):
