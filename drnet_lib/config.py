@@ -211,6 +211,10 @@ def _checked(key: str, annotation, value):
         raise ValueError(f"setting {key!r} must not be negative, got {value!r}")
     if kinds == ["int"] and value == 0 and key not in MAY_BE_ZERO:
         raise ValueError(f"setting {key!r} counts something that must exist: it must be at least 1, got 0")
+    if kinds == ["float"] and isinstance(value, numbers.Integral):
+        # ``--set train.adversarial_weight=0`` arrives as the int 0: stored as 0.0, so the checkpoint's
+        # hash (JSON of the settings, where 0 and 0.0 differ) matches a run given 0.0 (a notebook's)
+        return float(value)
     return value.item() if isinstance(value, numbers.Number) and hasattr(value, "item") else value
 
 

@@ -250,6 +250,14 @@ def test_values_of_the_settings_own_kinds_are_accepted():
     assert cfg.train.adversarial_weight == 0 and cfg.train.channels_last is True
 
 
+def test_a_whole_number_for_a_float_setting_is_the_same_run_as_its_float():
+    # the CLI's --set parses "0" as the int 0; a checkpoint trained with 0.0 (a notebook's) must resume
+    as_int = get_config("kth", "smoke", overrides={"train.adversarial_weight": 0})
+    as_float = get_config("kth", "smoke", overrides={"train.adversarial_weight": 0.0})
+    assert type(as_int.train.adversarial_weight) is float
+    assert as_int.fingerprint() == as_float.fingerprint()
+
+
 def test_cli_reports_a_bad_setting_without_a_traceback(capsys):
     from drnet_lib.cli import main
 
