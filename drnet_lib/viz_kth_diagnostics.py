@@ -1,5 +1,5 @@
 """Figures of the KTH diagnostics page: the decoder's ceiling and its error split, per action and
-per clip list, the adversarial sweep, the person or the place, the schedules, the pose codes' motion.
+per clip list, the person or the place, the schedules, the pose codes' motion.
 
 Colours and legends follow the chapter's (:mod:`.viz_kth`): one colour per guess of the future
 frames (:data:`.viz_kth.SERIES_COLOURS`), legends under the panels, no text under
@@ -8,7 +8,6 @@ frames (:data:`.viz_kth.SERIES_COLOURS`), legends under the panels, no text unde
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import matplotlib.pyplot as plt
@@ -57,62 +56,6 @@ def prediction_by_action(by_action: Mapping[str, Mapping[str, float]]):
     ax.set_ylim(low, high + 0.3 * (high - low))
     ax.set_ylabel("mean PSNR (dB)")
     ax.legend(fontsize=MIN_FONT, loc="upper left", ncol=3)
-    fig.tight_layout()
-    return fig
-
-
-SWEEP_PANELS = (("person_from_pose", "person from pose", "person"), ("action_from_pose", "action from pose", "action"),
-                ("discriminator_accuracy", "discriminator accuracy (end)", None),
-                ("motion_ratio", "rollout motion ratio (last step)", None))
-
-
-def _seed_offsets(rows) -> list[float]:
-    """Where :func:`adversarial_sweep` draws each run of ``rows`` on its log β axis: its β times a
-    factor, so that the runs of one β (in the order of their seeds, centred on β) sit side by side,
-    about a seed label's width apart on a panel about 180 points wide, and runs with equal values
-    keep their seed labels apart. All of one β's runs together stay within a quarter of a decade
-    (β values are spaced wider than that)."""
-    axes_width_pt, label_pt = 180.0, MIN_FONT
-    betas = [r["beta"] for r in rows if r["beta"] > 0]
-    span = math.log10(max(betas) / min(betas)) + 0.3 if betas else 1.0      # decades on the axis, margins
-    seeds = {}                                                               # β: its runs' seeds, in order
-    for r in rows:
-        seeds.setdefault(r["beta"], set()).add(r["seed"])
-    seeds = {b: sorted(s) for b, s in seeds.items()}
-    step = max(0.07, label_pt * span / axes_width_pt)                       # decades between neighbours
-    step = min(step, 0.25 / max(max(len(s) for s in seeds.values()) - 1, 1)) if seeds else step
-    return [r["beta"] * 10 ** (step * (seeds[r["beta"]].index(r["seed"]) - (len(seeds[r["beta"]]) - 1) / 2))
-            for r in rows]
-
-
-def adversarial_sweep(rows, chance: Mapping[str, float]):
-    """What the adversarial weight β moves, one panel per quantity (2 × 2, in reading order: the
-    person and the action from pose, the discriminator's accuracy, the rollouts' motion): every run
-    as a dot with its seed above it (a β's runs side by side around it, in the order of their seeds,
-    so that runs with equal values stay apart), the mean over a β's runs as a line, chance as a dashed line.
-
-    Args:
-        rows: :func:`drnet_lib.kth_analysis.adversarial_sweep`'s rows (``beta``, ``seed`` and the
-            panels' keys).
-        chance: ``{"action": ..., "person": ...}`` accuracies of guessing.
-    Returns:
-        A Figure with four Axes (log-scaled β), in reading order.
-    """
-    betas = sorted({r["beta"] for r in rows})
-    xs = _seed_offsets(rows)
-    fig, axes = plt.subplots(2, 2, figsize=(MAX_WIDTH_IN, 5.4))
-    for ax, (key, label, chance_key) in zip(axes.flat, SWEEP_PANELS):
-        ax.scatter(xs, [r[key] for r in rows], s=14, alpha=0.7)
-        for x, r in zip(xs, rows):
-            ax.annotate(str(r["seed"]), (x, r[key]), fontsize=MIN_FONT, xytext=(0, 2.5), textcoords="offset points",
-                        ha="center", va="bottom")
-        ax.plot(betas, [np.mean([r[key] for r in rows if r["beta"] == b]) for b in betas], "-", label="mean over seeds")
-        if chance_key:
-            ax.axhline(chance[chance_key], ls="--", color="grey", lw=1, label="chance")
-        ax.margins(y=0.12)                                  # room for the seed labels above the top dots
-        _log_x(ax, "adversarial weight β")
-        ax.set_title(label, fontsize=10)
-    axes[0, 0].legend(fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 

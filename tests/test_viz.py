@@ -213,27 +213,12 @@ def test_kth_prediction_by_action_has_one_bar_group_per_action_and_skips_missing
     plt.close(fig)
 
 
-def test_kth_adversarial_sweep_draws_every_run_and_a_mean_line_per_panel():
-    from drnet_lib import viz_kth_diagnostics
-
-    rows = [{"beta": b, "seed": s, "person_from_pose": p, "action_from_pose": 0.5, "discriminator_accuracy": 0.9,
-             "motion_ratio": 0.2} for b, s, p in [(1e-4, 0, 0.6), (1e-4, 1, 0.8), (1e-3, 0, 0.3)]]
-    fig = viz_kth_diagnostics.adversarial_sweep(rows, chance={"person": 0.11, "action": 1 / 6})
-    person = fig.axes[0]
-    assert len(fig.axes) == 4 and person.get_xscale() == "log"
-    mean_line = person.lines[0]
-    assert list(mean_line.get_ydata()) == pytest.approx([0.7, 0.3])            # mean per beta
-    assert person.lines[1].get_ydata()[0] == pytest.approx(0.11)               # chance
-    assert len(person.collections[0].get_offsets()) == 3                       # every run
-    plt.close(fig)
-
-
-def test_mnist_by_adversarial_weight_puts_beta_zero_on_the_axis_and_every_run_on_it():
-    from drnet_lib import viz_mnist
+def test_by_adversarial_weight_puts_beta_zero_on_the_axis_and_every_run_on_it():
+    from drnet_lib import viz_adversarial
 
     panels = (("a", "first", 0.5), ("b", "second", None), ("c", "third", None))
     rows = [{"beta": b, "seed": s, "a": a, "b": 1.0, "c": 2.0} for b, s, a in [(0.1, 0, 0.6), (0.0, 1, 0.9), (0.0, 0, 0.7)]]
-    fig = viz_mnist.by_adversarial_weight(rows, panels, chance={"b": 0.1})
+    fig = viz_adversarial.by_adversarial_weight(rows, panels, chance={"b": 0.1})
     first, second = fig.axes[:2]
     assert len(fig.axes) == 3                                                   # the fourth cell removed
     assert [t.get_text() for t in first.get_xticklabels()] == ["0", "0.1"]      # sorted, 0 included

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from drnet_lib import viz_kth, viz_kth_diagnostics, viz_rollout  # noqa: E402
+from drnet_lib import viz_adversarial, viz_kth, viz_kth_diagnostics, viz_rollout  # noqa: E402
 
 from conftest import BOOK_WIDTH_IN, shown_texts, small_texts  # noqa: E402
 
@@ -42,9 +42,9 @@ def _schedule_row(iterations, shift):
 
 
 def _sweep_rows():
-    """Three seeds at each of five β, the seeds of 1e-4 with equal person-from-pose (as in the book)."""
+    """Three seeds at each of six β (0 among them), the seeds of 1e-4 with equal person-from-pose (as in the book)."""
     rows = []
-    for k, beta in enumerate((1e-4, 5e-4, 1e-3, 2e-3, 1e-2)):
+    for k, beta in enumerate((1e-4, 5e-4, 1e-3, 2e-3, 1e-2, 0.0)):
         for seed in (0, 1, 2):
             rows.append({"beta": beta, "seed": seed, "person_from_pose": 0.6 if k == 0 else 0.6 - 0.05 * k + 0.02 * seed,
                          "action_from_pose": 0.59, "discriminator_accuracy": 0.9 - 0.08 * k,
@@ -104,7 +104,9 @@ FIGURES = {
                                                      {10: 0.36, 50: 0.13, 100: 0.09, 200: 0.06}, 0.24, 0.56,
                                                      oracle_motion=0.8),
     "prediction_by_action": lambda: viz_kth_diagnostics.prediction_by_action(_by_action()),
-    "adversarial_sweep": lambda: viz_kth_diagnostics.adversarial_sweep(_sweep_rows(), chance={"person": 0.12, "action": 0.24}),
+    # the diagnostics page's β sweep (viz_adversarial's figure, shared with Moving MNIST), drawn with KTH's panels
+    "adversarial_sweep": lambda: viz_adversarial.by_adversarial_weight(
+        _sweep_rows(), viz_adversarial.KTH_PANELS, chance={"person_from_pose": 0.12, "action_from_pose": 0.24}),
     "margin_over_copy_last": lambda: viz_kth_diagnostics.margin_over_copy_last(_margins(), ylabel="prediction − copy last (dB)"),
     "psnr_by_clip_list": lambda: viz_kth.psnr_by_clip_list(
         {"as trained: 3 seeds, 240 clips": STEP_CURVES, "refreshed: 3 seeds, 240 clips": STEP_CURVES}),
@@ -178,7 +180,7 @@ def test_panels_keep_the_order_the_captions_name():
         assert x == sorted(x) and len({round(ax.get_position().y0, 3) for ax in fig.axes}) == 1, name
     # the sweep's four panels read left to right, then top to bottom
     fig = FIGURES["adversarial_sweep"]()
-    assert [ax.get_title() for ax in fig.axes] == [label for _, label, _ in viz_kth_diagnostics.SWEEP_PANELS]
+    assert [ax.get_title() for ax in fig.axes] == [label for _, label, _ in viz_adversarial.KTH_PANELS]
     (a, b), (c, d) = [[ax.get_position() for ax in row] for row in (fig.axes[:2], fig.axes[2:])]
     assert a.x0 < b.x0 and c.x0 < d.x0 and a.y0 > c.y0 and b.y0 > d.y0
     assert _png_width(fig) <= COLUMN_PX
@@ -199,7 +201,7 @@ def test_log_x_axes_say_so():
     for name, draw in FIGURES.items():
         fig = draw()
         log_axes = [ax for ax in fig.axes if ax.get_xscale() == "log"]
-        if name in ("horizon_plot", "schedule_plot", "refreshed_schedule_plot", "adversarial_sweep"):
+        if name in ("horizon_plot", "schedule_plot", "refreshed_schedule_plot"):
             assert log_axes == fig.axes, name
         assert all("(log scale)" in ax.get_xlabel() for ax in log_axes), name
         plt.close(fig)
@@ -291,7 +293,7 @@ def test_margin_over_copy_last_labels_are_apart_and_inside_the_axes():
 
 def test_adversarial_sweep_seed_labels_at_equal_values_stand_apart():
     rows = _sweep_rows()
-    fig = viz_kth_diagnostics.adversarial_sweep(rows, chance={"person": 0.12, "action": 0.24})
+    fig = FIGURES["adversarial_sweep"]()
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     person = fig.axes[0]
@@ -302,10 +304,10 @@ def test_adversarial_sweep_seed_labels_at_equal_values_stand_apart():
     assert [t.get_text() for t in sorted(at_1e4, key=lambda t: t.xy[0])] == ["0", "1", "2"]
     for ax in fig.axes:
         assert not _overlapping([t for t in ax.texts if t.get_text() in {"0", "1", "2"}], renderer)
-    # the dots move with their labels; the mean line stays on the β values
-    offsets = person.collections[0].get_offsets()
-    assert sorted(offsets[:3, 0]) == pytest.approx(sorted(t.xy[0] for t in at_1e4))
-    assert list(person.lines[0].get_xdata()) == [1e-4, 5e-4, 1e-3, 2e-3, 1e-2]
-    # a β run by one seed sits on its β
-    alone = viz_kth_diagnostics.adversarial_sweep([dict(rows[0], beta=1e-2)] + rows[:3], chance={"person": 0.1, "action": 0.2})
-    assert alone.axes[0].collections[0].get_offsets()[0, 0] == pytest.approx(1e-2)
+    # β = 0 has its place on the axis, first; each β's runs sit around its tick, on its mean's bar
+    ticks = [t.get_text() for t in person.get_xticklabels()]
+    assert ticks == ["0", "0.0001", "0.0005", "0.001", "0.002", "0.01"]
+    for tick, bar in zip(person.get_xticks(), person.patches):
+        assert bar.get_x() < tick < bar.get_x() + bar.get_width()
+    assert all(abs(t.xy[0] - ticks.index("0.0001")) < 0.5 for t in at_1e4)
+    plt.close(fig)

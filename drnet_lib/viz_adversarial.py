@@ -1,5 +1,5 @@
-"""Figures of the Moving MNIST results page beyond the chapter's own (generic frame plots live in
-:mod:`.viz`): what the adversarial weight changes, run by run."""
+"""What the adversarial weight β changes, run by run: one figure for the Moving MNIST results page
+and the KTH diagnostics page, each with its own panels (generic frame plots live in :mod:`.viz`)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,24 @@ import numpy as np
 
 from .viz import MAX_WIDTH_IN, MIN_FONT
 
-# (row key, panel title, chance or None): the default panels of by_adversarial_weight; the
-# discriminator guessing "same clip or not" is right half the time
-ADVERSARIAL_PANELS = (
-    ("train.final.discriminator_accuracy", "scene discriminator accuracy (end of training)", 0.5),
+# (row key, panel title, chance or None) per panel of by_adversarial_weight. The scene discriminator
+# guessing "same clip or not" is right half the time; the other chances are measured, given per call.
+DISCRIMINATOR_CHANCE = 0.5
+MNIST_PANELS = (   # keys of a Moving MNIST results file's metrics
+    ("train.final.discriminator_accuracy", "scene discriminator accuracy (end of training)", DISCRIMINATOR_CHANCE),
     ("probe.pose_to_identity", "digit identity from the pose code (probe)", None),
     ("probe.pose_to_position_r2", "digit position from the pose code (probe R²)", None),
     ("rollout.motion_of_oracle.500", "rollout step 500: motion kept (of the true poses')", None),
 )
+KTH_PANELS = (     # keys of drnet_lib.kth_analysis.adversarial_sweep's rows
+    ("person_from_pose", "person from pose", None),
+    ("action_from_pose", "action from pose", None),
+    ("discriminator_accuracy", "discriminator accuracy (end)", DISCRIMINATOR_CHANCE),
+    ("motion_ratio", "rollout motion ratio (last step)", None),
+)
 
 
-def by_adversarial_weight(rows: Sequence[dict], panels=ADVERSARIAL_PANELS, chance: dict | None = None):
+def by_adversarial_weight(rows: Sequence[dict], panels: Sequence[tuple], chance: dict | None = None):
     """One panel per quantity (2 columns, in reading order), the adversarial weight β on a
     categorical x axis (β = 0 cannot sit on a log axis): every run as a dot labelled with its seed
     (a β's runs side by side in the order of their seeds), the mean over a β's runs as a bar, and
@@ -28,7 +35,7 @@ def by_adversarial_weight(rows: Sequence[dict], panels=ADVERSARIAL_PANELS, chanc
 
     Args:
         rows: one dict per run with ``beta``, ``seed`` and every panel's key.
-        panels: ``(key, title, chance or None)`` per panel.
+        panels: ``(key, title, chance or None)`` per panel (:data:`MNIST_PANELS`, :data:`KTH_PANELS`).
         chance: ``{key: value}`` adding or overriding a panel's chance (e.g. the digit probe's measured one).
     Returns:
         A Figure with one Axes per panel (unused cells of the last row removed).
