@@ -161,6 +161,20 @@ def test_kth_page_numbers_equal_the_json(html):
     assert f"move {length:.1f} times as far as the true ones at the first step, in no true direction (cosine {cosine:.2f})" in tight
 
 
+def test_kth_diagnostics_beta0_comparison_equals_the_json(html):
+    """The diagnostics page sets each seed's β = 0 model (kth_noadv_seed*, with a pose LSTM) beside the
+    chapter's β = 10⁻⁴ model of the same seed: its prose quotes both rollouts' motion at the last step."""
+    chapter = {r["seed"]: r for r in load_runs(REPO_ROOT / "results", "cpu", "kth")}
+    noadv = load_runs(REPO_ROOT / "results", "cpu", "kth_noadv")
+    assert noadv and all(r["config"]["train"]["adversarial_weight"] == 0 for r in noadv)
+    text = re.sub(r"\s+", " ", soup(html / "book" / "kth_diagnostics.html").get_text(" "))
+    last = lambda r: list(r["metrics"]["rollout.motion_of_oracle"].values())[-1]
+    per_seed = "; ".join(f"seed {r['seed']}: {last(r):.2f} against {last(chapter[r['seed']]):.2f}" for r in noadv)
+    assert per_seed in text
+    means = [summarize([last(r) for r in runs])["mean"] for runs in (noadv, [chapter[r["seed"]] for r in noadv])]
+    assert f"keep {means[0]:.2f} of the motion of the frames decoded from the true poses on average, against {means[1]:.2f}" in text
+
+
 def test_datasets_page_lists_every_registered_file_with_its_hash(html):
     from drnet_lib.data import chairs, kth, mnist, norb, registry  # noqa: F401  (they register their files)
 
