@@ -81,3 +81,38 @@ def measure_rollouts(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM, test_b
     :func:`.predict.rollout_metrics` returns them) for the figures."""
     clips = frozen_test_clips(cfg, test_bank).subset(slice(0, cfg.eval.rollout_clips))
     return rollout_metrics(model, lstm, test_bank, clips, judge, cfg)
+
+
+@torch.no_grad()
+def measure_pose_codes(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM, test_bank: MovingMNIST,
+                       chunk: int = 25) -> dict:
+    """The rollouts of step 4 in pose-code space (:mod:`.code_motion`), on the same clips: the true
+    codes' size and smoothness over the clips' known future (``eval.metric_steps`` frames after the
+    ``lstm.n_past`` observed ones), and how far the pose LSTM's predicted codes move per step over
+    ``eval.rollout_steps`` steps.
+
+    Returns ``{"clips": n, "true": code_statistics, "step_ratio": [one float per predicted step:
+    the mean predicted step length over the true codes' mean step], "motion_kept": {str(step): the
+    same averaged over the lstm.n_past steps ending at each of eval.rollout_checkpoints, as the
+    pixel motion (rollout.motion_ratio) is}}``.
+    """
+    from .code_motion import code_statistics, motion_kept, step_lengths
+    from .predict import frozen_with_bn_mode, predict_poses
+
+    n_past = cfg.lstm.n_past
+    clips = frozen_test_clips(cfg, test_bank).subset(slice(0, cfg.eval.rollout_clips))
+    horizon = min(cfg.eval.metric_steps, clips.positions.shape[1] - n_past)
+    true_codes, steps = [], []
+    for start in range(0, len(clips), chunk):
+        part = clips.subset(slice(start, start + chunk))
+        observed = test_bank.render(part, torch.arange(n_past))
+        truth = test_bank.render(part, torch.arange(n_past, n_past + horizon))
+        predicted, _, _ = predict_poses(model, lstm, observed, cfg.eval.rollout_steps, cfg.lstm.bn_mode)
+        with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
+            held = model.encode_pose(observed[:, -1]).flatten(1)
+            true_codes.append(model.encode_pose(truth.flatten(0, 1)).view(len(part), horizon, -1).cpu())
+        steps.append(step_lengths(predicted, held).cpu())
+    true = code_statistics(torch.cat(true_codes))
+    curve = (torch.cat(steps).double().mean(0) / true["step"]).tolist()
+    return {"clips": len(clips), "true": true, "step_ratio": curve,
+            "motion_kept": motion_kept(curve, cfg.eval.rollout_checkpoints, n_past)}

@@ -215,6 +215,15 @@ def read_results(path) -> dict:
         raise ValueError(f"results file {path} is not valid JSON ({err}); rerun the experiment with --force") from err
 
 
+def write_measurement(path, what: str, name: str, entry: dict) -> None:
+    """Add or replace one run's entry in a file of measurements made on saved checkpoints
+    (``{"what": description, "runs": {name: entry}}``, the tools' ``results/<profile>/<measure>.json``):
+    the other runs' entries are kept, the description becomes ``what``; written atomically."""
+    record = read_results(path) if Path(path).exists() else {"runs": {}}
+    record = {"what": what, "runs": {**record["runs"], name: entry}}
+    atomic_write(path, lambda f: f.write((json.dumps(record, indent=1) + "\n").encode()))
+
+
 # what write_results puts in every run's record, and the readers below rely on
 RUN_KEYS = ("experiment", "seed", "config", "metrics", "provenance")
 

@@ -62,10 +62,10 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
-from drnet_lib.checkpoint import CheckpointError, atomic_write
+from drnet_lib.checkpoint import CheckpointError
 from drnet_lib.models import PoseLSTM
 from drnet_lib.predict import LSTMTrainer
-from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads
+from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads, write_measurement
 from drnet_lib.train import DrNetTrainer, make_bank
 
 
@@ -242,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         seen = args.persons == "train"
         out = args.results_dir / run["profile"] / f"kth_{args.measure}{'_train_persons' if seen else ''}.json"
         what = WHAT[args.measure] + (" On the clips of the persons DrNet trained on." if seen else "")
-        record = read_results(out) if out.exists() else {"runs": {}}
-        record = {"what": what, "runs": record["runs"]}     # the measurement's description as it is now
-        record["runs"][results_json.stem + (f":{variant}" if variant else "")] = entry
-        atomic_write(out, lambda f, record=record: f.write((json.dumps(record, indent=1) + "\n").encode()))
+        write_measurement(out, what, results_json.stem + (f":{variant}" if variant else ""), entry)
         print(f"wrote {out}")
     return 0
 
