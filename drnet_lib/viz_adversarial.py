@@ -66,3 +66,31 @@ def by_adversarial_weight(rows: Sequence[dict], panels: Sequence[tuple], chance:
     axes[0, 0].legend(fontsize=MIN_FONT, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def code_motion_by_beta(step_ratios: dict[float, Sequence[Sequence[float]]]):
+    """How far the pose LSTM's predicted codes move per step over a rollout, per adversarial weight:
+    one colour per β, a thin line per run and a thick one for the mean over its runs, on a log step
+    axis; the dashed line at 1 is the true codes' mean step.
+
+    Args:
+        step_ratios: ``{β: [one curve per run: per predicted step, the mean predicted step length
+            over the true codes' mean step]}`` (``mnist_pose_codes.json``'s ``step_ratio``).
+    Returns:
+        A Figure with one Axes.
+    """
+    fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, 3.2))
+    colours = plt.get_cmap("viridis")(np.linspace(0.1, 0.85, len(step_ratios)))
+    for colour, (beta, curves) in zip(colours, sorted(step_ratios.items())):
+        steps = np.arange(1, len(curves[0]) + 1)
+        for curve in curves:
+            ax.plot(steps, curve, color=colour, lw=0.7, alpha=0.45)
+        ax.plot(steps, np.mean(curves, axis=0), color=colour, lw=2.2, label=f"β = {beta:g} (mean of {len(curves)})")
+    ax.axhline(1.0, ls="--", color="grey", lw=1, label="the true codes' step")
+    ax.set_xscale("log")
+    ax.set_xlabel("predicted step (log scale)")
+    ax.set_ylabel("predicted step length\n/ true step length")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=MIN_FONT, loc="upper right")
+    fig.tight_layout()
+    return fig

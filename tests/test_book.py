@@ -105,6 +105,14 @@ def test_results_page_numbers_equal_the_json(html):
     columns = [runs] + [load_runs(REPO_ROOT / "results", "cpu", f"mnist_{tag}") for tag in ("beta1e-2", "noadv")]
     for key in ("train.final.discriminator_accuracy", "probe.pose_to_identity", "rollout.motion_of_oracle.500"):
         assert rows[key] == [f"{summarize([lookup(r['metrics'], key) for r in column])['mean']:.3f}" for column in columns]
+    # the same runs' pose codes (tools/mnist_remeasure.py): the codes' spread and the motion kept at step 500
+    codes = json.loads((REPO_ROOT / "results" / "cpu" / "mnist_pose_codes.json").read_text())["runs"]
+    entries = [[codes[f"mnist_{r['tag'] + '_' if r.get('tag') else ''}seed{r['seed']}"] for r in column] for column in columns]
+    rows = next(r for r in map(_rows, tables) if "pose codes' spread (each model's units)" in r)
+    assert rows["pose codes' spread (each model's units)"] == [
+        f"{summarize([e['true']['spread'] for e in column])['mean']:.3f}" for column in entries]
+    assert rows["predicted codes' motion kept, step 500"] == [
+        f"{summarize([e['motion_kept']['500'] for e in column])['mean']:.3f}" for column in entries]
 
 
 def _rows(table) -> dict[str, list[str]]:

@@ -230,6 +230,21 @@ def test_by_adversarial_weight_puts_beta_zero_on_the_axis_and_every_run_on_it():
     plt.close(fig)
 
 
+def test_code_motion_by_beta_draws_each_run_and_each_betas_mean_against_the_true_step():
+    from drnet_lib import viz_adversarial
+
+    curves = {0.1: [[0.4, 0.2, 0.0], [0.6, 0.4, 0.2]], 0.0: [[1.0, 0.9, 1.1]]}
+    fig = viz_adversarial.code_motion_by_beta(curves)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "(log scale)" in ax.get_xlabel()
+    means = {line.get_label(): list(line.get_ydata()) for line in ax.lines if line.get_label().startswith("β")}
+    assert means["β = 0.1 (mean of 2)"] == pytest.approx([0.5, 0.3, 0.1])
+    assert means["β = 0 (mean of 1)"] == pytest.approx([1.0, 0.9, 1.1])
+    assert len(ax.lines) == 3 + 2 + 1                    # every run, every mean, the true step
+    assert [float(y) for y in ax.lines[-1].get_ydata()] == [1.0, 1.0]
+    plt.close(fig)
+
+
 def test_kth_margin_over_copy_last_draws_one_bar_per_model_and_group():
     from drnet_lib import viz_kth_diagnostics
 
