@@ -4,8 +4,9 @@ codes move from step to step over a long rollout.
 On Moving MNIST the adversarial term stills the long rollouts (the results page's "Without the
 adversarial loss"). Pixels mix the pose LSTM's motion with the decoder's; pose codes do not. These
 measures ask where the motion goes, in code space, and what the adversarial term changes in the
-codes themselves: their size (``spread``), or how smoothly they follow the digits
-(``autocorrelation``, ``step_over_clip_spread``: the same for codes of any size).
+codes themselves: their size (``spread``), where they sit in the range of the encoder's final tanh
+(``offset``, ``tanh_slope``), or how smoothly they follow the digits (``autocorrelation``,
+``step_over_clip_spread``: the same for codes of any size).
 
 Codes are compared with codes of the same model only: a model's code units are its own.
 """
@@ -27,15 +28,23 @@ def code_statistics(codes: torch.Tensor) -> dict[str, float]:
         ``step_over_clip_spread``: the two over each other (small for a smooth trajectory, about
         1.4 for codes drawn independently); ``autocorrelation``: the lag-1 autocorrelation of the
         codes centred on their clip's mean, pooled over dimensions (1: each code is the previous
-        one). The last two do not change when the codes are scaled.
+        one). The last two do not change when the codes are scaled. Where the codes sit in the
+        encoder's tanh range (-1, 1): ``offset``, the mean over dimensions of how far each
+        dimension's mean lies from 0; ``dimension_sd``, the mean over dimensions of each one's
+        standard deviation; ``tanh_slope``, the mean of 1 - code², tanh's slope where the codes are
+        (1 at 0, near 0 at the ends of the range, where a code barely moves for a large change of
+        what the tanh is given).
     """
     centred = codes - codes.mean(1, keepdim=True)
     step = codes.diff(dim=1).norm(dim=-1).mean()
     clip_spread = centred.norm(dim=-1).mean()
-    spread = codes.flatten(0, 1).var(0).sum().sqrt()
+    frames = codes.flatten(0, 1)
+    spread = frames.var(0).sum().sqrt()
     autocorrelation = (centred[:, 1:] * centred[:, :-1]).sum() / centred.pow(2).sum()
     return {"spread": float(spread), "clip_spread": float(clip_spread), "step": float(step),
-            "step_over_clip_spread": float(step / clip_spread), "autocorrelation": float(autocorrelation)}
+            "step_over_clip_spread": float(step / clip_spread), "autocorrelation": float(autocorrelation),
+            "offset": float(frames.mean(0).abs().mean()), "dimension_sd": float(frames.std(0).mean()),
+            "tanh_slope": float((1 - frames.pow(2)).mean())}
 
 
 def step_lengths(predicted: torch.Tensor, held: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,17 @@ def test_scaling_the_codes_scales_their_size_but_not_their_smoothness():
     assert small["autocorrelation"] > 0.8 and small["step_over_clip_spread"] < 0.5
 
 
+def test_codes_pushed_towards_the_end_of_tanh_s_range_show_an_offset_and_a_flatter_slope():
+    g = torch.Generator().manual_seed(2)
+    centred = torch.tanh(0.3 * torch.randn(50, 20, 4, generator=g))
+    pushed = torch.tanh(2.0 + 0.3 * torch.randn(50, 20, 4, generator=g))
+    a, b = code_statistics(centred), code_statistics(pushed)
+    assert a["offset"] < 0.05 and b["offset"] > 0.9
+    assert a["tanh_slope"] > 0.9 and b["tanh_slope"] < 0.15
+    assert b["dimension_sd"] < a["dimension_sd"]            # the same spread before tanh, squeezed at its end
+    assert code_statistics(torch.full((2, 3, 4), 0.5))["tanh_slope"] == pytest.approx(0.75)
+
+
 def test_codes_drawn_independently_have_no_autocorrelation_and_step_about_root_two_spreads():
     g = torch.Generator().manual_seed(1)
     s = code_statistics(torch.randn(200, 100, 8, generator=g))
@@ -70,5 +81,6 @@ def test_mnist_remeasure_records_the_pose_codes_of_a_recorded_run(tmp_path):
     assert entry["iteration"] == 4 and entry["clips"] == min(cfg["eval"]["rollout_clips"], cfg["data"]["test_clips"])
     assert len(entry["step_ratio"]) == cfg["eval"]["rollout_steps"]
     assert list(entry["motion_kept"]) == [str(s) for s in cfg["eval"]["rollout_checkpoints"]]
-    assert set(entry["true"]) == {"spread", "clip_spread", "step", "step_over_clip_spread", "autocorrelation"}
+    assert set(entry["true"]) == {"spread", "clip_spread", "step", "step_over_clip_spread", "autocorrelation",
+                                  "offset", "dimension_sd", "tanh_slope"}
     assert entry["provenance"]["device"].startswith("cpu") and "pose-code space" in record["what"]

@@ -36,7 +36,8 @@ from drnet_lib.train import DrNetTrainer, make_bank
 WHAT = {
     "pose_codes": ("on the rollouts' clips (the first eval.rollout_clips frozen test clips), in pose-code space, with "
                    "the run's DrNet and pose LSTM: the true codes of the eval.metric_steps frames after the observed "
-                   "ones (true: spread, clip_spread, step, step_over_clip_spread, autocorrelation; "
+                   "ones (true: spread, clip_spread, step, step_over_clip_spread, autocorrelation, offset, dimension_sd, "
+                   "tanh_slope; "
                    "drnet_lib.code_motion.code_statistics), the predicted codes' mean step length per step of "
                    "eval.rollout_steps over the true codes' mean step (step_ratio), and that ratio averaged over the "
                    "lstm.n_past steps ending at each rollout checkpoint (motion_kept)"),
