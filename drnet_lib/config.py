@@ -111,6 +111,9 @@ class LSTMConfig:
     # recomputed over this many training batches at its final weights (DrNetTrainer.refresh_bn_statistics);
     # 0: the running averages training left, which lag behind weights that moved in the last steps
     bn_refresh_batches: int = 0
+    # the LSTM's output ends in tanh, as the pose encoder does (the authors'); False: a linear output,
+    # a diagnostic of Moving MNIST's pose codes pushed towards the ends of tanh's range (results page)
+    output_tanh: bool = True
     checkpoint_every: int = 1000
     log_every: int = 50
 

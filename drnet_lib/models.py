@@ -270,13 +270,16 @@ class PoseLSTM(nn.Module):
     Input per step: concat(pose ``(B, dp)``, content ``(B, dc)``) -> Linear embedding (no
     nonlinearity, as in the authors' code) -> ``layers`` stacked LSTM cells of ``hidden`` units
     -> Linear -> tanh, so predictions live in the same (-1, 1) range as the pose encoder.
+    ``output_tanh=False`` (``lstm.output_tanh``) drops that tanh: the predictions are the Linear
+    layer's, unbounded (a diagnostic; the state dicts of the two are the same).
     """
 
-    def __init__(self, pose_dim: int, content_dim: int, hidden: int = 256, layers: int = 2):
+    def __init__(self, pose_dim: int, content_dim: int, hidden: int = 256, layers: int = 2,
+                 output_tanh: bool = True):
         super().__init__()
         self.embed = nn.Linear(pose_dim + content_dim, hidden)
         self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
-        self.out = nn.Sequential(nn.Linear(hidden, pose_dim), nn.Tanh())
+        self.out = nn.Sequential(nn.Linear(hidden, pose_dim), nn.Tanh() if output_tanh else nn.Identity())
 
     def forward(self, poses: torch.Tensor, content: torch.Tensor, state=None):
         """poses ``(B, T, dp)``, content ``(B, dc)`` -> next poses ``(B, T, dp)``, new state."""

@@ -127,7 +127,8 @@ class LSTMTrainer(ResumableLoop):
             self.code_table = encode_frame_table(model, bank.frame_table, progress=progress)
         # seed + 1: the LSTM's draws (its init, its clips) differ from the DrNet's of the same seed
         torch.manual_seed(cfg.seed + 1)
-        self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers).to(self.device)
+        self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers,
+                             c.output_tanh).to(self.device)
         self.lstm.embed.apply(init_weights)   # the authors init the Linear layers only
         self.lstm.out.apply(init_weights)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)

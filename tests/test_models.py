@@ -332,6 +332,32 @@ def test_pose_lstm_input_is_pose_then_content():
     assert torch.equal(a, b)
 
 
+def test_without_the_output_tanh_the_lstm_predicts_what_its_linear_layer_gives():
+    torch.manual_seed(6)
+    bounded = PoseLSTM(pose_dim=5, content_dim=16, hidden=8, layers=1)
+    linear = PoseLSTM(pose_dim=5, content_dim=16, hidden=8, layers=1, output_tanh=False)
+    linear.load_state_dict(bounded.state_dict())            # the same weights: checkpoints load either way
+    with torch.no_grad():
+        linear.out[0].bias.fill_(3.0)
+        bounded.out[0].bias.fill_(3.0)
+    poses, content = torch.randn(2, 4, 5), torch.randn(2, 16)
+    unbounded, _ = linear(poses, content)
+    torch.testing.assert_close(bounded(poses, content)[0], torch.tanh(unbounded))
+    assert unbounded.max() > 1                              # beyond the pose encoder's range
+
+
+def test_the_lstm_trainer_builds_its_lstm_with_the_configured_output():
+    from drnet_lib.config import get_config
+    from drnet_lib.models import DrNet
+    from drnet_lib.predict import LSTMTrainer
+    from drnet_lib.train import make_bank
+
+    cfg = get_config("mnist", "smoke", overrides={"lstm.output_tanh": False})
+    trainer = LSTMTrainer(cfg, DrNet(cfg.model), make_bank(cfg, "train", "cpu"), progress=False)
+    assert isinstance(trainer.lstm.out[1], torch.nn.Identity)
+    assert cfg.fingerprint("lstm") != get_config("mnist", "smoke").fingerprint("lstm")   # another LSTM's checkpoint
+
+
 # -- configuration errors ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("field,value", [("content_model", "vgg"), ("content_model", "resnet"),

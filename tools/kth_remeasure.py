@@ -157,7 +157,8 @@ def _finished_lstm(cfg, path: Path) -> PoseLSTM:
     """The run's pose LSTM from its checkpoint, refused by name when it belongs to another
     configuration or stopped before ``lstm.iterations``."""
     state = LSTMTrainer.read_finished_checkpoint(cfg, path)
-    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers)
+    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers,
+                    cfg.lstm.output_tanh)
     lstm.load_state_dict(state["modules"]["lstm"])
     return lstm.eval()
 

@@ -54,7 +54,8 @@ def measure(cfg, checkpoint: Path, what: str) -> dict:
     trainer = DrNetTrainer(cfg, "cpu")
     trainer.model.load_state_dict(state["modules"]["drnet"])
     lstm_state = LSTMTrainer.read_finished_checkpoint(cfg, checkpoint.with_name("lstm.pt"))
-    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers)
+    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers,
+                    cfg.lstm.output_tanh)
     lstm.load_state_dict(lstm_state["modules"]["lstm"])
     test_bank = make_bank(cfg, "test", "cpu")
     return {"iteration": state["iteration"],
