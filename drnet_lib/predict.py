@@ -92,6 +92,11 @@ def encode_frame_table(model: DrNet, frames: torch.Tensor, batch_size: int = 512
     return torch.cat(poses), torch.cat(contents)
 
 
+def make_lstm(cfg: ExperimentConfig) -> PoseLSTM:
+    """The pose LSTM that ``cfg`` describes (its sizes and output), with fresh weights."""
+    return PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers, cfg.lstm.output_tanh)
+
+
 class LSTMTrainer(ResumableLoop):
     """Trains a :class:`PoseLSTM` on pose codes of a frozen DrNet (the model passed in is frozen
     for good: its parameters stop requiring gradients).
@@ -127,8 +132,7 @@ class LSTMTrainer(ResumableLoop):
             self.code_table = encode_frame_table(model, bank.frame_table, progress=progress)
         # seed + 1: the LSTM's draws (its init, its clips) differ from the DrNet's of the same seed
         torch.manual_seed(cfg.seed + 1)
-        self.lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, c.hidden, c.layers,
-                             c.output_tanh).to(self.device)
+        self.lstm = make_lstm(cfg).to(self.device)
         self.lstm.embed.apply(init_weights)   # the authors init the Linear layers only
         self.lstm.out.apply(init_weights)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
@@ -157,6 +161,15 @@ class LSTMTrainer(ResumableLoop):
         loss.backward()
         opt.step()
         return (loss.detach() / (poses.shape[1] - 1)).unsqueeze(0)  # logged: mean per-step MSE
+
+
+def finished_lstm(cfg: ExperimentConfig, path) -> PoseLSTM:
+    """A run's trained pose LSTM from its checkpoint, in eval mode, on the CPU; refused by name
+    when the checkpoint belongs to another configuration or stopped before ``lstm.iterations``."""
+    state = LSTMTrainer.read_finished_checkpoint(cfg, path)
+    lstm = make_lstm(cfg)
+    lstm.load_state_dict(state["modules"]["lstm"])
+    return lstm.eval()
 
 
 def train_lstm(cfg: ExperimentConfig, model: DrNet, bank: ClipSource, checkpoint_path=None,

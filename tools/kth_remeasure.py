@@ -63,8 +63,7 @@ from threadpoolctl import threadpool_limits
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
 from drnet_lib.checkpoint import CheckpointError
-from drnet_lib.models import PoseLSTM
-from drnet_lib.predict import LSTMTrainer
+from drnet_lib.predict import finished_lstm
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads, write_measurement
 from drnet_lib.train import DrNetTrainer, make_bank
 
@@ -134,12 +133,12 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
     clips = kth_experiment.test_clips(bank, cfg.lstm.n_past + cfg.eval.metric_steps, cfg.eval.rollout_clips,
                                       cfg.data.test_seed)
     if what == "mcnet_clips":
-        lstm = _finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
+        lstm = finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
         lists = {"one_per_range": clips, "mcnet": kth_experiment.mcnet_clips(bank, cfg.lstm.n_past, cfg.eval.metric_steps)}
         return {"iteration": state["iteration"], "lists": {name: _prediction_only(model, lstm, bank, part, cfg)
                                                            for name, part in lists.items()}}
     if what == "pose_codes":
-        lstm = _finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
+        lstm = finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
         return {"iteration": state["iteration"], "clips": len(clips),
                 **kth_pose_codes.pose_code_agreement(model, lstm, bank, clips, cfg),
                 "scaled_motion": kth_pose_codes.scaled_motion_psnr(model, lstm, bank, clips, cfg)}
@@ -151,16 +150,6 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
                 "scenarios": kth_decoder.ceiling_by_scenario(model, bank, clips, cfg)}
     return {"iteration": state["iteration"], "clips": len(clips),
             "split": kth_decoder.ceiling_error_split(model, bank, clips, cfg)}
-
-
-def _finished_lstm(cfg, path: Path) -> PoseLSTM:
-    """The run's pose LSTM from its checkpoint, refused by name when it belongs to another
-    configuration or stopped before ``lstm.iterations``."""
-    state = LSTMTrainer.read_finished_checkpoint(cfg, path)
-    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers,
-                    cfg.lstm.output_tanh)
-    lstm.load_state_dict(state["modules"]["lstm"])
-    return lstm.eval()
 
 
 def _prediction_only(model, lstm, bank, clips, cfg) -> dict:

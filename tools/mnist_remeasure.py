@@ -28,8 +28,7 @@ import torch
 from drnet_lib import mnist_experiment
 from drnet_lib.checkpoint import CheckpointError
 from drnet_lib.config import config_from_dict
-from drnet_lib.models import PoseLSTM
-from drnet_lib.predict import LSTMTrainer
+from drnet_lib.predict import finished_lstm
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads, write_measurement
 from drnet_lib.train import DrNetTrainer, make_bank
 
@@ -53,13 +52,10 @@ def measure(cfg, checkpoint: Path, what: str) -> dict:
     state = DrNetTrainer.read_finished_checkpoint(cfg, checkpoint)
     trainer = DrNetTrainer(cfg, "cpu")
     trainer.model.load_state_dict(state["modules"]["drnet"])
-    lstm_state = LSTMTrainer.read_finished_checkpoint(cfg, checkpoint.with_name("lstm.pt"))
-    lstm = PoseLSTM(cfg.model.pose_dim, cfg.model.content_dim, cfg.lstm.hidden, cfg.lstm.layers,
-                    cfg.lstm.output_tanh)
-    lstm.load_state_dict(lstm_state["modules"]["lstm"])
+    lstm = finished_lstm(cfg, checkpoint.with_name("lstm.pt"))
     test_bank = make_bank(cfg, "test", "cpu")
     return {"iteration": state["iteration"],
-            **mnist_experiment.measure_pose_codes(cfg, trainer.model, lstm.eval(), test_bank)}
+            **mnist_experiment.measure_pose_codes(cfg, trainer.model, lstm, test_bank)}
 
 
 def main(argv: list[str] | None = None) -> int:
