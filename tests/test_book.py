@@ -113,6 +113,13 @@ def test_results_page_numbers_equal_the_json(html):
         f"{summarize([e['true']['spread'] for e in column])['mean']:.3f}" for column in entries]
     assert rows["predicted codes' motion kept, step 500"] == [
         f"{summarize([e['motion_kept']['500'] for e in column])['mean']:.3f}" for column in entries]
+    # the pose LSTM without its output tanh (lstmlinear) beside the chapter's LSTM on the same DrNet models
+    linear = load_runs(REPO_ROOT / "results", "cpu", "mnist_lstmlinear")
+    rows = next(r for r in map(_rows, tables) if "rollout motion kept, step 500" in r)
+    same_seeds = [r for r in runs if r["seed"] in {x["seed"] for x in linear}]
+    assert rows["rollout motion kept, step 500"] == [
+        f"{summarize([r['metrics']['rollout.motion_of_oracle']['500'] for r in column])['mean']:.3f}"
+        for column in (same_seeds, linear)]
 
 
 def _rows(table) -> dict[str, list[str]]:
