@@ -215,6 +215,17 @@ def read_results(path) -> dict:
         raise ValueError(f"results file {path} is not valid JSON ({err}); rerun the experiment with --force") from err
 
 
+def own_training_minutes(result: dict) -> float:
+    """The training minutes a run's provenance records (``wall_s``), less those of the models it
+    only read from a finished checkpoint (``provenance.models`` entries with
+    ``iterations_this_process`` 0: a DrNet copied in from another run to train a pose LSTM on it,
+    whose training that other run's results count). Results written before ``models`` was recorded
+    count such a model again: nothing in them tells it apart."""
+    p = result["provenance"]
+    read_only = sum(m["training_min"] for m in (p.get("models") or {}).values() if m.get("iterations_this_process") == 0)
+    return p["wall_s"] / 60 - read_only
+
+
 def write_measurement(path, what: str, name: str, entry: dict) -> None:
     """Add or replace one run's entry in a file of measurements made on saved checkpoints
     (``{"what": description, "runs": {name: entry}}``, the tools' ``results/<profile>/<measure>.json``):

@@ -298,3 +298,14 @@ def test_provenance_names_the_code_as_it_was_when_training_started(fresh_code_st
     assert made["git_commit"] == "a" * 40 and made["dirty"] is False
     monkeypatch.setenv("DRNET_GIT_COMMIT", "c" * 40)        # a commit the caller names is its own answer
     assert results.provenance("cpu", 1.0)["git_commit"] == "c" * 40
+
+
+def test_own_training_minutes_leave_out_a_drnet_only_read_from_another_run():
+    from drnet_lib.results import own_training_minutes
+
+    copied = {"wall_s": 30 * 60, "models": {"x_seed0/drnet.pt": {"iterations_this_process": 0, "training_min": 26.0},
+                                             "x_seed0/lstm.pt": {"iterations_this_process": 3000, "training_min": 4.0}}}
+    assert own_training_minutes({"provenance": copied}) == pytest.approx(4.0)
+    resumed = {"wall_s": 30 * 60, "models": {"x_seed0/drnet.pt": {"iterations_this_process": 10, "training_min": 26.0}}}
+    assert own_training_minutes({"provenance": resumed}) == pytest.approx(30.0)   # it trained: all of it counts
+    assert own_training_minutes({"provenance": {"wall_s": 600}}) == pytest.approx(10.0)   # older results: as recorded
