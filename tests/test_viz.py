@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from drnet_lib import viz, viz_rollout  # noqa: E402
+from drnet_lib import viz, viz_curves, viz_rollout  # noqa: E402
 from drnet_lib.config import get_config  # noqa: E402
 from drnet_lib.data.mnist import load_digits  # noqa: E402
 from drnet_lib.data.moving_mnist import MovingMNIST, frozen_test_factors  # noqa: E402
@@ -78,7 +78,7 @@ def _history(n=20):
 
 def test_plot_training_curves(tmp_path):
     rcparams = dict(matplotlib.rcParams)
-    fig = viz.plot_training_curves(_history())
+    fig = viz_curves.plot_training_curves(_history())
     assert len(fig.axes) == 3
     a, b, c = fig.axes
     assert a.get_yscale() == "log" and len(a.lines) == 2
@@ -89,13 +89,13 @@ def test_plot_training_curves(tmp_path):
     fig.savefig(tmp_path / "train.png", dpi=40)
     assert dict(matplotlib.rcParams) == rcparams  # seaborn theme did not leak
     # rows with missing keys or NaN are skipped, not fatal
-    fig = viz.plot_training_curves([{"iteration": 0, "reconstruction": float("nan")},
+    fig = viz_curves.plot_training_curves([{"iteration": 0, "reconstruction": float("nan")},
                                     {"iteration": 1, "reconstruction": 0.1}])
     assert len(fig.axes[0].lines[0].get_xdata()) == 1
 
 
 def test_plot_lstm_curve():
-    fig = viz.plot_lstm_curve([dict(iteration=i, pose_mse=1.0 / (i + 1)) for i in range(10)])
+    fig = viz_curves.plot_lstm_curve([dict(iteration=i, pose_mse=1.0 / (i + 1)) for i in range(10)])
     assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "log"
     assert len(fig.axes[0].lines[0].get_xdata()) == 10
     assert "(log scale)" in fig.axes[0].get_ylabel()
@@ -160,7 +160,7 @@ def test_rollout_animation(clips):
 def test_probe_heatmap():
     metrics = {"probe.content_to_identity": 0.9345, "probe.pose_to_identity": 0.1234,
                "probe.content_to_position_r2": -0.051, "probe.pose_to_position_r2": 0.876}
-    fig = viz.probe_heatmap(metrics, chance={"identity": 0.1})
+    fig = viz_curves.probe_heatmap(metrics, chance={"identity": 0.1})
     ax = fig.axes[0]
     cells = {(round(t.get_position()[1] - 0.5), round(t.get_position()[0] - 0.5)): t.get_text()
              for t in ax.texts}
@@ -171,7 +171,7 @@ def test_probe_heatmap():
     mesh = ax.collections[0]
     assert mesh.norm.vmin == 0.0 and mesh.norm.vmax == 1.0
     # nested metrics are accepted too
-    fig = viz.probe_heatmap({"probe": {k.split(".")[1]: v for k, v in metrics.items()}})
+    fig = viz_curves.probe_heatmap({"probe": {k.split(".")[1]: v for k, v in metrics.items()}})
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["-0.05", "0.12", "0.88", "0.93"]
 
 
@@ -427,8 +427,8 @@ def test_wide_figures_fit_the_book_column_with_text_of_at_least_8pt(cfg, clips):
     torch.manual_seed(0)
     model = DrNet(cfg.model)
     figures = {
-        "training curves": viz.plot_training_curves(_history()),
-        "lstm curve": viz.plot_lstm_curve([dict(iteration=i, pose_mse=1.0 / (i + 1)) for i in range(10)]),
+        "training curves": viz_curves.plot_training_curves(_history()),
+        "lstm curve": viz_curves.plot_lstm_curve([dict(iteration=i, pose_mse=1.0 / (i + 1)) for i in range(10)]),
         "frame metrics": viz_rollout.plot_frame_metrics(psnr, np.linspace(0.9, 0.5, 40), base,
                                                         np.linspace(0.8, 0.6, 40), baseline_label="copy last frame"),
         "grid heatmaps": viz_norb.grid_heatmaps(_norb_grid_runs(), NORB_GRID_METRICS),
@@ -446,7 +446,7 @@ def test_plot_training_curves_legends_leave_the_ln2_line_free():
     hist = [dict(iteration=50 * i, reconstruction=0.05 / (i + 1), similarity=0.01 / (i + 1),
                  pose_adversarial=0.85 + 0.1 * math.sin(i), discriminator_bce=0.5 + 0.1 * math.cos(i),
                  discriminator_accuracy=0.5 + 0.4 * math.sin(i / 2)) for i in range(80)]
-    fig = viz.plot_training_curves(hist)
+    fig = viz_curves.plot_training_curves(hist)
     a, b, c = fig.axes
     assert [ax.get_title()[:3] for ax in (a, b, c)] == ["(a)", "(b)", "(c)"]   # the captions' letters
     fig.canvas.draw()
