@@ -23,7 +23,7 @@ import torch
 from .classification import chance_accuracy, classify, encode_sweeps, ridge_r2
 from .config import ExperimentConfig
 from .data.sweeps import ClipStarts, SweepVideos
-from .evaluate import mean_over_chunks, prediction_metrics
+from .frame_metrics import mean_over_chunks, prediction_metrics
 from .models import evaluating
 from .predict import rollout
 

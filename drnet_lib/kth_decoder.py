@@ -29,7 +29,7 @@ import torch
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
-from .evaluate import frame_metrics, frame_psnr, mean_over_chunks, prediction_metrics
+from .frame_metrics import frame_metrics, frame_psnr, mean_over_chunks, prediction_metrics
 from .predict import decode_true_poses, frozen_with_bn_mode
 
 

@@ -6,13 +6,13 @@ Every measurement uses the *test persons* (people DrNet never saw):
   not its clip list, deviation K7; :func:`mcnet_clips` builds that list for a diagnostic): for
   ``eval.rollout_clips`` fixed test clips (:func:`test_clips`), the pose LSTM sees ``lstm.n_past``
   frames and generates on; per-step PSNR and SSIM
-  (:func:`.evaluate.frame_metrics`, scikit-image) of the first ``eval.metric_steps`` generated frames
+  (:func:`.frame_metrics.frame_metrics`, scikit-image) of the first ``eval.metric_steps`` generated frames
   against the truth, beside the copy-last-observed-frame baseline;
 * **long range**: the same rollouts continue to ``eval.rollout_steps`` frames, far past the end of
   any real clip, so there is no truth to compare with. Two checks need none: the generated frames
   are re-encoded and the action classifier (trained on *real* pose windows, below) names the
   action of the window ending at each of ``eval.rollout_checkpoints`` (``rollout.action_accuracy``),
-  and ``rollout.motion_ratio`` (:class:`.evaluate.RolloutMotion`) compares how much the generated
+  and ``rollout.motion_ratio`` (:class:`.frame_metrics.RolloutMotion`) compares how much the generated
   frames change from one to the next with how much real frames do (1 = as lively as real video;
   0 = frozen);
 * **classification** on frozen codes of windows of ``lstm.n_past`` consecutive frames (every
@@ -43,7 +43,7 @@ from .classification import chance_accuracy, classify, confusion_shares, fit_cla
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
-from .evaluate import RolloutMotion, mean_over_chunks, prediction_metrics
+from .frame_metrics import RolloutMotion, mean_over_chunks, prediction_metrics
 from .kth_decoder import ceiling_chunks, clip_error_splits, decode_held_pose, grouped_error_split, scored_as
 from .models import evaluating
 from .predict import rollout
@@ -253,7 +253,7 @@ def predict_and_roll_out(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Ex
     groups, from the same decoded frames), ``rollout.action_accuracy`` and ``rollout.motion_ratio``
     (dicts checkpoint step -> value; module docstring), ``rollout.oracle_motion_ratio`` (the
     ceiling's frames' motion over the truth's) and ``rollout.motion_of_oracle`` (the one over the
-    other; :class:`.evaluate.RolloutMotion`). ``samples``: the first ``keep`` clips'
+    other; :class:`.frame_metrics.RolloutMotion`). ``samples``: the first ``keep`` clips'
     observed, generated and true frames (the truth stops at ``metric_steps``).
     """
     e, window = cfg.eval, cfg.lstm.n_past

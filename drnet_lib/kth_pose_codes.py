@@ -30,7 +30,7 @@ from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
 from .kth_decoder import IN_PLACE, MOVING, clip_chunks
-from .evaluate import frame_psnr
+from .frame_metrics import frame_psnr
 from .predict import decode_pose_codes, frozen_with_bn_mode, predict_poses
 
 

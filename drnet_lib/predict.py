@@ -255,14 +255,15 @@ def rollout_metrics(model: DrNet, lstm: PoseLSTM, bank: MovingMNIST, factors, ju
 
     Returns ``(metrics, samples)``: ``rollout.identity_accuracy`` (judge, at ``eval.rollout_checkpoints``),
     ``rollout.motion_ratio`` (at the same steps, over the ``lstm.n_past`` frames ending there:
-    :class:`.evaluate.RolloutMotion`, against the true frames' motion over the scored steps),
+    :class:`.frame_metrics.RolloutMotion`, against the true frames' motion over the scored steps),
     ``rollout.oracle_motion_ratio`` (the same for the true poses decoded: the decoder's own ceiling)
     and ``rollout.motion_of_oracle`` (the first over the second, per step),
     per-step ``rollout.psnr``/``rollout.ssim`` over the first ``eval.metric_steps`` predicted frames
     and the same for the copy-last-observed-frame baseline; ``samples`` holds the first ``keep``
     clips' observed, generated and true frames for figures.
     """
-    from .evaluate import RolloutMotion, mean_over_chunks, prediction_metrics, rollout_identity
+    from .evaluate import rollout_identity
+    from .frame_metrics import RolloutMotion, mean_over_chunks, prediction_metrics
 
     e, n_past = cfg.eval, cfg.lstm.n_past
     # scored steps: within the rollout and within the clips' known future

@@ -296,7 +296,7 @@ def horizon_plot(accuracy: Mapping, motion_ratio: Mapping, chance: float,
         accuracy: ``{step: accuracy}`` of a classifier on the generated frames (KTH: the action
             from the re-encoded pose window; Moving MNIST: the judge's digit identity). String
             keys, as read back from JSON, are accepted.
-        motion_ratio: ``{step: generated motion / real motion}`` (:class:`.evaluate.RolloutMotion`),
+        motion_ratio: ``{step: generated motion / real motion}`` (:class:`.frame_metrics.RolloutMotion`),
             at the same steps or some of them.
         chance: the classifier's chance level, drawn dashed.
         real_accuracy: the classifier's accuracy on real test frames (a ceiling), or None.

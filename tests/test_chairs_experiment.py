@@ -11,7 +11,7 @@ import torch
 
 from drnet_lib import chairs_experiment as ce
 from drnet_lib.config import get_config
-from drnet_lib.evaluate import PSNR_CAP_DB
+from drnet_lib.frame_metrics import PSNR_CAP_DB
 from drnet_lib.data.chairs import ChairsTree
 from drnet_lib.data.sweeps import ClipStarts, chair_sweeps
 

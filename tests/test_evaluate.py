@@ -1,4 +1,4 @@
-"""Tests of drnet_lib.evaluate: probes, judge, swaps, rollouts, PSNR/SSIM (smoke profile, seconds)."""
+"""Tests of drnet_lib.evaluate (probes, judge, swaps, rollouts) and drnet_lib.frame_metrics (PSNR/SSIM, motion), smoke profile, seconds."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from drnet_lib.config import get_config
 from drnet_lib.data.mnist import load_digits
 from drnet_lib.data.moving_mnist import ClipFactors, MovingMNIST, frozen_test_factors
 from drnet_lib.evaluate import (
-    PSNR_CAP_DB, channel_centroids, encode_clips, fit_probes, frame_metrics, frame_psnr, judge_accuracy,
-    judge_predict, probe_position, rollout_identity, sample_swap_pairs, swap_scores, train_judge,
+    channel_centroids, encode_clips, fit_probes, judge_accuracy, judge_predict, probe_position, rollout_identity,
+    sample_swap_pairs, swap_scores, train_judge,
 )
+from drnet_lib.frame_metrics import PSNR_CAP_DB, frame_metrics, frame_psnr
 
 JUDGE_ITERATIONS, JUDGE_BATCH = 150, 16  # ~3-4 s on one busy core; about 0.75 on test frames
 
@@ -351,7 +352,7 @@ def test_rollout_motion_is_the_windows_change_over_the_real_change():
     """Real frames that brighten by 0.1 per step; a rollout that changes by 0.2 per step up to
     step 4 and then freezes. With a window of 3, step 4's frames 1..3 change at twice the real
     rate, step 6's frames 3..5 not at all, and step 5's frames 2..4 by 0.2 once in two changes."""
-    from drnet_lib.evaluate import RolloutMotion
+    from drnet_lib.frame_metrics import RolloutMotion
 
     def ramp(values):   # (1, T, 1, 2, 2) frames, each uniformly one value
         return torch.tensor(values).view(1, -1, 1, 1, 1).expand(1, len(values), 1, 2, 2)
@@ -371,7 +372,7 @@ def test_rollout_motion_is_the_windows_change_over_the_real_change():
 def test_rollout_motion_of_the_oracle_frames_is_their_change_over_the_real_change():
     """Oracle frames (the true poses decoded) that change half as fast as the truth score 0.5 over
     every step of the truth, and a rollout that moves as fast as they do scores 1 of the oracle."""
-    from drnet_lib.evaluate import RolloutMotion
+    from drnet_lib.frame_metrics import RolloutMotion
 
     truth = torch.linspace(0, 0.3, 4).view(1, 4, 1, 1, 1).expand(2, 4, 1, 3, 3)
     generated = torch.linspace(0, 0.25, 6).view(1, 6, 1, 1, 1).expand(2, 6, 1, 3, 3)  # 0.05 a step

@@ -260,7 +260,7 @@ def _model_and_two_scenarios():
 
 
 def test_ceiling_by_scenario_groups_every_clip_once_and_scores_each_group_on_its_own_clips():
-    from drnet_lib.evaluate import prediction_metrics
+    from drnet_lib.frame_metrics import prediction_metrics
 
     cfg, model, bank = _model_and_two_scenarios()
     n_past, horizon = cfg.lstm.n_past, cfg.eval.metric_steps

@@ -104,7 +104,7 @@ def test_agreement_counts_every_clip_once_and_pools_each_action_over_its_chunks(
 
 def test_scaled_motion_spans_standing_still_to_the_prediction():
     from drnet_lib import kth_decoder
-    from drnet_lib.evaluate import frame_metrics
+    from drnet_lib.frame_metrics import frame_metrics
 
     cfg, model, lstm, bank, clips = _model_lstm_and_clips()
     horizon = cfg.eval.metric_steps

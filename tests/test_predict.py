@@ -13,7 +13,7 @@ from torch import nn
 
 from drnet_lib import predict
 from drnet_lib.config import get_config
-from drnet_lib.evaluate import PSNR_CAP_DB
+from drnet_lib.frame_metrics import PSNR_CAP_DB
 from drnet_lib.models import DrNet, PoseLSTM
 
 N_PAST, STEPS, CHECKPOINTS, METRIC_STEPS = 5, 8, (2, 8), 6
