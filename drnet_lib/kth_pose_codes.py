@@ -17,7 +17,8 @@ swing keeps the direction and loses the length.
 
 :func:`motion_terms` computes these per clip and step; :func:`pose_code_agreement` averages them
 over a clip list per action and action group. ``tools/kth_remeasure.py --measure pose_codes``
-measures them on saved checkpoints.
+measures them on saved checkpoints; :func:`true_code_statistics` (``--measure code_statistics``)
+says how large and how smooth the true codes are, and where they sit in the encoder's tanh range.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from .config import ExperimentConfig
 from .data.kth import ACTIONS, KTHClips
 from .data.sweeps import ClipStarts
+from .code_motion import code_statistics
 from .kth_decoder import IN_PLACE, MOVING, clip_chunks
 from .frame_metrics import frame_psnr
 from .predict import decode_pose_codes, frozen_with_bn_mode, predict_poses
@@ -166,3 +168,17 @@ def scaled_motion_psnr(model, lstm, bank: KTHClips, clips: ClipStarts, cfg: Expe
     by_action = {name: {"clips": counts[name], "psnr_mean": {f"{s:g}": sums[name][s] / counts[name] for s in scales}}
                  for name in ACTIONS if name in counts}
     return {"by_action": by_action, **_group_means(by_action, "psnr_mean")}
+
+
+@torch.no_grad()
+def true_code_statistics(model, bank: KTHClips, clips: ClipStarts, cfg: ExperimentConfig, chunk: int = 32) -> dict:
+    """The size, smoothness and place in the tanh range of the pose codes of ``clips``' frames
+    (the observed and the scored ones, ``lstm.n_past + eval.metric_steps`` per clip):
+    :func:`.code_motion.code_statistics` of them all, with the model's BatchNorm in ``lstm.bn_mode``
+    as the pose LSTM sees them."""
+    codes = []
+    for _, observed, truth in clip_chunks(bank, clips, cfg, next(model.parameters()).device, chunk):
+        frames = torch.cat([observed, truth], dim=1)
+        with frozen_with_bn_mode(model, cfg.lstm.bn_mode):
+            codes.append(model.encode_pose(frames.flatten(0, 1)).view(*frames.shape[:2], -1).cpu())
+    return {"clips": len(clips), **code_statistics(torch.cat(codes))}

@@ -102,6 +102,19 @@ def test_agreement_counts_every_clip_once_and_pools_each_action_over_its_chunks(
         assert out[group]["error_ratio"] == pytest.approx(list(np.mean(present, axis=0)))
 
 
+def test_true_code_statistics_read_every_frame_of_every_clip_once():
+    from drnet_lib.code_motion import code_statistics
+
+    cfg, model, _, bank, clips = _model_lstm_and_clips()
+    out = kth_pose_codes.true_code_statistics(model, bank, clips, cfg, chunk=5)
+    frames = bank.render(clips, torch.arange(cfg.lstm.n_past + cfg.eval.metric_steps))
+    with torch.no_grad():
+        codes = model.encode_pose(frames.flatten(0, 1)).view(*frames.shape[:2], -1)
+    assert out["clips"] == len(clips)
+    for key, value in code_statistics(codes).items():
+        assert out[key] == pytest.approx(value, rel=1e-4), key
+
+
 def test_scaled_motion_spans_standing_still_to_the_prediction():
     from drnet_lib import kth_decoder
     from drnet_lib.frame_metrics import frame_metrics

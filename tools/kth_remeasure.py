@@ -1,6 +1,6 @@
 """Measurements added to KTH runs after they were recorded, taken on their saved DrNet checkpoints.
 
-    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction|mcnet_clips|pose_codes|action_confusion] \
+    .venv/bin/python tools/kth_remeasure.py [--measure error_split|person_leak|ceiling_by_scenario|self_reconstruction|mcnet_clips|pose_codes|code_statistics|action_confusion] \
         results/cpu/kth_oracle_seed0.json=PATH/drnet.pt [...]
 
 Each argument pairs a recorded run's results JSON (its configuration) with the DrNet checkpoint
@@ -28,6 +28,8 @@ The KTH notebook's results hold two models (``variants``: with and without the a
   pose), per action and action group: whether its swings fall out of step or die down; and
   :func:`drnet_lib.kth_pose_codes.scaled_motion_psnr`, the PSNR of the predicted motion shortened
   (0: standing still ... 1: the prediction), what a shorter motion would be worth in pixels;
+* ``code_statistics``: :func:`drnet_lib.kth_pose_codes.true_code_statistics`, the true pose codes'
+  size and smoothness and where they sit in the encoder's tanh range;
 * ``action_confusion``: :func:`drnet_lib.kth_experiment.classification_scores` refitted (it
   reproduces the run's recorded scores), kept: the action-from-pose accuracy and where its answers
   go per true action (``classification.action_confusion_from_pose``, recorded by runs from now on).
@@ -94,6 +96,11 @@ WHAT = {
                    "and scaled_motion: the mean PSNR over those steps of frames decoded from the last observed pose "
                    "plus s times the LSTM's predicted motion, for s in kth_pose_codes.MOTION_SCALES (0: standing "
                    "still, 1: DrNet's prediction), per action and group"),
+    "code_statistics": ("the pose codes of the test clips' frames (the observed and the scored ones) as the pose LSTM "
+                        "sees them: their spread, the mean step between consecutive codes and its ratio to a clip's "
+                        "spread, the lag-1 autocorrelation, how far each dimension's mean lies from 0 (offset), each "
+                        "dimension's standard deviation and tanh's slope at the codes "
+                        "(kth_pose_codes.true_code_statistics, code_motion.code_statistics)"),
     "action_confusion": ("the two-layer action-from-pose classifier of kth_experiment.classification_scores, refitted "
                          "on the training persons' windows: its accuracy on the test persons' windows and, per true "
                          "action, the share of its windows given each action (rows sum to 1); the same for the "
@@ -142,6 +149,8 @@ def measure(cfg, checkpoint: Path, what: str, persons: str = "test") -> dict:
         return {"iteration": state["iteration"], "clips": len(clips),
                 **kth_pose_codes.pose_code_agreement(model, lstm, bank, clips, cfg),
                 "scaled_motion": kth_pose_codes.scaled_motion_psnr(model, lstm, bank, clips, cfg)}
+    if what == "code_statistics":
+        return {"iteration": state["iteration"], **kth_pose_codes.true_code_statistics(model, bank, clips, cfg)}
     if what == "self_reconstruction":
         return {"iteration": state["iteration"], "clips": len(clips),
                 "scenarios": kth_decoder.self_reconstruction_by_scenario(model, bank, clips, cfg)}
