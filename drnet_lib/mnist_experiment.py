@@ -20,10 +20,11 @@ from __future__ import annotations
 import torch
 
 from . import evaluate
+from .code_motion import code_statistics, motion_kept, step_lengths
 from .config import ExperimentConfig
 from .data.moving_mnist import MovingMNIST, frozen_test_factors
 from .models import DrNet, PoseLSTM
-from .predict import rollout_metrics
+from .predict import frozen_with_bn_mode, predict_poses, rollout_metrics
 
 
 def frozen_test_clips(cfg: ExperimentConfig, test_bank: MovingMNIST):
@@ -96,9 +97,6 @@ def measure_pose_codes(cfg: ExperimentConfig, model: DrNet, lstm: PoseLSTM, test
     same averaged over the lstm.n_past steps ending at each of eval.rollout_checkpoints, as the
     pixel motion (rollout.motion_ratio) is}}``.
     """
-    from .code_motion import code_statistics, motion_kept, step_lengths
-    from .predict import frozen_with_bn_mode, predict_poses
-
     n_past = cfg.lstm.n_past
     clips = frozen_test_clips(cfg, test_bank).subset(slice(0, cfg.eval.rollout_clips))
     horizon = min(cfg.eval.metric_steps, clips.positions.shape[1] - n_past)

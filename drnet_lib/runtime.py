@@ -3,15 +3,18 @@
 None of this is DrNet: it picks the device (:func:`resolve_device`), says when the ``paper``
 profile is about to run on a CPU, and holds the performance settings that change how the same
 arithmetic is executed (cuDNN's TF32 and autotuner, malloc's trimming on the CPU, the convolutions'
-memory order, torch.compile's mode). :mod:`.train` uses them and re-exports the ones the notebooks
+memory order, torch.compile's mode), and :func:`cpu_threads`, which a measurement on saved
+checkpoints uses to compute with the thread count its run recorded. :mod:`.train` uses them and re-exports the ones the notebooks
 import from it (``resolve_device``, ``note_paper_profile_on_cpu``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from . import cpu_memory
 from .config import ExperimentConfig, TrainConfig, get_config
@@ -111,3 +114,17 @@ def uses_channels_last(setting: bool | str, device: torch.device) -> bool:
     if isinstance(setting, bool):
         return setting
     raise ValueError(f"train.channels_last must be 'auto', true or false, got {setting!r}")
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int):
+    """Compute with ``threads`` CPU threads inside the block, torch's and numpy's BLAS alike
+    (scikit-learn's classifiers fit slightly differently with another count, so a measurement
+    repeats a run's scores only with the run's), then restore torch's previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(before)

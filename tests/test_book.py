@@ -13,7 +13,7 @@ import pytest
 bs4 = pytest.importorskip("bs4")
 
 from drnet_lib.claims import lookup  # noqa: E402
-from drnet_lib.results import REPO_ROOT, grid_cell_summary, load_grid, load_runs, summarize  # noqa: E402
+from drnet_lib.results import REPO_ROOT, grid_cell_summary, load_grid, load_runs, run_name, summarize  # noqa: E402
 
 # the built book: the session fixture `html` in conftest.py (shared with test_browser.py)
 
@@ -107,7 +107,7 @@ def test_results_page_numbers_equal_the_json(html):
         assert rows[key] == [f"{summarize([lookup(r['metrics'], key) for r in column])['mean']:.3f}" for column in columns]
     # the same runs' pose codes (tools/mnist_remeasure.py): the codes' spread and the motion kept at step 500
     codes = json.loads((REPO_ROOT / "results" / "cpu" / "mnist_pose_codes.json").read_text())["runs"]
-    entries = [[codes[f"mnist_{r['tag'] + '_' if r.get('tag') else ''}seed{r['seed']}"] for r in column] for column in columns]
+    entries = [[codes[run_name("mnist", r["seed"], r.get("tag"))] for r in column] for column in columns]
     rows = next(r for r in map(_rows, tables) if "pose codes' spread (each model's units)" in r)
     assert rows["pose codes' spread (each model's units)"] == [
         f"{summarize([e['true']['spread'] for e in column])['mean']:.3f}" for column in entries]

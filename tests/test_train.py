@@ -850,3 +850,18 @@ def test_the_paper_profile_note_on_a_cpu_tells_the_full_schedule_from_a_shortene
     assert f"this run's 2 of its {full.train.iterations:,} DrNet iterations" in err and "days" not in err
     note_paper_profile_on_cpu(get_config("mnist", "cpu"), "cpu")
     assert capsys.readouterr().err == ""
+
+
+def test_cpu_threads_sets_torch_and_blas_for_the_block_and_restores_torch_after():
+    from threadpoolctl import threadpool_info
+
+    from drnet_lib.runtime import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info())
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):   # restored when the block fails too
+        raise RuntimeError
+    assert torch.get_num_threads() == before

@@ -61,12 +61,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from threadpoolctl import threadpool_limits
 
 from drnet_lib import kth_analysis, kth_decoder, kth_experiment, kth_pose_codes
 from drnet_lib.checkpoint import CheckpointError
 from drnet_lib.predict import finished_lstm
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads, write_measurement
+from drnet_lib.runtime import cpu_threads
 from drnet_lib.train import DrNetTrainer, make_bank
 
 
@@ -213,19 +213,14 @@ def main(argv: list[str] | None = None) -> int:
             cfg = kth_analysis.run_config(run, variant)
         except ValueError as err:
             raise SystemExit(f"{results_json}: {err}") from None
-        threads = args.threads or recorded_cpu_threads(run) or torch.get_num_threads()
-        default_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
         try:
-            with threadpool_limits(limits=threads):      # numpy's BLAS too (scikit-learn's classifiers)
+            with cpu_threads(args.threads or recorded_cpu_threads(run) or torch.get_num_threads()):
                 entry = {"results": results_json.name, **({"variant": variant} if variant else {}),
                          **({"persons": "train"} if args.persons == "train" else {}),
                          **measure(cfg, checkpoint, args.measure, args.persons)}
                 entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
         except CheckpointError as err:   # another configuration's, or unfinished: the tool's error, not a traceback
             raise SystemExit(str(err)) from None
-        finally:
-            torch.set_num_threads(default_threads)
         if args.checkpoint_origin:
             entry["checkpoint_origin"] = args.checkpoint_origin
         shown = {k: v for k, v in entry.items() if k in ("split", "scores", "scenarios", "action_from_pose", "confusion",

@@ -30,6 +30,7 @@ from drnet_lib.checkpoint import CheckpointError
 from drnet_lib.config import config_from_dict
 from drnet_lib.predict import finished_lstm
 from drnet_lib.results import REPO_ROOT, provenance, read_results, recorded_cpu_threads, write_measurement
+from drnet_lib.runtime import cpu_threads
 from drnet_lib.train import DrNetTrainer, make_bank
 
 WHAT = {
@@ -81,16 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         run = read_results(results_json)
         cfg = config_from_dict(run["config"])
-        threads = recorded_cpu_threads(run) or torch.get_num_threads()   # as the run measured its rollouts
-        default_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
         try:
-            entry = {"results": results_json.name, **measure(cfg, checkpoint, args.measure)}
-            entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
+            with cpu_threads(recorded_cpu_threads(run) or torch.get_num_threads()):   # as the run measured its rollouts
+                entry = {"results": results_json.name, **measure(cfg, checkpoint, args.measure)}
+                entry["provenance"] = provenance(torch.device("cpu"), time.perf_counter() - start)
         except CheckpointError as err:   # another configuration's, or unfinished: the tool's error, not a traceback
             raise SystemExit(str(err)) from None
-        finally:
-            torch.set_num_threads(default_threads)
         print(results_json.stem, json.dumps({"true": entry["true"], "motion_kept": entry["motion_kept"]}, indent=1))
         out = args.results_dir / run["profile"] / f"mnist_{args.measure}.json"
         write_measurement(out, WHAT[args.measure], results_json.stem, entry)
